@@ -1,0 +1,335 @@
+//! The edge where the plugin meets the API server: building a client from the resolved
+//! connection settings, reading Secrets and workloads, and turning API errors into messages that
+//! name the object and the next step.
+//!
+//! Decisions are not made here; the pure modules (`consumers.rs`, `report.rs`) take what this
+//! module reads.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::ListParams;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config};
+
+use crate::consumers::Workload;
+use crate::settings::{ConnectionSettings, KubeconfigSource};
+
+/// A connected client plus what the user should see about where it points.
+pub struct Cluster {
+    pub client: Client,
+    /// The namespace verbs work in: `-n`, else the context's, else `default`.
+    pub namespace: String,
+    /// The API server URL, for error messages.
+    pub server: String,
+    pub request_timeout: Option<Duration>,
+}
+
+/// Which namespaces a read covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Namespace(String),
+    AllNamespaces,
+}
+
+impl Scope {
+    fn describe(&self) -> String {
+        match self {
+            Scope::Namespace(ns) => format!("in namespace {ns:?}"),
+            Scope::AllNamespaces => "in any namespace".to_string(),
+        }
+    }
+}
+
+/// Loads the kubeconfig the settings name and builds a client, the way kubectl would.
+pub async fn connect(settings: &ConnectionSettings) -> Result<Cluster> {
+    let mut config = match &settings.kubeconfig {
+        KubeconfigSource::InCluster => Config::incluster().map_err(|_| {
+            anyhow!(
+                "no kubeconfig found: ~/.kube/config does not exist, KUBECONFIG is not set and this is not a pod; \
+                 pass --kubeconfig PATH or set KUBECONFIG"
+            )
+        })?,
+        source => {
+            let (kubeconfig, described) = load_kubeconfig(source)?;
+            check_names(&kubeconfig, settings, &described)?;
+            let options = KubeConfigOptions {
+                context: settings.context.clone(),
+                cluster: settings.cluster.clone(),
+                user: settings.user.clone(),
+            };
+            Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .with_context(|| format!("cannot use the kubeconfig {described}"))?
+        }
+    };
+    if let Some(user) = &settings.impersonate_user {
+        config.auth_info.impersonate = Some(user.clone());
+    }
+    if !settings.impersonate_groups.is_empty() {
+        config.auth_info.impersonate_groups = Some(settings.impersonate_groups.clone());
+    }
+    if let Some(timeout) = settings.request_timeout {
+        config.connect_timeout = Some(timeout);
+        config.read_timeout = Some(timeout);
+        config.write_timeout = Some(timeout);
+        // Count from when the request is sent, not from when a pooled connection went idle.
+        config.reset_reader_on_write = true;
+    }
+    let namespace = settings
+        .namespace
+        .clone()
+        .unwrap_or_else(|| config.default_namespace.clone());
+    let server = config.cluster_url.to_string();
+    let client = Client::try_from(config)
+        .with_context(|| format!("cannot build a client for the API server at {server}"))?;
+    Ok(Cluster {
+        client,
+        namespace,
+        server,
+        request_timeout: settings.request_timeout,
+    })
+}
+
+fn load_kubeconfig(source: &KubeconfigSource) -> Result<(Kubeconfig, String)> {
+    match source {
+        KubeconfigSource::Flag(path) | KubeconfigSource::Default(path) => {
+            let described = path.display().to_string();
+            let config = Kubeconfig::read_from(path)
+                .with_context(|| format!("cannot read the kubeconfig {described}"))?;
+            Ok((config, described))
+        }
+        KubeconfigSource::EnvList(paths) => {
+            let described = format!(
+                "from KUBECONFIG ({})",
+                paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            );
+            let mut merged = Kubeconfig::default();
+            for path in paths {
+                // kubectl skips files in the list that do not exist.
+                if !path.exists() {
+                    continue;
+                }
+                let next = Kubeconfig::read_from(path)
+                    .with_context(|| format!("cannot read the kubeconfig {}", path.display()))?;
+                merged = merged
+                    .merge(next)
+                    .with_context(|| format!("cannot merge the kubeconfig {}", path.display()))?;
+            }
+            Ok((merged, described))
+        }
+        KubeconfigSource::InCluster => unreachable!("in-cluster config is handled by the caller"),
+    }
+}
+
+/// Checks that the context, cluster and user named on the command line exist, so the error can
+/// list the ones that do.
+fn check_names(kubeconfig: &Kubeconfig, settings: &ConnectionSettings, described: &str) -> Result<()> {
+    let context_name = settings
+        .context
+        .clone()
+        .or_else(|| kubeconfig.current_context.clone());
+    let Some(context_name) = context_name else {
+        bail!(
+            "the kubeconfig {described} has no current context; pass --context NAME (contexts: {})",
+            names(kubeconfig.contexts.iter().map(|c| &c.name))
+        );
+    };
+    if !kubeconfig.contexts.iter().any(|c| c.name == context_name) {
+        bail!(
+            "context {context_name:?} not found in the kubeconfig {described}; contexts there: {}",
+            names(kubeconfig.contexts.iter().map(|c| &c.name))
+        );
+    }
+    if let Some(cluster) = &settings.cluster
+        && !kubeconfig.clusters.iter().any(|c| &c.name == cluster)
+    {
+        bail!(
+            "cluster {cluster:?} not found in the kubeconfig {described}; clusters there: {}",
+            names(kubeconfig.clusters.iter().map(|c| &c.name))
+        );
+    }
+    if let Some(user) = &settings.user
+        && !kubeconfig.auth_infos.iter().any(|u| &u.name == user)
+    {
+        bail!(
+            "user {user:?} not found in the kubeconfig {described}; users there: {}",
+            names(kubeconfig.auth_infos.iter().map(|u| &u.name))
+        );
+    }
+    Ok(())
+}
+
+fn names<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let list: Vec<&str> = names.map(String::as_str).collect();
+    if list.is_empty() { "none".to_string() } else { list.join(", ") }
+}
+
+impl Cluster {
+    /// Reads one Secret; a missing Secret is an error naming it and the way to list the others.
+    pub async fn get_secret(&self, namespace: &str, name: &str) -> Result<Secret> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        match api.get_opt(name).await {
+            Ok(Some(secret)) => Ok(secret),
+            Ok(None) => bail!(
+                "Secret {name:?} not found in namespace {namespace:?}; list the Secrets there with \
+                 `kubectl rotate status -n {namespace}`, or pass -n NAMESPACE"
+            ),
+            Err(err) => Err(self.explain(err, &format!("read Secret {namespace}/{name}"))),
+        }
+    }
+
+    pub async fn list_secrets(&self, scope: &Scope) -> Result<Vec<Secret>> {
+        let api: Api<Secret> = self.api(scope);
+        let list = api
+            .list(&ListParams::default())
+            .await
+            .map_err(|err| self.explain(err, &format!("list Secrets {}", scope.describe())))?;
+        Ok(list.items)
+    }
+
+    /// Every workload that could consume a Secret: Deployments, StatefulSets, DaemonSets and
+    /// CronJobs. A server that does not serve batch/v1 CronJobs (before Kubernetes 1.21) simply
+    /// has none to report.
+    pub async fn list_workloads(&self, scope: &Scope) -> Result<Vec<Workload>> {
+        let lp = ListParams::default();
+        let (deployment_api, statefulset_api, daemonset_api, cronjob_api) = (
+            self.api::<Deployment>(scope),
+            self.api::<StatefulSet>(scope),
+            self.api::<DaemonSet>(scope),
+            self.api::<CronJob>(scope),
+        );
+        let (deployments, statefulsets, daemonsets, cronjobs) = futures::join!(
+            deployment_api.list(&lp),
+            statefulset_api.list(&lp),
+            daemonset_api.list(&lp),
+            cronjob_api.list(&lp),
+        );
+        let what = |kind: &str| format!("list {kind} {} to find the Secret's consumers", scope.describe());
+        let mut workloads = Vec::new();
+        let deployments = deployments.map_err(|e| self.explain(e, &what("Deployments")))?;
+        workloads.extend(deployments.items.iter().map(Workload::from_deployment));
+        let statefulsets = statefulsets.map_err(|e| self.explain(e, &what("StatefulSets")))?;
+        workloads.extend(statefulsets.items.iter().map(Workload::from_statefulset));
+        let daemonsets = daemonsets.map_err(|e| self.explain(e, &what("DaemonSets")))?;
+        workloads.extend(daemonsets.items.iter().map(Workload::from_daemonset));
+        match cronjobs {
+            Ok(list) => workloads.extend(list.items.iter().map(Workload::from_cronjob)),
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(err) => return Err(self.explain(err, &what("CronJobs"))),
+        }
+        Ok(workloads)
+    }
+
+    fn api<K>(&self, scope: &Scope) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        match scope {
+            Scope::Namespace(ns) => Api::namespaced(self.client.clone(), ns),
+            Scope::AllNamespaces => Api::all(self.client.clone()),
+        }
+    }
+
+    /// Turns a client error into a message that says what failed, why, and what to do.
+    pub fn explain(&self, err: kube::Error, action: &str) -> anyhow::Error {
+        explain_error(err, action, &self.server, self.request_timeout)
+    }
+}
+
+/// The message for a failed request; pure so that each case can be tested.
+pub fn explain_error(
+    err: kube::Error,
+    action: &str,
+    server: &str,
+    request_timeout: Option<Duration>,
+) -> anyhow::Error {
+    match err {
+        kube::Error::Api(status) if status.code == 403 => anyhow!(
+            "cannot {action}: permission denied: {}\nask a cluster administrator for that permission \
+             (check yours with `kubectl auth can-i --list`), or use another --context/--as",
+            status.message
+        ),
+        kube::Error::Api(status) if status.code == 401 => anyhow!(
+            "cannot {action}: the API server at {server} did not accept your credentials ({}); \
+             log in again or check the kubeconfig user",
+            status.message
+        ),
+        kube::Error::Api(status) => anyhow!("cannot {action}: {} ({})", status.message, status.reason),
+        other => {
+            let chain = error_chain(&other);
+            let timed_out = chain.to_lowercase().contains("timed out") || chain.contains("elapsed");
+            match (timed_out, request_timeout) {
+                (true, Some(limit)) => anyhow!(
+                    "cannot {action}: the API server at {server} did not answer within --request-timeout={}; \
+                     check that the cluster is reachable, or raise --request-timeout",
+                    humanize(limit)
+                ),
+                _ => anyhow!(
+                    "cannot {action}: cannot reach the API server at {server}: {chain}\n\
+                     check that the cluster is running and that --context/--kubeconfig point at it"
+                ),
+            }
+        }
+    }
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
+}
+
+pub fn humanize(duration: Duration) -> String {
+    let ms = duration.as_millis();
+    if ms % 1000 != 0 {
+        format!("{ms}ms")
+    } else {
+        format!("{}s", ms / 1000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::core::Status;
+
+    fn api_error(code: u16, reason: &str, message: &str) -> kube::Error {
+        let status = Status::failure(message, reason).with_code(code);
+        kube::Error::Api(Box::new(status))
+    }
+
+    #[test]
+    fn a_forbidden_answer_names_the_missing_permission_and_the_next_step() {
+        let err = explain_error(
+            api_error(
+                403,
+                "Forbidden",
+                r#"secrets is forbidden: User "nobody" cannot list resource "secrets" in API group "" in the namespace "prod""#,
+            ),
+            "list Secrets in namespace \"prod\"",
+            "https://127.0.0.1:6443/",
+            None,
+        );
+        let text = format!("{err:#}");
+        assert!(text.contains(r#"cannot list resource "secrets""#), "{text}");
+        assert!(text.contains("kubectl auth can-i"), "{text}");
+    }
+
+    #[test]
+    fn durations_read_like_the_flag_the_user_typed() {
+        assert_eq!(humanize(Duration::from_secs(2)), "2s");
+        assert_eq!(humanize(Duration::from_millis(1500)), "1500ms");
+    }
+}

@@ -1,0 +1,61 @@
+//! `kubectl rotate status [SECRET] [-n NS | -A] [-o text|json]`: read-only. Shows each key of
+//! one Secret, or of every Secret in the namespace(s), with its size, last recorded rotation and
+//! consuming workloads. Never a value.
+
+use anyhow::Result;
+
+use crate::cli::OutputFormat;
+use crate::cluster::{self, Scope};
+use crate::report;
+use crate::settings::ConnectionSettings;
+use crate::ui::{Printer, status as render};
+
+/// What `status` was asked to show.
+#[derive(Debug, Clone)]
+pub struct StatusOptions {
+    pub secret: Option<String>,
+    pub all_namespaces: bool,
+    pub output: OutputFormat,
+}
+
+pub async fn run(connection: &ConnectionSettings, options: StatusOptions, printer: &mut Printer) -> Result<u8> {
+    let cluster = cluster::connect(connection).await?;
+    let scope = if options.all_namespaces {
+        Scope::AllNamespaces
+    } else {
+        Scope::Namespace(cluster.namespace.clone())
+    };
+    let secrets = match &options.secret {
+        Some(name) => vec![cluster.get_secret(&cluster.namespace, name).await?],
+        None => report::listable(cluster.list_secrets(&scope).await?),
+    };
+    let workloads = if secrets.is_empty() {
+        Vec::new()
+    } else {
+        cluster.list_workloads(&scope).await?
+    };
+    let status = report::build_status(&secrets, &workloads);
+
+    match options.output {
+        OutputFormat::Json => printer.json(&status)?,
+        OutputFormat::Text => {
+            if status.secrets.is_empty() {
+                let place = match &scope {
+                    Scope::AllNamespaces => "any namespace".to_string(),
+                    Scope::Namespace(ns) => format!("namespace {ns}"),
+                };
+                printer.note(&format!("No Secrets found in {place}."));
+                return Ok(0);
+            }
+            for line in render::render_table(&status, options.all_namespaces) {
+                printer.line(&line);
+            }
+            for secret in &status.secrets {
+                for warning in &secret.warnings {
+                    printer.warn(&format!("Secret {}/{}: {warning}", secret.namespace, secret.name));
+                }
+            }
+        }
+    }
+    Ok(0)
+}

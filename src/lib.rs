@@ -1,0 +1,97 @@
+//! kubectl-rotate: a kubectl plugin that rotates Kubernetes Secrets safely.
+//!
+//! The flow runs one way: parse flags (`cli`) -> resolve settings (`settings`) -> read the
+//! cluster (`cluster`) -> pure planning and reports (`consumers`, `secret_meta`, `report`) ->
+//! render (`ui`) -> one entry function per verb (`commands`). `main.rs` only parses, runs and
+//! maps the result to an exit code.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod cli;
+pub mod cluster;
+pub mod commands;
+pub mod consumers;
+pub mod report;
+pub mod secret_meta;
+pub mod settings;
+pub mod ui;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+use crate::settings::Environment;
+use crate::ui::Printer;
+
+/// Exit codes, an interface documented in the README.
+pub mod exit {
+    /// Everything asked for was done.
+    pub const SUCCESS: u8 = 0;
+    /// An error: the message on stderr says what failed and what to do.
+    pub const ERROR: u8 = 1;
+    /// The command line itself was wrong (unknown flag, missing argument).
+    pub const USAGE: u8 = 2;
+}
+
+/// Runs one parsed command line; returns the exit code for a run that did not fail.
+pub async fn run(cli: Cli, env: &Environment, printer: &mut Printer) -> Result<u8> {
+    let connection = settings::resolve_connection(&cli.global, env)?;
+    match cli.command {
+        Command::Status(args) => {
+            let options = commands::status::StatusOptions {
+                secret: args.secret,
+                all_namespaces: args.all_namespaces,
+                output: args.output,
+            };
+            commands::status::run(&connection, options, printer).await
+        }
+    }
+}
+
+/// The error chain as one message, outermost first, dropping causes that an outer message
+/// already quotes (kube's errors embed their source in their own text).
+pub fn error_message(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
+}
+
+/// The name to show in usage and help: `kubectl rotate` when this binary runs as the kubectl
+/// plugin (its file is named `kubectl-rotate`, which is how kubectl finds and runs it),
+/// otherwise the file name it was started as.
+pub fn display_name(argv0: &std::ffi::OsStr) -> String {
+    let file = std::path::Path::new(argv0)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match file.as_str() {
+        "kubectl-rotate" | "" => "kubectl rotate".to_string(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_messages_do_not_repeat_a_cause_already_quoted() {
+        let err = anyhow::anyhow!("No such file (os error 2)")
+            .context("failed to read '/x': No such file (os error 2)")
+            .context("cannot read the kubeconfig /x");
+        assert_eq!(
+            error_message(&err),
+            "cannot read the kubeconfig /x: failed to read '/x': No such file (os error 2)"
+        );
+    }
+
+    #[test]
+    fn usage_says_kubectl_rotate_when_run_as_the_plugin() {
+        assert_eq!(display_name("/usr/local/bin/kubectl-rotate".as_ref()), "kubectl rotate");
+        assert_eq!(display_name("kubectl-rotate.exe".as_ref()), "kubectl rotate");
+        assert_eq!(display_name("./rotate-dev".as_ref()), "rotate-dev");
+    }
+}

@@ -1,0 +1,52 @@
+//! Entry point: parse the command line, run the verb, print any error once and choose the exit
+//! code. Nothing else happens here.
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches};
+
+use kubectl_rotate::cli::Cli;
+use kubectl_rotate::settings::{Environment, resolve_color};
+use kubectl_rotate::ui::Printer;
+use kubectl_rotate::{display_name, exit};
+
+fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let name = display_name(args.first().map(|a| a.as_os_str()).unwrap_or_default());
+    let env = Environment::from_process();
+
+    let command = Cli::command().bin_name(name);
+    let cli = match command
+        .try_get_matches_from(&args)
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
+        Ok(cli) => cli,
+        Err(err) => {
+            // clap prints help and version to stdout and usage errors to stderr, kubectl-style.
+            let _ = err.print();
+            return ExitCode::from(if err.use_stderr() { exit::USAGE } else { exit::SUCCESS });
+        }
+    };
+
+    let mut printer = Printer::stdio(resolve_color(cli.global.color, &env));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            printer.error(&format!("cannot start the async runtime: {err}"));
+            return ExitCode::from(exit::ERROR);
+        }
+    };
+    let code = match runtime.block_on(kubectl_rotate::run(cli, &env, &mut printer)) {
+        Ok(code) => code,
+        Err(err) => {
+            printer.error(&kubectl_rotate::error_message(&err));
+            exit::ERROR
+        }
+    };
+    printer.flush();
+    ExitCode::from(code)
+}

@@ -1,0 +1,183 @@
+//! Pure: the status report of Secrets (per key: size, last rotation, consumers) built from
+//! objects already read. `commands/status.rs` reads; `ui/status.rs` renders.
+//!
+//! The serialized form is the stable `-o json` interface documented in the README: field names
+//! are camelCase like Kubernetes', and fields are only ever added.
+
+use k8s_openapi::api::core::v1::Secret;
+use serde::Serialize;
+
+use crate::consumers::{Usage, Workload, WorkloadKind, find_consumers};
+use crate::secret_meta::{self, RotationRecord};
+
+pub const API_VERSION: &str = "kubectl-rotate.io/v1alpha1";
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusReport {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub secrets: Vec<SecretStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretStatus {
+    pub namespace: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub keys: Vec<KeyStatus>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyStatus {
+    pub name: String,
+    /// Size of the decoded value in bytes; never the value.
+    pub bytes: usize,
+    /// `null` when kubectl-rotate has no record of rotating this key.
+    pub last_rotation: Option<RotationRecord>,
+    pub consumers: Vec<ConsumerStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerStatus {
+    pub kind: WorkloadKind,
+    pub name: String,
+    /// False for CronJobs: reported, never restarted.
+    pub restartable: bool,
+    pub usages: Vec<Usage>,
+}
+
+impl ConsumerStatus {
+    pub fn reference(&self) -> String {
+        format!("{}/{}", self.kind.short(), self.name)
+    }
+}
+
+/// Builds the report for `secrets`, in the order given, using `workloads` for consumers.
+pub fn build_status(secrets: &[Secret], workloads: &[Workload]) -> StatusReport {
+    StatusReport {
+        api_version: API_VERSION,
+        kind: "StatusReport",
+        secrets: secrets.iter().map(|s| secret_status(s, workloads)).collect(),
+    }
+}
+
+/// The Secrets an all-secrets view shows: without tokens, Helm records and backups, sorted by
+/// namespace and name.
+pub fn listable(mut secrets: Vec<Secret>) -> Vec<Secret> {
+    secrets.retain(|s| secret_meta::skip_reason(s).is_none());
+    secrets.sort_by(|a, b| {
+        (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name))
+    });
+    secrets
+}
+
+fn secret_status(secret: &Secret, workloads: &[Workload]) -> SecretStatus {
+    let namespace = secret.metadata.namespace.clone().unwrap_or_default();
+    let name = secret.metadata.name.clone().unwrap_or_default();
+    let consumers = find_consumers(&namespace, &name, workloads);
+    let records = secret_meta::rotation_records(secret).unwrap_or_default();
+    let keys = secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(key, value)| KeyStatus {
+            name: key.clone(),
+            bytes: value.0.len(),
+            last_rotation: records.get(key).cloned(),
+            consumers: consumers
+                .iter()
+                .filter(|c| c.uses_key(key))
+                .map(|c| ConsumerStatus {
+                    kind: c.workload.kind,
+                    name: c.workload.name.clone(),
+                    restartable: c.workload.kind.restartable(),
+                    usages: c.usages_of(key).into_iter().cloned().collect(),
+                })
+                .collect(),
+        })
+        .collect();
+    SecretStatus {
+        namespace,
+        name,
+        type_: secret.type_.clone().unwrap_or_else(|| "Opaque".to_string()),
+        keys,
+        warnings: secret_meta::warnings(secret),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::{Container, EnvFromSource, PodSpec, SecretEnvSource};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use std::collections::BTreeMap;
+
+    fn secret(name: &str, data: &[(&str, &str)]) -> Secret {
+        Secret {
+            metadata: ObjectMeta { name: Some(name.into()), namespace: Some("prod".into()), ..ObjectMeta::default() },
+            data: Some(data.iter().map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec()))).collect()),
+            type_: Some("Opaque".into()),
+            ..Secret::default()
+        }
+    }
+
+    fn env_from_workload(name: &str, secret: &str) -> Workload {
+        Workload {
+            kind: WorkloadKind::Deployment,
+            namespace: "prod".into(),
+            name: name.into(),
+            annotations: BTreeMap::new(),
+            pod_spec: PodSpec {
+                containers: vec![Container {
+                    name: "app".into(),
+                    env_from: Some(vec![EnvFromSource {
+                        secret_ref: Some(SecretEnvSource { name: secret.into(), optional: None }),
+                        ..EnvFromSource::default()
+                    }]),
+                    ..Container::default()
+                }],
+                ..PodSpec::default()
+            },
+            paused: false,
+        }
+    }
+
+    #[test]
+    fn each_key_has_its_size_record_and_consumers_but_no_value() {
+        let mut s = secret("app-secrets", &[("openai-api-key", "sk-secret-value"), ("redis-password", "hunter2")]);
+        s.metadata.annotations = Some(
+            [(
+                secret_meta::ROTATIONS_ANNOTATION.to_string(),
+                r#"{"redis-password":{"at":"2026-11-26T04:00:00Z","id":"r-1","by":"alice"}}"#.to_string(),
+            )]
+            .into(),
+        );
+        let workloads = vec![env_from_workload("api", "app-secrets"), env_from_workload("frontend", "other")];
+        let report = build_status(&[s], &workloads);
+        let keys = &report.secrets[0].keys;
+        assert_eq!(keys[0].name, "openai-api-key");
+        assert_eq!(keys[0].bytes, 15);
+        assert!(keys[0].last_rotation.is_none());
+        assert_eq!(keys[1].last_rotation.as_ref().map(|r| r.by.as_str()), Some("alice"));
+        assert_eq!(keys[0].consumers.len(), 1);
+        assert_eq!(keys[0].consumers[0].reference(), "deployment/api");
+        let json = serde_json::to_string(&report).unwrap();
+        assert!(!json.contains("sk-secret-value") && !json.contains("hunter2"), "{json}");
+    }
+
+    #[test]
+    fn listings_drop_tokens_and_sort_by_name() {
+        let mut token = secret("default-token-abc", &[("token", "t")]);
+        token.type_ = Some("kubernetes.io/service-account-token".into());
+        let kept = listable(vec![secret("b", &[]), token, secret("a", &[])]);
+        let names: Vec<_> = kept.iter().map(|s| s.metadata.name.clone().unwrap()).collect();
+        assert_eq!(names, ["a", "b"]);
+    }
+}

@@ -1,0 +1,63 @@
+//! End-to-end tests against a real kube-apiserver with its controllers (the project's local
+//! control plane, `scripts/cluster.sh`), driven through real kubectl with the built plugin on
+//! PATH, exactly as a user runs it.
+//!
+//! This harness (libtest-mimic, `harness = false`) starts one control plane for the whole run,
+//! runs the tests in parallel (each in its own namespace) and stops the control plane at the
+//! end, whatever happened. If the control plane cannot start, every test fails: nothing is
+//! skipped. `KUBECTL_ROTATE_E2E_KUBECONFIG=PATH` runs against an already running one instead.
+//!
+//! Nothing here is mocked except the kubelet: there is no container runtime on the test
+//! machine, so `tools/fake-kubelet` writes pod status the way a kubelet would.
+
+mod status;
+mod support;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::OnceLock;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+
+/// The kubeconfig of the run's control plane, or why it is not there.
+static CLUSTER: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+
+type TestFn = fn(&std::path::Path) -> anyhow::Result<()>;
+
+fn trial(name: &'static str, test: TestFn) -> Trial {
+    Trial::test(name, move || {
+        let kubeconfig = match CLUSTER.get() {
+            Some(Ok(path)) => path.clone(),
+            Some(Err(why)) => return Err(Failed::from(why.as_str())),
+            None => return Err(Failed::from("the control plane was never started")),
+        };
+        test(&kubeconfig).map_err(|e| Failed::from(format!("{e:#}")))
+    })
+}
+
+fn main() -> ExitCode {
+    let args = Arguments::from_args();
+    let trials = status::tests().into_iter().map(|(name, f)| trial(name, f)).collect::<Vec<_>>();
+
+    // Listing tests (and filters that select none) need no control plane.
+    let wanted = trials.iter().any(|t| {
+        args.filter.as_deref().is_none_or(|f| if args.exact { t.name() == f } else { t.name().contains(f) })
+    });
+    let plane = if args.list || !wanted {
+        None
+    } else {
+        match support::ControlPlane::start() {
+            Ok(plane) => {
+                let _ = CLUSTER.set(Ok(plane.kubeconfig.clone()));
+                Some(plane)
+            }
+            Err(err) => {
+                let _ = CLUSTER.set(Err(format!("the local control plane did not start: {err:#}")));
+                None
+            }
+        }
+    };
+    let conclusion = libtest_mimic::run(&args, trials);
+    drop(plane);
+    conclusion.exit_code()
+}

