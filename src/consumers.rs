@@ -155,17 +155,17 @@ impl Usage {
         }
     }
 
-    /// A short phrase for people: `env OPENAI_API_KEY (container app)`.
+    /// A short phrase for people: `env OPENAI_API_KEY in app`, `envFrom in init container x`.
     pub fn describe(&self) -> String {
         let container = |name: &str, init: bool| {
-            if init { format!("init container {name}") } else { format!("container {name}") }
+            if init { format!("init container {name}") } else { name.to_string() }
         };
         match self {
             Usage::Env { container: c, init_container, variable, .. } => {
-                format!("env {variable} ({})", container(c, *init_container))
+                format!("env {variable} in {}", container(c, *init_container))
             }
             Usage::EnvFrom { container: c, init_container, .. } => {
-                format!("envFrom ({})", container(c, *init_container))
+                format!("envFrom in {}", container(c, *init_container))
             }
             Usage::Volume { volume, .. } => format!("volume {volume}"),
             Usage::ProjectedVolume { volume, .. } => format!("projected volume {volume}"),
@@ -356,7 +356,7 @@ mod tests {
         assert!(!consumers[0].uses_key("openai-api-key"));
         assert_eq!(
             consumers[0].usages_of("postgres-password")[0].describe(),
-            "env DB_PASSWORD (container app)"
+            "env DB_PASSWORD in app"
         );
     }
 
@@ -419,7 +419,7 @@ mod tests {
         };
         let workloads = vec![workload(WorkloadKind::Deployment, "api", spec)];
         let consumers = find_consumers("prod", "app-secrets", &workloads);
-        assert_eq!(consumers[0].usages[0].describe(), "env KEY (init container migrate)");
+        assert_eq!(consumers[0].usages[0].describe(), "env KEY in init container migrate");
     }
 
     #[test]
@@ -453,7 +453,7 @@ mod tests {
         let described: Vec<String> = consumers[0].usages.iter().map(Usage::describe).collect();
         assert_eq!(
             described,
-            ["env OPENAI_API_KEY (container app)", "envFrom (container app)", "volume secrets"]
+            ["env OPENAI_API_KEY in app", "envFrom in app", "volume secrets"]
         );
         assert_eq!(consumers_of_key(&consumers, "openai-api-key").len(), 1);
     }

@@ -57,3 +57,70 @@ fn consumers_cell(consumers: &[ConsumerStatus]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consumers::{Usage, WorkloadKind};
+    use crate::report::{KeyStatus, SecretStatus};
+    use crate::secret_meta::RotationRecord;
+
+    fn consumer(kind: WorkloadKind, name: &str, usages: Vec<Usage>) -> ConsumerStatus {
+        ConsumerStatus { kind, name: name.into(), restartable: kind.restartable(), usages }
+    }
+
+    #[test]
+    fn the_status_table_matches_its_snapshot() {
+        let env_from = Usage::EnvFrom { container: "api".into(), init_container: false, prefix: None };
+        let report = StatusReport {
+            api_version: crate::report::API_VERSION,
+            kind: "StatusReport",
+            secrets: vec![
+                SecretStatus {
+                    namespace: "prod".into(),
+                    name: "app-secrets".into(),
+                    type_: "Opaque".into(),
+                    keys: vec![
+                        KeyStatus {
+                            name: "openai-api-key".into(),
+                            bytes: 56,
+                            last_rotation: Some(RotationRecord {
+                                at: "2026-11-26T04:00:00Z".into(),
+                                id: "r-1".into(),
+                                by: "alice".into(),
+                            }),
+                            consumers: vec![
+                                consumer(WorkloadKind::Deployment, "api", vec![env_from.clone()]),
+                                consumer(
+                                    WorkloadKind::Deployment,
+                                    "worker",
+                                    vec![
+                                        Usage::Env {
+                                            container: "worker".into(),
+                                            init_container: false,
+                                            variable: "OPENAI_API_KEY".into(),
+                                            key: "openai-api-key".into(),
+                                        },
+                                        Usage::Volume { volume: "secrets".into(), items: None },
+                                    ],
+                                ),
+                                consumer(WorkloadKind::CronJob, "report", vec![env_from]),
+                            ],
+                        },
+                        KeyStatus { name: "unused".into(), bytes: 4, last_rotation: None, consumers: vec![] },
+                    ],
+                    warnings: vec![],
+                },
+                SecretStatus {
+                    namespace: "prod".into(),
+                    name: "empty".into(),
+                    type_: "Opaque".into(),
+                    keys: vec![],
+                    warnings: vec![],
+                },
+            ],
+        };
+        insta::assert_snapshot!(render_table(&report, false).join("\n"));
+        insta::assert_snapshot!("with_namespace", render_table(&report, true).join("\n"));
+    }
+}

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The README's first command: shows the main job working.
+#
+#   scripts/demo.sh          build the plugin, start the local control plane (unless KUBECONFIG
+#                            names a cluster you chose), seed the runbook's demo app into
+#                            namespace `prod`, put kubectl-rotate and kubectl on PATH, and show
+#                            `kubectl rotate status -n prod`.
+#   scripts/demo.sh stop     stop the local control plane the demo started.
+#
+# The local control plane keeps running after this script ends, so you can type commands; its
+# state lives in .demo/ (git-ignored). Secret values are generated at seed time, piped to
+# kubectl on stdin, and never written to disk or printed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+demo="$root/.demo"
+cluster_dir="$demo/cluster"
+ns="${DEMO_NAMESPACE:-prod}"
+
+say() { printf '\033[1mdemo:\033[0m %s\n' "$*" >&2; }
+[ -t 2 ] || say() { printf 'demo: %s\n' "$*" >&2; }
+
+if [ "${1:-}" = "stop" ]; then
+  scripts/cluster.sh down "$cluster_dir"
+  say "local control plane stopped"
+  exit 0
+fi
+
+scripts/provision.sh
+say "building kubectl-rotate"
+cargo build --workspace --quiet
+
+mkdir -p "$demo/bin"
+ln -sfn "$root/target/debug/kubectl-rotate" "$demo/bin/kubectl-rotate"
+ln -sfn "${KUBECTL_ROTATE_CACHE:-$HOME/.cache/kubectl-rotate}/venv/bin/kubectl" "$demo/bin/kubectl"
+export PATH="$demo/bin:$PATH"
+
+if [ -n "${KUBECONFIG:-}" ]; then
+  say "using the cluster of your KUBECONFIG (context $(kubectl config current-context))"
+  kubeconfig="$KUBECONFIG"
+  local_cluster=0
+else
+  if scripts/cluster.sh status "$cluster_dir" >/dev/null 2>&1; then
+    say "local control plane already running"
+  else
+    say "starting the local control plane (kube-apiserver, kube-controller-manager, etcd, fake kubelet)"
+    FAKE_KUBELET="$root/target/debug/fake-kubelet" scripts/cluster.sh up "$cluster_dir" >/dev/null
+  fi
+  kubeconfig="$cluster_dir/kubeconfig"
+  local_cluster=1
+fi
+export KUBECONFIG="$kubeconfig"
+cat >"$demo/env" <<ENV
+export PATH="$demo/bin:\$PATH"
+export KUBECONFIG="$kubeconfig"
+ENV
+
+# Never touch a namespace the demo did not create.
+if kubectl get namespace "$ns" >/dev/null 2>&1; then
+  part_of=$(kubectl get namespace "$ns" -o jsonpath='{.metadata.labels.app\.kubernetes\.io/part-of}')
+  if [ "$part_of" != "kubectl-rotate-demo" ]; then
+    echo "demo: namespace $ns exists and was not created by this demo; set DEMO_NAMESPACE=another-name" >&2
+    exit 1
+  fi
+else
+  kubectl create namespace "$ns" >/dev/null
+  kubectl label namespace "$ns" app.kubernetes.io/part-of=kubectl-rotate-demo >/dev/null
+fi
+
+say "seeding the runbook's app into namespace $ns"
+if ! kubectl get secret app-secrets -n "$ns" >/dev/null 2>&1; then
+  python3 demo/secret.py "$ns" | kubectl create -f - >/dev/null
+fi
+kubectl apply -n "$ns" -f demo/app.yaml >/dev/null
+for d in api worker frontend; do
+  kubectl rollout status "deployment/$d" -n "$ns" --timeout=120s >/dev/null
+done
+kubectl get deployments -n "$ns" >&2
+
+say "\$ kubectl rotate status -n $ns"
+kubectl rotate status -n "$ns"
+
+cat >&2 <<NEXT
+
+Next, in your shell:
+  source .demo/env                      # puts kubectl and kubectl-rotate on PATH, sets KUBECONFIG
+  kubectl rotate status -n $ns
+  kubectl rotate status app-secrets -n $ns -o json
+  kubectl rotate --help
+NEXT
+if [ "$local_cluster" = 1 ]; then
+  echo "  scripts/demo.sh stop                  # stops the local control plane" >&2
+fi
