@@ -9,7 +9,9 @@
 set -euo pipefail
 
 CACHE="${KUBECTL_ROTATE_CACHE:-$HOME/.cache/kubectl-rotate}"
-K8S_BIN="$CACHE/k8s-bin"
+# The directory name carries the recipe revision: a change to the build below must not reuse
+# binaries an older recipe built.
+K8S_BIN="$CACHE/k8s-1.20.2-r2"
 VENV="$CACHE/venv"
 mkdir -p "$CACHE"
 
@@ -57,7 +59,7 @@ SRC
     apt_updated=0
   fi
   if [ "$apt_updated" = 0 ]; then $SUDO apt-get update -qq; apt_updated=1; fi
-  apt_install golang-go rsync jq dpkg-dev make
+  apt_install golang-go rsync jq dpkg-dev make golang-github-modern-go-reflect2-dev
   build="$CACHE/k8s-build"
   rm -rf "$build"; mkdir -p "$build"
   ( cd "$build" && apt-get source --download-only kubernetes >/dev/null 2>&1 )
@@ -66,10 +68,17 @@ SRC
   tar -xzf "$tarball" -C "$build/src" --strip-components=1
   (
     cd "$build/src"
+    # Kubernetes 1.20 vendors modern-go/reflect2 v1.0.1, which panics (nil pointer in
+    # unsafe_map.go Type2) when built with Go >= 1.18, crashing the API server on any request
+    # that decodes a map, such as creating a Secret (upstream modern-go/reflect2#26). Debian's
+    # golang-github-modern-go-reflect2-dev holds v1.0.2, which fixes it; use that copy.
+    r=vendor/github.com/modern-go/reflect2
+    rm -f "$r"/*.go "$r"/*.s
+    cp /usr/share/gocode/src/github.com/modern-go/reflect2/*.go /usr/share/gocode/src/github.com/modern-go/reflect2/*.s "$r"/
     mkdir -p .go/src/k8s.io
     ln -sfn ../../.. .go/src/k8s.io/kubernetes
     mkdir -p "$build/home"
-    GOPATH="$PWD/.go" CGO_ENABLED=0 HOME="$build/home" GOFLAGS=-mod=vendor \
+    GOPATH="$PWD/.go" CGO_ENABLED=0 HOME="$build/home" \
       make WHAT="cmd/kube-apiserver cmd/kube-controller-manager" >"$build/make.log" 2>&1 \
       || { tail -n 40 "$build/make.log" >&2; exit 1; }
   )
@@ -78,6 +87,12 @@ SRC
   rm -rf "$K8S_BIN"; mv "$K8S_BIN.tmp" "$K8S_BIN"
   rm -rf "$build"
   log "cached in $K8S_BIN"
+fi
+
+# scripts/cluster.sh looks in $CACHE/k8s-bin; point it at this recipe's build.
+if [ -z "${KUBEBUILDER_ASSETS:-}" ] || ! have_k8s "$KUBEBUILDER_ASSETS"; then
+  if [ -d "$CACHE/k8s-bin" ] && [ ! -L "$CACHE/k8s-bin" ]; then rm -rf "$CACHE/k8s-bin"; fi
+  ln -sfn "$(basename "$K8S_BIN")" "$CACHE/k8s-bin"
 fi
 
 if [ ! -x "$VENV/bin/kubectl" ]; then

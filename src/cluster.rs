@@ -105,7 +105,11 @@ fn load_kubeconfig(source: &KubeconfigSource) -> Result<(Kubeconfig, String)> {
         KubeconfigSource::EnvList(paths) => {
             let described = format!(
                 "from KUBECONFIG ({})",
-                paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             let mut merged = Kubeconfig::default();
             for path in paths {
@@ -127,7 +131,11 @@ fn load_kubeconfig(source: &KubeconfigSource) -> Result<(Kubeconfig, String)> {
 
 /// Checks that the context, cluster and user named on the command line exist, so the error can
 /// list the ones that do.
-fn check_names(kubeconfig: &Kubeconfig, settings: &ConnectionSettings, described: &str) -> Result<()> {
+fn check_names(
+    kubeconfig: &Kubeconfig,
+    settings: &ConnectionSettings,
+    described: &str,
+) -> Result<()> {
     let context_name = settings
         .context
         .clone()
@@ -165,7 +173,11 @@ fn check_names(kubeconfig: &Kubeconfig, settings: &ConnectionSettings, described
 
 fn names<'a>(names: impl Iterator<Item = &'a String>) -> String {
     let list: Vec<&str> = names.map(String::as_str).collect();
-    if list.is_empty() { "none".to_string() } else { list.join(", ") }
+    if list.is_empty() {
+        "none".to_string()
+    } else {
+        list.join(", ")
+    }
 }
 
 impl Cluster {
@@ -208,7 +220,12 @@ impl Cluster {
             daemonset_api.list(&lp),
             cronjob_api.list(&lp),
         );
-        let what = |kind: &str| format!("list {kind} {} to find the Secret's consumers", scope.describe());
+        let what = |kind: &str| {
+            format!(
+                "list {kind} {} to find the Secret's consumers",
+                scope.describe()
+            )
+        };
         let mut workloads = Vec::new();
         let deployments = deployments.map_err(|e| self.explain(e, &what("Deployments")))?;
         workloads.extend(deployments.items.iter().map(Workload::from_deployment));
@@ -259,7 +276,9 @@ pub fn explain_error(
              log in again or check the kubeconfig user",
             status.message
         ),
-        kube::Error::Api(status) => anyhow!("cannot {action}: {} ({})", status.message, status.reason),
+        kube::Error::Api(status) => {
+            anyhow!("cannot {action}: {} ({})", status.message, status.reason)
+        }
         other => {
             let chain = error_chain(&other);
             let timed_out = chain.to_lowercase().contains("timed out") || chain.contains("elapsed");
@@ -278,6 +297,14 @@ pub fn explain_error(
     }
 }
 
+/// One line for a failed request: the server's message, or the transport's error chain.
+pub fn short_error(err: &kube::Error) -> String {
+    match err {
+        kube::Error::Api(status) => status.message.clone(),
+        other => error_chain(other),
+    }
+}
+
 fn error_chain(err: &dyn std::error::Error) -> String {
     let mut parts = vec![err.to_string()];
     let mut source = err.source();
@@ -293,7 +320,7 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 
 pub fn humanize(duration: Duration) -> String {
     let ms = duration.as_millis();
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         format!("{ms}ms")
     } else {
         format!("{}s", ms / 1000)

@@ -149,22 +149,35 @@ impl Usage {
         match self {
             Usage::Env { key: k, .. } => k == key,
             Usage::EnvFrom { .. } => true,
-            Usage::Volume { items, .. } | Usage::ProjectedVolume { items, .. } => {
-                items.as_ref().is_none_or(|items| items.iter().any(|i| i == key))
-            }
+            Usage::Volume { items, .. } | Usage::ProjectedVolume { items, .. } => items
+                .as_ref()
+                .is_none_or(|items| items.iter().any(|i| i == key)),
         }
     }
 
     /// A short phrase for people: `env OPENAI_API_KEY in app`, `envFrom in init container x`.
     pub fn describe(&self) -> String {
         let container = |name: &str, init: bool| {
-            if init { format!("init container {name}") } else { name.to_string() }
+            if init {
+                format!("init container {name}")
+            } else {
+                name.to_string()
+            }
         };
         match self {
-            Usage::Env { container: c, init_container, variable, .. } => {
+            Usage::Env {
+                container: c,
+                init_container,
+                variable,
+                ..
+            } => {
                 format!("env {variable} in {}", container(c, *init_container))
             }
-            Usage::EnvFrom { container: c, init_container, .. } => {
+            Usage::EnvFrom {
+                container: c,
+                init_container,
+                ..
+            } => {
                 format!("envFrom in {}", container(c, *init_container))
             }
             Usage::Volume { volume, .. } => format!("volume {volume}"),
@@ -193,7 +206,11 @@ impl Consumer<'_> {
 /// Every workload in `workloads` that uses the Secret `secret` of `namespace`, in the order
 /// given. Workloads in other namespaces never match: a pod can only mount its own namespace's
 /// Secrets.
-pub fn find_consumers<'w>(namespace: &str, secret: &str, workloads: &'w [Workload]) -> Vec<Consumer<'w>> {
+pub fn find_consumers<'w>(
+    namespace: &str,
+    secret: &str,
+    workloads: &'w [Workload],
+) -> Vec<Consumer<'w>> {
     workloads
         .iter()
         .filter(|w| w.namespace == namespace)
@@ -222,7 +239,10 @@ fn usages_in(spec: &PodSpec, secret: &str) -> Vec<Usage> {
         {
             usages.push(Usage::Volume {
                 volume: volume.name.clone(),
-                items: source.items.as_ref().map(|items| items.iter().map(|i| i.key.clone()).collect()),
+                items: source
+                    .items
+                    .as_ref()
+                    .map(|items| items.iter().map(|i| i.key.clone()).collect()),
             });
         }
         if let Some(projected) = &volume.projected {
@@ -232,7 +252,10 @@ fn usages_in(spec: &PodSpec, secret: &str) -> Vec<Usage> {
                 {
                     usages.push(Usage::ProjectedVolume {
                         volume: volume.name.clone(),
-                        items: s.items.as_ref().map(|items| items.iter().map(|i| i.key.clone()).collect()),
+                        items: s
+                            .items
+                            .as_ref()
+                            .map(|items| items.iter().map(|i| i.key.clone()).collect()),
                     });
                 }
             }
@@ -244,7 +267,10 @@ fn usages_in(spec: &PodSpec, secret: &str) -> Vec<Usage> {
 fn container_usages(container: &Container, init_container: bool, secret: &str) -> Vec<Usage> {
     let mut usages = Vec::new();
     for env in container.env.iter().flatten() {
-        if let Some(key_ref) = env.value_from.as_ref().and_then(|v| v.secret_key_ref.as_ref())
+        if let Some(key_ref) = env
+            .value_from
+            .as_ref()
+            .and_then(|v| v.secret_key_ref.as_ref())
             && key_ref.name == secret
         {
             usages.push(Usage::Env {
@@ -276,7 +302,8 @@ mod tests {
     use k8s_openapi::api::batch::v1::{CronJobSpec, JobSpec, JobTemplateSpec};
     use k8s_openapi::api::core::v1::{
         EnvFromSource, EnvVar, EnvVarSource, KeyToPath, PodTemplateSpec, ProjectedVolumeSource,
-        SecretEnvSource, SecretKeySelector, SecretProjection, SecretVolumeSource, Volume, VolumeProjection,
+        SecretEnvSource, SecretKeySelector, SecretProjection, SecretVolumeSource, Volume,
+        VolumeProjection,
     };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -292,14 +319,22 @@ mod tests {
     }
 
     fn container(name: &str) -> Container {
-        Container { name: name.into(), image: Some("app:1".into()), ..Container::default() }
+        Container {
+            name: name.into(),
+            image: Some("app:1".into()),
+            ..Container::default()
+        }
     }
 
     fn env_ref(var: &str, secret: &str, key: &str) -> EnvVar {
         EnvVar {
             name: var.into(),
             value_from: Some(EnvVarSource {
-                secret_key_ref: Some(SecretKeySelector { name: secret.into(), key: key.into(), optional: None }),
+                secret_key_ref: Some(SecretKeySelector {
+                    name: secret.into(),
+                    key: key.into(),
+                    optional: None,
+                }),
                 ..EnvVarSource::default()
             }),
             ..EnvVar::default()
@@ -308,13 +343,24 @@ mod tests {
 
     fn env_from(secret: &str) -> EnvFromSource {
         EnvFromSource {
-            secret_ref: Some(SecretEnvSource { name: secret.into(), optional: None }),
+            secret_ref: Some(SecretEnvSource {
+                name: secret.into(),
+                optional: None,
+            }),
             ..EnvFromSource::default()
         }
     }
 
     fn items(keys: &[&str]) -> Option<Vec<KeyToPath>> {
-        Some(keys.iter().map(|k| KeyToPath { key: (*k).into(), path: (*k).into(), mode: None }).collect())
+        Some(
+            keys.iter()
+                .map(|k| KeyToPath {
+                    key: (*k).into(),
+                    path: (*k).into(),
+                    mode: None,
+                })
+                .collect(),
+        )
     }
 
     fn secret_volume(name: &str, secret: &str, keys: Option<&[&str]>) -> Volume {
@@ -334,7 +380,11 @@ mod tests {
             name: name.into(),
             projected: Some(ProjectedVolumeSource {
                 sources: Some(vec![VolumeProjection {
-                    secret: Some(SecretProjection { name: secret.into(), items: keys.and_then(items), optional: None }),
+                    secret: Some(SecretProjection {
+                        name: secret.into(),
+                        items: keys.and_then(items),
+                        optional: None,
+                    }),
                     ..VolumeProjection::default()
                 }]),
                 ..ProjectedVolumeSource::default()
@@ -346,7 +396,14 @@ mod tests {
     #[test]
     fn env_secret_key_ref_consumes_only_its_key() {
         let spec = PodSpec {
-            containers: vec![Container { env: Some(vec![env_ref("DB_PASSWORD", "app-secrets", "postgres-password")]), ..container("app") }],
+            containers: vec![Container {
+                env: Some(vec![env_ref(
+                    "DB_PASSWORD",
+                    "app-secrets",
+                    "postgres-password",
+                )]),
+                ..container("app")
+            }],
             ..PodSpec::default()
         };
         let workloads = vec![workload(WorkloadKind::Deployment, "worker", spec)];
@@ -363,7 +420,10 @@ mod tests {
     #[test]
     fn env_from_consumes_every_key() {
         let spec = PodSpec {
-            containers: vec![Container { env_from: Some(vec![env_from("app-secrets")]), ..container("app") }],
+            containers: vec![Container {
+                env_from: Some(vec![env_from("app-secrets")]),
+                ..container("app")
+            }],
             ..PodSpec::default()
         };
         let workloads = vec![workload(WorkloadKind::Deployment, "api", spec)];
@@ -419,19 +479,32 @@ mod tests {
         };
         let workloads = vec![workload(WorkloadKind::Deployment, "api", spec)];
         let consumers = find_consumers("prod", "app-secrets", &workloads);
-        assert_eq!(consumers[0].usages[0].describe(), "env KEY in init container migrate");
+        assert_eq!(
+            consumers[0].usages[0].describe(),
+            "env KEY in init container migrate"
+        );
     }
 
     #[test]
     fn a_workload_that_uses_no_secret_or_another_namespace_is_not_a_consumer() {
         let uses = PodSpec {
-            containers: vec![Container { env_from: Some(vec![env_from("app-secrets")]), ..container("app") }],
+            containers: vec![Container {
+                env_from: Some(vec![env_from("app-secrets")]),
+                ..container("app")
+            }],
             ..PodSpec::default()
         };
         let mut elsewhere = workload(WorkloadKind::Deployment, "api", uses);
         elsewhere.namespace = "staging".into();
         let workloads = vec![
-            workload(WorkloadKind::Deployment, "frontend", PodSpec { containers: vec![container("web")], ..PodSpec::default() }),
+            workload(
+                WorkloadKind::Deployment,
+                "frontend",
+                PodSpec {
+                    containers: vec![container("web")],
+                    ..PodSpec::default()
+                },
+            ),
             elsewhere,
         ];
         assert!(find_consumers("prod", "app-secrets", &workloads).is_empty());
@@ -441,7 +514,11 @@ mod tests {
     fn every_usage_of_a_workload_is_listed_once_in_order() {
         let spec = PodSpec {
             containers: vec![Container {
-                env: Some(vec![env_ref("OPENAI_API_KEY", "app-secrets", "openai-api-key")]),
+                env: Some(vec![env_ref(
+                    "OPENAI_API_KEY",
+                    "app-secrets",
+                    "openai-api-key",
+                )]),
                 env_from: Some(vec![env_from("app-secrets")]),
                 ..container("app")
             }],
@@ -453,7 +530,11 @@ mod tests {
         let described: Vec<String> = consumers[0].usages.iter().map(Usage::describe).collect();
         assert_eq!(
             described,
-            ["env OPENAI_API_KEY in app", "envFrom in app", "volume secrets"]
+            [
+                "env OPENAI_API_KEY in app",
+                "envFrom in app",
+                "volume secrets"
+            ]
         );
         assert_eq!(consumers_of_key(&consumers, "openai-api-key").len(), 1);
     }
@@ -461,14 +542,21 @@ mod tests {
     #[test]
     fn cronjobs_are_consumers_but_never_restartable() {
         let cronjob = CronJob {
-            metadata: ObjectMeta { name: Some("report".into()), namespace: Some("prod".into()), ..ObjectMeta::default() },
+            metadata: ObjectMeta {
+                name: Some("report".into()),
+                namespace: Some("prod".into()),
+                ..ObjectMeta::default()
+            },
             spec: Some(CronJobSpec {
                 schedule: "0 * * * *".into(),
                 job_template: JobTemplateSpec {
                     spec: Some(JobSpec {
                         template: PodTemplateSpec {
                             spec: Some(PodSpec {
-                                containers: vec![Container { env_from: Some(vec![env_from("app-secrets")]), ..container("job") }],
+                                containers: vec![Container {
+                                    env_from: Some(vec![env_from("app-secrets")]),
+                                    ..container("job")
+                                }],
                                 ..PodSpec::default()
                             }),
                             ..PodTemplateSpec::default()
@@ -494,13 +582,18 @@ mod tests {
             metadata: ObjectMeta {
                 name: Some("api".into()),
                 namespace: Some("prod".into()),
-                annotations: Some([("reloader.stakater.com/auto".to_string(), "true".to_string())].into()),
+                annotations: Some(
+                    [("reloader.stakater.com/auto".to_string(), "true".to_string())].into(),
+                ),
                 ..ObjectMeta::default()
             },
             spec: Some(DeploymentSpec {
                 paused: Some(true),
                 template: PodTemplateSpec {
-                    spec: Some(PodSpec { containers: vec![container("app")], ..PodSpec::default() }),
+                    spec: Some(PodSpec {
+                        containers: vec![container("app")],
+                        ..PodSpec::default()
+                    }),
                     ..PodTemplateSpec::default()
                 },
                 ..DeploymentSpec::default()
@@ -509,7 +602,12 @@ mod tests {
         };
         let w = Workload::from_deployment(&deployment);
         assert!(w.paused);
-        assert_eq!(w.annotations.get("reloader.stakater.com/auto").map(String::as_str), Some("true"));
+        assert_eq!(
+            w.annotations
+                .get("reloader.stakater.com/auto")
+                .map(String::as_str),
+            Some("true")
+        );
         assert_eq!(w.reference(), "deployment/api");
     }
 }

@@ -10,10 +10,13 @@ pub mod cli;
 pub mod cluster;
 pub mod commands;
 pub mod consumers;
+pub mod plan;
 pub mod report;
+pub mod rollout;
 pub mod secret_meta;
 pub mod settings;
 pub mod ui;
+pub mod values;
 
 use anyhow::Result;
 
@@ -90,8 +93,14 @@ mod tests {
 
     #[test]
     fn usage_says_kubectl_rotate_when_run_as_the_plugin() {
-        assert_eq!(display_name("/usr/local/bin/kubectl-rotate".as_ref()), "kubectl rotate");
-        assert_eq!(display_name("kubectl-rotate.exe".as_ref()), "kubectl rotate");
+        assert_eq!(
+            display_name("/usr/local/bin/kubectl-rotate".as_ref()),
+            "kubectl rotate"
+        );
+        assert_eq!(
+            display_name("kubectl-rotate.exe".as_ref()),
+            "kubectl rotate"
+        );
         assert_eq!(display_name("./rotate-dev".as_ref()), "rotate-dev");
     }
 }

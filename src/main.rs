@@ -24,7 +24,11 @@ fn main() -> ExitCode {
         Err(err) => {
             // clap prints help and version to stdout and usage errors to stderr, kubectl-style.
             let _ = err.print();
-            return ExitCode::from(if err.use_stderr() { exit::USAGE } else { exit::SUCCESS });
+            return ExitCode::from(if err.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::SUCCESS
+            });
         }
     };
 

@@ -63,7 +63,10 @@ pub fn build_status(secrets: &[Secret], workloads: &[Workload]) -> StatusReport 
     StatusReport {
         api_version: API_VERSION,
         kind: "StatusReport",
-        secrets: secrets.iter().map(|s| secret_status(s, workloads)).collect(),
+        secrets: secrets
+            .iter()
+            .map(|s| secret_status(s, workloads))
+            .collect(),
     }
 }
 
@@ -121,8 +124,16 @@ mod tests {
 
     fn secret(name: &str, data: &[(&str, &str)]) -> Secret {
         Secret {
-            metadata: ObjectMeta { name: Some(name.into()), namespace: Some("prod".into()), ..ObjectMeta::default() },
-            data: Some(data.iter().map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec()))).collect()),
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("prod".into()),
+                ..ObjectMeta::default()
+            },
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                    .collect(),
+            ),
             type_: Some("Opaque".into()),
             ..Secret::default()
         }
@@ -138,7 +149,10 @@ mod tests {
                 containers: vec![Container {
                     name: "app".into(),
                     env_from: Some(vec![EnvFromSource {
-                        secret_ref: Some(SecretEnvSource { name: secret.into(), optional: None }),
+                        secret_ref: Some(SecretEnvSource {
+                            name: secret.into(),
+                            optional: None,
+                        }),
                         ..EnvFromSource::default()
                     }]),
                     ..Container::default()
@@ -151,25 +165,41 @@ mod tests {
 
     #[test]
     fn each_key_has_its_size_record_and_consumers_but_no_value() {
-        let mut s = secret("app-secrets", &[("openai-api-key", "sk-secret-value"), ("redis-password", "hunter2")]);
+        let mut s = secret(
+            "app-secrets",
+            &[
+                ("openai-api-key", "sk-secret-value"),
+                ("redis-password", "hunter2"),
+            ],
+        );
         s.metadata.annotations = Some(
             [(
                 secret_meta::ROTATIONS_ANNOTATION.to_string(),
-                r#"{"redis-password":{"at":"2026-11-26T04:00:00Z","id":"r-1","by":"alice"}}"#.to_string(),
+                r#"{"redis-password":{"at":"2026-11-26T04:00:00Z","id":"r-1","by":"alice"}}"#
+                    .to_string(),
             )]
             .into(),
         );
-        let workloads = vec![env_from_workload("api", "app-secrets"), env_from_workload("frontend", "other")];
+        let workloads = vec![
+            env_from_workload("api", "app-secrets"),
+            env_from_workload("frontend", "other"),
+        ];
         let report = build_status(&[s], &workloads);
         let keys = &report.secrets[0].keys;
         assert_eq!(keys[0].name, "openai-api-key");
         assert_eq!(keys[0].bytes, 15);
         assert!(keys[0].last_rotation.is_none());
-        assert_eq!(keys[1].last_rotation.as_ref().map(|r| r.by.as_str()), Some("alice"));
+        assert_eq!(
+            keys[1].last_rotation.as_ref().map(|r| r.by.as_str()),
+            Some("alice")
+        );
         assert_eq!(keys[0].consumers.len(), 1);
         assert_eq!(keys[0].consumers[0].reference(), "deployment/api");
         let json = serde_json::to_string(&report).unwrap();
-        assert!(!json.contains("sk-secret-value") && !json.contains("hunter2"), "{json}");
+        assert!(
+            !json.contains("sk-secret-value") && !json.contains("hunter2"),
+            "{json}"
+        );
     }
 
     #[test]
@@ -177,7 +207,10 @@ mod tests {
         let mut token = secret("default-token-abc", &[("token", "t")]);
         token.type_ = Some("kubernetes.io/service-account-token".into());
         let kept = listable(vec![secret("b", &[]), token, secret("a", &[])]);
-        let names: Vec<_> = kept.iter().map(|s| s.metadata.name.clone().unwrap()).collect();
+        let names: Vec<_> = kept
+            .iter()
+            .map(|s| s.metadata.name.clone().unwrap())
+            .collect();
         assert_eq!(names, ["a", "b"]);
     }
 }

@@ -104,9 +104,11 @@ pub fn last_applied_holds_values(secret: &Secret) -> bool {
         return false;
     };
     serde_json::from_str::<serde_json::Value>(raw).is_ok_and(|v| {
-        ["data", "stringData"]
-            .iter()
-            .any(|field| v.get(field).and_then(|d| d.as_object()).is_some_and(|d| !d.is_empty()))
+        ["data", "stringData"].iter().any(|field| {
+            v.get(field)
+                .and_then(|d| d.as_object())
+                .is_some_and(|d| !d.is_empty())
+        })
     })
 }
 
@@ -114,7 +116,8 @@ pub fn last_applied_holds_values(secret: &Secret) -> bool {
 pub fn warnings(secret: &Secret) -> Vec<String> {
     let mut warnings = Vec::new();
     if secret.immutable == Some(true) {
-        warnings.push("immutable: it cannot be patched; rotating it means replacing it".to_string());
+        warnings
+            .push("immutable: it cannot be patched; rotating it means replacing it".to_string());
     }
     if let Some(controller) = managing_controller(secret) {
         warnings.push(format!("managed by {controller}: an in-place rotation would be reverted; rotate it at its source"));
@@ -138,7 +141,10 @@ mod tests {
 
     fn secret(type_: &str) -> Secret {
         Secret {
-            metadata: ObjectMeta { name: Some("s".into()), ..ObjectMeta::default() },
+            metadata: ObjectMeta {
+                name: Some("s".into()),
+                ..ObjectMeta::default()
+            },
             type_: Some(type_.into()),
             ..Secret::default()
         }
@@ -165,7 +171,11 @@ mod tests {
     fn a_malformed_rotation_annotation_is_a_warning_not_an_error() {
         let s = annotated(ROTATIONS_ANNOTATION, "not json");
         assert!(rotation_records(&s).is_err());
-        assert!(warnings(&s).iter().any(|w| w.contains(ROTATIONS_ANNOTATION)));
+        assert!(
+            warnings(&s)
+                .iter()
+                .any(|w| w.contains(ROTATIONS_ANNOTATION))
+        );
     }
 
     #[test]
@@ -174,7 +184,8 @@ mod tests {
         assert!(skip_reason(&secret("helm.sh/release.v1")).is_some());
         assert!(skip_reason(&secret("Opaque")).is_none());
         let mut backup = secret("Opaque");
-        backup.metadata.labels = Some([(BACKUP_OF_LABEL.to_string(), "app-secrets".to_string())].into());
+        backup.metadata.labels =
+            Some([(BACKUP_OF_LABEL.to_string(), "app-secrets".to_string())].into());
         assert_eq!(skip_reason(&backup), Some("kubectl-rotate backup"));
     }
 
@@ -188,12 +199,27 @@ mod tests {
             uid: "u".into(),
             ..OwnerReference::default()
         }]);
-        assert_eq!(managing_controller(&owned).as_deref(), Some("SealedSecret db"));
+        assert_eq!(
+            managing_controller(&owned).as_deref(),
+            Some("SealedSecret db")
+        );
         let mut helm = secret("Opaque");
-        helm.metadata.labels = Some([("app.kubernetes.io/managed-by".to_string(), "Helm".to_string())].into());
+        helm.metadata.labels = Some(
+            [(
+                "app.kubernetes.io/managed-by".to_string(),
+                "Helm".to_string(),
+            )]
+            .into(),
+        );
         assert_eq!(managing_controller(&helm).as_deref(), Some("Helm"));
         let mut eso = secret("Opaque");
-        eso.metadata.labels = Some([("reconcile.external-secrets.io/managed".to_string(), "true".to_string())].into());
+        eso.metadata.labels = Some(
+            [(
+                "reconcile.external-secrets.io/managed".to_string(),
+                "true".to_string(),
+            )]
+            .into(),
+        );
         assert!(managing_controller(&eso).is_some());
         assert!(managing_controller(&secret("Opaque")).is_none());
     }
@@ -205,7 +231,10 @@ mod tests {
             r#"{"apiVersion":"v1","kind":"Secret","data":{"k":"dg=="}}"#,
         );
         assert!(last_applied_holds_values(&s));
-        let no_data = annotated("kubectl.kubernetes.io/last-applied-configuration", r#"{"kind":"Secret"}"#);
+        let no_data = annotated(
+            "kubectl.kubernetes.io/last-applied-configuration",
+            r#"{"kind":"Secret"}"#,
+        );
         assert!(!last_applied_holds_values(&no_data));
     }
 }

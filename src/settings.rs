@@ -120,10 +120,16 @@ pub fn kubeconfig_source(flag: Option<PathBuf>, env: &Environment) -> Kubeconfig
 /// `--color`, then `NO_COLOR` / `TERM=dumb` / `FORCE_COLOR`, then terminal detection, per stream.
 pub fn resolve_color(when: ColorWhen, env: &Environment) -> ColorChoice {
     match when {
-        ColorWhen::Always => ColorChoice { stdout: true, stderr: true },
+        ColorWhen::Always => ColorChoice {
+            stdout: true,
+            stderr: true,
+        },
         ColorWhen::Never => ColorChoice::default(),
         ColorWhen::Auto if env.no_color || env.term_dumb => ColorChoice::default(),
-        ColorWhen::Auto if env.force_color => ColorChoice { stdout: true, stderr: true },
+        ColorWhen::Auto if env.force_color => ColorChoice {
+            stdout: true,
+            stderr: true,
+        },
         ColorWhen::Auto => ColorChoice {
             stdout: env.stdout_is_terminal,
             stderr: env.stderr_is_terminal,
@@ -240,7 +246,10 @@ mod tests {
             request_timeout: "0".into(),
             ..GlobalArgs::default()
         };
-        assert_eq!(resolve_connection(&args, &base()).unwrap().request_timeout, None);
+        assert_eq!(
+            resolve_connection(&args, &base()).unwrap().request_timeout,
+            None
+        );
         let args = GlobalArgs {
             request_timeout: "2s".into(),
             ..GlobalArgs::default()
@@ -272,7 +281,10 @@ mod tests {
         assert_eq!(resolve_color(ColorWhen::Auto, &env), ColorChoice::default());
         assert_eq!(
             resolve_color(ColorWhen::Always, &env),
-            ColorChoice { stdout: true, stderr: true }
+            ColorChoice {
+                stdout: true,
+                stderr: true
+            }
         );
     }
 
@@ -285,7 +297,10 @@ mod tests {
         };
         assert_eq!(
             resolve_color(ColorWhen::Auto, &env),
-            ColorChoice { stdout: false, stderr: true }
+            ColorChoice {
+                stdout: false,
+                stderr: true
+            }
         );
         let dumb = Environment {
             term_dumb: true,
@@ -293,7 +308,13 @@ mod tests {
             stderr_is_terminal: true,
             ..base()
         };
-        assert_eq!(resolve_color(ColorWhen::Auto, &dumb), ColorChoice::default());
-        assert_eq!(resolve_color(ColorWhen::Never, &env), ColorChoice::default());
+        assert_eq!(
+            resolve_color(ColorWhen::Auto, &dumb),
+            ColorChoice::default()
+        );
+        assert_eq!(
+            resolve_color(ColorWhen::Never, &env),
+            ColorChoice::default()
+        );
     }
 }

@@ -7,7 +7,9 @@ use predicates::prelude::*;
 /// The binary with an empty environment: no KUBECONFIG, an empty HOME, no colour settings.
 fn rotate(home: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubectl-rotate"));
-    cmd.env_clear().env("HOME", home).env("PATH", "/usr/bin:/bin");
+    cmd.env_clear()
+        .env("HOME", home)
+        .env("PATH", "/usr/bin:/bin");
     cmd
 }
 
@@ -30,13 +32,18 @@ fn help_calls_the_command_kubectl_rotate() {
         .arg("--help")
         .assert()
         .success()
-        .stdout(predicate::str::contains("Usage: kubectl rotate [OPTIONS] <COMMAND>"));
+        .stdout(predicate::str::contains(
+            "Usage: kubectl rotate [OPTIONS] <COMMAND>",
+        ));
 }
 
 #[test]
 fn status_help_matches_its_snapshot() {
     let home = tempfile::tempdir().unwrap();
-    let output = rotate(home.path()).args(["status", "--help"]).output().unwrap();
+    let output = rotate(home.path())
+        .args(["status", "--help"])
+        .output()
+        .unwrap();
     assert!(output.status.success());
     insta::assert_snapshot!(String::from_utf8_lossy(&output.stdout));
 }
@@ -58,7 +65,9 @@ fn an_unknown_flag_is_a_usage_error_with_exit_code_2() {
         .args(["status", "--no-such-flag"])
         .assert()
         .code(2)
-        .stderr(predicate::str::starts_with("error: unexpected argument '--no-such-flag'"))
+        .stderr(predicate::str::starts_with(
+            "error: unexpected argument '--no-such-flag'",
+        ))
         .stderr(predicate::str::contains("Usage: kubectl rotate status"));
 }
 
@@ -69,7 +78,9 @@ fn a_bad_request_timeout_is_an_error_naming_the_flag() {
         .args(["status", "--request-timeout", "soon"])
         .assert()
         .code(1)
-        .stderr(predicate::str::starts_with("error: invalid --request-timeout \"soon\""));
+        .stderr(predicate::str::starts_with(
+            "error: invalid --request-timeout \"soon\"",
+        ));
 }
 
 #[test]
@@ -79,7 +90,9 @@ fn a_missing_kubeconfig_file_is_named() {
         .args(["status", "--kubeconfig", "/nonexistent/kubeconfig"])
         .assert()
         .code(1)
-        .stderr(predicate::str::starts_with("error: cannot read the kubeconfig /nonexistent/kubeconfig"));
+        .stderr(predicate::str::starts_with(
+            "error: cannot read the kubeconfig /nonexistent/kubeconfig",
+        ));
 }
 
 #[test]
@@ -90,7 +103,9 @@ fn without_any_kubeconfig_the_error_says_how_to_give_one() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains("no kubeconfig found"))
-        .stderr(predicate::str::contains("--kubeconfig PATH or set KUBECONFIG"));
+        .stderr(predicate::str::contains(
+            "--kubeconfig PATH or set KUBECONFIG",
+        ));
 }
 
 #[test]
@@ -129,5 +144,7 @@ fn the_default_kubeconfig_in_home_is_read_when_kubeconfig_is_unset() {
         .args(["status", "--context", "nope"])
         .assert()
         .code(1)
-        .stderr(predicate::str::contains(".kube/config; contexts there: dev, prod"));
+        .stderr(predicate::str::contains(
+            ".kube/config; contexts there: dev, prod",
+        ));
 }

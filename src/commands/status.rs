@@ -18,7 +18,11 @@ pub struct StatusOptions {
     pub output: OutputFormat,
 }
 
-pub async fn run(connection: &ConnectionSettings, options: StatusOptions, printer: &mut Printer) -> Result<u8> {
+pub async fn run(
+    connection: &ConnectionSettings,
+    options: StatusOptions,
+    printer: &mut Printer,
+) -> Result<u8> {
     let cluster = cluster::connect(connection).await?;
     let scope = if options.all_namespaces {
         Scope::AllNamespaces
@@ -52,7 +56,10 @@ pub async fn run(connection: &ConnectionSettings, options: StatusOptions, printe
             }
             for secret in &status.secrets {
                 for warning in &secret.warnings {
-                    printer.warn(&format!("Secret {}/{}: {warning}", secret.namespace, secret.name));
+                    printer.warn(&format!(
+                        "Secret {}/{}: {warning}",
+                        secret.namespace, secret.name
+                    ));
                 }
             }
         }

@@ -50,7 +50,10 @@ struct SharedBuffer(Arc<Mutex<Vec<u8>>>);
 
 impl Write for SharedBuffer {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("capture lock poisoned").extend_from_slice(buf);
+        self.0
+            .lock()
+            .expect("capture lock poisoned")
+            .extend_from_slice(buf);
         Ok(buf.len())
     }
 
@@ -158,7 +161,10 @@ mod tests {
 
     #[test]
     fn colour_is_added_only_when_enabled_for_that_stream() {
-        let (printer, _) = Printer::capture(ColorChoice { stdout: false, stderr: true });
+        let (printer, _) = Printer::capture(ColorChoice {
+            stdout: false,
+            stderr: true,
+        });
         assert_eq!(printer.paint_out("x", Style::Bad), "x");
         assert!(printer.paint_err("x", Style::Bad).contains("\u{1b}["));
     }

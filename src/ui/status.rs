@@ -66,12 +66,21 @@ mod tests {
     use crate::secret_meta::RotationRecord;
 
     fn consumer(kind: WorkloadKind, name: &str, usages: Vec<Usage>) -> ConsumerStatus {
-        ConsumerStatus { kind, name: name.into(), restartable: kind.restartable(), usages }
+        ConsumerStatus {
+            kind,
+            name: name.into(),
+            restartable: kind.restartable(),
+            usages,
+        }
     }
 
     #[test]
     fn the_status_table_matches_its_snapshot() {
-        let env_from = Usage::EnvFrom { container: "api".into(), init_container: false, prefix: None };
+        let env_from = Usage::EnvFrom {
+            container: "api".into(),
+            init_container: false,
+            prefix: None,
+        };
         let report = StatusReport {
             api_version: crate::report::API_VERSION,
             kind: "StatusReport",
@@ -101,13 +110,21 @@ mod tests {
                                             variable: "OPENAI_API_KEY".into(),
                                             key: "openai-api-key".into(),
                                         },
-                                        Usage::Volume { volume: "secrets".into(), items: None },
+                                        Usage::Volume {
+                                            volume: "secrets".into(),
+                                            items: None,
+                                        },
                                     ],
                                 ),
                                 consumer(WorkloadKind::CronJob, "report", vec![env_from]),
                             ],
                         },
-                        KeyStatus { name: "unused".into(), bytes: 4, last_rotation: None, consumers: vec![] },
+                        KeyStatus {
+                            name: "unused".into(),
+                            bytes: 4,
+                            last_rotation: None,
+                            consumers: vec![],
+                        },
                     ],
                     warnings: vec![],
                 },

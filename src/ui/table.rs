@@ -37,7 +37,10 @@ mod tests {
     fn columns_line_up_with_three_spaces_between() {
         let lines = render(
             &["NAME", "AGE"],
-            &[vec!["a".into(), "1s".into()], vec!["longer".into(), "2s".into()]],
+            &[
+                vec!["a".into(), "1s".into()],
+                vec!["longer".into(), "2s".into()],
+            ],
         );
         assert_eq!(lines, ["NAME     AGE", "a        1s", "longer   2s"]);
     }

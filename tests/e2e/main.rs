@@ -37,11 +37,20 @@ fn trial(name: &'static str, test: TestFn) -> Trial {
 
 fn main() -> ExitCode {
     let args = Arguments::from_args();
-    let trials = status::tests().into_iter().map(|(name, f)| trial(name, f)).collect::<Vec<_>>();
+    let trials = status::tests()
+        .into_iter()
+        .map(|(name, f)| trial(name, f))
+        .collect::<Vec<_>>();
 
     // Listing tests (and filters that select none) need no control plane.
     let wanted = trials.iter().any(|t| {
-        args.filter.as_deref().is_none_or(|f| if args.exact { t.name() == f } else { t.name().contains(f) })
+        args.filter.as_deref().is_none_or(|f| {
+            if args.exact {
+                t.name() == f
+            } else {
+                t.name().contains(f)
+            }
+        })
     });
     let plane = if args.list || !wanted {
         None
@@ -52,7 +61,9 @@ fn main() -> ExitCode {
                 Some(plane)
             }
             Err(err) => {
-                let _ = CLUSTER.set(Err(format!("the local control plane did not start: {err:#}")));
+                let _ = CLUSTER.set(Err(format!(
+                    "the local control plane did not start: {err:#}"
+                )));
                 None
             }
         }

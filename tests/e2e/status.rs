@@ -12,19 +12,58 @@ use crate::support::{TestEnv, assert_no_values};
 
 pub fn tests() -> Vec<(&'static str, TestFn)> {
     vec![
-        ("status_shows_the_demo_apps_keys_with_api_and_worker_as_consumers", status_shows_the_demo_apps_keys_with_api_and_worker_as_consumers),
-        ("status_json_has_the_documented_shape", status_json_has_the_documented_shape),
-        ("status_of_a_missing_secret_names_it_and_exits_1", status_of_a_missing_secret_names_it_and_exits_1),
-        ("status_for_a_user_without_rights_names_the_missing_permission", status_for_a_user_without_rights_names_the_missing_permission),
-        ("impersonation_with_as_is_honoured", impersonation_with_as_is_honoured),
-        ("status_against_a_silent_server_fails_within_the_request_timeout", status_against_a_silent_server_fails_within_the_request_timeout),
-        ("status_against_a_closed_port_says_the_server_is_unreachable", status_against_a_closed_port_says_the_server_is_unreachable),
-        ("kubeconfig_flag_loads_only_that_file", kubeconfig_flag_loads_only_that_file),
-        ("kubeconfig_env_list_is_merged_and_context_namespace_is_the_default", kubeconfig_env_list_is_merged_and_context_namespace_is_the_default),
-        ("namespace_flag_overrides_the_contexts_namespace", namespace_flag_overrides_the_contexts_namespace),
-        ("unknown_context_is_an_error_listing_the_contexts", unknown_context_is_an_error_listing_the_contexts),
-        ("all_secrets_view_skips_tokens_helm_records_and_backups", all_secrets_view_skips_tokens_helm_records_and_backups),
-        ("all_namespaces_adds_a_namespace_column", all_namespaces_adds_a_namespace_column),
+        (
+            "status_shows_the_demo_apps_keys_with_api_and_worker_as_consumers",
+            status_shows_the_demo_apps_keys_with_api_and_worker_as_consumers,
+        ),
+        (
+            "status_json_has_the_documented_shape",
+            status_json_has_the_documented_shape,
+        ),
+        (
+            "status_of_a_missing_secret_names_it_and_exits_1",
+            status_of_a_missing_secret_names_it_and_exits_1,
+        ),
+        (
+            "status_for_a_user_without_rights_names_the_missing_permission",
+            status_for_a_user_without_rights_names_the_missing_permission,
+        ),
+        (
+            "impersonation_with_as_is_honoured",
+            impersonation_with_as_is_honoured,
+        ),
+        (
+            "status_against_a_silent_server_fails_within_the_request_timeout",
+            status_against_a_silent_server_fails_within_the_request_timeout,
+        ),
+        (
+            "status_against_a_closed_port_says_the_server_is_unreachable",
+            status_against_a_closed_port_says_the_server_is_unreachable,
+        ),
+        (
+            "kubeconfig_flag_loads_only_that_file",
+            kubeconfig_flag_loads_only_that_file,
+        ),
+        (
+            "kubeconfig_env_list_is_merged_and_context_namespace_is_the_default",
+            kubeconfig_env_list_is_merged_and_context_namespace_is_the_default,
+        ),
+        (
+            "namespace_flag_overrides_the_contexts_namespace",
+            namespace_flag_overrides_the_contexts_namespace,
+        ),
+        (
+            "unknown_context_is_an_error_listing_the_contexts",
+            unknown_context_is_an_error_listing_the_contexts,
+        ),
+        (
+            "all_secrets_view_skips_tokens_helm_records_and_backups",
+            all_secrets_view_skips_tokens_helm_records_and_backups,
+        ),
+        (
+            "all_namespaces_adds_a_namespace_column",
+            all_namespaces_adds_a_namespace_column,
+        ),
     ]
 }
 
@@ -33,11 +72,18 @@ fn rows(stdout: &str) -> Vec<Vec<String>> {
     stdout
         .lines()
         .skip(1)
-        .map(|line| line.split("   ").map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect())
+        .map(|line| {
+            line.split("   ")
+                .map(|c| c.trim().to_string())
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
         .collect()
 }
 
-fn status_shows_the_demo_apps_keys_with_api_and_worker_as_consumers(kubeconfig: &Path) -> Result<()> {
+fn status_shows_the_demo_apps_keys_with_api_and_worker_as_consumers(
+    kubeconfig: &Path,
+) -> Result<()> {
     let env = TestEnv::new(kubeconfig, "demo")?;
     env.seed_demo_app()?;
     let run = env.rotate(&["status"])?;
@@ -45,23 +91,51 @@ fn status_shows_the_demo_apps_keys_with_api_and_worker_as_consumers(kubeconfig: 
     assert_no_values(&run, &env.secret_values("app-secrets")?)?;
 
     let header = run.stdout.lines().next().unwrap_or_default();
-    ensure!(header.split_whitespace().collect::<Vec<_>>() == ["SECRET", "KEY", "BYTES", "LAST", "ROTATED", "CONSUMERS"], "header: {header}");
+    ensure!(
+        header.split_whitespace().collect::<Vec<_>>()
+            == ["SECRET", "KEY", "BYTES", "LAST", "ROTATED", "CONSUMERS"],
+        "header: {header}"
+    );
     let rows = rows(&run.stdout);
     let keys: Vec<&str> = rows.iter().map(|r| r[1].as_str()).collect();
-    ensure!(keys == ["encryption-key", "openai-api-key", "postgres-password", "redis-password"], "keys: {keys:?}\n{}", run.stdout);
+    ensure!(
+        keys == [
+            "encryption-key",
+            "openai-api-key",
+            "postgres-password",
+            "redis-password"
+        ],
+        "keys: {keys:?}\n{}",
+        run.stdout
+    );
     for row in &rows {
         ensure!(row[0] == "app-secrets", "{row:?}");
         ensure!(row[3] == "not recorded", "{row:?}");
         let consumers = &row[4];
-        ensure!(consumers.contains("deployment/api (envFrom (container api))"), "{row:?}");
+        ensure!(
+            consumers.contains("deployment/api (envFrom in api)"),
+            "{row:?}"
+        );
         ensure!(consumers.contains("deployment/worker ("), "{row:?}");
         ensure!(!consumers.contains("frontend"), "{row:?}");
     }
-    let openai = rows.iter().find(|r| r[1] == "openai-api-key").expect("openai row");
+    let openai = rows
+        .iter()
+        .find(|r| r[1] == "openai-api-key")
+        .expect("openai row");
     ensure!(openai[2] == "56", "sk-proj- plus 48 characters: {openai:?}");
-    ensure!(openai[4].contains("env OPENAI_API_KEY (container worker)") && openai[4].contains("volume secrets"), "{openai:?}");
-    let redis = rows.iter().find(|r| r[1] == "redis-password").expect("redis row");
-    ensure!(!redis[4].contains("env "), "worker reads redis-password only through the volume: {redis:?}");
+    ensure!(
+        openai[4].contains("env OPENAI_API_KEY in worker") && openai[4].contains("volume secrets"),
+        "{openai:?}"
+    );
+    let redis = rows
+        .iter()
+        .find(|r| r[1] == "redis-password")
+        .expect("redis row");
+    ensure!(
+        !redis[4].contains("env "),
+        "worker reads redis-password only through the volume: {redis:?}"
+    );
     Ok(())
 }
 
@@ -71,23 +145,67 @@ fn status_json_has_the_documented_shape(kubeconfig: &Path) -> Result<()> {
     let run = env.rotate(&["status", "app-secrets", "-o", "json"])?;
     run.success()?;
     assert_no_values(&run, &env.secret_values("app-secrets")?)?;
-    ensure!(run.stderr.is_empty(), "stderr must stay empty for scripts: {}", run.stderr);
+    ensure!(
+        run.stderr.is_empty(),
+        "stderr must stay empty for scripts: {}",
+        run.stderr
+    );
     let doc: Value = serde_json::from_str(&run.stdout)?;
-    ensure!(doc["apiVersion"] == "kubectl-rotate.io/v1alpha1" && doc["kind"] == "StatusReport", "{doc}");
+    ensure!(
+        doc["apiVersion"] == "kubectl-rotate.io/v1alpha1" && doc["kind"] == "StatusReport",
+        "{doc}"
+    );
     let secret = &doc["secrets"][0];
-    ensure!(secret["namespace"] == env.namespace.as_str() && secret["name"] == "app-secrets" && secret["type"] == "Opaque", "{secret}");
-    ensure!(secret["warnings"].as_array().is_some_and(|w| w.is_empty()), "{secret}");
+    ensure!(
+        secret["namespace"] == env.namespace.as_str()
+            && secret["name"] == "app-secrets"
+            && secret["type"] == "Opaque",
+        "{secret}"
+    );
+    ensure!(
+        secret["warnings"].as_array().is_some_and(|w| w.is_empty()),
+        "{secret}"
+    );
     let keys = secret["keys"].as_array().expect("keys array");
     ensure!(keys.len() == 4, "{secret}");
-    let openai = keys.iter().find(|k| k["name"] == "openai-api-key").expect("openai key");
-    ensure!(openai["bytes"] == 56 && openai["lastRotation"].is_null(), "{openai}");
+    let openai = keys
+        .iter()
+        .find(|k| k["name"] == "openai-api-key")
+        .expect("openai key");
+    ensure!(
+        openai["bytes"] == 56 && openai["lastRotation"].is_null(),
+        "{openai}"
+    );
     let consumers = openai["consumers"].as_array().expect("consumers");
-    let names: Vec<String> = consumers.iter().map(|c| format!("{}/{}", c["kind"].as_str().unwrap_or(""), c["name"].as_str().unwrap_or(""))).collect();
-    ensure!(names == ["Deployment/api", "Deployment/worker"], "{names:?}");
+    let names: Vec<String> = consumers
+        .iter()
+        .map(|c| {
+            format!(
+                "{}/{}",
+                c["kind"].as_str().unwrap_or(""),
+                c["name"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    ensure!(
+        names == ["Deployment/api", "Deployment/worker"],
+        "{names:?}"
+    );
     ensure!(consumers[0]["restartable"] == true, "{openai}");
-    ensure!(consumers[0]["usages"][0] == serde_json::json!({"type": "envFrom", "container": "api", "initContainer": false}), "{openai}");
-    ensure!(consumers[1]["usages"][0] == serde_json::json!({"type": "env", "container": "worker", "initContainer": false, "variable": "OPENAI_API_KEY", "key": "openai-api-key"}), "{openai}");
-    ensure!(consumers[1]["usages"][1] == serde_json::json!({"type": "volume", "volume": "secrets"}), "{openai}");
+    ensure!(
+        consumers[0]["usages"][0]
+            == serde_json::json!({"type": "envFrom", "container": "api", "initContainer": false}),
+        "{openai}"
+    );
+    ensure!(
+        consumers[1]["usages"][0]
+            == serde_json::json!({"type": "env", "container": "worker", "initContainer": false, "variable": "OPENAI_API_KEY", "key": "openai-api-key"}),
+        "{openai}"
+    );
+    ensure!(
+        consumers[1]["usages"][1] == serde_json::json!({"type": "volume", "volume": "secrets"}),
+        "{openai}"
+    );
     Ok(())
 }
 
@@ -95,9 +213,16 @@ fn status_of_a_missing_secret_names_it_and_exits_1(kubeconfig: &Path) -> Result<
     let env = TestEnv::new(kubeconfig, "missing")?;
     let run = env.rotate(&["status", "no-such-secret"])?;
     run.failure(1)?;
-    let expected = format!("error: Secret \"no-such-secret\" not found in namespace \"{}\"", env.namespace);
+    let expected = format!(
+        "error: Secret \"no-such-secret\" not found in namespace \"{}\"",
+        env.namespace
+    );
     ensure!(run.stderr.starts_with(&expected), "{}", run.stderr);
-    ensure!(run.stderr.contains("kubectl rotate status -n"), "the error says what to do next: {}", run.stderr);
+    ensure!(
+        run.stderr.contains("kubectl rotate status -n"),
+        "the error says what to do next: {}",
+        run.stderr
+    );
     ensure!(run.stdout.is_empty(), "{}", run.stdout);
     Ok(())
 }
@@ -107,11 +232,28 @@ fn status_for_a_user_without_rights_names_the_missing_permission(kubeconfig: &Pa
     env.seed_demo_app()?;
     let run = env.rotate(&["status", "app-secrets", "--context", "nobody"])?;
     run.failure(1)?;
-    ensure!(run.stderr.contains(&format!("cannot read Secret {}/app-secrets: permission denied", env.namespace)), "{}", run.stderr);
-    ensure!(run.stderr.contains(r#"User "nobody" cannot get resource "secrets""#), "{}", run.stderr);
+    ensure!(
+        run.stderr.contains(&format!(
+            "cannot read Secret {}/app-secrets: permission denied",
+            env.namespace
+        )),
+        "{}",
+        run.stderr
+    );
+    ensure!(
+        run.stderr
+            .contains(r#"User "nobody" cannot get resource "secrets""#),
+        "{}",
+        run.stderr
+    );
     let run = env.rotate(&["status", "--context", "nobody"])?;
     run.failure(1)?;
-    ensure!(run.stderr.contains(r#"User "nobody" cannot list resource "secrets""#), "{}", run.stderr);
+    ensure!(
+        run.stderr
+            .contains(r#"User "nobody" cannot list resource "secrets""#),
+        "{}",
+        run.stderr
+    );
     Ok(())
 }
 
@@ -120,9 +262,21 @@ fn impersonation_with_as_is_honoured(kubeconfig: &Path) -> Result<()> {
     env.seed_demo_app()?;
     let run = env.rotate(&["status", "app-secrets", "--as", "somebody-else"])?;
     run.failure(1)?;
-    ensure!(run.stderr.contains(r#"User "somebody-else" cannot get resource "secrets""#), "{}", run.stderr);
+    ensure!(
+        run.stderr
+            .contains(r#"User "somebody-else" cannot get resource "secrets""#),
+        "{}",
+        run.stderr
+    );
     // With the group that grants everything, the impersonated user may read.
-    let run = env.rotate(&["status", "app-secrets", "--as", "somebody-else", "--as-group", "system:masters"])?;
+    let run = env.rotate(&[
+        "status",
+        "app-secrets",
+        "--as",
+        "somebody-else",
+        "--as-group",
+        "system:masters",
+    ])?;
     run.success()?;
     Ok(())
 }
@@ -136,7 +290,9 @@ fn kubeconfig_for(server: &str) -> String {
     )
 }
 
-fn status_against_a_silent_server_fails_within_the_request_timeout(kubeconfig: &Path) -> Result<()> {
+fn status_against_a_silent_server_fails_within_the_request_timeout(
+    kubeconfig: &Path,
+) -> Result<()> {
     let env = TestEnv::new(kubeconfig, "silent")?;
     // A server that accepts connections and never answers: only a timeout can end the request.
     let listener = TcpListener::bind("127.0.0.1:0")?;
@@ -150,10 +306,25 @@ fn status_against_a_silent_server_fails_within_the_request_timeout(kubeconfig: &
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("silent.kubeconfig");
     std::fs::write(&path, kubeconfig_for(&format!("https://127.0.0.1:{port}")))?;
-    let run = env.kubectl(&["rotate", "status", "--kubeconfig", path.to_str().unwrap_or_default(), "--request-timeout=2s"])?;
+    let run = env.kubectl(&[
+        "rotate",
+        "status",
+        "--kubeconfig",
+        path.to_str().unwrap_or_default(),
+        "--request-timeout=2s",
+    ])?;
     run.failure(1)?;
-    ensure!(run.stderr.contains("did not answer within --request-timeout=2s"), "{}", run.stderr);
-    ensure!(run.elapsed < Duration::from_secs(10), "took {:?}", run.elapsed);
+    ensure!(
+        run.stderr
+            .contains("did not answer within --request-timeout=2s"),
+        "{}",
+        run.stderr
+    );
+    ensure!(
+        run.elapsed < Duration::from_secs(10),
+        "took {:?}",
+        run.elapsed
+    );
     Ok(())
 }
 
@@ -163,10 +334,26 @@ fn status_against_a_closed_port_says_the_server_is_unreachable(kubeconfig: &Path
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("closed.kubeconfig");
     std::fs::write(&path, kubeconfig_for(&format!("https://127.0.0.1:{port}")))?;
-    let run = env.kubectl(&["rotate", "status", "--kubeconfig", path.to_str().unwrap_or_default(), "--request-timeout=5s"])?;
+    let run = env.kubectl(&[
+        "rotate",
+        "status",
+        "--kubeconfig",
+        path.to_str().unwrap_or_default(),
+        "--request-timeout=5s",
+    ])?;
     run.failure(1)?;
-    ensure!(run.stderr.contains(&format!("cannot reach the API server at https://127.0.0.1:{port}")), "{}", run.stderr);
-    ensure!(run.elapsed < Duration::from_secs(10), "took {:?}", run.elapsed);
+    ensure!(
+        run.stderr.contains(&format!(
+            "cannot reach the API server at https://127.0.0.1:{port}"
+        )),
+        "{}",
+        run.stderr
+    );
+    ensure!(
+        run.elapsed < Duration::from_secs(10),
+        "took {:?}",
+        run.elapsed
+    );
     Ok(())
 }
 
@@ -187,7 +374,10 @@ fn add_context(doc: &mut serde_yaml::Value, name: &str, namespace: &str) {
         "name: {name}\ncontext:\n  cluster: local\n  user: admin\n  namespace: {namespace}\n"
     ))
     .expect("valid yaml");
-    doc["contexts"].as_sequence_mut().expect("contexts list").push(context);
+    doc["contexts"]
+        .as_sequence_mut()
+        .expect("contexts list")
+        .push(context);
 }
 
 fn kubeconfig_flag_loads_only_that_file(kubeconfig: &Path) -> Result<()> {
@@ -200,24 +390,43 @@ fn kubeconfig_flag_loads_only_that_file(kubeconfig: &Path) -> Result<()> {
     let good = write(dir.path(), "good", &load(kubeconfig)?)?;
     let broken_var = broken.to_string_lossy().into_owned();
     let run = env.kubectl_with(
-        &["rotate", "status", "app-secrets", "-n", &env.namespace, "--kubeconfig", &good],
+        &[
+            "rotate",
+            "status",
+            "app-secrets",
+            "-n",
+            &env.namespace,
+            "--kubeconfig",
+            &good,
+        ],
         &[("KUBECONFIG", &broken_var)],
         None,
     )?;
     run.success()?;
     ensure!(run.stdout.contains("openai-api-key"), "{}", run.stdout);
-    let run = env.kubectl_with(&["rotate", "status", "app-secrets", "-n", &env.namespace], &[("KUBECONFIG", &broken_var)], None)?;
+    let run = env.kubectl_with(
+        &["rotate", "status", "app-secrets", "-n", &env.namespace],
+        &[("KUBECONFIG", &broken_var)],
+        None,
+    )?;
     run.failure(1)?;
-    ensure!(run.stderr.contains("cannot read the kubeconfig"), "{}", run.stderr);
+    ensure!(
+        run.stderr.contains("cannot read the kubeconfig"),
+        "{}",
+        run.stderr
+    );
     Ok(())
 }
 
-fn kubeconfig_env_list_is_merged_and_context_namespace_is_the_default(kubeconfig: &Path) -> Result<()> {
+fn kubeconfig_env_list_is_merged_and_context_namespace_is_the_default(
+    kubeconfig: &Path,
+) -> Result<()> {
     let env = TestEnv::new(kubeconfig, "merged")?;
     env.seed_demo_app()?;
     let dir = tempfile::tempdir()?;
     // First file: only a context (with this test's namespace) and the current-context.
-    let mut contexts_only: serde_yaml::Value = serde_yaml::from_str("apiVersion: v1\nkind: Config\ncontexts: []\n")?;
+    let mut contexts_only: serde_yaml::Value =
+        serde_yaml::from_str("apiVersion: v1\nkind: Config\ncontexts: []\n")?;
     add_context(&mut contexts_only, "work", &env.namespace);
     contexts_only["current-context"] = "work".into();
     // Second file: the clusters and users (and its own current-context, which must lose).
@@ -229,7 +438,11 @@ fn kubeconfig_env_list_is_merged_and_context_namespace_is_the_default(kubeconfig
     let list = format!("{first}:{}:{second}", dir.path().join("missing").display());
     let run = env.kubectl_with(&["rotate", "status"], &[("KUBECONFIG", &list)], None)?;
     run.success()?;
-    ensure!(run.stdout.contains("app-secrets"), "the context's namespace is the default: {}", run.stdout);
+    ensure!(
+        run.stdout.contains("app-secrets"),
+        "the context's namespace is the default: {}",
+        run.stdout
+    );
     Ok(())
 }
 
@@ -242,12 +455,35 @@ fn namespace_flag_overrides_the_contexts_namespace(kubeconfig: &Path) -> Result<
     add_context(&mut doc, "pinned", &other.namespace);
     let path = write(dir.path(), "config", &doc)?;
     // The context points at the empty namespace; --context selects it.
-    let run = env.kubectl(&["rotate", "status", "--kubeconfig", &path, "--context", "pinned"])?;
+    let run = env.kubectl(&[
+        "rotate",
+        "status",
+        "--kubeconfig",
+        &path,
+        "--context",
+        "pinned",
+    ])?;
     run.success()?;
     ensure!(!run.stdout.contains("app-secrets"), "{}", run.stdout);
-    ensure!(run.stderr.contains(&format!("No Secrets found in namespace {}", other.namespace)), "{}", run.stderr);
+    ensure!(
+        run.stderr.contains(&format!(
+            "No Secrets found in namespace {}",
+            other.namespace
+        )),
+        "{}",
+        run.stderr
+    );
     // -n wins over the context's namespace.
-    let run = env.kubectl(&["rotate", "status", "--kubeconfig", &path, "--context", "pinned", "-n", &env.namespace])?;
+    let run = env.kubectl(&[
+        "rotate",
+        "status",
+        "--kubeconfig",
+        &path,
+        "--context",
+        "pinned",
+        "-n",
+        &env.namespace,
+    ])?;
     run.success()?;
     ensure!(run.stdout.contains("app-secrets"), "{}", run.stdout);
     Ok(())
@@ -257,8 +493,17 @@ fn unknown_context_is_an_error_listing_the_contexts(kubeconfig: &Path) -> Result
     let env = TestEnv::new(kubeconfig, "noctx")?;
     let run = env.rotate(&["status", "--context", "prod-eu"])?;
     run.failure(1)?;
-    ensure!(run.stderr.contains(r#"context "prod-eu" not found in the kubeconfig"#), "{}", run.stderr);
-    ensure!(run.stderr.contains("contexts there: admin, nobody"), "{}", run.stderr);
+    ensure!(
+        run.stderr
+            .contains(r#"context "prod-eu" not found in the kubeconfig"#),
+        "{}",
+        run.stderr
+    );
+    ensure!(
+        run.stderr.contains("contexts there: admin, nobody"),
+        "{}",
+        run.stderr
+    );
     Ok(())
 }
 
@@ -275,17 +520,35 @@ fn all_secrets_view_skips_tokens_helm_records_and_backups(kubeconfig: &Path) -> 
     );
     // The token controller deletes a token Secret whose ServiceAccount does not exist (yet).
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while env.kubectl(&["get", "serviceaccount", "default", "-n", &env.namespace])?.code != Some(0) {
-        ensure!(std::time::Instant::now() < deadline, "no default ServiceAccount in {}", env.namespace);
+    while env
+        .kubectl(&["get", "serviceaccount", "default", "-n", &env.namespace])?
+        .code
+        != Some(0)
+    {
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "no default ServiceAccount in {}",
+            env.namespace
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
-    env.kubectl_with(&["create", "-f", "-"], &[], Some(extra.as_bytes()))?.success()?;
+    env.kubectl_with(&["create", "-f", "-"], &[], Some(extra.as_bytes()))?
+        .success()?;
     let listed = env.kubectl(&["get", "secrets", "-n", &env.namespace, "-o", "name"])?;
-    ensure!(listed.stdout.contains("secret/bot-token") && listed.stdout.contains("sh.helm.release"), "{}", listed.stdout);
+    ensure!(
+        listed.stdout.contains("secret/bot-token") && listed.stdout.contains("sh.helm.release"),
+        "{}",
+        listed.stdout
+    );
     let run = env.rotate(&["status", "-o", "json"])?;
     run.success()?;
     let doc: Value = serde_json::from_str(&run.stdout)?;
-    let names: Vec<&str> = doc["secrets"].as_array().into_iter().flatten().filter_map(|s| s["name"].as_str()).collect();
+    let names: Vec<&str> = doc["secrets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
     ensure!(names == ["app-secrets"], "{names:?}");
     // Named explicitly, a skipped Secret is still shown.
     env.rotate(&["status", "bot-token"])?.success()?;
@@ -298,7 +561,16 @@ fn all_namespaces_adds_a_namespace_column(kubeconfig: &Path) -> Result<()> {
     let run = env.kubectl(&["rotate", "status", "-A"])?;
     run.success()?;
     ensure!(run.stdout.starts_with("NAMESPACE"), "{}", run.stdout);
-    let ours = run.stdout.lines().filter(|l| l.starts_with(&format!("{} ", env.namespace))).count();
-    ensure!(ours == 4, "four keys of app-secrets in {}: {}", env.namespace, run.stdout);
+    let ours = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with(&format!("{} ", env.namespace)))
+        .count();
+    ensure!(
+        ours == 4,
+        "four keys of app-secrets in {}: {}",
+        env.namespace,
+        run.stdout
+    );
     Ok(())
 }

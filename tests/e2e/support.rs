@@ -19,7 +19,11 @@ pub fn repo_root() -> PathBuf {
 fn cache_dir() -> PathBuf {
     std::env::var_os("KUBECTL_ROTATE_CACHE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::home_dir().expect("a home directory").join(".cache/kubectl-rotate"))
+        .unwrap_or_else(|| {
+            std::env::home_dir()
+                .expect("a home directory")
+                .join(".cache/kubectl-rotate")
+        })
 }
 
 /// The control plane for this run: started here and stopped on drop, or an existing one named by
@@ -32,7 +36,10 @@ pub struct ControlPlane {
 impl ControlPlane {
     pub fn start() -> Result<Self> {
         if let Some(path) = std::env::var_os("KUBECTL_ROTATE_E2E_KUBECONFIG") {
-            return Ok(ControlPlane { kubeconfig: path.into(), owned_dir: None });
+            return Ok(ControlPlane {
+                kubeconfig: path.into(),
+                owned_dir: None,
+            });
         }
         let fake_kubelet = bin_dir().join("fake-kubelet");
         if !fake_kubelet.exists() {
@@ -44,7 +51,9 @@ impl ControlPlane {
                 .context("building the fake kubelet")?;
             ensure!(status.success(), "building the fake kubelet failed");
         }
-        let dir = tempfile::Builder::new().prefix("kubectl-rotate-e2e-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("kubectl-rotate-e2e-")
+            .tempdir()?;
         let started = Instant::now();
         let output = Command::new(repo_root().join("scripts/cluster.sh"))
             .arg("up")
@@ -62,7 +71,10 @@ impl ControlPlane {
             "the local control plane did not start (scripts/cluster.sh up); run scripts/provision.sh, \
              see the log above"
         );
-        eprintln!("e2e: local control plane up in {:.1}s", started.elapsed().as_secs_f64());
+        eprintln!(
+            "e2e: local control plane up in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
         Ok(plane)
     }
 }
@@ -100,11 +112,20 @@ pub struct Tools {
 
 impl Tools {
     pub fn new() -> Result<Self> {
-        let dir = tempfile::Builder::new().prefix("kubectl-rotate-path-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("kubectl-rotate-path-")
+            .tempdir()?;
         let kubectl = kubectl_binary();
-        ensure!(kubectl.exists(), "kubectl not found at {}; run scripts/provision.sh", kubectl.display());
+        ensure!(
+            kubectl.exists(),
+            "kubectl not found at {}; run scripts/provision.sh",
+            kubectl.display()
+        );
         std::os::unix::fs::symlink(&kubectl, dir.path().join("kubectl"))?;
-        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kubectl-rotate"), dir.path().join("kubectl-rotate"))?;
+        std::os::unix::fs::symlink(
+            env!("CARGO_BIN_EXE_kubectl-rotate"),
+            dir.path().join("kubectl-rotate"),
+        )?;
         Ok(Tools { dir })
     }
 
@@ -133,12 +154,24 @@ impl Run {
     }
 
     pub fn success(&self) -> Result<&Self> {
-        ensure!(self.code == Some(0), "expected success, got {:?}\nstdout:\n{}\nstderr:\n{}", self.code, self.stdout, self.stderr);
+        ensure!(
+            self.code == Some(0),
+            "expected success, got {:?}\nstdout:\n{}\nstderr:\n{}",
+            self.code,
+            self.stdout,
+            self.stderr
+        );
         Ok(self)
     }
 
     pub fn failure(&self, code: i32) -> Result<&Self> {
-        ensure!(self.code == Some(code), "expected exit {code}, got {:?}\nstdout:\n{}\nstderr:\n{}", self.code, self.stdout, self.stderr);
+        ensure!(
+            self.code == Some(code),
+            "expected exit {code}, got {:?}\nstdout:\n{}\nstderr:\n{}",
+            self.code,
+            self.stdout,
+            self.stderr
+        );
         Ok(self)
     }
 }
@@ -158,15 +191,23 @@ impl TestEnv {
     /// A fresh namespace (deleted when the test ends) on the run's control plane.
     pub fn new(kubeconfig: &Path, label: &str) -> Result<Self> {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.subsec_nanos();
-        let label: String = label.chars().filter(|c| c.is_ascii_alphanumeric()).take(20).collect::<String>().to_lowercase();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .subsec_nanos();
+        let label: String = label
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(20)
+            .collect::<String>()
+            .to_lowercase();
         let env = TestEnv {
             kubeconfig: kubeconfig.to_path_buf(),
             namespace: format!("e2e-{label}-{n}-{:x}", nanos % 0xfffff),
             tools: Tools::new()?,
             home: tempfile::tempdir()?,
         };
-        env.kubectl(&["create", "namespace", &env.namespace])?.success()?;
+        env.kubectl(&["create", "namespace", &env.namespace])?
+            .success()?;
         Ok(env)
     }
 
@@ -187,15 +228,30 @@ impl TestEnv {
     }
 
     /// Runs kubectl with extra environment variables and optional stdin.
-    pub fn kubectl_with(&self, args: &[&str], envs: &[(&str, &str)], stdin: Option<&[u8]>) -> Result<Run> {
+    pub fn kubectl_with(
+        &self,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        stdin: Option<&[u8]>,
+    ) -> Result<Run> {
         let mut command = self.command("kubectl");
         command.args(args).envs(envs.iter().copied());
-        command.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        command.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
         let started = Instant::now();
-        let mut child = command.spawn().with_context(|| format!("starting kubectl {args:?}"))?;
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("starting kubectl {args:?}"))?;
         if let Some(input) = stdin {
-            child.stdin.take().expect("stdin is piped").write_all(input)?;
+            child
+                .stdin
+                .take()
+                .expect("stdin is piped")
+                .write_all(input)?;
         }
         let output = child.wait_with_output()?;
         Ok(Run::from(output, started.elapsed()))
@@ -217,15 +273,31 @@ impl TestEnv {
             .arg(&self.namespace)
             .output()?;
         ensure!(secret.status.success(), "demo/secret.py failed");
-        self.kubectl_with(&["create", "-f", "-"], &[], Some(&secret.stdout))?.success()?;
+        self.kubectl_with(&["create", "-f", "-"], &[], Some(&secret.stdout))?
+            .success()?;
         let app = repo_root().join("demo/app.yaml");
-        self.kubectl(&["apply", "-n", &self.namespace, "-f", app.to_str().expect("utf-8 path")])?.success()?;
+        self.kubectl(&[
+            "apply",
+            "-n",
+            &self.namespace,
+            "-f",
+            app.to_str().expect("utf-8 path"),
+        ])?
+        .success()?;
         self.wait_rolled_out(&["deployment/api", "deployment/worker", "deployment/frontend"])
     }
 
     pub fn wait_rolled_out(&self, workloads: &[&str]) -> Result<()> {
         for workload in workloads {
-            self.kubectl(&["rollout", "status", workload, "-n", &self.namespace, "--timeout=90s"])?.success()?;
+            self.kubectl(&[
+                "rollout",
+                "status",
+                workload,
+                "-n",
+                &self.namespace,
+                "--timeout=90s",
+            ])?
+            .success()?;
         }
         Ok(())
     }
@@ -238,7 +310,10 @@ impl TestEnv {
         let mut values = BTreeMap::new();
         for (key, value) in secret["data"].as_object().into_iter().flatten() {
             let encoded = value.as_str().unwrap_or_default();
-            values.insert(key.clone(), base64::engine::general_purpose::STANDARD.decode(encoded)?);
+            values.insert(
+                key.clone(),
+                base64::engine::general_purpose::STANDARD.decode(encoded)?,
+            );
         }
         Ok(values)
     }

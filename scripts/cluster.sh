@@ -1,0 +1,360 @@
+#!/usr/bin/env bash
+# The project's local control plane for end-to-end tests and the demo: etcd, kube-apiserver,
+# kube-controller-manager and the fake kubelet (tools/fake-kubelet) on loopback, all state in
+# one directory. A real API server, so RBAC, patches, conflicts and watches behave for real;
+# no scheduler or kubelet, so pod status comes from the fake kubelet.
+# Recipe and flags: /work/shared/docs/TEST-CLUSTER.md.
+#
+#   scripts/cluster.sh up DIR       start an empty cluster; prints DIR/kubeconfig on stdout
+#   scripts/cluster.sh down DIR     stop it (idempotent)
+#   scripts/cluster.sh status DIR   exit 0 if every process of the cluster is running
+#
+# Binaries: $ETCD, $KUBE_APISERVER, $KUBE_CONTROLLER_MANAGER, $FAKE_KUBELET when set; otherwise
+# $KUBEBUILDER_ASSETS/<name> when present; otherwise etcd from PATH and the others from
+# ${KUBECTL_ROTATE_CACHE:-~/.cache/kubectl-rotate}/k8s-bin (see scripts/provision.sh); the fake
+# kubelet defaults to target/debug/fake-kubelet of this repository.
+# $CLUSTER_UP_TIMEOUT (seconds, default 90) bounds the wait for readiness.
+#
+# Files in DIR: kubeconfig (contexts `admin`, current, and `nobody`, a user with no rights),
+# admin.kubeconfig, env (`export KUBECONFIG=...`), pids (`name pid` lines), logs/<name>.log,
+# audit.log (every request at level Metadata, stage RequestReceived omitted; requests made
+# through the kubeconfig are user `admin`, the components' are users kube-controller-manager
+# and fake-kubelet), and pki/, etcd/, components/ (internal).
+# Progress goes to stderr; stdout carries only the kubeconfig path.
+set -euo pipefail
+
+# Everything in DIR holds keys or tokens: readable by the owner only.
+umask 077
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE="${KUBECTL_ROTATE_CACHE:-$HOME/.cache/kubectl-rotate}"
+
+log() { printf 'cluster: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+usage() {
+  cat >&2 <<'USAGE'
+usage: scripts/cluster.sh up DIR       start a local control plane with its state in DIR
+       scripts/cluster.sh down DIR     stop the control plane recorded in DIR/pids
+       scripts/cluster.sh status DIR   exit 0 if all its processes are running
+USAGE
+  exit 2
+}
+
+# --- processes ----------------------------------------------------------------------------
+
+# A PID counts as ours only while its command line mentions DIR: after a reboot a stale pids
+# file must not make `down` kill an unrelated process that reused the number.
+is_ours() {
+  local pid=$1 cmdline state
+  [ -r "/proc/$pid/cmdline" ] || return 1
+  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  # A zombie (exited, not yet reaped by init) is not running.
+  state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
+  [ "$state" != Z ] && [[ "$cmdline" == *"$DIR/"* ]]
+}
+
+# Prints "name pid" for each line of DIR/pids.
+read_pids() {
+  [ -f "$DIR/pids" ] || return 0
+  local name pid
+  while read -r name pid; do
+    if [ -n "${pid:-}" ]; then printf '%s %s\n' "$name" "$pid"; fi
+  done <"$DIR/pids"
+}
+
+# How stop_all recognises a live process: is_ours normally; during `up` the processes are our
+# own children, possibly not yet exec'd, so being alive is enough.
+ALIVE=is_ours
+
+# TERM, up to 10 s of grace, then KILL; in reverse start order so nothing restarts work
+# against a dying dependency.
+stop_all() {
+  local lines=() pids=() pid i
+  mapfile -t lines < <(read_pids)
+  for ((i = ${#lines[@]} - 1; i >= 0; i--)); do
+    pid=${lines[i]##* }
+    if "$ALIVE" "$pid"; then
+      kill -TERM "$pid" 2>/dev/null || true
+      pids+=("$pid")
+    fi
+  done
+  for _ in $(seq 1 100); do
+    local alive=0
+    for pid in "${pids[@]}"; do
+      if "$ALIVE" "$pid"; then alive=1; fi
+    done
+    if [ "$alive" = 0 ]; then break; fi
+    sleep 0.1
+  done
+  for pid in "${pids[@]}"; do
+    if "$ALIVE" "$pid"; then
+      log "$(grep -m1 " $pid\$" "$DIR/pids" | cut -d' ' -f1) (pid $pid) ignored SIGTERM; killing it"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done
+  # Reap them when they are our own children (a failed `up`), so no zombie is left behind.
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -f "$DIR/pids"
+}
+
+# Starts NAME detached (own session, stdio to its log) so it outlives this script and never
+# holds the caller's stdout open: `$(cluster.sh up DIR)` returns as soon as `up` does.
+start() {
+  local name=$1; shift
+  setsid "$@" </dev/null >"$DIR/logs/$name.log" 2>&1 &
+  printf '%s %s\n' "$name" "$!" >>"$DIR/pids"
+}
+
+# --- binaries -----------------------------------------------------------------------------
+
+declare -A BIN
+MISSING=()
+
+# resolve_bin VAR NAME: sets BIN[NAME] to the binary's path, or records NAME as missing.
+resolve_bin() {
+  local var=$1 name=$2 explicit=${!1:-}
+  if [ -n "$explicit" ]; then
+    [ -x "$explicit" ] && { BIN[$name]=$explicit; return; }
+    MISSING+=("$name: \$$var=$explicit is not an executable file")
+  elif [ "$name" = fake-kubelet ]; then
+    [ -x "$REPO_ROOT/target/debug/fake-kubelet" ] && { BIN[$name]=$REPO_ROOT/target/debug/fake-kubelet; return; }
+    MISSING+=("fake-kubelet: $REPO_ROOT/target/debug/fake-kubelet is not built (run: cargo build -p fake-kubelet)")
+  elif [ -n "${KUBEBUILDER_ASSETS:-}" ] && [ -x "$KUBEBUILDER_ASSETS/$name" ]; then
+    BIN[$name]=$KUBEBUILDER_ASSETS/$name
+  elif [ "$name" = etcd ] && command -v etcd >/dev/null; then
+    BIN[$name]=$(command -v etcd)
+  elif [ -x "$CACHE/k8s-bin/$name" ]; then
+    BIN[$name]=$CACHE/k8s-bin/$name
+  else
+    MISSING+=("$name: not in \$KUBEBUILDER_ASSETS, PATH or $CACHE/k8s-bin (run: scripts/provision.sh)")
+  fi
+}
+
+# --- up -----------------------------------------------------------------------------------
+
+free_ports() {
+  # Bind all at once so the kernel hands out distinct ports; they are released on exit and
+  # taken by our processes a moment later (a tiny race, acceptable for tests).
+  python3 - "$1" <<'PY'
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+PY
+}
+
+make_pki() {
+  local pki=$DIR/pki
+  mkdir -p "$pki"
+  {
+    # A CA plus a leaf rather than one self-signed cert: rustls (kube-rs, the plugin) rejects
+    # a server certificate that is itself a CA ("CaUsedAsEndEntity").
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=kubectl-rotate local CA" \
+      -keyout "$pki/ca.key" -out "$pki/ca.crt" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+    openssl req -new -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" \
+      -keyout "$pki/serving.key" -out "$pki/serving.csr"
+    printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=critical,CA:FALSE" \
+      "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >"$pki/serving.ext"
+    openssl x509 -req -days 3650 -in "$pki/serving.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" \
+      -CAcreateserial -extfile "$pki/serving.ext" -out "$pki/serving.crt"
+    openssl genrsa -out "$pki/sa.key" 2048
+    openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub"
+  } >"$pki/openssl.log" 2>&1 || { cat "$pki/openssl.log" >&2; die "generating certificates with openssl failed"; }
+}
+
+# write_kubeconfig FILE USER... : a kubeconfig for the given users (a context per user; the
+# first is current). Tokens come from TOKENS[user].
+write_kubeconfig() {
+  local file=$1; shift
+  local user
+  {
+    echo "apiVersion: v1"
+    echo "kind: Config"
+    echo "clusters:"
+    echo "- name: local"
+    echo "  cluster:"
+    echo "    server: https://127.0.0.1:$APISERVER_PORT"
+    echo "    certificate-authority-data: $(base64 -w0 "$DIR/pki/ca.crt")"
+    echo "users:"
+    for user in "$@"; do
+      printf -- '- name: %s\n  user:\n    token: %s\n' "$user" "${TOKENS[$user]}"
+    done
+    echo "contexts:"
+    for user in "$@"; do
+      printf -- '- name: %s\n  context:\n    cluster: local\n    user: %s\n' "$user" "$user"
+    done
+    echo "current-context: $1"
+  } >"$file.tmp"
+  mv "$file.tmp" "$file"
+}
+
+api_get() { # PATH: succeeds when the API answers 2xx to the admin
+  curl -fsS --max-time 2 --cacert "$DIR/pki/ca.crt" -H "@$DIR/pki/admin.header" \
+    "https://127.0.0.1:$APISERVER_PORT$1"
+}
+apiserver_ready() { [ "$(api_get /readyz)" = ok ]; }
+etcd_healthy() { curl -fsS --max-time 2 "http://127.0.0.1:$ETCD_PORT/health" | grep -q '"health":"true"'; }
+
+# Our own child is running: `kill -0` alone would also accept a zombie.
+is_running() {
+  kill -0 "$1" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]
+}
+
+# wait_for WHAT LOGNAME CMD...: polls CMD until it succeeds, failing early if a process died.
+wait_for() {
+  local what=$1 name=$2; shift 2
+  until "$@" >/dev/null 2>&1; do
+    local n p
+    while read -r n p; do
+      is_running "$p" || fail_with_log "$n" "$n exited while waiting for $what"
+    done < <(read_pids)
+    [ "$SECONDS" -lt "$DEADLINE" ] || fail_with_log "$name" "timed out after ${UP_TIMEOUT}s waiting for $what"
+    sleep 0.2
+  done
+}
+
+fail_with_log() {
+  log "error: $2; last lines of $DIR/logs/$1.log:"
+  if [ -s "$DIR/logs/$1.log" ]; then
+    tail -n 25 "$DIR/logs/$1.log" | sed 's/^/    /' >&2
+  else
+    log "    (the log is empty)"
+  fi
+  exit 1
+}
+
+cmd_up() {
+  resolve_bin ETCD etcd
+  resolve_bin KUBE_APISERVER kube-apiserver
+  resolve_bin KUBE_CONTROLLER_MANAGER kube-controller-manager
+  resolve_bin FAKE_KUBELET fake-kubelet
+  if [ "${#MISSING[@]}" -gt 0 ]; then
+    log "error: missing control-plane binaries:"
+    printf '    %s\n' "${MISSING[@]}" >&2
+    exit 1
+  fi
+  for tool in openssl curl python3; do
+    command -v "$tool" >/dev/null || die "$tool is required (run: scripts/provision.sh)"
+  done
+
+  mkdir -p "$DIR"
+  DIR=$(cd "$DIR" && pwd)
+  local n p
+  while read -r n p; do
+    if is_ours "$p"; then
+      die "a cluster is already running in $DIR ($n, pid $p); run: scripts/cluster.sh down $DIR"
+    fi
+  done < <(read_pids)
+  # Always an empty cluster: old etcd data would carry tokens signed by the previous keys.
+  rm -rf "$DIR/etcd" "$DIR/pki" "$DIR/logs" "$DIR/components"
+  rm -f "$DIR/pids" "$DIR/kubeconfig" "$DIR/admin.kubeconfig" "$DIR/env" "$DIR/audit.log"
+  mkdir -p "$DIR/logs" "$DIR/components"
+
+  # From here on, any failure (or Ctrl-C) stops whatever was started.
+  ALIVE=is_running
+  trap 'rc=$?; if [ "$rc" != 0 ]; then log "stopping what was started"; stop_all; fi' EXIT
+  trap 'exit 130' INT TERM
+
+  UP_TIMEOUT=${CLUSTER_UP_TIMEOUT:-90}
+  DEADLINE=$((SECONDS + UP_TIMEOUT))
+  local started=$SECONDS etcd_port peer_port
+  read -r etcd_port peer_port APISERVER_PORT <<<"$(free_ports 3)"
+  [ -n "$APISERVER_PORT" ] || die "could not pick free loopback ports with python3"
+
+  log "generating certificates and tokens in $DIR/pki"
+  make_pki
+  declare -gA TOKENS
+  # The components get their own users (all system:masters) so the audit log tells the
+  # plugin's requests (user admin) apart from the background traffic.
+  for user in admin nobody kube-controller-manager fake-kubelet; do
+    TOKENS[$user]=$(openssl rand -hex 24)
+  done
+  {
+    printf '%s,admin,uid-admin,"system:masters"\n' "${TOKENS[admin]}"
+    printf '%s,nobody,uid-nobody\n' "${TOKENS[nobody]}"
+    printf '%s,kube-controller-manager,uid-kcm,"system:masters"\n' "${TOKENS[kube-controller-manager]}"
+    printf '%s,fake-kubelet,uid-fake-kubelet,"system:masters"\n' "${TOKENS[fake-kubelet]}"
+  } >"$DIR/pki/tokens.csv"
+  # curl reads the header from a file so the token never appears in a process listing.
+  printf 'Authorization: Bearer %s\n' "${TOKENS[admin]}" >"$DIR/pki/admin.header"
+  # Without the RequestReceived stage each request is one audit line (watches add a
+  # ResponseStarted line), so counting requests is counting lines.
+  printf '%s\n' "apiVersion: audit.k8s.io/v1" "kind: Policy" "omitStages: [RequestReceived]" \
+    "rules:" "- level: Metadata" >"$DIR/pki/audit-policy.yaml"
+
+  log "starting etcd on 127.0.0.1:$etcd_port"
+  start etcd "${BIN[etcd]}" --name default --data-dir "$DIR/etcd" \
+    --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+    --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+    --initial-cluster "default=http://127.0.0.1:$peer_port"
+  ETCD_PORT=$etcd_port
+  wait_for "etcd to be healthy" etcd etcd_healthy
+
+  log "starting kube-apiserver on https://127.0.0.1:$APISERVER_PORT"
+  start kube-apiserver "${BIN[kube-apiserver]}" \
+    --etcd-servers="http://127.0.0.1:$etcd_port" --secure-port="$APISERVER_PORT" \
+    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 \
+    --tls-cert-file="$DIR/pki/serving.crt" --tls-private-key-file="$DIR/pki/serving.key" \
+    --token-auth-file="$DIR/pki/tokens.csv" --authorization-mode=RBAC \
+    --service-account-key-file="$DIR/pki/sa.pub" --service-account-signing-key-file="$DIR/pki/sa.key" \
+    --service-account-issuer=https://kubernetes.default.svc --service-cluster-ip-range=10.96.0.0/16 \
+    --disable-admission-plugins=ServiceAccount \
+    --audit-policy-file="$DIR/pki/audit-policy.yaml" --audit-log-path="$DIR/audit.log"
+  wait_for "kube-apiserver /readyz" kube-apiserver apiserver_ready
+
+  write_kubeconfig "$DIR/components/kube-controller-manager.kubeconfig" kube-controller-manager
+  write_kubeconfig "$DIR/components/fake-kubelet.kubeconfig" fake-kubelet
+  # --port=0 turns off 1.20's insecure port; newer releases (KUBEBUILDER_ASSETS) removed the flag.
+  local insecure_port=()
+  if "${BIN[kube-controller-manager]}" --help 2>&1 | grep -qE '^ +--port int'; then insecure_port=(--port=0); fi
+  log "starting kube-controller-manager and fake-kubelet"
+  start kube-controller-manager "${BIN[kube-controller-manager]}" \
+    --kubeconfig="$DIR/components/kube-controller-manager.kubeconfig" \
+    --service-account-private-key-file="$DIR/pki/sa.key" --root-ca-file="$DIR/pki/ca.crt" \
+    --controllers=deployment,replicaset,statefulset,daemonset,garbagecollector,namespace,serviceaccount,serviceaccount-token \
+    --leader-elect=false --bind-address=127.0.0.1 --secure-port=0 "${insecure_port[@]}"
+  start fake-kubelet "${BIN[fake-kubelet]}" --kubeconfig "$DIR/components/fake-kubelet.kubeconfig"
+  # The controllers are working once the serviceaccount controller has filled in `default`.
+  wait_for "the controller manager (ServiceAccount default/default)" kube-controller-manager \
+    api_get /api/v1/namespaces/default/serviceaccounts/default
+  wait_for "the fake kubelet to log 'fake-kubelet: ready'" fake-kubelet \
+    grep -q '^fake-kubelet: ready$' "$DIR/logs/fake-kubelet.log"
+
+  write_kubeconfig "$DIR/admin.kubeconfig" admin
+  write_kubeconfig "$DIR/kubeconfig" admin nobody
+  printf 'export KUBECONFIG=%q\n' "$DIR/kubeconfig" >"$DIR/env"
+  log "ready in $((SECONDS - started))s (API server https://127.0.0.1:$APISERVER_PORT)"
+  trap - EXIT INT TERM
+  echo "$DIR/kubeconfig"
+}
+
+cmd_down() {
+  [ -d "$DIR" ] || return 0
+  DIR=$(cd "$DIR" && pwd)
+  stop_all
+}
+
+cmd_status() {
+  if [ ! -s "$DIR/pids" ]; then
+    echo "not running: no $DIR/pids" >&2
+    return 1
+  fi
+  DIR=$(cd "$DIR" && pwd)
+  local rc=0 name pid
+  while read -r name pid; do
+    if is_ours "$pid"; then echo "$name $pid running"; else echo "$name $pid stopped"; rc=1; fi
+  done < <(read_pids)
+  return "$rc"
+}
+
+[ $# -eq 2 ] || usage
+DIR=$2
+case "$1" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  *) usage ;;
+esac

@@ -1,0 +1,725 @@
+//! Pure planning: from the Secret as read and the wanted change to a plan holding the JSON Patch
+//! (RFC 6902) that makes it, the summary a person previews, and the workloads to restart.
+//!
+//! The patch is guarded: it starts with `test` operations pinning `metadata.resourceVersion`
+//! and each changed key's current value, so if anything changed since the Secret was read the
+//! API server refuses the whole patch (422 or 409) instead of overwriting someone else's edit.
+//! It also records the rotation in `kubectl-rotate.io/rotations` and drops
+//! `kubectl.kubernetes.io/last-applied-configuration` when that annotation holds a changed
+//! key's old value in plain JSON.
+//!
+//! Refusals (immutable Secret, missing key, controller-managed Secret, unchanged value) are
+//! errors that name the object and the way forward. Nothing here talks to a cluster.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Result, bail};
+use k8s_openapi::api::core::v1::Secret;
+use serde_json::{Value, json};
+
+use crate::consumers::{Consumer, Workload, WorkloadKind};
+use crate::secret_meta::{self, ROTATIONS_ANNOTATION, RotationRecord};
+use crate::values::{SecretValue, fingerprint};
+
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// One key's new value.
+#[derive(Debug, Clone)]
+pub struct KeyChange {
+    pub key: String,
+    pub value: SecretValue,
+}
+
+/// What the caller wants changed, and how careful to be.
+#[derive(Debug, Clone)]
+pub struct ChangeRequest {
+    pub changes: Vec<KeyChange>,
+    /// Add a key that does not exist yet instead of refusing.
+    pub create_key: bool,
+    /// Go on although a controller manages the Secret (it will likely revert the change).
+    pub force: bool,
+    /// The record written for every changed key.
+    pub record: RotationRecord,
+}
+
+/// Length and fingerprint of a value: what a preview may show of it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ValueSummary {
+    pub bytes: usize,
+    pub fingerprint: String,
+}
+
+impl ValueSummary {
+    fn of(bytes: &[u8]) -> Self {
+        ValueSummary {
+            bytes: bytes.len(),
+            fingerprint: fingerprint(bytes),
+        }
+    }
+}
+
+/// One key's change as the preview shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedKey {
+    pub key: String,
+    /// `None` when the key is being created.
+    pub before: Option<ValueSummary>,
+    pub after: ValueSummary,
+    /// The values themselves, for `--show-secrets` only.
+    pub before_value: Option<SecretValue>,
+    pub after_value: SecretValue,
+}
+
+/// An annotation the patch sets or removes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnnotationChange {
+    Set { name: String, value: String },
+    Remove { name: String, why: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct DataPlan {
+    pub namespace: String,
+    pub secret: String,
+    pub resource_version: String,
+    pub keys: Vec<PlannedKey>,
+    pub annotations: Vec<AnnotationChange>,
+    pub warnings: Vec<String>,
+    /// The guarded JSON Patch. It holds values: never print it.
+    pub patch: json_patch::Patch,
+}
+
+/// Plans the change of `request.changes` on `secret`.
+pub fn plan_data_change(secret: &Secret, request: &ChangeRequest) -> Result<DataPlan> {
+    let namespace = secret.metadata.namespace.clone().unwrap_or_default();
+    let name = secret.metadata.name.clone().unwrap_or_default();
+    let object = format!("Secret {namespace}/{name}");
+    let Some(resource_version) = secret.metadata.resource_version.clone() else {
+        bail!("{object} has no resourceVersion; it was not read from the API server");
+    };
+    let mut warnings = Vec::new();
+
+    if secret.immutable == Some(true) {
+        bail!(
+            "{object} is immutable (immutable: true), so it cannot be patched; create a new Secret \
+             with the new value and point the workloads at it"
+        );
+    }
+    if let Some(controller) = secret_meta::managing_controller(secret) {
+        if !request.force {
+            bail!(
+                "{object} is managed by {controller}, which would revert an in-place change; rotate \
+                 the value at its source, or pass --force to change it here anyway"
+            );
+        }
+        warnings.push(format!(
+            "{object} is managed by {controller}; it will likely revert this change (--force)"
+        ));
+    }
+
+    let data = secret.data.clone().unwrap_or_default();
+    let mut keys = Vec::new();
+    for change in &request.changes {
+        let current = data.get(&change.key).map(|v| SecretValue::new(v.0.clone()));
+        match &current {
+            None if !request.create_key => bail!(
+                "key {:?} not found in {object} (keys: {}); check the name, or pass --create-key to add it",
+                change.key,
+                if data.is_empty() {
+                    "none".to_string()
+                } else {
+                    data.keys().cloned().collect::<Vec<_>>().join(", ")
+                }
+            ),
+            Some(old) if old == &change.value => bail!(
+                "the new value of key {:?} in {object} is the same as the current one; nothing to rotate",
+                change.key
+            ),
+            _ => {}
+        }
+        if change.value.ends_with_newline() {
+            warnings.push(format!(
+                "the new value of {:?} ends with a newline; most apps do not expect one (the runbook's `echo` pitfall)",
+                change.key
+            ));
+        }
+        keys.push(PlannedKey {
+            key: change.key.clone(),
+            before: current.as_ref().map(|v| ValueSummary::of(v.expose())),
+            after: ValueSummary::of(change.value.expose()),
+            before_value: current,
+            after_value: change.value.clone(),
+        });
+    }
+
+    let mut ops =
+        vec![json!({"op": "test", "path": "/metadata/resourceVersion", "value": resource_version})];
+    if secret.data.is_none() {
+        ops.push(json!({"op": "add", "path": "/data", "value": {}}));
+    }
+    for key in &keys {
+        let path = format!("/data/{}", escape(&key.key));
+        let new = key.after_value.to_base64();
+        match &key.before_value {
+            Some(old) => {
+                ops.push(json!({"op": "test", "path": path, "value": old.to_base64().as_str()}));
+                ops.push(json!({"op": "replace", "path": path, "value": new.as_str()}));
+            }
+            None => ops.push(json!({"op": "add", "path": path, "value": new.as_str()})),
+        }
+    }
+
+    let annotations = secret.metadata.annotations.clone().unwrap_or_default();
+    let mut changes = Vec::new();
+    let mut records = secret_meta::rotation_records(secret).unwrap_or_else(|problem| {
+        warnings.push(format!("{problem}; it will be rewritten"));
+        BTreeMap::new()
+    });
+    for key in &keys {
+        records.insert(key.key.clone(), request.record.clone());
+    }
+    let records_json = serde_json::to_string(&records)?;
+    changes.push(AnnotationChange::Set {
+        name: ROTATIONS_ANNOTATION.to_string(),
+        value: records_json.clone(),
+    });
+    if secret.metadata.annotations.is_none() {
+        ops.push(json!({"op": "add", "path": "/metadata/annotations", "value": {}}));
+    }
+    ops.push(json!({"op": "add", "path": format!("/metadata/annotations/{}", escape(ROTATIONS_ANNOTATION)), "value": records_json}));
+
+    if let Some(raw) = annotations.get(LAST_APPLIED)
+        && last_applied_holds_any(raw, keys.iter().map(|k| k.key.as_str()))
+    {
+        // Rewriting it would put the new value in plain JSON too; removing it is the only safe edit.
+        ops.push(json!({"op": "test", "path": format!("/metadata/annotations/{}", escape(LAST_APPLIED)), "value": raw}));
+        ops.push(json!({"op": "remove", "path": format!("/metadata/annotations/{}", escape(LAST_APPLIED))}));
+        changes.push(AnnotationChange::Remove {
+            name: LAST_APPLIED.to_string(),
+            why:
+                "it held the old value in plain JSON (the Secret was created with `kubectl apply`)"
+                    .to_string(),
+        });
+        warnings.push(format!(
+            "{LAST_APPLIED} is removed because it held the old value in plain JSON; a later client-side \
+             `kubectl apply` of this Secret will treat it as newly applied"
+        ));
+    }
+
+    let patch: json_patch::Patch = serde_json::from_value(Value::Array(ops))?;
+    Ok(DataPlan {
+        namespace,
+        secret: name,
+        resource_version,
+        keys,
+        annotations: changes,
+        warnings,
+        patch,
+    })
+}
+
+/// RFC 6901: `~` becomes `~0` and `/` becomes `~1` in a JSON Pointer segment.
+pub fn escape(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
+}
+
+fn last_applied_holds_any<'a>(raw: &str, mut keys: impl Iterator<Item = &'a str>) -> bool {
+    let Ok(doc) = serde_json::from_str::<Value>(raw) else {
+        return false;
+    };
+    keys.any(|key| {
+        ["data", "stringData"]
+            .iter()
+            .any(|field| doc.get(field).and_then(|d| d.get(key)).is_some())
+    })
+}
+
+/// Which workloads a run restarts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestartMode {
+    /// Every restartable consumer of the changed keys.
+    Auto,
+    /// Nothing: pods keep the old value until they restart.
+    None,
+    /// Exactly these `(kind, name)`.
+    List(Vec<(WorkloadKind, String)>),
+}
+
+/// A workload the run restarts, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Restart {
+    pub kind: WorkloadKind,
+    pub name: String,
+    /// How it uses the changed keys (empty when the user named it though it does not).
+    pub usages: Vec<String>,
+}
+
+impl Restart {
+    pub fn reference(&self) -> String {
+        format!("{}/{}", self.kind.short(), self.name)
+    }
+}
+
+/// A consumer the run leaves alone, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotRestarted {
+    pub reference: String,
+    pub usages: Vec<String>,
+    pub why: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RestartPlan {
+    pub restart: Vec<Restart>,
+    pub not_restarted: Vec<NotRestarted>,
+    pub warnings: Vec<String>,
+}
+
+/// Chooses the workloads to restart among `consumers` (of the Secret) for the changed `keys`.
+/// `workloads` is every workload of the namespace, to resolve an explicit `--restart` list.
+pub fn plan_restarts(
+    consumers: &[Consumer<'_>],
+    keys: &[&str],
+    mode: &RestartMode,
+    workloads: &[Workload],
+) -> Result<RestartPlan> {
+    let mut plan = RestartPlan::default();
+    let usages_of = |c: &Consumer<'_>| -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for key in keys {
+            for usage in c.usages_of(key) {
+                let text = usage.describe();
+                if !out.contains(&text) {
+                    out.push(text);
+                }
+            }
+        }
+        out
+    };
+    let of_keys: Vec<&Consumer<'_>> = consumers
+        .iter()
+        .filter(|c| keys.iter().any(|k| c.uses_key(k)))
+        .collect();
+    for consumer in &of_keys {
+        if let Some(annotation) = reloader_annotation(consumer.workload) {
+            plan.warnings.push(format!(
+                "{} has the Reloader annotation {annotation}: Reloader will restart it too when the Secret changes",
+                consumer.workload.reference()
+            ));
+        }
+    }
+    match mode {
+        RestartMode::None => {
+            for consumer in of_keys {
+                plan.not_restarted.push(NotRestarted {
+                    reference: consumer.workload.reference(),
+                    usages: usages_of(consumer),
+                    why: "--restart none: its pods still hold the old value until they restart"
+                        .to_string(),
+                });
+            }
+        }
+        RestartMode::Auto => {
+            for consumer in of_keys {
+                let workload = consumer.workload;
+                if let Some(why) = not_restartable(workload) {
+                    if workload.paused {
+                        plan.warnings.push(format!(
+                            "{} is paused and is not restarted; {why}",
+                            workload.reference()
+                        ));
+                    }
+                    plan.not_restarted.push(NotRestarted {
+                        reference: workload.reference(),
+                        usages: usages_of(consumer),
+                        why,
+                    });
+                } else {
+                    plan.restart.push(Restart {
+                        kind: workload.kind,
+                        name: workload.name.clone(),
+                        usages: usages_of(consumer),
+                    });
+                }
+            }
+        }
+        RestartMode::List(wanted) => {
+            for (kind, name) in wanted {
+                let reference = format!("{}/{name}", kind.short());
+                let Some(workload) = workloads
+                    .iter()
+                    .find(|w| w.kind == *kind && &w.name == name)
+                else {
+                    bail!("--restart names {reference}, which does not exist in this namespace");
+                };
+                if let Some(why) = not_restartable(workload) {
+                    bail!("--restart names {reference}, which cannot be restarted: {why}");
+                }
+                let usages = of_keys
+                    .iter()
+                    .find(|c| std::ptr::eq(c.workload, workload))
+                    .map(|c| usages_of(c))
+                    .unwrap_or_default();
+                if usages.is_empty() {
+                    plan.warnings.push(format!("{reference} does not use the changed key as far as its pod template shows; restarting it as asked"));
+                }
+                plan.restart.push(Restart {
+                    kind: *kind,
+                    name: name.clone(),
+                    usages,
+                });
+            }
+            for consumer in of_keys {
+                let listed = wanted
+                    .iter()
+                    .any(|(k, n)| *k == consumer.workload.kind && *n == consumer.workload.name);
+                if !listed {
+                    plan.not_restarted.push(NotRestarted {
+                        reference: consumer.workload.reference(),
+                        usages: usages_of(consumer),
+                        why:
+                            "not in --restart: its pods still hold the old value until they restart"
+                                .to_string(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(plan)
+}
+
+fn not_restartable(workload: &Workload) -> Option<String> {
+    if workload.kind == WorkloadKind::CronJob {
+        return Some("a CronJob's next Job reads the new value".to_string());
+    }
+    if workload.paused {
+        return Some(
+            "a paused Deployment does not roll out; `kubectl rollout resume` it, then restart it"
+                .to_string(),
+        );
+    }
+    None
+}
+
+fn reloader_annotation(workload: &Workload) -> Option<String> {
+    [
+        "reloader.stakater.com/auto",
+        "secret.reloader.stakater.com/reload",
+        "reloader.stakater.com/search",
+    ]
+    .into_iter()
+    .find(|a| {
+        workload
+            .annotations
+            .get(*a)
+            .is_some_and(|v| !v.is_empty() && v != "false")
+    })
+    .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::ByteString;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn secret(data: &[(&str, &str)]) -> Secret {
+        Secret {
+            metadata: ObjectMeta {
+                name: Some("app-secrets".into()),
+                namespace: Some("prod".into()),
+                resource_version: Some("42".into()),
+                ..ObjectMeta::default()
+            },
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                    .collect(),
+            ),
+            ..Secret::default()
+        }
+    }
+
+    fn request(key: &str, value: &str) -> ChangeRequest {
+        ChangeRequest {
+            changes: vec![KeyChange {
+                key: key.into(),
+                value: SecretValue::new(value.as_bytes().to_vec()),
+            }],
+            create_key: false,
+            force: false,
+            record: RotationRecord {
+                at: "2026-11-26T04:00:00Z".into(),
+                id: "r-1".into(),
+                by: "alice".into(),
+            },
+        }
+    }
+
+    fn apply(secret: &Secret, plan: &DataPlan) -> Result<Value, json_patch::PatchError> {
+        let mut doc = serde_json::to_value(secret).unwrap();
+        json_patch::patch(&mut doc, &plan.patch)?;
+        Ok(doc)
+    }
+
+    #[test]
+    fn the_patch_changes_only_the_key_and_records_the_rotation() {
+        let s = secret(&[("openai-api-key", "sk-old"), ("redis-password", "r")]);
+        let plan = plan_data_change(&s, &request("openai-api-key", "sk-new")).unwrap();
+        let doc = apply(&s, &plan).unwrap();
+        assert_eq!(doc["data"]["openai-api-key"], "c2stbmV3"); // base64("sk-new")
+        assert_eq!(doc["data"]["redis-password"], "cg==");
+        let records: Value = serde_json::from_str(
+            doc["metadata"]["annotations"][ROTATIONS_ANNOTATION]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(records["openai-api-key"]["by"], "alice");
+        assert_eq!(plan.keys[0].before.as_ref().unwrap().bytes, 6);
+        assert_eq!(plan.keys[0].after.fingerprint, fingerprint(b"sk-new"));
+    }
+
+    #[test]
+    fn the_patch_pins_the_resource_version_and_the_old_value() {
+        let s = secret(&[("k", "old")]);
+        let plan = plan_data_change(&s, &request("k", "new")).unwrap();
+        let ops = serde_json::to_value(&plan.patch).unwrap();
+        assert_eq!(
+            ops[0],
+            json!({"op": "test", "path": "/metadata/resourceVersion", "value": "42"})
+        );
+        assert_eq!(
+            ops[1],
+            json!({"op": "test", "path": "/data/k", "value": "b2xk"})
+        );
+        // Applied to a Secret that changed meanwhile, the patch fails as a whole.
+        let mut changed = s.clone();
+        changed.metadata.resource_version = Some("43".into());
+        assert!(apply(&changed, &plan).is_err());
+        let mut other_value = s.clone();
+        other_value
+            .data
+            .as_mut()
+            .unwrap()
+            .insert("k".into(), ByteString(b"someone-else".to_vec()));
+        assert!(apply(&other_value, &plan).is_err());
+    }
+
+    #[test]
+    fn keys_with_slashes_and_tildes_are_escaped() {
+        assert_eq!(escape("a/b~c"), "a~1b~0c");
+        let s = secret(&[("a/b~c", "old")]);
+        let doc = apply(&s, &plan_data_change(&s, &request("a/b~c", "new")).unwrap()).unwrap();
+        assert_eq!(doc["data"]["a/b~c"], "bmV3");
+    }
+
+    #[test]
+    fn a_missing_key_is_refused_unless_create_key() {
+        let s = secret(&[("a", "1")]);
+        let err = plan_data_change(&s, &request("b", "2"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(r#"key "b" not found in Secret prod/app-secrets (keys: a)"#),
+            "{err}"
+        );
+        assert!(err.contains("--create-key"), "{err}");
+        let mut req = request("b", "2");
+        req.create_key = true;
+        let plan = plan_data_change(&s, &req).unwrap();
+        assert!(plan.keys[0].before.is_none());
+        assert_eq!(apply(&s, &plan).unwrap()["data"]["b"], "Mg==");
+        let empty = Secret {
+            data: None,
+            ..secret(&[])
+        };
+        assert_eq!(
+            apply(&empty, &plan_data_change(&empty, &req).unwrap()).unwrap()["data"]["b"],
+            "Mg=="
+        );
+    }
+
+    #[test]
+    fn an_immutable_secret_is_refused() {
+        let mut s = secret(&[("a", "1")]);
+        s.immutable = Some(true);
+        let err = plan_data_change(&s, &request("a", "2"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("Secret prod/app-secrets is immutable"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_controller_managed_secret_is_refused_unless_forced_with_a_warning() {
+        let mut s = secret(&[("a", "1")]);
+        s.metadata.labels = Some(
+            [(
+                "app.kubernetes.io/managed-by".to_string(),
+                "Helm".to_string(),
+            )]
+            .into(),
+        );
+        let err = plan_data_change(&s, &request("a", "2"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("managed by Helm") && err.contains("--force"),
+            "{err}"
+        );
+        let mut req = request("a", "2");
+        req.force = true;
+        let plan = plan_data_change(&s, &req).unwrap();
+        assert!(plan.warnings.iter().any(|w| w.contains("managed by Helm")));
+    }
+
+    #[test]
+    fn the_same_value_is_refused() {
+        let s = secret(&[("a", "same")]);
+        let err = plan_data_change(&s, &request("a", "same"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("same as the current one"), "{err}");
+    }
+
+    #[test]
+    fn last_applied_configuration_holding_the_old_value_is_removed() {
+        let mut s = secret(&[("a", "old")]);
+        s.metadata.annotations = Some(
+            [(
+                LAST_APPLIED.to_string(),
+                r#"{"apiVersion":"v1","kind":"Secret","data":{"a":"b2xk"}}"#.to_string(),
+            )]
+            .into(),
+        );
+        let plan = plan_data_change(&s, &request("a", "new")).unwrap();
+        assert!(
+            plan.annotations.iter().any(
+                |c| matches!(c, AnnotationChange::Remove { name, .. } if name == LAST_APPLIED)
+            )
+        );
+        let doc = apply(&s, &plan).unwrap();
+        assert!(doc["metadata"]["annotations"].get(LAST_APPLIED).is_none());
+        // Not touched when it does not hold the key.
+        s.metadata.annotations = Some(
+            [(
+                LAST_APPLIED.to_string(),
+                r#"{"kind":"Secret","data":{"other":"eA=="}}"#.to_string(),
+            )]
+            .into(),
+        );
+        let plan = plan_data_change(&s, &request("a", "new")).unwrap();
+        assert_eq!(plan.annotations.len(), 1);
+    }
+
+    #[test]
+    fn a_trailing_newline_in_the_new_value_is_warned_about() {
+        let s = secret(&[("a", "old")]);
+        let plan = plan_data_change(&s, &request("a", "new\n")).unwrap();
+        assert!(plan.warnings.iter().any(|w| w.contains("newline")));
+    }
+
+    mod restarts {
+        use super::*;
+        use crate::consumers::find_consumers;
+        use k8s_openapi::api::core::v1::{Container, EnvFromSource, PodSpec, SecretEnvSource};
+
+        fn workload(kind: WorkloadKind, name: &str, uses: bool) -> Workload {
+            let env_from = uses.then(|| {
+                vec![EnvFromSource {
+                    secret_ref: Some(SecretEnvSource {
+                        name: "app-secrets".into(),
+                        optional: None,
+                    }),
+                    ..EnvFromSource::default()
+                }]
+            });
+            Workload {
+                kind,
+                namespace: "prod".into(),
+                name: name.into(),
+                annotations: BTreeMap::new(),
+                pod_spec: PodSpec {
+                    containers: vec![Container {
+                        name: "c".into(),
+                        env_from,
+                        ..Container::default()
+                    }],
+                    ..PodSpec::default()
+                },
+                paused: false,
+            }
+        }
+
+        #[test]
+        fn auto_restarts_every_restartable_consumer_and_explains_the_others() {
+            let mut paused = workload(WorkloadKind::Deployment, "paused", true);
+            paused.paused = true;
+            let workloads = vec![
+                workload(WorkloadKind::Deployment, "api", true),
+                workload(WorkloadKind::StatefulSet, "db", true),
+                workload(WorkloadKind::CronJob, "report", true),
+                workload(WorkloadKind::Deployment, "frontend", false),
+                paused,
+            ];
+            let consumers = find_consumers("prod", "app-secrets", &workloads);
+            let plan = plan_restarts(&consumers, &["k"], &RestartMode::Auto, &workloads).unwrap();
+            let restarted: Vec<String> = plan.restart.iter().map(Restart::reference).collect();
+            assert_eq!(restarted, ["deployment/api", "statefulset/db"]);
+            let skipped: Vec<&str> = plan
+                .not_restarted
+                .iter()
+                .map(|n| n.reference.as_str())
+                .collect();
+            assert_eq!(skipped, ["cronjob/report", "deployment/paused"]);
+            assert!(
+                plan.warnings
+                    .iter()
+                    .any(|w| w.contains("deployment/paused is paused"))
+            );
+        }
+
+        #[test]
+        fn none_restarts_nothing_and_says_the_pods_keep_the_old_value() {
+            let workloads = vec![workload(WorkloadKind::Deployment, "api", true)];
+            let consumers = find_consumers("prod", "app-secrets", &workloads);
+            let plan = plan_restarts(&consumers, &["k"], &RestartMode::None, &workloads).unwrap();
+            assert!(plan.restart.is_empty());
+            assert!(plan.not_restarted[0].why.contains("old value"));
+        }
+
+        #[test]
+        fn an_explicit_list_is_honoured_and_checked() {
+            let workloads = vec![
+                workload(WorkloadKind::Deployment, "api", true),
+                workload(WorkloadKind::Deployment, "frontend", false),
+            ];
+            let consumers = find_consumers("prod", "app-secrets", &workloads);
+            let list = RestartMode::List(vec![(WorkloadKind::Deployment, "frontend".into())]);
+            let plan = plan_restarts(&consumers, &["k"], &list, &workloads).unwrap();
+            assert_eq!(plan.restart[0].reference(), "deployment/frontend");
+            assert_eq!(plan.not_restarted[0].reference, "deployment/api");
+            assert!(
+                plan.warnings
+                    .iter()
+                    .any(|w| w.contains("does not use the changed key"))
+            );
+            let missing = RestartMode::List(vec![(WorkloadKind::Deployment, "nope".into())]);
+            assert!(plan_restarts(&consumers, &["k"], &missing, &workloads).is_err());
+        }
+
+        #[test]
+        fn reloader_annotations_are_warned_about() {
+            let mut api = workload(WorkloadKind::Deployment, "api", true);
+            api.annotations
+                .insert("reloader.stakater.com/auto".into(), "true".into());
+            let workloads = vec![api];
+            let consumers = find_consumers("prod", "app-secrets", &workloads);
+            let plan = plan_restarts(&consumers, &["k"], &RestartMode::Auto, &workloads).unwrap();
+            assert!(plan.warnings.iter().any(|w| w.contains("Reloader")));
+        }
+    }
+}
