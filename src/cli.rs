@@ -87,6 +87,22 @@ pub enum OutputFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Rotate one key of a Secret: new value, preview, backup, guarded patch, restart, watch.
+    #[command(
+        long_about = "Rotate one key of a Secret, the runbook's procedure as one command:\n\n\
+  1. read the Secret and take the new value (generated, or from stdin, a file, an environment \
+variable or a hidden prompt; never from the command line);\n\
+  2. plan a JSON Patch guarded by `test` operations on the current value and resourceVersion, and \
+show a redacted preview (length and SHA-256 fingerprint of the old and new value);\n\
+  3. after confirmation, save the old value in a backup Secret and read it back;\n\
+  4. apply the patch, restart every workload that uses the key (kubectl rollout restart's \
+annotation) and watch the rollouts, failing fast when a new pod crash-loops.",
+        after_help = "Examples:\n  kubectl rotate secret app-secrets redis-password --generate password -n prod\n  \
+pass show openai | kubectl rotate secret app-secrets openai-api-key --from-stdin -y -n prod\n  \
+kubectl rotate secret app-secrets encryption-key --generate fernet --dry-run=client -n prod"
+    )]
+    Secret(SecretArgs),
+
     /// Show each key of a Secret (size, last rotation, consuming workloads), never its value.
     #[command(
         long_about = "Show each key of a Secret: its size in bytes (never its value), its last \
@@ -97,6 +113,116 @@ release records and kubectl-rotate backups.",
         after_help = "Examples:\n  kubectl rotate status -n prod\n  kubectl rotate status app-secrets -n prod -o json\n  kubectl rotate status -A"
     )]
     Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SecretArgs {
+    /// The Secret holding the key.
+    #[arg(value_name = "SECRET")]
+    pub secret: String,
+
+    /// The key to rotate.
+    #[arg(value_name = "KEY")]
+    pub key: String,
+
+    #[command(flatten)]
+    pub source: ValueSourceArgs,
+
+    #[command(flatten)]
+    pub rotation: RotationArgs,
+}
+
+/// Where the new value comes from. Exactly one is required; none takes the value itself, so
+/// values never land in argv or shell history.
+#[derive(Debug, Args, Clone, Default)]
+#[group(id = "value-source", required = true, multiple = false)]
+pub struct ValueSourceArgs {
+    /// Generate the new value with the operating system's CSPRNG.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "KIND",
+        help_heading = "New value (one of)"
+    )]
+    pub generate: Option<GenerateKind>,
+
+    /// Read the new value from stdin (one trailing newline is stripped).
+    #[arg(long, help_heading = "New value (one of)")]
+    pub from_stdin: bool,
+
+    /// Read the new value from a file, byte for byte.
+    #[arg(long, value_name = "PATH", help_heading = "New value (one of)")]
+    pub from_file: Option<PathBuf>,
+
+    /// Read the new value from an environment variable.
+    #[arg(long, value_name = "VAR", help_heading = "New value (one of)")]
+    pub from_env: Option<String>,
+
+    /// Ask for the new value on the terminal, hidden, twice.
+    #[arg(long, help_heading = "New value (one of)")]
+    pub prompt: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GenerateKind {
+    /// 32 random bytes (see --length) in standard base64, like `openssl rand -base64 32`.
+    Password,
+    /// 32 random bytes (see --length) as hex.
+    Hex,
+    /// 40 URL-safe alphanumeric characters (see --length).
+    Token,
+    /// A Fernet key: 32 random bytes in URL-safe base64 (44 characters).
+    Fernet,
+}
+
+/// How a rotation is carried out; shared by `secret` and the presets.
+#[derive(Debug, Args, Clone)]
+pub struct RotationArgs {
+    /// With --generate: bytes of randomness (characters for `token`).
+    #[arg(long, value_name = "N")]
+    pub length: Option<usize>,
+
+    /// Add the key if the Secret does not have it yet.
+    #[arg(long)]
+    pub create_key: bool,
+
+    /// Which workloads to restart: `auto` (every consumer of the key), `none`, or a
+    /// comma-separated list such as deployment/api,statefulset/db.
+    #[arg(long, value_name = "WORKLOADS", default_value = "auto")]
+    pub restart: String,
+
+    /// How long to wait for the restarted workloads to roll out.
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub timeout: String,
+
+    /// `client`: preview only, nothing sent. `server`: the API server validates the change and
+    /// stores nothing.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = DryRun::None, num_args = 0..=1, default_missing_value = "client", require_equals = false)]
+    pub dry_run: DryRun,
+
+    /// Do not ask for confirmation.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+
+    /// Output format of the result.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text, value_name = "FORMAT")]
+    pub output: OutputFormat,
+
+    /// Show the old and new values in the preview instead of `***`.
+    #[arg(long)]
+    pub show_secrets: bool,
+
+    /// Rotate even a Secret that a controller (External Secrets, Sealed Secrets, Helm) manages.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum DryRun {
+    #[default]
+    None,
+    Client,
+    Server,
 }
 
 #[derive(Debug, Args)]
@@ -146,8 +272,52 @@ mod tests {
         assert_eq!(cli.global.context.as_deref(), Some("staging"));
         assert_eq!(cli.global.as_user.as_deref(), Some("alice"));
         assert_eq!(cli.global.as_group, vec!["dev", "ops"]);
-        let Command::Status(status) = cli.command;
+        let Command::Status(status) = cli.command else {
+            panic!("status parsed as another verb")
+        };
         assert_eq!(status.secret.as_deref(), Some("app-secrets"));
+    }
+
+    #[test]
+    fn secret_needs_exactly_one_value_source() {
+        let err =
+            Cli::try_parse_from(["kubectl-rotate", "secret", "s", "k"]).expect_err("no source");
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        let text = err.to_string();
+        for flag in [
+            "--generate",
+            "--from-stdin",
+            "--from-file",
+            "--from-env",
+            "--prompt",
+        ] {
+            assert!(text.contains(flag), "{text}");
+        }
+        let err = Cli::try_parse_from([
+            "kubectl-rotate",
+            "secret",
+            "s",
+            "k",
+            "--from-stdin",
+            "--prompt",
+        ])
+        .expect_err("two sources");
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+        let cli = Cli::try_parse_from([
+            "kubectl-rotate",
+            "secret",
+            "s",
+            "k",
+            "--generate",
+            "fernet",
+            "--dry-run",
+        ])
+        .expect("valid");
+        let Command::Secret(args) = cli.command else {
+            panic!("secret parsed as another verb")
+        };
+        assert_eq!(args.rotation.dry_run, DryRun::Client);
+        assert_eq!(args.source.generate, Some(GenerateKind::Fernet));
     }
 
     #[test]

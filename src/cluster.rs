@@ -26,6 +26,9 @@ pub struct Cluster {
     /// The API server URL, for error messages.
     pub server: String,
     pub request_timeout: Option<Duration>,
+    /// Who the kubeconfig says we are (impersonated user, else the kubeconfig user's name), for
+    /// the rotation record when the server cannot tell (before Kubernetes 1.28).
+    pub user_hint: String,
 }
 
 /// Which namespaces a read covers.
@@ -46,6 +49,7 @@ impl Scope {
 
 /// Loads the kubeconfig the settings name and builds a client, the way kubectl would.
 pub async fn connect(settings: &ConnectionSettings) -> Result<Cluster> {
+    let mut user_hint = "in-cluster service account".to_string();
     let mut config = match &settings.kubeconfig {
         KubeconfigSource::InCluster => Config::incluster().map_err(|_| {
             anyhow!(
@@ -56,6 +60,14 @@ pub async fn connect(settings: &ConnectionSettings) -> Result<Cluster> {
         source => {
             let (kubeconfig, described) = load_kubeconfig(source)?;
             check_names(&kubeconfig, settings, &described)?;
+            user_hint = settings
+                .user
+                .clone()
+                .or_else(|| {
+                    let context = settings.context.clone().or_else(|| kubeconfig.current_context.clone())?;
+                    kubeconfig.contexts.iter().find(|c| c.name == context)?.context.as_ref()?.user.clone()
+                })
+                .unwrap_or_else(|| "unknown".to_string());
             let options = KubeConfigOptions {
                 context: settings.context.clone(),
                 cluster: settings.cluster.clone(),
@@ -68,6 +80,7 @@ pub async fn connect(settings: &ConnectionSettings) -> Result<Cluster> {
     };
     if let Some(user) = &settings.impersonate_user {
         config.auth_info.impersonate = Some(user.clone());
+        user_hint = user.clone();
     }
     if !settings.impersonate_groups.is_empty() {
         config.auth_info.impersonate_groups = Some(settings.impersonate_groups.clone());
@@ -91,6 +104,7 @@ pub async fn connect(settings: &ConnectionSettings) -> Result<Cluster> {
         namespace,
         server,
         request_timeout: settings.request_timeout,
+        user_hint,
     })
 }
 
@@ -181,6 +195,27 @@ fn names<'a>(names: impl Iterator<Item = &'a String>) -> String {
 }
 
 impl Cluster {
+    /// The user name the API server sees (SelfSubjectReview, Kubernetes 1.28+), else the
+    /// kubeconfig's idea of it. Only for records; never for decisions.
+    pub async fn identity(&self) -> String {
+        use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+        let api: Api<SelfSubjectReview> = Api::all(self.client.clone());
+        match api
+            .create(
+                &kube::api::PostParams::default(),
+                &SelfSubjectReview::default(),
+            )
+            .await
+        {
+            Ok(review) => review
+                .status
+                .and_then(|s| s.user_info)
+                .and_then(|u| u.username)
+                .unwrap_or_else(|| self.user_hint.clone()),
+            Err(_) => self.user_hint.clone(),
+        }
+    }
+
     /// Reads one Secret; a missing Secret is an error naming it and the way to list the others.
     pub async fn get_secret(&self, namespace: &str, name: &str) -> Result<Secret> {
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
@@ -322,6 +357,8 @@ pub fn humanize(duration: Duration) -> String {
     let ms = duration.as_millis();
     if !ms.is_multiple_of(1000) {
         format!("{ms}ms")
+    } else if ms >= 60_000 && ms.is_multiple_of(60_000) {
+        format!("{}m", ms / 60_000)
     } else {
         format!("{}s", ms / 1000)
     }
@@ -358,5 +395,7 @@ mod tests {
     fn durations_read_like_the_flag_the_user_typed() {
         assert_eq!(humanize(Duration::from_secs(2)), "2s");
         assert_eq!(humanize(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(humanize(Duration::from_secs(300)), "5m");
+        assert_eq!(humanize(Duration::from_secs(90)), "90s");
     }
 }

@@ -6,10 +6,13 @@
 //! maps the result to an exit code.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod access;
+pub mod backup;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
 pub mod consumers;
+pub mod pipeline;
 pub mod plan;
 pub mod report;
 pub mod rollout;
@@ -46,7 +49,66 @@ pub async fn run(cli: Cli, env: &Environment, printer: &mut Printer) -> Result<u
             };
             commands::status::run(&connection, options, printer).await
         }
+        Command::Secret(args) => {
+            let options = commands::secret::SecretOptions {
+                secret: args.secret,
+                key: args.key,
+                source: value_source(&args.source, args.rotation.length)?,
+                create_key: args.rotation.create_key,
+                force: args.rotation.force,
+                restart: settings::parse_restart(&args.rotation.restart)?,
+                run: run_options(&args.rotation)?,
+            };
+            commands::secret::run(&connection, options, printer).await
+        }
     }
+}
+
+fn value_source(
+    args: &cli::ValueSourceArgs,
+    length: Option<usize>,
+) -> Result<commands::secret::ValueSource> {
+    use commands::secret::ValueSource;
+    use values::Generator;
+    if length.is_some() && args.generate.is_none() {
+        anyhow::bail!(
+            "--length applies only to generated values; add --generate KIND or drop --length"
+        );
+    }
+    Ok(if let Some(kind) = args.generate {
+        let generator = match kind {
+            cli::GenerateKind::Password => Generator::Password,
+            cli::GenerateKind::Hex => Generator::Hex,
+            cli::GenerateKind::Token => Generator::Token,
+            cli::GenerateKind::Fernet => Generator::Fernet,
+        };
+        ValueSource::Generate { generator, length }
+    } else if let Some(path) = &args.from_file {
+        ValueSource::File(path.clone())
+    } else if let Some(var) = &args.from_env {
+        ValueSource::Env(var.clone())
+    } else if args.prompt {
+        ValueSource::Prompt
+    } else {
+        // clap's group guarantees one source; --from-stdin is the one left.
+        ValueSource::Stdin
+    })
+}
+
+fn run_options(args: &cli::RotationArgs) -> Result<pipeline::RunOptions> {
+    let timeout = settings::parse_duration(&args.timeout).map_err(|e| {
+        anyhow::anyhow!(
+            "invalid --timeout {:?}: {e}; use e.g. 5m or 90s",
+            args.timeout
+        )
+    })?;
+    Ok(pipeline::RunOptions {
+        dry_run: args.dry_run,
+        yes: args.yes,
+        output: args.output,
+        show_secrets: args.show_secrets,
+        timeout,
+    })
 }
 
 /// The error chain as one message, outermost first, dropping causes that an outer message
@@ -88,6 +150,19 @@ mod tests {
         assert_eq!(
             error_message(&err),
             "cannot read the kubeconfig /x: failed to read '/x': No such file (os error 2)"
+        );
+    }
+
+    #[test]
+    fn length_without_generate_is_refused() {
+        let args = cli::ValueSourceArgs {
+            from_stdin: true,
+            ..Default::default()
+        };
+        let err = value_source(&args, Some(20)).unwrap_err().to_string();
+        assert!(
+            err.contains("--length applies only to generated values"),
+            "{err}"
         );
     }
 

@@ -32,7 +32,10 @@ fn main() -> ExitCode {
         }
     };
 
-    let mut printer = Printer::stdio(resolve_color(cli.global.color, &env));
+    let mut printer = Printer::stdio(
+        resolve_color(cli.global.color, &env),
+        env.stderr_is_terminal,
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

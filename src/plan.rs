@@ -99,23 +99,16 @@ pub fn plan_data_change(secret: &Secret, request: &ChangeRequest) -> Result<Data
     };
     let mut warnings = Vec::new();
 
-    if secret.immutable == Some(true) {
-        bail!(
-            "{object} is immutable (immutable: true), so it cannot be patched; create a new Secret \
-             with the new value and point the workloads at it"
-        );
-    }
-    if let Some(controller) = secret_meta::managing_controller(secret) {
-        if !request.force {
-            bail!(
-                "{object} is managed by {controller}, which would revert an in-place change; rotate \
-                 the value at its source, or pass --force to change it here anyway"
-            );
-        }
-        warnings.push(format!(
-            "{object} is managed by {controller}; it will likely revert this change (--force)"
-        ));
-    }
+    warnings.extend(precheck(
+        secret,
+        &request
+            .changes
+            .iter()
+            .map(|c| c.key.as_str())
+            .collect::<Vec<_>>(),
+        request.create_key,
+        request.force,
+    )?);
 
     let data = secret.data.clone().unwrap_or_default();
     let mut keys = Vec::new();
@@ -196,9 +189,7 @@ pub fn plan_data_change(secret: &Secret, request: &ChangeRequest) -> Result<Data
         ops.push(json!({"op": "remove", "path": format!("/metadata/annotations/{}", escape(LAST_APPLIED))}));
         changes.push(AnnotationChange::Remove {
             name: LAST_APPLIED.to_string(),
-            why:
-                "it held the old value in plain JSON (the Secret was created with `kubectl apply`)"
-                    .to_string(),
+            why: "removed: it held the old value in plain JSON".to_string(),
         });
         warnings.push(format!(
             "{LAST_APPLIED} is removed because it held the old value in plain JSON; a later client-side \
@@ -216,6 +207,66 @@ pub fn plan_data_change(secret: &Secret, request: &ChangeRequest) -> Result<Data
         warnings,
         patch,
     })
+}
+
+/// The refusals that do not depend on the new value, so a person is not asked to type a
+/// value for a rotation that cannot happen. Returns warnings for what `force` overrides.
+pub fn precheck(
+    secret: &Secret,
+    keys: &[&str],
+    create_key: bool,
+    force: bool,
+) -> Result<Vec<String>> {
+    let namespace = secret.metadata.namespace.clone().unwrap_or_default();
+    let name = secret.metadata.name.clone().unwrap_or_default();
+    let object = format!("Secret {namespace}/{name}");
+    let mut warnings = Vec::new();
+    if secret.immutable == Some(true) {
+        bail!(
+            "{object} is immutable (immutable: true), so it cannot be patched; create a new Secret \
+             with the new value and point the workloads at it"
+        );
+    }
+    if let Some(controller) = secret_meta::managing_controller(secret) {
+        if !force {
+            bail!(
+                "{object} is managed by {controller}, which would revert an in-place change; rotate \
+                 the value at its source, or pass --force to change it here anyway"
+            );
+        }
+        warnings.push(format!(
+            "{object} is managed by {controller}; it will likely revert this change (--force)"
+        ));
+    }
+
+    let data = secret.data.clone().unwrap_or_default();
+    for key in keys {
+        if !valid_key(key) {
+            bail!(
+                "{key:?} is not a valid Secret key: use letters, digits, '-', '_' and '.' (at most 253 characters)"
+            );
+        }
+        if !data.contains_key(*key) && !create_key {
+            bail!(
+                "key {key:?} not found in {object} (keys: {}); check the name, or pass --create-key to add it",
+                if data.is_empty() {
+                    "none".to_string()
+                } else {
+                    data.keys().cloned().collect::<Vec<_>>().join(", ")
+                }
+            );
+        }
+    }
+    Ok(warnings)
+}
+
+/// Kubernetes' rule for Secret keys: `[-._a-zA-Z0-9]+`, at most 253 characters.
+pub fn valid_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 253
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 /// RFC 6901: `~` becomes `~0` and `/` becomes `~1` in a JSON Pointer segment.
@@ -507,11 +558,19 @@ mod tests {
     }
 
     #[test]
-    fn keys_with_slashes_and_tildes_are_escaped() {
+    fn pointer_segments_are_escaped_and_invalid_keys_refused() {
         assert_eq!(escape("a/b~c"), "a~1b~0c");
-        let s = secret(&[("a/b~c", "old")]);
-        let doc = apply(&s, &plan_data_change(&s, &request("a/b~c", "new")).unwrap()).unwrap();
-        assert_eq!(doc["data"]["a/b~c"], "bmV3");
+        let s = secret(&[("tls.crt", "old")]);
+        let doc = apply(
+            &s,
+            &plan_data_change(&s, &request("tls.crt", "new")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(doc["data"]["tls.crt"], "bmV3");
+        let mut req = request("a/b", "new");
+        req.create_key = true;
+        let err = plan_data_change(&s, &req).unwrap_err().to_string();
+        assert!(err.contains("not a valid Secret key"), "{err}");
     }
 
     #[test]

@@ -177,6 +177,40 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
     Ok(Duration::from_secs_f64(total))
 }
 
+/// Parses `--restart`: `auto`, `none`, or `KIND/NAME[,KIND/NAME...]` with kubectl's kind names
+/// and short names (deployment/deploy, statefulset/sts, daemonset/ds).
+pub fn parse_restart(text: &str) -> Result<crate::plan::RestartMode> {
+    use crate::consumers::WorkloadKind;
+    use crate::plan::RestartMode;
+    match text.trim() {
+        "auto" => return Ok(RestartMode::Auto),
+        "none" => return Ok(RestartMode::None),
+        _ => {}
+    }
+    let mut list = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let Some((kind, name)) = item.split_once('/') else {
+            bail!("--restart {item:?}: use auto, none, or KIND/NAME such as deployment/api");
+        };
+        let kind = match kind.to_ascii_lowercase().as_str() {
+            "deployment" | "deployments" | "deploy" => WorkloadKind::Deployment,
+            "statefulset" | "statefulsets" | "sts" => WorkloadKind::StatefulSet,
+            "daemonset" | "daemonsets" | "ds" => WorkloadKind::DaemonSet,
+            other => bail!(
+                "--restart {item:?}: cannot restart a {other:?}; use deployment, statefulset or daemonset"
+            ),
+        };
+        if name.is_empty() {
+            bail!("--restart {item:?}: the name is missing");
+        }
+        list.push((kind, name.to_string()));
+    }
+    if list.is_empty() {
+        bail!("--restart is empty: use auto, none, or KIND/NAME[,KIND/NAME...]");
+    }
+    Ok(RestartMode::List(list))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,6 +272,26 @@ mod tests {
         assert!(parse_duration("s").is_err());
         assert!(parse_duration("1.5").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn restart_lists_use_kubectls_kind_names() {
+        use crate::consumers::WorkloadKind;
+        use crate::plan::RestartMode;
+        assert_eq!(parse_restart("auto").unwrap(), RestartMode::Auto);
+        assert_eq!(parse_restart("none").unwrap(), RestartMode::None);
+        assert_eq!(
+            parse_restart("deploy/api, sts/db,daemonset/agent").unwrap(),
+            RestartMode::List(vec![
+                (WorkloadKind::Deployment, "api".into()),
+                (WorkloadKind::StatefulSet, "db".into()),
+                (WorkloadKind::DaemonSet, "agent".into()),
+            ])
+        );
+        assert!(parse_restart("api").is_err());
+        assert!(parse_restart("cronjob/report").is_err());
+        assert!(parse_restart("deployment/").is_err());
+        assert!(parse_restart(",").is_err());
     }
 
     #[test]

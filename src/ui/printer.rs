@@ -27,6 +27,8 @@ pub struct Printer {
     out: Box<dyn Write + Send>,
     err: Box<dyn Write + Send>,
     color: ColorChoice,
+    /// Whether stderr is a terminal a person watches (live progress, prompts).
+    interactive: bool,
 }
 
 /// The two streams of a capturing printer, for tests.
@@ -63,11 +65,12 @@ impl Write for SharedBuffer {
 }
 
 impl Printer {
-    pub fn stdio(color: ColorChoice) -> Self {
+    pub fn stdio(color: ColorChoice, interactive: bool) -> Self {
         Printer {
             out: Box::new(std::io::stdout()),
             err: Box::new(std::io::stderr()),
             color,
+            interactive,
         }
     }
 
@@ -77,8 +80,14 @@ impl Printer {
             out: Box::new(SharedBuffer(captured.out.clone())),
             err: Box::new(SharedBuffer(captured.err.clone())),
             color,
+            interactive: false,
         };
         (printer, captured)
+    }
+
+    /// Whether stderr is a terminal: live progress and prompts only make sense there.
+    pub fn interactive(&self) -> bool {
+        self.interactive
     }
 
     /// Whether stderr is coloured (for progress displays that draw their own).
@@ -106,6 +115,18 @@ impl Printer {
         let text = serde_json::to_string_pretty(value)?;
         let _ = writeln!(self.out, "{text}");
         Ok(())
+    }
+
+    /// A styled line on stdout.
+    pub fn styled_line(&mut self, text: &str, style: Style) {
+        let painted = self.paint_out(text, style);
+        let _ = writeln!(self.out, "{painted}");
+    }
+
+    /// A styled line on stderr.
+    pub fn styled_note(&mut self, text: &str, style: Style) {
+        let painted = self.paint_err(text, style);
+        let _ = writeln!(self.err, "{painted}");
     }
 
     /// A line of information on stderr.

@@ -302,6 +302,112 @@ impl TestEnv {
         Ok(())
     }
 
+    /// `kubectl get KIND NAME -o json` in this namespace.
+    pub fn get_json(&self, kind: &str, name: &str) -> Result<serde_json::Value> {
+        let run = self.kubectl(&["get", kind, name, "-n", &self.namespace, "-o", "json"])?;
+        run.success()?;
+        Ok(serde_json::from_str(&run.stdout)?)
+    }
+
+    /// The backup Secrets of `secret`, oldest first.
+    pub fn backups_of(&self, secret: &str) -> Result<Vec<serde_json::Value>> {
+        let selector = format!("kubectl-rotate.io/backup-of={secret}");
+        let run = self.kubectl(&[
+            "get",
+            "secrets",
+            "-n",
+            &self.namespace,
+            "-l",
+            &selector,
+            "-o",
+            "json",
+        ])?;
+        run.success()?;
+        let list: serde_json::Value = serde_json::from_str(&run.stdout)?;
+        let mut items = list["items"].as_array().cloned().unwrap_or_default();
+        items.sort_by_key(|b| {
+            (
+                b["metadata"]["annotations"]["kubectl-rotate.io/backup-created-at"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                b["metadata"]["creationTimestamp"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                b["metadata"]["resourceVersion"]
+                    .as_str()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or_default(),
+            )
+        });
+        Ok(items)
+    }
+
+    /// Runs `command` (a shell command line) on a real pseudo-terminal (util-linux `script`),
+    /// typing each line of `typed` only after the program has printed a prompt, the way a
+    /// person would; returns everything the terminal showed.
+    pub fn run_with_terminal(&self, command: &str, typed: &[u8]) -> Result<Run> {
+        use std::io::Read;
+        use std::sync::{Arc, Mutex};
+        let mut child = self
+            .command("script")
+            .args(["-qec", command, "/dev/null"])
+            .env("TERM", "xterm")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting script(1)")?;
+        let shown = Arc::new(Mutex::new(Vec::new()));
+        let mut stdout = child.stdout.take().expect("stdout is piped");
+        let reader = {
+            let shown = shown.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stdout.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    shown.lock().expect("lock").extend_from_slice(&buf[..n]);
+                }
+            })
+        };
+        let started = Instant::now();
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        let mut prompts_seen = 0;
+        for line in typed.split_inclusive(|b| *b == b'\n') {
+            // Wait for one more prompt (a line ending in ": " or "? ") before typing.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let text = String::from_utf8_lossy(&shown.lock().expect("lock")).into_owned();
+                let prompts = text.matches(": ").count() + text.matches("? ").count();
+                if prompts > prompts_seen {
+                    prompts_seen = prompts;
+                    break;
+                }
+                ensure!(
+                    Instant::now() < deadline,
+                    "no prompt appeared; the terminal showed:\n{text}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            stdin.write_all(line)?;
+            stdin.flush()?;
+        }
+        let status = child.wait()?;
+        drop(stdin);
+        let _ = reader.join();
+        let shown = String::from_utf8_lossy(&shown.lock().expect("lock")).into_owned();
+        Ok(Run {
+            code: status.code(),
+            stdout: shown,
+            stderr: String::new(),
+            elapsed: started.elapsed(),
+        })
+    }
+
     /// The decoded values of a Secret, read with kubectl, to check that none leaks.
     pub fn secret_values(&self, name: &str) -> Result<BTreeMap<String, Vec<u8>>> {
         let run = self.kubectl(&["get", "secret", name, "-n", &self.namespace, "-o", "json"])?;

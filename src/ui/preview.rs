@@ -1,0 +1,285 @@
+//! The redacted preview of a change, in `kubectl diff`'s spirit: each changed key as
+//! `*** (before)` / `*** (after)` with its length and a short fingerprint, the annotation
+//! changes, the backup, the workloads to restart and how each uses the key, and warnings.
+//! Values appear only with `--show-secrets`. Pure: returns styled lines.
+
+use crate::plan::{AnnotationChange, DataPlan, RestartPlan, ValueSummary};
+use crate::ui::Style;
+use crate::values::SecretValue;
+
+/// What the preview needs besides the plans.
+pub struct PreviewContext<'a> {
+    /// `rotate` or `roll back`, for the headline.
+    pub action: &'a str,
+    pub rotation_id: &'a str,
+    pub backup: &'a str,
+    pub show_secrets: bool,
+    /// Extra lines shown under the headline (a preset's downtime and impact).
+    pub notes: &'a [String],
+}
+
+pub fn render(
+    data: &DataPlan,
+    restarts: &RestartPlan,
+    context: &PreviewContext<'_>,
+) -> Vec<(Style, String)> {
+    let mut lines = Vec::new();
+    let object = format!("Secret {}/{}", data.namespace, data.secret);
+    lines.push((
+        Style::Bold,
+        format!(
+            "{} {object}  (run {})",
+            capitalize(context.action),
+            context.rotation_id
+        ),
+    ));
+    for note in context.notes {
+        lines.push((Style::Plain, format!("  {note}")));
+    }
+    lines.push((Style::Plain, String::new()));
+    lines.push((Style::Bold, format!("--- {object} (live)")));
+    lines.push((Style::Bold, format!("+++ {object} (after)")));
+    lines.push((Style::Plain, "  data:".into()));
+    let width = data.keys.iter().map(|k| k.key.len()).max().unwrap_or(0);
+    for key in &data.keys {
+        if let Some(before) = &key.before {
+            let shown = shown(
+                context.show_secrets,
+                key.before_value.as_ref(),
+                "*** (before)",
+            );
+            let shown = format!("{shown:12}");
+            lines.push((
+                Style::Bad,
+                format!("-   {:width$}  {shown}  {}", key.key, summary(before)),
+            ));
+        }
+        let shown = shown(context.show_secrets, Some(&key.after_value), "*** (after)");
+        let shown = format!("{shown:12}");
+        let marker = if key.before.is_some() {
+            ""
+        } else {
+            "  (new key)"
+        };
+        lines.push((
+            Style::Good,
+            format!(
+                "+   {:width$}  {shown}  {}{marker}",
+                key.key,
+                summary(&key.after)
+            ),
+        ));
+    }
+    lines.push((Style::Plain, "  metadata.annotations:".into()));
+    for change in &data.annotations {
+        match change {
+            AnnotationChange::Set { name, value } => {
+                lines.push((Style::Good, format!("+   {name}: {value}")))
+            }
+            AnnotationChange::Remove { name, why } => {
+                lines.push((Style::Bad, format!("-   {name}: *** ({why})")))
+            }
+        }
+    }
+    lines.push((Style::Plain, String::new()));
+    lines.push((
+        Style::Plain,
+        format!(
+            "Backup: the old value is saved first in Secret {}/{}",
+            data.namespace, context.backup
+        ),
+    ));
+
+    if restarts.restart.is_empty() {
+        lines.push((Style::Plain, "Restart: none".into()));
+    } else {
+        lines.push((
+            Style::Plain,
+            format!(
+                "Restart ({}), in parallel, then watch the rollouts:",
+                restarts.restart.len()
+            ),
+        ));
+        let width = restarts
+            .restart
+            .iter()
+            .map(|r| r.reference().len())
+            .max()
+            .unwrap_or(0);
+        for restart in &restarts.restart {
+            let how = if restart.usages.is_empty() {
+                "(named with --restart)".to_string()
+            } else {
+                restart.usages.join(", ")
+            };
+            lines.push((
+                Style::Plain,
+                format!("  {:width$}   {how}", restart.reference()),
+            ));
+        }
+    }
+    if !restarts.not_restarted.is_empty() {
+        lines.push((Style::Plain, "Not restarted:".into()));
+        for skipped in &restarts.not_restarted {
+            let how = if skipped.usages.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", skipped.usages.join(", "))
+            };
+            lines.push((
+                Style::Dim,
+                format!("  {}{how}: {}", skipped.reference, skipped.why),
+            ));
+        }
+    }
+    let warnings: Vec<&String> = data.warnings.iter().chain(&restarts.warnings).collect();
+    if !warnings.is_empty() {
+        lines.push((Style::Plain, String::new()));
+        for warning in warnings {
+            lines.push((Style::Warning, format!("warning: {warning}")));
+        }
+    }
+    lines
+}
+
+fn summary(value: &ValueSummary) -> String {
+    format!("{} bytes, sha256:{}", value.bytes, value.fingerprint)
+}
+
+fn shown(show_secrets: bool, value: Option<&SecretValue>, masked: &str) -> String {
+    match (show_secrets, value) {
+        (true, Some(v)) => match std::str::from_utf8(v.expose()) {
+            Ok(text) => format!("{text:?}"),
+            Err(_) => format!("base64:{}", v.to_base64().as_str()),
+        },
+        _ => masked.to_string(),
+    }
+}
+
+fn capitalize(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consumers::WorkloadKind;
+    use crate::plan::{ChangeRequest, KeyChange, NotRestarted, Restart, plan_data_change};
+    use crate::secret_meta::RotationRecord;
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn plans() -> (DataPlan, RestartPlan) {
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some("app-secrets".into()),
+                namespace: Some("prod".into()),
+                resource_version: Some("7".into()),
+                annotations: Some(
+                    [(
+                        crate::plan::LAST_APPLIED.to_string(),
+                        r#"{"kind":"Secret","data":{"openai-api-key":"c2stb2xkLWtleQ=="}}"#
+                            .to_string(),
+                    )]
+                    .into(),
+                ),
+                ..ObjectMeta::default()
+            },
+            data: Some(
+                [(
+                    "openai-api-key".to_string(),
+                    ByteString(b"sk-old-key".to_vec()),
+                )]
+                .into(),
+            ),
+            ..Secret::default()
+        };
+        let request = ChangeRequest {
+            changes: vec![KeyChange {
+                key: "openai-api-key".into(),
+                value: SecretValue::new(b"sk-new-key-0123".to_vec()),
+            }],
+            create_key: false,
+            force: false,
+            record: RotationRecord {
+                at: "2026-11-26T04:00:00Z".into(),
+                id: "20261126-040000-ab12".into(),
+                by: "alice".into(),
+            },
+        };
+        let data = plan_data_change(&secret, &request).unwrap();
+        let restarts = RestartPlan {
+            restart: vec![
+                Restart {
+                    kind: WorkloadKind::Deployment,
+                    name: "api".into(),
+                    usages: vec!["envFrom in api".into()],
+                },
+                Restart {
+                    kind: WorkloadKind::Deployment,
+                    name: "worker".into(),
+                    usages: vec![
+                        "env OPENAI_API_KEY in worker".into(),
+                        "volume secrets".into(),
+                    ],
+                },
+            ],
+            not_restarted: vec![NotRestarted {
+                reference: "cronjob/report".into(),
+                usages: vec!["envFrom in job".into()],
+                why: "a CronJob's next Job reads the new value".into(),
+            }],
+            warnings: vec![],
+        };
+        (data, restarts)
+    }
+
+    fn text(lines: &[(Style, String)]) -> String {
+        lines
+            .iter()
+            .map(|(_, l)| l.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_redacted_preview_matches_its_snapshot_and_holds_no_value() {
+        let (data, restarts) = plans();
+        let context = PreviewContext {
+            action: "rotate",
+            rotation_id: "20261126-040000-ab12",
+            backup: "app-secrets-backup-20261126-040000-ab12",
+            show_secrets: false,
+            notes: &[],
+        };
+        let rendered = text(&render(&data, &restarts, &context));
+        assert!(
+            !rendered.contains("sk-old-key") && !rendered.contains("sk-new-key"),
+            "{rendered}"
+        );
+        assert!(!rendered.contains("c2stb2xkLWtleQ"), "{rendered}");
+        insta::assert_snapshot!(rendered);
+    }
+
+    #[test]
+    fn show_secrets_reveals_both_values() {
+        let (data, restarts) = plans();
+        let context = PreviewContext {
+            action: "rotate",
+            rotation_id: "r",
+            backup: "b",
+            show_secrets: true,
+            notes: &[],
+        };
+        let rendered = text(&render(&data, &restarts, &context));
+        assert!(
+            rendered.contains("\"sk-old-key\"") && rendered.contains("\"sk-new-key-0123\""),
+            "{rendered}"
+        );
+    }
+}
