@@ -125,6 +125,154 @@ pub fn holds(stored: &Secret, request: &BackupRequest) -> bool {
     })
 }
 
+/// What `backup --list` shows of a backup: never a value.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupInfo {
+    pub name: String,
+    pub created_at: String,
+    pub created_by: String,
+    pub rotation_id: String,
+    pub reason: String,
+    /// Key to the first 8 hex digits of the SHA-256 of the saved value.
+    pub keys: BTreeMap<String, String>,
+}
+
+/// Reads the listing facts of a backup Secret from its annotations (fingerprints are computed
+/// from the data when the annotation is missing, as for backups written by hand).
+pub fn info(backup: &Secret) -> BackupInfo {
+    let annotations = backup.metadata.annotations.clone().unwrap_or_default();
+    let get = |k: &str| annotations.get(k).cloned().unwrap_or_default();
+    let keys = annotations
+        .get(FINGERPRINTS)
+        .and_then(|f| serde_json::from_str::<BTreeMap<String, String>>(f).ok())
+        .unwrap_or_else(|| {
+            backup
+                .data
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), crate::values::fingerprint(&v.0)))
+                .collect()
+        });
+    BackupInfo {
+        name: backup.metadata.name.clone().unwrap_or_default(),
+        created_at: get(CREATED_AT),
+        created_by: get(CREATED_BY),
+        rotation_id: get(ROTATION_ID),
+        reason: get(REASON),
+        keys,
+    }
+}
+
+/// Backups newest first: by creation time recorded in the annotation, then by name (which
+/// carries the same time), so the order does not depend on the server's listing order.
+pub fn newest_first(mut backups: Vec<Secret>) -> Vec<Secret> {
+    backups.sort_by(|a, b| {
+        let key = |s: &Secret| {
+            (
+                s.metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(CREATED_AT))
+                    .cloned()
+                    .unwrap_or_default(),
+                s.metadata.name.clone().unwrap_or_default(),
+            )
+        };
+        key(b).cmp(&key(a))
+    });
+    backups
+}
+
+/// The backup file (`backup --to-file`, `rollback --from-file`): a JSON object
+/// `{"apiVersion": "kubectl-rotate.io/v1alpha1", "kind": "SecretBackup", "namespace", "secret",
+/// "sourceResourceVersion", "createdAt", "createdBy", "data": {KEY: base64 value}}`.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupFile {
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: String,
+    pub secret: String,
+    pub source_resource_version: String,
+    pub created_at: String,
+    pub created_by: String,
+    pub data: BTreeMap<String, String>,
+}
+
+impl Drop for BackupFile {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        for value in self.data.values_mut() {
+            value.zeroize();
+        }
+    }
+}
+
+pub const FILE_KIND: &str = "SecretBackup";
+
+/// The backup file's text for `request` (zeroized when dropped).
+pub fn to_file(request: &BackupRequest) -> zeroize::Zeroizing<String> {
+    let file = BackupFile {
+        api_version: crate::report::API_VERSION.to_string(),
+        kind: FILE_KIND.to_string(),
+        namespace: request.namespace.clone(),
+        secret: request.secret.clone(),
+        source_resource_version: request.source_resource_version.clone(),
+        created_at: request.at.clone(),
+        created_by: request.by.clone(),
+        data: request
+            .keys
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_base64().to_string()))
+            .collect(),
+    };
+    let mut text = serde_json::to_string_pretty(&file).unwrap_or_default();
+    text.push('\n');
+    zeroize::Zeroizing::new(text)
+}
+
+/// Parses a backup file; the values come back as `SecretValue`s.
+pub fn from_file(
+    text: &[u8],
+    path: &str,
+) -> anyhow::Result<(BackupFile, Vec<(String, SecretValue)>)> {
+    use base64::Engine;
+    let file: BackupFile = serde_json::from_slice(text)
+        .map_err(|e| anyhow::anyhow!("{path} is not a kubectl-rotate backup file: {e}"))?;
+    if file.kind != FILE_KIND || file.api_version != crate::report::API_VERSION {
+        anyhow::bail!(
+            "{path} is a {} {}, not a {} {}",
+            file.api_version,
+            file.kind,
+            crate::report::API_VERSION,
+            FILE_KIND
+        );
+    }
+    let mut values = Vec::new();
+    for (key, encoded) in &file.data {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|_| anyhow::anyhow!("{path}: the value of key {key:?} is not valid base64"))?;
+        values.push((key.clone(), SecretValue::new(bytes)));
+    }
+    Ok((file, values))
+}
+
+/// The top of the git work tree `path` would be written into, if any: backups belong in a
+/// password manager, not in git.
+pub fn git_work_tree_of(path: &std::path::Path) -> Option<std::path::PathBuf> {
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let start = std::fs::canonicalize(parent).ok()?;
+    start
+        .ancestors()
+        .find(|dir| dir.join(".git").exists())
+        .map(|d| d.to_path_buf())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +331,45 @@ mod tests {
             .unwrap()
             .insert("openai-api-key".into(), ByteString(b"other".to_vec()));
         assert!(!holds(&stored, &req));
+    }
+
+    #[test]
+    fn the_backup_file_round_trips_and_rejects_other_documents() {
+        let text = to_file(&request());
+        assert!(
+            text.contains("\"kind\": \"SecretBackup\""),
+            "{}",
+            text.as_str()
+        );
+        let (file, values) = from_file(text.as_bytes(), "f").unwrap();
+        assert_eq!(file.secret, "app-secrets");
+        assert_eq!(values[0].1.expose(), b"sk-old-value");
+        assert!(from_file(b"{\"kind\":\"Secret\"}", "f").is_err());
+    }
+
+    #[test]
+    fn listing_facts_come_from_annotations_and_never_hold_values() {
+        let backup = build_backup(&request());
+        let info = info(&backup);
+        assert_eq!(info.created_by, "alice");
+        assert_eq!(
+            info.keys["openai-api-key"],
+            crate::values::fingerprint(b"sk-old-value")
+        );
+        assert!(
+            !serde_json::to_string(&info)
+                .unwrap()
+                .contains("sk-old-value")
+        );
+    }
+
+    #[test]
+    fn a_path_inside_a_git_work_tree_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(git_work_tree_of(&dir.path().join("backup.json")).is_none());
+        std::fs::create_dir(dir.path().join(".git")).unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        assert!(git_work_tree_of(&dir.path().join("sub/backup.json")).is_some());
     }
 
     #[test]

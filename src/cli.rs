@@ -103,6 +103,28 @@ kubectl rotate secret app-secrets encryption-key --generate fernet --dry-run=cli
     )]
     Secret(SecretArgs),
 
+    /// Restore keys of a Secret from a backup, then restart the consumers and watch them.
+    #[command(
+        long_about = "Restore keys of a Secret from a backup: the newest backup of SECRET by default, \
+the one named with --to, or a backup file (--from-file). It runs the same pipeline as a rotation: \
+redacted preview, confirmation, a backup of the values it replaces (so a rollback can itself be \
+rolled back), a guarded patch, restart of the consumers and a watch of their rollouts.",
+        after_help = "Examples:\n  kubectl rotate rollback app-secrets openai-api-key -n prod\n  \
+kubectl rotate rollback app-secrets --to app-secrets-backup-20261126-040000-ab12 -y -n prod"
+    )]
+    Rollback(RollbackArgs),
+
+    /// Back up keys of a Secret in the cluster or to a file, or list its backups.
+    #[command(
+        long_about = "Save keys of a Secret (all by default) in an in-cluster backup Secret, in the \
+format rotations write, keeping the newest --keep backups; or write them to a local file (--to-file); \
+or list the backups (--list). Backups are never consumed by workloads and `status` does not list them.",
+        after_help = "Examples:\n  kubectl rotate backup app-secrets -n prod -y\n  \
+kubectl rotate backup app-secrets --list -n prod\n  \
+kubectl rotate backup app-secrets encryption-key --to-file - -n prod | pass insert -m prod/encryption-key"
+    )]
+    Backup(BackupArgs),
+
     /// Show each key of a Secret (size, last rotation, consuming workloads), never its value.
     #[command(
         long_about = "Show each key of a Secret: its size in bytes (never its value), its last \
@@ -175,7 +197,7 @@ pub enum GenerateKind {
     Fernet,
 }
 
-/// How a rotation is carried out; shared by `secret` and the presets.
+/// Flags of a rotation that only make sense with a new value; shared by `secret` and presets.
 #[derive(Debug, Args, Clone)]
 pub struct RotationArgs {
     /// With --generate: bytes of randomness (characters for `token`).
@@ -186,6 +208,17 @@ pub struct RotationArgs {
     #[arg(long)]
     pub create_key: bool,
 
+    /// Keep the new value when the rollout fails, instead of restoring the old one.
+    #[arg(long)]
+    pub no_rollback: bool,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// How a change is carried out; shared by every verb that writes a Secret.
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
     /// Which workloads to restart: `auto` (every consumer of the key), `none`, or a
     /// comma-separated list such as deployment/api,statefulset/db.
     #[arg(long, value_name = "WORKLOADS", default_value = "auto")]
@@ -197,7 +230,7 @@ pub struct RotationArgs {
 
     /// `client`: preview only, nothing sent. `server`: the API server validates the change and
     /// stores nothing.
-    #[arg(long, value_enum, value_name = "MODE", default_value_t = DryRun::None, num_args = 0..=1, default_missing_value = "client", require_equals = false)]
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = DryRun::None, num_args = 0..=1, default_missing_value = "client")]
     pub dry_run: DryRun,
 
     /// Do not ask for confirmation.
@@ -212,7 +245,7 @@ pub struct RotationArgs {
     #[arg(long)]
     pub show_secrets: bool,
 
-    /// Rotate even a Secret that a controller (External Secrets, Sealed Secrets, Helm) manages.
+    /// Change even a Secret that a controller (External Secrets, Sealed Secrets, Helm) manages.
     #[arg(long)]
     pub force: bool,
 }
@@ -223,6 +256,60 @@ pub enum DryRun {
     None,
     Client,
     Server,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The Secret to restore.
+    #[arg(value_name = "SECRET")]
+    pub secret: String,
+
+    /// The keys to restore (default: every key the backup holds).
+    #[arg(value_name = "KEY")]
+    pub keys: Vec<String>,
+
+    /// The backup to restore from (default: the newest backup of SECRET).
+    #[arg(long, value_name = "BACKUP", conflicts_with = "from_file")]
+    pub to: Option<String>,
+
+    /// Restore from a backup file written by `kubectl rotate backup --to-file`.
+    #[arg(long, value_name = "PATH")]
+    pub from_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The Secret to back up.
+    #[arg(value_name = "SECRET")]
+    pub secret: String,
+
+    /// The keys to back up (default: every key).
+    #[arg(value_name = "KEY")]
+    pub keys: Vec<String>,
+
+    /// List the Secret's backups (names, times, keys, fingerprints; never values).
+    #[arg(long, conflicts_with_all = ["to_file", "keys"])]
+    pub list: bool,
+
+    /// Write the backup to a local file instead (mode 0600, never overwritten, refused inside a
+    /// git work tree); `-` writes it to stdout, e.g. to pipe into a password manager.
+    #[arg(long, value_name = "PATH")]
+    pub to_file: Option<PathBuf>,
+
+    /// How many in-cluster backups of the Secret to keep; older ones are deleted.
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep: u32,
+
+    /// Do not ask for confirmation.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+
+    /// Output format (for --list).
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text, value_name = "FORMAT")]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, Args)]
@@ -316,7 +403,7 @@ mod tests {
         let Command::Secret(args) = cli.command else {
             panic!("secret parsed as another verb")
         };
-        assert_eq!(args.rotation.dry_run, DryRun::Client);
+        assert_eq!(args.rotation.run.dry_run, DryRun::Client);
         assert_eq!(args.source.generate, Some(GenerateKind::Fernet));
     }
 

@@ -229,6 +229,26 @@ impl Cluster {
         }
     }
 
+    /// The backups of Secret `secret`, newest first.
+    pub async fn list_backups(&self, namespace: &str, secret: &str) -> Result<Vec<Secret>> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let selector = format!(
+            "{}={}",
+            crate::secret_meta::BACKUP_OF_LABEL,
+            crate::backup::backup_label_value(secret)
+        );
+        let list = api
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|err| {
+                self.explain(
+                    err,
+                    &format!("list the backups of Secret {namespace}/{secret}"),
+                )
+            })?;
+        Ok(crate::backup::newest_first(list.items))
+    }
+
     pub async fn list_secrets(&self, scope: &Scope) -> Result<Vec<Secret>> {
         let api: Api<Secret> = self.api(scope);
         let list = api

@@ -55,11 +55,46 @@ pub async fn run(cli: Cli, env: &Environment, printer: &mut Printer) -> Result<u
                 key: args.key,
                 source: value_source(&args.source, args.rotation.length)?,
                 create_key: args.rotation.create_key,
-                force: args.rotation.force,
-                restart: settings::parse_restart(&args.rotation.restart)?,
-                run: run_options(&args.rotation)?,
+                force: args.rotation.run.force,
+                restart: settings::parse_restart(&args.rotation.run.restart)?,
+                no_rollback: args.rotation.no_rollback,
+                run: run_options(&args.rotation.run)?,
             };
             commands::secret::run(&connection, options, printer).await
+        }
+        Command::Rollback(args) => {
+            let source = match (args.to, args.from_file) {
+                (Some(name), _) => commands::rollback::BackupSource::Named(name),
+                (None, Some(path)) => commands::rollback::BackupSource::File(path),
+                (None, None) => commands::rollback::BackupSource::Newest,
+            };
+            let options = commands::rollback::RollbackOptions {
+                secret: args.secret,
+                keys: args.keys,
+                source,
+                force: args.run.force,
+                restart: settings::parse_restart(&args.run.restart)?,
+                run: run_options(&args.run)?,
+            };
+            commands::rollback::run(&connection, options, printer).await
+        }
+        Command::Backup(args) => {
+            let mode = if args.list {
+                commands::backup::Mode::List(args.output)
+            } else if let Some(path) = args.to_file {
+                commands::backup::Mode::File(path)
+            } else {
+                commands::backup::Mode::InCluster {
+                    keep: args.keep as usize,
+                    yes: args.yes,
+                }
+            };
+            let options = commands::backup::BackupOptions {
+                secret: args.secret,
+                keys: args.keys,
+                mode,
+            };
+            commands::backup::run(&connection, options, printer).await
         }
     }
 }
@@ -95,7 +130,7 @@ fn value_source(
     })
 }
 
-fn run_options(args: &cli::RotationArgs) -> Result<pipeline::RunOptions> {
+fn run_options(args: &cli::RunArgs) -> Result<pipeline::RunOptions> {
     let timeout = settings::parse_duration(&args.timeout).map_err(|e| {
         anyhow::anyhow!(
             "invalid --timeout {:?}: {e}; use e.g. 5m or 90s",

@@ -97,6 +97,9 @@ pub struct ChangeReport {
     pub workloads: Vec<WorkloadReport>,
     pub succeeded: bool,
     pub duration_seconds: f64,
+    /// The automatic rollback that followed a failed rollout, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<Box<ChangeReport>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -118,14 +121,21 @@ pub struct WorkloadReport {
     pub seconds: f64,
 }
 
-/// Runs `change` on the cluster. Returns the exit code; a failed rollout is an error after
-/// the report has been printed.
+/// What a run did. A failed rollout is not an error here: the caller decides whether to roll
+/// back; errors are refusals and failures before or at the patch, when nothing was changed.
+pub struct Executed {
+    pub report: ChangeReport,
+    /// One line per workload whose rollout failed.
+    pub failures: Vec<String>,
+}
+
+/// Runs `change` on the cluster, up to and including the rollouts and the Event.
 pub async fn execute(
     cluster: &Cluster,
     change: Change,
     options: &RunOptions,
     printer: &mut Printer,
-) -> Result<u8> {
+) -> Result<Executed> {
     let started = Instant::now();
     let namespace = change.data.namespace.clone();
     let secret_name = change.data.secret.clone();
@@ -194,6 +204,7 @@ pub async fn execute(
         workloads: Vec::new(),
         succeeded: false,
         duration_seconds: 0.0,
+        rollback: None,
     };
 
     if options.dry_run == DryRun::Client {
@@ -203,7 +214,7 @@ pub async fn execute(
             "\nDry run (client): nothing was sent to the API server.",
         );
         report.succeeded = true;
-        return finish(printer, options, report, started);
+        return Ok(done(report, started, Vec::new()));
     }
 
     if options.dry_run == DryRun::None && !options.yes {
@@ -308,7 +319,7 @@ pub async fn execute(
             "\nDry run (server): the API server accepted the backup and the patch; nothing was stored.",
         );
         report.succeeded = true;
-        return finish(printer, options, report, started);
+        return Ok(done(report, started, Vec::new()));
     }
     let changed_keys = change
         .data
@@ -344,8 +355,10 @@ pub async fn execute(
                 crate::cluster::humanize(options.timeout)
             ),
         );
+        // kubectl writes whole seconds; milliseconds keep two restarts within one second (a
+        // rotation and its automatic rollback) distinct, so the second one still rolls out.
         let restarted_at = jiff::Timestamp::now()
-            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
             .to_string();
         let mut display = RolloutDisplay::new(printer);
         rollout::restart_and_watch(
@@ -459,22 +472,17 @@ pub async fn execute(
                 printer.line(&format!("Rolled out: {restarted}."));
             }
         }
-        return finish(printer, options, report, started);
+        return Ok(done(report, started, Vec::new()));
     }
 
-    let failures = failed.iter().map(|r| match &r.outcome {
-        Outcome::Failed { message, .. } => format!("  {}: {message}", r.reference()),
-        Outcome::RolledOut { .. } => String::new(),
-    });
-    let failures: Vec<String> = failures.collect();
-    finish(printer, options, report, started)?;
-    let keys: Vec<&str> = change.data.keys.iter().map(|k| k.key.as_str()).collect();
-    Err(anyhow!(
-        "the rollout after the change of {object} failed:\n{}\nthe Secret now holds the new value and the failing pods cannot start with it; \
-         to restore the old value and restart the consumers run:\n  kubectl rotate rollback {secret_name} {} --to {backup_name} -n {namespace}",
-        failures.join("\n"),
-        keys.join(" ")
-    ))
+    let failures: Vec<String> = failed
+        .iter()
+        .map(|r| match &r.outcome {
+            Outcome::Failed { message, .. } => format!("{}: {message}", r.reference()),
+            Outcome::RolledOut { .. } => String::new(),
+        })
+        .collect();
+    Ok(done(report, started, failures))
 }
 
 /// Test-only hook, documented in the README: with `KUBECTL_ROTATE_TEST_PAUSE_BEFORE_APPLY=DIR`,
@@ -512,21 +520,17 @@ fn note(printer: &mut Printer, options: &RunOptions, text: &str) {
     }
 }
 
-fn finish(
-    printer: &mut Printer,
-    options: &RunOptions,
-    mut report: ChangeReport,
-    started: Instant,
-) -> Result<u8> {
+fn done(mut report: ChangeReport, started: Instant, failures: Vec<String>) -> Executed {
     report.duration_seconds = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+    Executed { report, failures }
+}
+
+/// Prints the report as the stable JSON object when `-o json` was asked for.
+pub fn emit(printer: &mut Printer, options: &RunOptions, report: &ChangeReport) -> Result<()> {
     if options.output == OutputFormat::Json {
-        printer.json(&report)?;
+        printer.json(report)?;
     }
-    Ok(if report.succeeded {
-        crate::exit::SUCCESS
-    } else {
-        crate::exit::ERROR
-    })
+    Ok(())
 }
 
 /// Asks on the terminal; without one, fails at once with the way forward instead of hanging.
@@ -628,4 +632,200 @@ async fn record_event(
         .await
         .map_err(|e| anyhow!(short_error(&e)))?;
     Ok(())
+}
+
+/// What a writing verb wants changed, before planning.
+pub struct Request {
+    pub action: Action,
+    /// The Secret as just read.
+    pub secret: Secret,
+    pub changes: Vec<crate::plan::KeyChange>,
+    pub create_key: bool,
+    pub force: bool,
+    pub restart: crate::plan::RestartMode,
+    pub notes: Vec<String>,
+}
+
+/// Reads the namespace's workloads and the caller's identity, and plans `request` (pure
+/// planning in `plan.rs`): the guarded patch and the restarts.
+pub async fn plan_change(cluster: &Cluster, request: Request) -> Result<Change> {
+    let namespace = request
+        .secret
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_default();
+    let name = request.secret.metadata.name.clone().unwrap_or_default();
+    let workloads = cluster
+        .list_workloads(&crate::cluster::Scope::Namespace(namespace.clone()))
+        .await?;
+    let consumers = crate::consumers::find_consumers(&namespace, &name, &workloads);
+    let record = RotationRecord {
+        at: now_rfc3339(),
+        id: new_rotation_id(),
+        by: cluster.identity().await,
+    };
+    let keys: Vec<String> = request.changes.iter().map(|c| c.key.clone()).collect();
+    let data = crate::plan::plan_data_change(
+        &request.secret,
+        &crate::plan::ChangeRequest {
+            changes: request.changes,
+            create_key: request.create_key,
+            force: request.force,
+            record: record.clone(),
+        },
+    )?;
+    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let restarts = crate::plan::plan_restarts(&consumers, &key_refs, &request.restart, &workloads)?;
+    let old_values = data
+        .keys
+        .iter()
+        .filter_map(|k| k.before_value.clone().map(|v| (k.key.clone(), v)))
+        .collect();
+    Ok(Change {
+        action: request.action,
+        data,
+        restarts,
+        record,
+        old_values,
+        notes: request.notes,
+    })
+}
+
+/// Runs a rotation and, when its rollout fails, restores the old values from the backup it
+/// took, restarts the consumers again and waits for them (unless `no_rollback`). The result
+/// is an error whenever the rotation did not succeed, saying what failed, what was restored,
+/// and how the consumers are after the restore.
+pub async fn execute_with_rollback(
+    cluster: &Cluster,
+    change: Change,
+    options: &RunOptions,
+    no_rollback: bool,
+    printer: &mut Printer,
+) -> Result<u8> {
+    let keys: Vec<String> = change.data.keys.iter().map(|k| k.key.clone()).collect();
+    let namespace = change.data.namespace.clone();
+    let name = change.data.secret.clone();
+    let object = format!("Secret {namespace}/{name}");
+    let mut executed = execute(cluster, change, options, printer).await?;
+    if executed.failures.is_empty() {
+        emit(printer, options, &executed.report)?;
+        return Ok(crate::exit::SUCCESS);
+    }
+    let failures = executed
+        .failures
+        .iter()
+        .map(|f| format!("  {f}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let Some(backup) = executed.report.backup.clone() else {
+        emit(printer, options, &executed.report)?;
+        bail!(
+            "the rollout after changing {object} failed:\n{failures}\nthere is no backup to restore (the keys were new)"
+        );
+    };
+    let manual = format!(
+        "kubectl rotate rollback {name} {} --to {backup} -n {namespace}",
+        keys.join(" ")
+    );
+    if no_rollback {
+        emit(printer, options, &executed.report)?;
+        bail!(
+            "the rollout after changing {object} failed:\n{failures}\nthe Secret keeps the new value (--no-rollback); \
+             to restore the old value and restart the consumers run:\n  {manual}"
+        );
+    }
+
+    printer.warn(&format!(
+        "the rollout failed; rolling back {} to the old value saved in {backup}",
+        keys.join(", ")
+    ));
+    let restore = async {
+        let current = cluster.get_secret(&namespace, &name).await?;
+        let saved = cluster.get_secret(&namespace, &backup).await?;
+        let saved_data = saved.data.unwrap_or_default();
+        let changes = keys
+            .iter()
+            .map(|k| {
+                saved_data
+                    .get(k)
+                    .map(|v| crate::plan::KeyChange {
+                        key: k.clone(),
+                        value: SecretValue::new(v.0.clone()),
+                    })
+                    .ok_or_else(|| anyhow!("the backup {backup} does not hold key {k:?}"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let request = Request {
+            action: Action::RollBack,
+            secret: current,
+            changes,
+            create_key: false,
+            force: true,
+            restart: crate::plan::RestartMode::Auto,
+            notes: vec![format!(
+                "automatic rollback after the failed rollout (backup {backup})"
+            )],
+        };
+        let change = plan_change(cluster, request).await?;
+        let options = RunOptions {
+            yes: true,
+            dry_run: DryRun::None,
+            ..options.clone()
+        };
+        execute(cluster, change, &options, printer).await
+    }
+    .await;
+    match restore {
+        Ok(rolled_back) => {
+            let healthy = rolled_back.failures.is_empty();
+            executed.report.rollback = Some(Box::new(rolled_back.report));
+            emit(printer, options, &executed.report)?;
+            if healthy {
+                bail!(
+                    "the rollout after changing {object} failed:\n{failures}\nrolled back: {object} holds the old value again \
+                     (from {backup}) and every restarted consumer is rolled out and ready"
+                );
+            }
+            bail!(
+                "the rollout after changing {object} failed:\n{failures}\nrolled back: {object} holds the old value again (from {backup}), \
+                 but consumers are still failing after the restore:\n{}\ninspect them with `kubectl get pods -n {namespace}`",
+                rolled_back
+                    .failures
+                    .iter()
+                    .map(|f| format!("  {f}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
+        Err(err) => {
+            emit(printer, options, &executed.report)?;
+            printer.styled_note("!!! THE AUTOMATIC ROLLBACK FAILED !!!", Style::Bad);
+            bail!(
+                "the rollout after changing {object} failed:\n{failures}\nand the automatic rollback failed too: {}\n\
+                 {object} still holds the NEW value. Restore the old value by hand:\n  {manual}",
+                crate::error_message(&err)
+            );
+        }
+    }
+}
+
+/// Now, in the RFC 3339 form records use (UTC, seconds).
+pub fn now_rfc3339() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// A run id: UTC time to the second plus 16 random bits, lower-case so it fits object names.
+pub fn new_rotation_id() -> String {
+    use rand::TryRngCore;
+    let mut bytes = [0u8; 2];
+    let _ = rand::rngs::OsRng.try_fill_bytes(&mut bytes);
+    format!(
+        "{}-{:02x}{:02x}",
+        jiff::Timestamp::now().strftime("%Y%m%d-%H%M%S"),
+        bytes[0],
+        bytes[1]
+    )
 }

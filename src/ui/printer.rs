@@ -129,6 +129,12 @@ impl Printer {
         let _ = writeln!(self.err, "{painted}");
     }
 
+    /// Bytes on stdout as they are (a backup file piped to a password manager: the only place
+    /// a value is ever printed, because the user asked for it with `--to-file -`).
+    pub fn raw(&mut self, bytes: &[u8]) {
+        let _ = self.out.write_all(bytes);
+    }
+
     /// A line of information on stderr.
     pub fn note(&mut self, text: &str) {
         let _ = writeln!(self.err, "{text}");

@@ -10,6 +10,7 @@
 //! Nothing here is mocked except the kubelet: there is no container runtime on the test
 //! machine, so `tools/fake-kubelet` writes pod status the way a kubelet would.
 
+mod backup;
 mod secret;
 mod status;
 mod support;
@@ -38,7 +39,7 @@ fn trial(name: &'static str, test: TestFn) -> Trial {
 
 fn main() -> ExitCode {
     let args = Arguments::from_args();
-    let trials = [status::tests(), secret::tests()]
+    let trials = [status::tests(), secret::tests(), backup::tests()]
         .into_iter()
         .flatten()
         .map(|(name, f)| trial(name, f))

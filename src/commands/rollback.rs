@@ -1,0 +1,177 @@
+//! `kubectl rotate rollback NAME [KEY...] [--to BACKUP | --from-file PATH]`: restore keys from
+//! a backup through the same pipeline as a rotation (preview, confirm, back up what it
+//! replaces, guarded patch, restart, watch, Event `SecretRolledBack`).
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+
+use crate::backup;
+use crate::cluster;
+use crate::pipeline::{self, Action, Request, RunOptions};
+use crate::plan::{KeyChange, RestartMode};
+use crate::secret_meta;
+use crate::settings::ConnectionSettings;
+use crate::ui::Printer;
+use crate::values::SecretValue;
+
+/// Where the values to restore come from.
+#[derive(Debug, Clone)]
+pub enum BackupSource {
+    Newest,
+    Named(String),
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct RollbackOptions {
+    pub secret: String,
+    pub keys: Vec<String>,
+    pub source: BackupSource,
+    pub force: bool,
+    pub restart: RestartMode,
+    pub run: RunOptions,
+}
+
+pub async fn run(
+    connection: &ConnectionSettings,
+    options: RollbackOptions,
+    printer: &mut Printer,
+) -> Result<u8> {
+    let cluster = cluster::connect(connection).await?;
+    let namespace = cluster.namespace.clone();
+    let secret = cluster.get_secret(&namespace, &options.secret).await?;
+    let object = format!("Secret {namespace}/{}", options.secret);
+
+    let (origin, saved): (String, Vec<(String, SecretValue)>) = match &options.source {
+        BackupSource::File(path) => {
+            let text = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| {
+                anyhow::anyhow!("cannot read the backup file {}: {e}", path.display())
+            })?);
+            let (file, values) = backup::from_file(&text, &path.display().to_string())?;
+            if file.secret != options.secret {
+                bail!(
+                    "{} is a backup of Secret {}/{}, not of {object}; name that Secret, or pick the right file",
+                    path.display(),
+                    file.namespace,
+                    file.secret
+                );
+            }
+            (format!("file {}", path.display()), values)
+        }
+        BackupSource::Named(name) => {
+            let stored = cluster.get_secret(&namespace, name).await?;
+            let of = stored
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(secret_meta::BACKUP_OF_LABEL));
+            if of.map(String::as_str) != Some(backup::backup_label_value(&options.secret).as_str())
+            {
+                bail!(
+                    "Secret {namespace}/{name} is not a kubectl-rotate backup of {object}; list its backups with \
+                     `kubectl rotate backup {} --list -n {namespace}`",
+                    options.secret
+                );
+            }
+            (format!("backup {name}"), values_of(&stored))
+        }
+        BackupSource::Newest => {
+            let backups = cluster.list_backups(&namespace, &options.secret).await?;
+            let Some(newest) = backups.first() else {
+                bail!(
+                    "{object} has no backups to roll back to; `kubectl rotate backup {} -n {namespace}` creates one, \
+                     and every rotation does",
+                    options.secret
+                );
+            };
+            (
+                format!(
+                    "backup {}",
+                    newest.metadata.name.clone().unwrap_or_default()
+                ),
+                values_of(newest),
+            )
+        }
+    };
+
+    let wanted: Vec<String> = if options.keys.is_empty() {
+        saved.iter().map(|(k, _)| k.clone()).collect()
+    } else {
+        options.keys.clone()
+    };
+    let current = secret.data.clone().unwrap_or_default();
+    let mut changes = Vec::new();
+    let mut unchanged = Vec::new();
+    for key in &wanted {
+        let Some((_, value)) = saved.iter().find(|(k, _)| k == key) else {
+            bail!(
+                "the {origin} does not hold key {key:?} (it holds: {}); name another backup with --to",
+                saved
+                    .iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        };
+        if current
+            .get(key)
+            .is_some_and(|v| v.0.as_slice() == value.expose())
+        {
+            unchanged.push(key.clone());
+        } else {
+            changes.push(KeyChange {
+                key: key.clone(),
+                value: value.clone(),
+            });
+        }
+    }
+    if changes.is_empty() {
+        bail!(
+            "nothing to roll back: {object} already holds the values of the {origin} for {}",
+            unchanged.join(", ")
+        );
+    }
+    let mut notes = vec![format!("restoring from the {origin}")];
+    if !unchanged.is_empty() {
+        notes.push(format!(
+            "already as in the backup, left alone: {}",
+            unchanged.join(", ")
+        ));
+    }
+    let request = Request {
+        action: Action::RollBack,
+        secret,
+        changes,
+        // A key deleted since the backup is put back.
+        create_key: true,
+        force: options.force,
+        restart: options.restart.clone(),
+        notes,
+    };
+    let change = pipeline::plan_change(&cluster, request).await?;
+    let executed = pipeline::execute(&cluster, change, &options.run, printer).await?;
+    pipeline::emit(printer, &options.run, &executed.report)?;
+    if !executed.failures.is_empty() {
+        let backup = executed.report.backup.clone().unwrap_or_default();
+        bail!(
+            "the values were restored, but the rollout failed:\n{}\nthe values this rollback replaced are in {backup}",
+            executed
+                .failures
+                .iter()
+                .map(|f| format!("  {f}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    Ok(crate::exit::SUCCESS)
+}
+
+fn values_of(backup: &k8s_openapi::api::core::v1::Secret) -> Vec<(String, SecretValue)> {
+    backup
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), SecretValue::new(v.0.clone())))
+        .collect()
+}
