@@ -125,6 +125,20 @@ kubectl rotate backup app-secrets encryption-key --to-file - -n prod | pass inse
     )]
     Backup(BackupArgs),
 
+    /// Check a Secret's keys and that its consumers run on the current values.
+    #[command(
+        long_about = "Check a Secret: it exists; each key is present, non-empty and well-formed where \
+its kind is known (a Fernet key decodes to 32 bytes of URL-safe base64; an OpenAI key starts with sk- \
+and has no whitespace; a trailing newline is flagged); every consumer of each key has rolled out since \
+the key's last recorded rotation (all its pods started after it, are ready, none crash-loops); \
+optionally the consumers' logs match a pattern (--logs) and an HTTP endpoint answers 2xx through the \
+API server's pod proxy (--health).\n\nExit status: 0 every check passed, 1 a check failed, 2 the \
+checks could not run.",
+        after_help = "Examples:\n  kubectl rotate verify app-secrets -n prod\n  \
+kubectl rotate verify app-secrets openai-api-key --logs 'Secrets loaded successfully' --health 8000/health -n prod"
+    )]
+    Verify(VerifyArgs),
+
     /// Show each key of a Secret (size, last rotation, consuming workloads), never its value.
     #[command(
         long_about = "Show each key of a Secret: its size in bytes (never its value), its last \
@@ -308,6 +322,29 @@ pub struct BackupArgs {
     pub yes: bool,
 
     /// Output format (for --list).
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text, value_name = "FORMAT")]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The Secret to verify.
+    #[arg(value_name = "SECRET")]
+    pub secret: String,
+
+    /// The keys to verify (default: every key).
+    #[arg(value_name = "KEY")]
+    pub keys: Vec<String>,
+
+    /// A regular expression each consumer pod's log must match, e.g. 'Secrets loaded successfully'.
+    #[arg(long, value_name = "REGEX")]
+    pub logs: Option<String>,
+
+    /// An HTTP GET each consumer pod must answer with 2xx, through the API server's pod proxy.
+    #[arg(long, value_name = "PORT/PATH")]
+    pub health: Option<String>,
+
+    /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text, value_name = "FORMAT")]
     pub output: OutputFormat,
 }

@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod backup;
+pub mod checks;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
@@ -27,13 +28,36 @@ use crate::cli::{Cli, Command};
 use crate::settings::Environment;
 use crate::ui::Printer;
 
+/// An error that ends the process with a specific exit code (verify's "> 1: could not check").
+#[derive(Debug)]
+pub struct ExitWith {
+    pub code: u8,
+    pub message: String,
+}
+
+impl std::fmt::Display for ExitWith {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ExitWith {}
+
+/// The exit code for an error: its `ExitWith` code, else 1.
+pub fn exit_code_of(err: &anyhow::Error) -> u8 {
+    err.downcast_ref::<ExitWith>()
+        .map(|e| e.code)
+        .unwrap_or(exit::ERROR)
+}
+
 /// Exit codes, an interface documented in the README.
 pub mod exit {
     /// Everything asked for was done.
     pub const SUCCESS: u8 = 0;
     /// An error: the message on stderr says what failed and what to do.
     pub const ERROR: u8 = 1;
-    /// The command line itself was wrong (unknown flag, missing argument).
+    /// The command line itself was wrong (unknown flag, missing argument); for `verify`, also
+    /// "verification could not run" (as `kubectl diff` uses codes above 1).
     pub const USAGE: u8 = 2;
 }
 
@@ -77,6 +101,35 @@ pub async fn run(cli: Cli, env: &Environment, printer: &mut Printer) -> Result<u
                 run: run_options(&args.run)?,
             };
             commands::rollback::run(&connection, options, printer).await
+        }
+        Command::Verify(args) => {
+            let logs = args
+                .logs
+                .as_deref()
+                .map(regex::Regex::new)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("invalid --logs pattern: {e}"))?;
+            let health = args
+                .health
+                .as_deref()
+                .map(commands::verify::parse_health)
+                .transpose()?;
+            let options = commands::verify::VerifyOptions {
+                secret: args.secret,
+                keys: args.keys,
+                logs,
+                health,
+                output: args.output,
+                kinds: Vec::new(),
+            };
+            commands::verify::run(&connection, options, printer)
+                .await
+                .map_err(|err| {
+                    anyhow::Error::new(ExitWith {
+                        code: exit::USAGE,
+                        message: error_message(&err),
+                    })
+                })
         }
         Command::Backup(args) => {
             let mode = if args.list {

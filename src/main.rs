@@ -51,7 +51,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             printer.error(&kubectl_rotate::error_message(&err));
-            exit::ERROR
+            kubectl_rotate::exit_code_of(&err)
         }
     };
     printer.flush();

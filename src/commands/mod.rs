@@ -5,3 +5,4 @@ pub mod backup;
 pub mod rollback;
 pub mod secret;
 pub mod status;
+pub mod verify;

@@ -1,0 +1,342 @@
+//! `kubectl rotate verify NAME [KEY...] [--logs REGEX] [--health PORT/PATH]`: the runbook's
+//! verify and validate steps as checks, one line each. Exit 0 when every check passes, 1 when
+//! one fails, 2 when verification itself could not run (as `kubectl diff` does).
+
+use anyhow::{Context as _, Result, anyhow};
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::Api;
+use kube::api::{ListParams, LogParams};
+use serde::Serialize;
+
+use crate::checks::{self, KeyKind};
+use crate::cli::OutputFormat;
+use crate::cluster::{self, Scope, short_error};
+use crate::consumers::find_consumers;
+use crate::rollout::pod_belongs_to;
+use crate::secret_meta;
+use crate::settings::ConnectionSettings;
+use crate::ui::{Printer, Style, table};
+
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    pub secret: String,
+    pub keys: Vec<String>,
+    pub logs: Option<regex::Regex>,
+    /// `(port, path)` for the health check.
+    pub health: Option<(String, String)>,
+    pub output: OutputFormat,
+    /// Known kinds of keys (from a preset); others are guessed from the key's name.
+    pub kinds: Vec<(String, KeyKind)>,
+}
+
+/// One check's outcome.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Check {
+    /// `secret`, `key`, `rollout`, `logs` or `health`.
+    pub check: &'static str,
+    pub target: String,
+    pub passed: bool,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyReport {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub namespace: String,
+    pub secret: String,
+    pub passed: bool,
+    pub checks: Vec<Check>,
+}
+
+/// Parses `--health PORT/PATH` (`8000/health`, `http/healthz`).
+pub fn parse_health(text: &str) -> Result<(String, String)> {
+    let (port, path) = text
+        .split_once('/')
+        .ok_or_else(|| anyhow!("--health {text:?}: use PORT/PATH, e.g. 8000/health"))?;
+    if port.is_empty() {
+        return Err(anyhow!(
+            "--health {text:?}: the port is missing; use PORT/PATH, e.g. 8000/health"
+        ));
+    }
+    Ok((
+        port.to_string(),
+        format!("/{}", path.trim_start_matches('/')),
+    ))
+}
+
+pub async fn run(
+    connection: &ConnectionSettings,
+    options: VerifyOptions,
+    printer: &mut Printer,
+) -> Result<u8> {
+    let cluster = cluster::connect(connection).await?;
+    let namespace = cluster.namespace.clone();
+    let object = format!("{namespace}/{}", options.secret);
+    let mut checks = Vec::new();
+    let mut add = |check: &'static str, target: String, result: Result<String, String>| {
+        let (passed, message) = match result {
+            Ok(m) => (true, m),
+            Err(m) => (false, m),
+        };
+        checks.push(Check {
+            check,
+            target,
+            passed,
+            message,
+        });
+    };
+
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), &namespace);
+    let secret = secrets
+        .get_opt(&options.secret)
+        .await
+        .map_err(|e| cluster.explain(e, &format!("read Secret {object}")))?;
+    let Some(secret) = secret else {
+        add(
+            "secret",
+            format!("secret/{}", options.secret),
+            Err(format!("Secret {object} does not exist")),
+        );
+        return report(printer, &options, &namespace, checks);
+    };
+    add(
+        "secret",
+        format!("secret/{}", options.secret),
+        Ok(format!("Secret {object} exists")),
+    );
+
+    let data = secret.data.clone().unwrap_or_default();
+    let keys: Vec<String> = if options.keys.is_empty() {
+        data.keys().cloned().collect()
+    } else {
+        options.keys.clone()
+    };
+    for key in &keys {
+        let kind = options
+            .kinds
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, kind)| *kind)
+            .unwrap_or_else(|| checks::kind_from_name(key));
+        let result = match data.get(key) {
+            None => Err(format!("key {key:?} is missing")),
+            Some(value) => checks::check_value(kind, &value.0),
+        };
+        add("key", key.clone(), result);
+    }
+
+    let records = secret_meta::rotation_records(&secret).unwrap_or_default();
+    let workloads = cluster
+        .list_workloads(&Scope::Namespace(namespace.clone()))
+        .await?;
+    let consumers = find_consumers(&namespace, &options.secret, &workloads);
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &namespace);
+    let all_pods = pods
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| cluster.explain(e, &format!("list pods in namespace {namespace:?}")))?
+        .items;
+
+    for consumer in consumers
+        .iter()
+        .filter(|c| keys.iter().any(|k| c.uses_key(k)))
+    {
+        let workload = consumer.workload;
+        let target = workload.reference();
+        if !workload.kind.restartable() {
+            add(
+                "rollout",
+                target,
+                Ok("a CronJob: its next Job reads the current value".into()),
+            );
+            continue;
+        }
+        let own: Vec<Pod> = all_pods
+            .iter()
+            .filter(|p| pod_belongs_to(p, workload.kind, &workload.name))
+            .cloned()
+            .collect();
+        let latest = keys
+            .iter()
+            .filter(|k| consumer.uses_key(k))
+            .filter_map(|k| records.get(k).map(|r| r.at.clone()))
+            .max();
+        match &latest {
+            Some(at) => add(
+                "rollout",
+                target.clone(),
+                checks::check_pods_since(at, &own),
+            ),
+            None => add(
+                "rollout",
+                target.clone(),
+                Ok("no recorded rotation of its keys to compare with".into()),
+            ),
+        }
+        let current: Vec<&Pod> = own
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .collect();
+        if let Some(pattern) = &options.logs {
+            let mut failures = Vec::new();
+            for pod in &current {
+                let name = pod.metadata.name.clone().unwrap_or_default();
+                let containers: Vec<String> = pod
+                    .spec
+                    .iter()
+                    .flat_map(|s| s.containers.iter().map(|c| c.name.clone()))
+                    .collect();
+                let mut matched = false;
+                for container in &containers {
+                    let params = LogParams {
+                        container: Some(container.clone()),
+                        tail_lines: Some(5000),
+                        ..LogParams::default()
+                    };
+                    let log = pods.logs(&name, &params).await.map_err(|e| {
+                        anyhow!("cannot read the logs of pod {namespace}/{name} container {container}: {}", short_error(&e))
+                    })?;
+                    if pattern.is_match(&log) {
+                        matched = true;
+                        break;
+                    }
+                }
+                if !matched {
+                    failures.push(format!(
+                        "pod {name}: no log line matches {:?}",
+                        pattern.as_str()
+                    ));
+                }
+            }
+            let result = if failures.is_empty() {
+                Ok(format!(
+                    "{} pod(s) logged a line matching {:?}",
+                    current.len(),
+                    pattern.as_str()
+                ))
+            } else {
+                Err(failures.join("; "))
+            };
+            add("logs", target.clone(), result);
+        }
+        if let Some((port, path)) = &options.health {
+            let mut failures = Vec::new();
+            for pod in &current {
+                let name = pod.metadata.name.clone().unwrap_or_default();
+                if let Err(problem) = health(&cluster, &namespace, &name, port, path).await {
+                    failures.push(format!("pod {name}: {problem}"));
+                }
+            }
+            let result = if failures.is_empty() {
+                Ok(format!(
+                    "{} pod(s) answered GET :{port}{path} with 2xx",
+                    current.len()
+                ))
+            } else {
+                Err(failures.join("; "))
+            };
+            add("health", target.clone(), result);
+        }
+    }
+    report(printer, &options, &namespace, checks)
+}
+
+/// GET PATH on the pod's PORT through the API server's pod proxy; Ok when it answers 2xx.
+async fn health(
+    cluster: &cluster::Cluster,
+    namespace: &str,
+    pod: &str,
+    port: &str,
+    path: &str,
+) -> Result<(), String> {
+    let uri = format!("/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy{path}");
+    let request = http::Request::get(&uri)
+        .body(kube::client::Body::from(Vec::new()))
+        .map_err(|e| e.to_string())?;
+    let response = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        cluster.client.send(request),
+    )
+    .await
+    .map_err(|_| format!("GET :{port}{path} did not answer within 10s"))?
+    .map_err(|e| format!("GET :{port}{path} failed: {}", short_error(&e)))?;
+    let status = response.status();
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("GET :{port}{path} answered {status}"))
+    }
+}
+
+fn report(
+    printer: &mut Printer,
+    options: &VerifyOptions,
+    namespace: &str,
+    checks: Vec<Check>,
+) -> Result<u8> {
+    let passed = checks.iter().all(|c| c.passed);
+    match options.output {
+        OutputFormat::Json => printer
+            .json(&VerifyReport {
+                api_version: crate::report::API_VERSION,
+                kind: "VerifyReport",
+                namespace: namespace.to_string(),
+                secret: options.secret.clone(),
+                passed,
+                checks,
+            })
+            .context("cannot print the report")?,
+        OutputFormat::Text => {
+            let rows: Vec<Vec<String>> = checks
+                .iter()
+                .map(|c| {
+                    vec![
+                        if c.passed { "PASS" } else { "FAIL" }.to_string(),
+                        c.check.to_string(),
+                        c.target.clone(),
+                        c.message.clone(),
+                    ]
+                })
+                .collect();
+            let lines = table::render(&["RESULT", "CHECK", "TARGET", "DETAIL"], &rows);
+            for (i, line) in lines.iter().enumerate() {
+                let style = match i {
+                    0 => Style::Plain,
+                    n if checks[n - 1].passed => Style::Good,
+                    _ => Style::Bad,
+                };
+                printer.styled_line(line, style);
+            }
+            let failed = checks.iter().filter(|c| !c.passed).count();
+            if failed == 0 {
+                printer.line(&format!("All {} checks passed.", checks.len()));
+            } else {
+                printer.line(&format!("{failed} of {} checks failed.", checks.len()));
+            }
+        }
+    }
+    Ok(if passed {
+        crate::exit::SUCCESS
+    } else {
+        crate::exit::ERROR
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_is_port_slash_path() {
+        assert_eq!(
+            parse_health("8000/health").unwrap(),
+            ("8000".into(), "/health".into())
+        );
+        assert_eq!(parse_health("http/").unwrap(), ("http".into(), "/".into()));
+        assert!(parse_health("8000").is_err());
+        assert!(parse_health("/health").is_err());
+    }
+}
