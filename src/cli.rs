@@ -63,6 +63,11 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "DURATION", default_value = "0")]
     pub request_timeout: String,
 
+    /// The presets config file (default: $KUBECTL_ROTATE_CONFIG, else
+    /// ~/.config/kubectl-rotate/config.yaml).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
     /// When to colour the output. `auto` colours a terminal unless NO_COLOR is set or TERM=dumb.
     #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
     pub color: ColorWhen,
@@ -85,8 +90,32 @@ pub enum OutputFormat {
     Json,
 }
 
+/// The verbs, which no preset may shadow.
+pub const VERBS: &[&str] = &[
+    "status",
+    "secret",
+    "rollback",
+    "backup",
+    "verify",
+    "presets",
+    "notice",
+    "completion",
+    "help",
+];
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Show each key of a Secret (size, last rotation, consuming workloads), never its value.
+    #[command(
+        long_about = "Show each key of a Secret: its size in bytes (never its value), its last \
+rotation as recorded by kubectl-rotate, and the workloads that consume it (env, envFrom, secret \
+and projected volumes, init containers; Deployments, StatefulSets, DaemonSets and CronJobs).\n\n\
+Without SECRET, every Secret in the namespace is shown, except service-account tokens, Helm \
+release records and kubectl-rotate backups.",
+        after_help = "Examples:\n  kubectl rotate status -n prod\n  kubectl rotate status app-secrets -n prod -o json\n  kubectl rotate status -A"
+    )]
+    Status(StatusArgs),
+
     /// Rotate one key of a Secret: new value, preview, backup, guarded patch, restart, watch.
     #[command(
         long_about = "Rotate one key of a Secret, the runbook's procedure as one command:\n\n\
@@ -139,16 +168,19 @@ kubectl rotate verify app-secrets openai-api-key --logs 'Secrets loaded successf
     )]
     Verify(VerifyArgs),
 
-    /// Show each key of a Secret (size, last rotation, consuming workloads), never its value.
+    /// List the presets: built-in ones and those of your config file.
     #[command(
-        long_about = "Show each key of a Secret: its size in bytes (never its value), its last \
-rotation as recorded by kubectl-rotate, and the workloads that consume it (env, envFrom, secret \
-and projected volumes, init containers; Deployments, StatefulSets, DaemonSets and CronJobs).\n\n\
-Without SECRET, every Secret in the namespace is shown, except service-account tokens, Helm \
-release records and kubectl-rotate backups.",
-        after_help = "Examples:\n  kubectl rotate status -n prod\n  kubectl rotate status app-secrets -n prod -o json\n  kubectl rotate status -A"
+        long_about = "List the presets, built-in and from the config file (--config, \
+$KUBECTL_ROTATE_CONFIG, or ~/.config/kubectl-rotate/config.yaml). Each preset is a verb: \
+`kubectl rotate PRESET` rotates its Secret's key with the same flags as `secret`."
     )]
-    Status(StatusArgs),
+    Presets(PresetsArgs),
+
+    /// Print the stakeholder notice for a preset's rotation, ready to paste into chat or email.
+    #[command(
+        after_help = "Example:\n  kubectl rotate notice openai --date '2026-12-01 02:00 UTC' --contact '#platform-oncall'"
+    )]
+    Notice(NoticeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -324,6 +356,48 @@ pub struct BackupArgs {
     /// Output format (for --list).
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text, value_name = "FORMAT")]
     pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct PresetsArgs {
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text, value_name = "FORMAT")]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct NoticeArgs {
+    /// The preset whose rotation is announced.
+    #[arg(value_name = "PRESET")]
+    pub preset: String,
+
+    /// When the rotation happens, as it should read in the notice.
+    #[arg(long, value_name = "DATE")]
+    pub date: String,
+
+    /// Who to contact about issues (a person, channel or address).
+    #[arg(long, value_name = "CONTACT")]
+    pub contact: String,
+}
+
+/// The flags of a preset verb (`kubectl rotate openai`): those of `secret`, with the value
+/// source optional (the preset has a default), plus the OpenAI key check.
+#[derive(Debug, Args, Clone)]
+pub struct PresetArgs {
+    #[command(flatten)]
+    pub source: ValueSourceArgs,
+
+    #[command(flatten)]
+    pub rotation: RotationArgs,
+
+    /// Before anything is written, ask the OpenAI API whether the new key works
+    /// (GET /v1/models): valid, invalid, missing scopes, or a network error.
+    #[arg(long)]
+    pub check_key: bool,
+
+    /// The OpenAI API's base URL for --check-key.
+    #[arg(long, value_name = "URL", default_value = "https://api.openai.com")]
+    pub openai_base_url: String,
 }
 
 #[derive(Debug, Args)]

@@ -13,8 +13,11 @@ pub mod cli;
 pub mod cluster;
 pub mod commands;
 pub mod consumers;
+pub mod invocation;
+pub mod openai;
 pub mod pipeline;
 pub mod plan;
+pub mod presets;
 pub mod report;
 pub mod rollout;
 pub mod secret_meta;
@@ -24,7 +27,7 @@ pub mod values;
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command};
+pub use crate::invocation::Invocation;
 use crate::settings::Environment;
 use crate::ui::Printer;
 
@@ -62,141 +65,20 @@ pub mod exit {
 }
 
 /// Runs one parsed command line; returns the exit code for a run that did not fail.
-pub async fn run(cli: Cli, env: &Environment, printer: &mut Printer) -> Result<u8> {
-    let connection = settings::resolve_connection(&cli.global, env)?;
-    match cli.command {
-        Command::Status(args) => {
-            let options = commands::status::StatusOptions {
-                secret: args.secret,
-                all_namespaces: args.all_namespaces,
-                output: args.output,
-            };
-            commands::status::run(&connection, options, printer).await
-        }
-        Command::Secret(args) => {
-            let options = commands::secret::SecretOptions {
-                secret: args.secret,
-                key: args.key,
-                source: value_source(&args.source, args.rotation.length)?,
-                create_key: args.rotation.create_key,
-                force: args.rotation.run.force,
-                restart: settings::parse_restart(&args.rotation.run.restart)?,
-                no_rollback: args.rotation.no_rollback,
-                run: run_options(&args.rotation.run)?,
-            };
-            commands::secret::run(&connection, options, printer).await
-        }
-        Command::Rollback(args) => {
-            let source = match (args.to, args.from_file) {
-                (Some(name), _) => commands::rollback::BackupSource::Named(name),
-                (None, Some(path)) => commands::rollback::BackupSource::File(path),
-                (None, None) => commands::rollback::BackupSource::Newest,
-            };
-            let options = commands::rollback::RollbackOptions {
-                secret: args.secret,
-                keys: args.keys,
-                source,
-                force: args.run.force,
-                restart: settings::parse_restart(&args.run.restart)?,
-                run: run_options(&args.run)?,
-            };
-            commands::rollback::run(&connection, options, printer).await
-        }
-        Command::Verify(args) => {
-            let logs = args
-                .logs
-                .as_deref()
-                .map(regex::Regex::new)
-                .transpose()
-                .map_err(|e| anyhow::anyhow!("invalid --logs pattern: {e}"))?;
-            let health = args
-                .health
-                .as_deref()
-                .map(commands::verify::parse_health)
-                .transpose()?;
-            let options = commands::verify::VerifyOptions {
-                secret: args.secret,
-                keys: args.keys,
-                logs,
-                health,
-                output: args.output,
-                kinds: Vec::new(),
-            };
-            commands::verify::run(&connection, options, printer)
-                .await
-                .map_err(|err| {
-                    anyhow::Error::new(ExitWith {
-                        code: exit::USAGE,
-                        message: error_message(&err),
-                    })
-                })
-        }
-        Command::Backup(args) => {
-            let mode = if args.list {
-                commands::backup::Mode::List(args.output)
-            } else if let Some(path) = args.to_file {
-                commands::backup::Mode::File(path)
-            } else {
-                commands::backup::Mode::InCluster {
-                    keep: args.keep as usize,
-                    yes: args.yes,
-                }
-            };
-            let options = commands::backup::BackupOptions {
-                secret: args.secret,
-                keys: args.keys,
-                mode,
-            };
-            commands::backup::run(&connection, options, printer).await
-        }
+pub async fn run(
+    invocation: Invocation,
+    presets: &invocation::Presets,
+    env: &Environment,
+    printer: &mut Printer,
+) -> Result<u8> {
+    match invocation {
+        Invocation::Verb(cli) => invocation::run_verb(cli, presets, env, printer).await,
+        Invocation::Preset {
+            global,
+            preset,
+            args,
+        } => invocation::run_preset(global, *preset, args, presets, env, printer).await,
     }
-}
-
-fn value_source(
-    args: &cli::ValueSourceArgs,
-    length: Option<usize>,
-) -> Result<commands::secret::ValueSource> {
-    use commands::secret::ValueSource;
-    use values::Generator;
-    if length.is_some() && args.generate.is_none() {
-        anyhow::bail!(
-            "--length applies only to generated values; add --generate KIND or drop --length"
-        );
-    }
-    Ok(if let Some(kind) = args.generate {
-        let generator = match kind {
-            cli::GenerateKind::Password => Generator::Password,
-            cli::GenerateKind::Hex => Generator::Hex,
-            cli::GenerateKind::Token => Generator::Token,
-            cli::GenerateKind::Fernet => Generator::Fernet,
-        };
-        ValueSource::Generate { generator, length }
-    } else if let Some(path) = &args.from_file {
-        ValueSource::File(path.clone())
-    } else if let Some(var) = &args.from_env {
-        ValueSource::Env(var.clone())
-    } else if args.prompt {
-        ValueSource::Prompt
-    } else {
-        // clap's group guarantees one source; --from-stdin is the one left.
-        ValueSource::Stdin
-    })
-}
-
-fn run_options(args: &cli::RunArgs) -> Result<pipeline::RunOptions> {
-    let timeout = settings::parse_duration(&args.timeout).map_err(|e| {
-        anyhow::anyhow!(
-            "invalid --timeout {:?}: {e}; use e.g. 5m or 90s",
-            args.timeout
-        )
-    })?;
-    Ok(pipeline::RunOptions {
-        dry_run: args.dry_run,
-        yes: args.yes,
-        output: args.output,
-        show_secrets: args.show_secrets,
-        timeout,
-    })
 }
 
 /// The error chain as one message, outermost first, dropping causes that an outer message
@@ -247,7 +129,9 @@ mod tests {
             from_stdin: true,
             ..Default::default()
         };
-        let err = value_source(&args, Some(20)).unwrap_err().to_string();
+        let err = invocation::value_source(&args, Some(20))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("--length applies only to generated values"),
             "{err}"

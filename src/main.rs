@@ -3,9 +3,7 @@
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches};
-
-use kubectl_rotate::cli::Cli;
+use kubectl_rotate::invocation::{self, Invocation};
 use kubectl_rotate::settings::{Environment, resolve_color};
 use kubectl_rotate::ui::Printer;
 use kubectl_rotate::{display_name, exit};
@@ -15,12 +13,13 @@ fn main() -> ExitCode {
     let name = display_name(args.first().map(|a| a.as_os_str()).unwrap_or_default());
     let env = Environment::from_process();
 
-    let command = Cli::command().bin_name(name);
-    let cli = match command
+    let presets = invocation::load_presets(&args, &env);
+    let command = invocation::command(&presets.presets).bin_name(name);
+    let invocation = match command
         .try_get_matches_from(&args)
-        .and_then(|m| Cli::from_arg_matches(&m))
+        .and_then(|m| invocation::parse(&m, &presets.presets))
     {
-        Ok(cli) => cli,
+        Ok(invocation) => invocation,
         Err(err) => {
             // clap prints help and version to stdout and usage errors to stderr, kubectl-style.
             let _ = err.print();
@@ -32,10 +31,11 @@ fn main() -> ExitCode {
         }
     };
 
-    let mut printer = Printer::stdio(
-        resolve_color(cli.global.color, &env),
-        env.stderr_is_terminal,
-    );
+    let color = match &invocation {
+        Invocation::Verb(cli) => cli.global.color,
+        Invocation::Preset { global, .. } => global.color,
+    };
+    let mut printer = Printer::stdio(resolve_color(color, &env), env.stderr_is_terminal);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -47,7 +47,12 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::ERROR);
         }
     };
-    let code = match runtime.block_on(kubectl_rotate::run(cli, &env, &mut printer)) {
+    let code = match runtime.block_on(kubectl_rotate::run(
+        invocation,
+        &presets,
+        &env,
+        &mut printer,
+    )) {
         Ok(code) => code,
         Err(err) => {
             printer.error(&kubectl_rotate::error_message(&err));

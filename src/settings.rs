@@ -44,6 +44,8 @@ pub struct ConnectionSettings {
 #[derive(Debug, Clone, Default)]
 pub struct Environment {
     pub kubeconfig: Option<OsString>,
+    /// `KUBECTL_ROTATE_CONFIG`: the presets config file.
+    pub rotate_config: Option<OsString>,
     pub home: Option<PathBuf>,
     pub no_color: bool,
     pub force_color: bool,
@@ -58,6 +60,7 @@ impl Environment {
         use std::io::IsTerminal;
         Environment {
             kubeconfig: std::env::var_os("KUBECONFIG"),
+            rotate_config: std::env::var_os("KUBECTL_ROTATE_CONFIG"),
             home: std::env::home_dir(),
             // NO_COLOR disables colour whatever its value, even empty (no-color.org).
             no_color: std::env::var_os("NO_COLOR").is_some(),

@@ -2,6 +2,8 @@
 //! a printer, and returns the process exit code on success.
 
 pub mod backup;
+pub mod preset;
+pub mod presets;
 pub mod rollback;
 pub mod secret;
 pub mod status;

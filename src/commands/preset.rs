@@ -1,0 +1,148 @@
+//! `kubectl rotate PRESET`: a preset's rotation. The preset says which Secret and key, where
+//! the value comes from by default, what it must look like, and what the rotation costs
+//! (downtime, impact); the rest is the `secret` pipeline, automatic rollback included.
+
+use std::io::IsTerminal;
+
+use anyhow::{Result, bail};
+
+use crate::checks::{self, KeyKind};
+use crate::cluster;
+use crate::commands::secret::{ValueSource, read_value};
+use crate::openai::{self, KeyCheck};
+use crate::pipeline::{self, Action, Request, RunOptions};
+use crate::plan::{self, KeyChange, RestartMode};
+use crate::presets::{DefaultSource, Preset};
+use crate::settings::ConnectionSettings;
+use crate::ui::{Printer, Style};
+use crate::values::SecretValue;
+
+#[derive(Debug, Clone)]
+pub struct PresetOptions {
+    pub preset: Preset,
+    /// The value source the user chose, if any.
+    pub source: Option<ValueSource>,
+    pub length: Option<usize>,
+    pub create_key: bool,
+    pub force: bool,
+    pub restart: RestartMode,
+    pub no_rollback: bool,
+    pub check_key: bool,
+    pub openai_base_url: String,
+    pub run: RunOptions,
+}
+
+pub async fn run(
+    connection: &ConnectionSettings,
+    options: PresetOptions,
+    printer: &mut Printer,
+) -> Result<u8> {
+    let preset = &options.preset;
+    if options.check_key && preset.kind != KeyKind::OpenAi {
+        bail!(
+            "--check-key asks the OpenAI API; preset {:?} does not hold an OpenAI key",
+            preset.name
+        );
+    }
+    let cluster = cluster::connect(connection).await?;
+    let secret = cluster
+        .get_secret(&cluster.namespace, &preset.secret)
+        .await?;
+    plan::precheck(&secret, &[&preset.key], options.create_key, options.force)?;
+
+    let source = match (&options.source, preset.source) {
+        (Some(source), _) => source.clone(),
+        (None, DefaultSource::Generate(generator)) => ValueSource::Generate {
+            generator,
+            length: options.length.or(preset.length),
+        },
+        (None, DefaultSource::Supplied)
+            if std::io::stdin().is_terminal() && printer.interactive() =>
+        {
+            ValueSource::Prompt
+        }
+        (None, DefaultSource::Supplied) => bail!(
+            "the {} preset needs the new value: pass --from-stdin, --from-file PATH or --from-env VAR, \
+             or run it on a terminal to be asked for it (hidden)",
+            preset.name
+        ),
+    };
+    let value = read_value(&source, &preset.key)?;
+    check_shape(preset, &value)?;
+    if options.check_key {
+        let verdict = openai::check_key(&options.openai_base_url, &value).await;
+        match verdict {
+            KeyCheck::Valid => printer.note(&format!(
+                "--check-key: the new key is {}",
+                verdict.describe()
+            )),
+            other => bail!(
+                "--check-key: the new key is {}; nothing was written",
+                other.describe()
+            ),
+        }
+    }
+
+    let mut notes = vec![
+        format!("Downtime: {}", preset.downtime),
+        format!("Impact: {}", preset.impact),
+    ];
+    notes.extend(preset.steps.iter().map(|s| format!("Before: {s}")));
+    let request = Request {
+        action: Action::Rotate,
+        secret,
+        changes: vec![KeyChange {
+            key: preset.key.clone(),
+            value,
+        }],
+        create_key: options.create_key,
+        force: options.force,
+        restart: options.restart.clone(),
+        notes,
+    };
+    let change = pipeline::plan_change(&cluster, request).await?;
+    let dry_run = options.run.dry_run != crate::cli::DryRun::None;
+    let code = pipeline::execute_with_rollback(
+        &cluster,
+        change,
+        &options.run,
+        options.no_rollback,
+        printer,
+    )
+    .await?;
+    if !dry_run {
+        for reminder in &preset.after {
+            printer.styled_note(&format!("Next: {reminder}"), Style::Bold);
+        }
+        let mut verify = format!(
+            "kubectl rotate verify {} {} -n {}",
+            preset.secret, preset.key, cluster.namespace
+        );
+        if let Some(logs) = &preset.verify_logs {
+            verify.push_str(&format!(" --logs '{logs}'"));
+        }
+        if let Some(health) = &preset.verify_health {
+            verify.push_str(&format!(" --health {health}"));
+        }
+        printer.note(&format!("Verify: {verify}"));
+    }
+    Ok(code)
+}
+
+/// Refuses a value that does not look like the preset's kind, before anything is written.
+fn check_shape(preset: &Preset, value: &SecretValue) -> Result<()> {
+    if let Err(problem) = checks::check_value(preset.kind, value.expose()) {
+        bail!(
+            "the new value for {} {problem}; nothing was written",
+            preset.key
+        );
+    }
+    if preset.kind == KeyKind::OpenAi && !(20..=512).contains(&value.len()) {
+        bail!(
+            "the new value for {} is {} bytes, not a plausible OpenAI key length (20 to 512); nothing was written",
+            preset.key,
+            value.len()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,316 @@
+//! From argv to a resolved invocation: the clap command (the fixed verbs plus one verb per
+//! preset, so presets are data and still get help, usage errors and completion), parsing into
+//! either a verb or a preset run, and turning clap's types into each verb's resolved options
+//! (commands never see clap types).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches};
+
+use crate::cli::{self, Cli, Command, GlobalArgs, PresetArgs};
+use crate::presets::{self, Preset};
+use crate::settings::{self, Environment};
+use crate::ui::Printer;
+use crate::{commands, pipeline, values};
+
+/// The presets this run knows: built-in and from the config file. A broken config file does
+/// not stop the fixed verbs; it is reported when a preset is used or listed.
+pub struct Presets {
+    pub presets: Vec<Preset>,
+    pub config_error: Option<String>,
+}
+
+impl Presets {
+    pub fn ok(&self) -> Result<&[Preset]> {
+        match &self.config_error {
+            Some(problem) => Err(anyhow::anyhow!("{problem}")),
+            None => Ok(&self.presets),
+        }
+    }
+}
+
+/// Loads the presets, finding the config file from `--config` in `args` (before clap runs,
+/// because the presets shape the command line itself), `KUBECTL_ROTATE_CONFIG`, or home.
+pub fn load_presets(args: &[OsString], env: &Environment) -> Presets {
+    let flag = config_flag(args);
+    let mut result = Presets {
+        presets: presets::built_in(),
+        config_error: None,
+    };
+    let Some((path, required)) = presets::config_path(
+        flag.as_deref(),
+        env.rotate_config.as_deref(),
+        env.home.as_deref(),
+    ) else {
+        return result;
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => match presets::merge_config(presets::built_in(), &text, &path) {
+            Ok(merged) => result.presets = merged,
+            Err(err) => result.config_error = Some(format!("{err:#}")),
+        },
+        Err(err) if required || err.kind() != std::io::ErrorKind::NotFound => {
+            result.config_error = Some(format!(
+                "cannot read the presets config {}: {err}",
+                path.display()
+            ));
+        }
+        Err(_) => {}
+    }
+    result
+}
+
+fn config_flag(args: &[OsString]) -> Option<PathBuf> {
+    let mut iter = args.iter().skip(1);
+    while let Some(arg) = iter.next() {
+        let text = arg.to_string_lossy();
+        if text == "--config" {
+            return iter.next().map(PathBuf::from);
+        }
+        if let Some(value) = text.strip_prefix("--config=") {
+            return Some(PathBuf::from(value));
+        }
+        if text == "--" {
+            break;
+        }
+    }
+    None
+}
+
+/// The full command line definition: the fixed verbs and one verb per preset.
+pub fn command(presets: &[Preset]) -> clap::Command {
+    let mut command = Cli::command();
+    for preset in presets {
+        let about = preset.description.clone();
+        let long = format!(
+            "{}.\n\nRotates key {} of Secret {} with the same pipeline as `secret` (preview, backup, guarded \
+patch, restart, watch, automatic rollback).\nDowntime: {}\nImpact: {}\nValue: {}",
+            preset.description,
+            preset.key,
+            preset.secret,
+            preset.downtime,
+            preset.impact,
+            match preset.source {
+                presets::DefaultSource::Generate(g) => format!("generated ({}) unless you supply one", presets::generator_str(g)),
+                presets::DefaultSource::Supplied => "you supply it: a hidden prompt on a terminal, or --from-stdin/--from-file/--from-env".into(),
+            }
+        );
+        let sub = PresetArgs::augment_args(clap::Command::new(preset.name.clone()))
+            .about(about)
+            .long_about(long)
+            .mut_group("value-source", |g| g.required(false));
+        command = command.subcommand(sub);
+    }
+    command
+}
+
+/// A parsed command line.
+pub enum Invocation {
+    Verb(Cli),
+    Preset {
+        global: GlobalArgs,
+        preset: Box<Preset>,
+        args: PresetArgs,
+    },
+}
+
+/// Turns clap's matches into an invocation.
+pub fn parse(matches: &ArgMatches, presets: &[Preset]) -> Result<Invocation, clap::Error> {
+    if let Some((name, sub)) = matches.subcommand()
+        && let Some(preset) = presets.iter().find(|p| p.name == name)
+    {
+        let global = GlobalArgs::from_arg_matches(matches)?;
+        let args = PresetArgs::from_arg_matches(sub)?;
+        return Ok(Invocation::Preset {
+            global,
+            preset: Box::new(preset.clone()),
+            args,
+        });
+    }
+    Ok(Invocation::Verb(Cli::from_arg_matches(matches)?))
+}
+
+/// Runs one of the fixed verbs.
+pub async fn run_verb(
+    cli: Cli,
+    presets: &Presets,
+    env: &Environment,
+    printer: &mut Printer,
+) -> Result<u8> {
+    let connection = settings::resolve_connection(&cli.global, env)?;
+    match cli.command {
+        Command::Status(args) => {
+            let options = commands::status::StatusOptions {
+                secret: args.secret,
+                all_namespaces: args.all_namespaces,
+                output: args.output,
+            };
+            commands::status::run(&connection, options, printer).await
+        }
+        Command::Secret(args) => {
+            let options = commands::secret::SecretOptions {
+                secret: args.secret,
+                key: args.key,
+                source: value_source(&args.source, args.rotation.length)?,
+                create_key: args.rotation.create_key,
+                force: args.rotation.run.force,
+                restart: settings::parse_restart(&args.rotation.run.restart)?,
+                no_rollback: args.rotation.no_rollback,
+                run: run_options(&args.rotation.run)?,
+            };
+            commands::secret::run(&connection, options, printer).await
+        }
+        Command::Rollback(args) => {
+            let source = match (args.to, args.from_file) {
+                (Some(name), _) => commands::rollback::BackupSource::Named(name),
+                (None, Some(path)) => commands::rollback::BackupSource::File(path),
+                (None, None) => commands::rollback::BackupSource::Newest,
+            };
+            let options = commands::rollback::RollbackOptions {
+                secret: args.secret,
+                keys: args.keys,
+                source,
+                force: args.run.force,
+                restart: settings::parse_restart(&args.run.restart)?,
+                run: run_options(&args.run)?,
+            };
+            commands::rollback::run(&connection, options, printer).await
+        }
+        Command::Verify(args) => {
+            let logs = args
+                .logs
+                .as_deref()
+                .map(regex::Regex::new)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("invalid --logs pattern: {e}"))?;
+            let health = args
+                .health
+                .as_deref()
+                .map(commands::verify::parse_health)
+                .transpose()?;
+            let options = commands::verify::VerifyOptions {
+                secret: args.secret,
+                keys: args.keys,
+                logs,
+                health,
+                output: args.output,
+                kinds: Vec::new(),
+            };
+            commands::verify::run(&connection, options, printer)
+                .await
+                .map_err(|err| {
+                    anyhow::Error::new(crate::ExitWith {
+                        code: crate::exit::USAGE,
+                        message: crate::error_message(&err),
+                    })
+                })
+        }
+        Command::Presets(args) => commands::presets::list(presets, args.output, printer),
+        Command::Notice(args) => {
+            commands::presets::notice(presets, &args.preset, &args.date, &args.contact, printer)
+        }
+        Command::Backup(args) => {
+            let mode = if args.list {
+                commands::backup::Mode::List(args.output)
+            } else if let Some(path) = args.to_file {
+                commands::backup::Mode::File(path)
+            } else {
+                commands::backup::Mode::InCluster {
+                    keep: args.keep as usize,
+                    yes: args.yes,
+                }
+            };
+            let options = commands::backup::BackupOptions {
+                secret: args.secret,
+                keys: args.keys,
+                mode,
+            };
+            commands::backup::run(&connection, options, printer).await
+        }
+    }
+}
+
+/// Runs a preset verb.
+pub async fn run_preset(
+    global: GlobalArgs,
+    preset: Preset,
+    args: PresetArgs,
+    presets: &Presets,
+    env: &Environment,
+    printer: &mut Printer,
+) -> Result<u8> {
+    presets.ok()?;
+    let connection = settings::resolve_connection(&global, env)?;
+    let any_source = args.source.generate.is_some()
+        || args.source.from_stdin
+        || args.source.from_file.is_some()
+        || args.source.from_env.is_some()
+        || args.source.prompt;
+    let source = if any_source {
+        Some(value_source(&args.source, args.rotation.length)?)
+    } else {
+        None
+    };
+    let options = commands::preset::PresetOptions {
+        preset,
+        source,
+        length: args.rotation.length,
+        create_key: args.rotation.create_key,
+        force: args.rotation.run.force,
+        restart: settings::parse_restart(&args.rotation.run.restart)?,
+        no_rollback: args.rotation.no_rollback,
+        check_key: args.check_key,
+        openai_base_url: args.openai_base_url,
+        run: run_options(&args.rotation.run)?,
+    };
+    commands::preset::run(&connection, options, printer).await
+}
+
+pub fn value_source(
+    args: &cli::ValueSourceArgs,
+    length: Option<usize>,
+) -> Result<commands::secret::ValueSource> {
+    use commands::secret::ValueSource;
+    use values::Generator;
+    if length.is_some() && args.generate.is_none() {
+        anyhow::bail!(
+            "--length applies only to generated values; add --generate KIND or drop --length"
+        );
+    }
+    Ok(if let Some(kind) = args.generate {
+        let generator = match kind {
+            cli::GenerateKind::Password => Generator::Password,
+            cli::GenerateKind::Hex => Generator::Hex,
+            cli::GenerateKind::Token => Generator::Token,
+            cli::GenerateKind::Fernet => Generator::Fernet,
+        };
+        ValueSource::Generate { generator, length }
+    } else if let Some(path) = &args.from_file {
+        ValueSource::File(path.clone())
+    } else if let Some(var) = &args.from_env {
+        ValueSource::Env(var.clone())
+    } else if args.prompt {
+        ValueSource::Prompt
+    } else {
+        // clap's group guarantees one source; --from-stdin is the one left.
+        ValueSource::Stdin
+    })
+}
+
+fn run_options(args: &cli::RunArgs) -> Result<pipeline::RunOptions> {
+    let timeout = settings::parse_duration(&args.timeout).map_err(|e| {
+        anyhow::anyhow!(
+            "invalid --timeout {:?}: {e}; use e.g. 5m or 90s",
+            args.timeout
+        )
+    })?;
+    Ok(pipeline::RunOptions {
+        dry_run: args.dry_run,
+        yes: args.yes,
+        output: args.output,
+        show_secrets: args.show_secrets,
+        timeout,
+    })
+}

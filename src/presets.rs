@@ -1,0 +1,485 @@
+//! Presets are data: the runbook's secret-specific procedures as a built-in table, extended and
+//! overridden by a YAML config file. Each preset becomes a verb (`kubectl rotate openai`) that
+//! runs the `secret` pipeline with its Secret, key, value source, checks and notes.
+//!
+//! Only presets whose whole procedure this tool can carry out are built in: `openai`. The
+//! PostgreSQL, Redis and encryption-key procedures need database-side steps and a data
+//! migration and are not offered until those exist (no half-working preset).
+//!
+//! Config file (`--config PATH`, else `KUBECTL_ROTATE_CONFIG`, else
+//! `~/.config/kubectl-rotate/config.yaml`; schema in the README):
+//! ```yaml
+//! presets:
+//!   stripe:
+//!     secret: stripe
+//!     key: api-key
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, anyhow};
+use serde::{Deserialize, Serialize};
+
+use crate::checks::KeyKind;
+use crate::values::Generator;
+
+/// Where a preset's new value comes from by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DefaultSource {
+    /// Generated with this generator unless the user supplies a value.
+    Generate(#[serde(serialize_with = "generator_name")] Generator),
+    /// The user supplies it (a hidden prompt on a terminal, or --from-stdin/--from-file/--from-env).
+    Supplied,
+}
+
+fn generator_name<S: serde::Serializer>(
+    g: &Generator,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(generator_str(*g))
+}
+
+pub fn generator_str(g: Generator) -> &'static str {
+    match g {
+        Generator::Password => "password",
+        Generator::Hex => "hex",
+        Generator::Token => "token",
+        Generator::Fernet => "fernet",
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Preset {
+    pub name: String,
+    pub description: String,
+    /// The service named in the stakeholder notice.
+    pub service: String,
+    /// What is rotated, in words, for the notice ("the OpenAI API key").
+    pub secret_type: String,
+    pub secret: String,
+    pub key: String,
+    pub source: DefaultSource,
+    pub length: Option<usize>,
+    /// What the value must look like; checked before anything is written.
+    pub kind: KeyKind,
+    /// `verify --logs` pattern that shows the app loaded the value.
+    pub verify_logs: Option<String>,
+    /// `verify --health` PORT/PATH.
+    pub verify_health: Option<String>,
+    pub downtime: String,
+    pub impact: String,
+    /// The procedure's steps outside the cluster, shown in the preview.
+    pub steps: Vec<String>,
+    /// Reminders printed after a successful rotation.
+    pub after: Vec<String>,
+    /// `built-in`, or the config file it came from.
+    pub origin: String,
+}
+
+/// The runbook's presets this tool can carry out completely.
+pub fn built_in() -> Vec<Preset> {
+    vec![Preset {
+        name: "openai".into(),
+        description: "Rotate the OpenAI API key (the runbook's OpenAI procedure)".into(),
+        service: "AI Agents".into(),
+        secret_type: "the OpenAI API key".into(),
+        secret: "app-secrets".into(),
+        key: "openai-api-key".into(),
+        source: DefaultSource::Supplied,
+        length: None,
+        kind: KeyKind::OpenAi,
+        verify_logs: Some("(?i)secrets loaded".into()),
+        verify_health: None,
+        downtime: "Minimal (rolling restart, requests queued)".into(),
+        impact: "None - API calls can be queued during restart".into(),
+        steps: vec!["Get the new API key from https://platform.openai.com/account/api-keys first".into()],
+        after: vec![
+            "Revoke the old key at https://platform.openai.com/account/api-keys (optional, for security); \
+             it keeps working until you do, which is what made this rotation safe"
+                .into(),
+        ],
+        origin: "built-in".into(),
+    }]
+}
+
+/// One preset as the config file writes it; every field but `secret` and `key` is optional
+/// (and for a preset overriding a built-in, those too).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PresetConfig {
+    description: Option<String>,
+    service: Option<String>,
+    secret_type: Option<String>,
+    secret: Option<String>,
+    key: Option<String>,
+    /// `password`, `hex`, `token`, `fernet`; absent: the user supplies the value.
+    generate: Option<GeneratorName>,
+    length: Option<usize>,
+    /// `openai`, `fernet`, `opaque`.
+    kind: Option<KindName>,
+    verify: Option<VerifyConfig>,
+    downtime: Option<String>,
+    impact: Option<String>,
+    steps: Option<Vec<String>>,
+    after: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum GeneratorName {
+    Password,
+    Hex,
+    Token,
+    Fernet,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum KindName {
+    Openai,
+    Fernet,
+    Opaque,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyConfig {
+    logs: Option<String>,
+    health: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    presets: BTreeMap<String, PresetConfig>,
+}
+
+/// Where the config file is: `--config`, else `KUBECTL_ROTATE_CONFIG`, else the user's config
+/// directory. Whether it must exist: only when named explicitly.
+pub fn config_path(
+    flag: Option<&Path>,
+    env: Option<&std::ffi::OsStr>,
+    home: Option<&Path>,
+) -> Option<(PathBuf, bool)> {
+    if let Some(path) = flag {
+        return Some((path.to_path_buf(), true));
+    }
+    if let Some(path) = env.filter(|p| !p.is_empty()) {
+        return Some((PathBuf::from(path), true));
+    }
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| home.map(|h| h.join(".config")))?;
+    Some((base.join("kubectl-rotate").join("config.yaml"), false))
+}
+
+/// The built-in presets, extended and overridden by the config file's `text` (read from `path`).
+pub fn merge_config(mut presets: Vec<Preset>, text: &str, path: &Path) -> Result<Vec<Preset>> {
+    let shown = path.display();
+    let file: ConfigFile = serde_yaml::from_str(text).map_err(|e| match e.location() {
+        Some(at) => anyhow!(
+            "{shown}:{}:{}: {}",
+            at.line(),
+            at.column(),
+            strip_location(&e.to_string())
+        ),
+        None => anyhow!("{shown}: {e}"),
+    })?;
+    for (name, config) in file.presets {
+        let line = line_of(text, &name);
+        let at = |field: &str| format!("{shown}:{line}: preset {name:?}: {field}");
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(anyhow!(
+                "{}: a preset name uses lower-case letters, digits and '-'",
+                at("name")
+            ));
+        }
+        if crate::cli::VERBS.contains(&name.as_str()) {
+            return Err(anyhow!(
+                "{}: {name:?} is a kubectl-rotate verb; choose another name",
+                at("name")
+            ));
+        }
+        let existing = presets.iter().position(|p| p.name == name);
+        let mut preset = match existing {
+            Some(i) => presets.remove(i),
+            None => {
+                let secret = config
+                    .secret
+                    .clone()
+                    .ok_or_else(|| anyhow!("{}: missing field `secret`", at("secret")))?;
+                let key = config
+                    .key
+                    .clone()
+                    .ok_or_else(|| anyhow!("{}: missing field `key`", at("key")))?;
+                Preset {
+                    name: name.clone(),
+                    description: format!("Rotate {key} in Secret {secret}"),
+                    service: "the service".into(),
+                    secret_type: format!("{key} in {secret}"),
+                    secret,
+                    key,
+                    source: DefaultSource::Supplied,
+                    length: None,
+                    kind: KeyKind::Opaque,
+                    verify_logs: None,
+                    verify_health: None,
+                    downtime: "a rolling restart of the consumers".into(),
+                    impact: "not described (add `impact:` to the preset)".into(),
+                    steps: Vec::new(),
+                    after: Vec::new(),
+                    origin: String::new(),
+                }
+            }
+        };
+        if let Some(key) = &config.key
+            && !crate::plan::valid_key(key)
+        {
+            return Err(anyhow!("{}: {key:?} is not a valid Secret key", at("key")));
+        }
+        apply(&mut preset, config);
+        if let Some(health) = &preset.verify_health
+            && !health.contains('/')
+        {
+            return Err(anyhow!(
+                "{}: use PORT/PATH, e.g. 8000/health",
+                at("verify.health")
+            ));
+        }
+        if let Some(pattern) = &preset.verify_logs
+            && let Err(e) = regex::Regex::new(pattern)
+        {
+            return Err(anyhow!(
+                "{}: not a valid regular expression: {e}",
+                at("verify.logs")
+            ));
+        }
+        preset.origin = shown.to_string();
+        presets.push(preset);
+    }
+    presets.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(presets)
+}
+
+fn apply(preset: &mut Preset, config: PresetConfig) {
+    let set = |field: &mut String, value: Option<String>| {
+        if let Some(v) = value {
+            *field = v;
+        }
+    };
+    set(&mut preset.description, config.description);
+    set(&mut preset.service, config.service);
+    set(&mut preset.secret_type, config.secret_type);
+    set(&mut preset.secret, config.secret);
+    set(&mut preset.key, config.key);
+    set(&mut preset.downtime, config.downtime);
+    set(&mut preset.impact, config.impact);
+    if let Some(generate) = config.generate {
+        preset.source = DefaultSource::Generate(match generate {
+            GeneratorName::Password => Generator::Password,
+            GeneratorName::Hex => Generator::Hex,
+            GeneratorName::Token => Generator::Token,
+            GeneratorName::Fernet => Generator::Fernet,
+        });
+    }
+    if config.length.is_some() {
+        preset.length = config.length;
+    }
+    if let Some(kind) = config.kind {
+        preset.kind = match kind {
+            KindName::Openai => KeyKind::OpenAi,
+            KindName::Fernet => KeyKind::Fernet,
+            KindName::Opaque => KeyKind::Opaque,
+        };
+    }
+    if let Some(verify) = config.verify {
+        if verify.logs.is_some() {
+            preset.verify_logs = verify.logs;
+        }
+        if verify.health.is_some() {
+            preset.verify_health = verify.health;
+        }
+    }
+    if let Some(steps) = config.steps {
+        preset.steps = steps;
+    }
+    if let Some(after) = config.after {
+        preset.after = after;
+    }
+}
+
+/// serde_yaml appends " at line L column C"; the message leads with it instead.
+fn strip_location(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+/// The line where preset `name` is declared (its `name:` key), for error messages.
+fn line_of(text: &str, name: &str) -> usize {
+    text.lines()
+        .position(|l| {
+            let t = l.trim_start();
+            t.starts_with(&format!("{name}:"))
+                || t.starts_with(&format!("\"{name}\":"))
+                || t.starts_with(&format!("'{name}':"))
+        })
+        .map(|i| i + 1)
+        .unwrap_or(1)
+}
+
+/// The stakeholder notice of the runbook's communication template, filled in.
+pub fn notice(preset: &Preset, date: &str, contact: &str) -> String {
+    format!(
+        "NOTICE: Scheduled Secret Rotation\n\n\
+         Service: {service}\n\
+         Date: {date}\n\
+         Duration: {downtime}\n\
+         Impact: {impact}\n\n\
+         We will be rotating {secret_type} to enhance security.\n\
+         No action required from users.\n\n\
+         If you experience issues, please contact {contact}.\n",
+        service = preset.service,
+        downtime = preset.downtime,
+        impact = preset.impact,
+        secret_type = preset.secret_type,
+    )
+}
+
+/// The `presets` table rows: name, Secret/key, source, downtime, origin.
+pub fn table_rows(presets: &[Preset]) -> Vec<Vec<String>> {
+    presets
+        .iter()
+        .map(|p| {
+            vec![
+                p.name.clone(),
+                format!("{}/{}", p.secret, p.key),
+                match p.source {
+                    DefaultSource::Generate(g) => format!("generated ({})", generator_str(g)),
+                    DefaultSource::Supplied => "you supply it".to_string(),
+                },
+                p.downtime.clone(),
+                p.origin.clone(),
+            ]
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn merge(text: &str) -> Result<Vec<Preset>> {
+        merge_config(built_in(), text, Path::new("/etc/rotate.yaml"))
+    }
+
+    #[test]
+    fn the_minimal_config_adds_a_preset() {
+        let presets = merge("presets:\n  stripe:\n    secret: stripe\n    key: api-key\n").unwrap();
+        let stripe = presets.iter().find(|p| p.name == "stripe").unwrap();
+        assert_eq!(
+            (stripe.secret.as_str(), stripe.key.as_str()),
+            ("stripe", "api-key")
+        );
+        assert_eq!(stripe.source, DefaultSource::Supplied);
+        assert_eq!(stripe.origin, "/etc/rotate.yaml");
+        assert!(presets.iter().any(|p| p.name == "openai"));
+    }
+
+    #[test]
+    fn a_config_entry_overrides_a_built_in_field_by_field() {
+        let presets =
+            merge("presets:\n  openai:\n    secret: ai-secrets\n    downtime: none\n").unwrap();
+        let openai = presets.iter().find(|p| p.name == "openai").unwrap();
+        assert_eq!(openai.secret, "ai-secrets");
+        assert_eq!(openai.key, "openai-api-key");
+        assert_eq!(openai.downtime, "none");
+        assert_eq!(openai.kind, KeyKind::OpenAi);
+    }
+
+    #[test]
+    fn every_optional_field_is_read() {
+        let text = "presets:\n  session:\n    secret: web\n    key: session-key\n    generate: fernet\n    kind: fernet\n    \
+                    verify:\n      logs: started\n      health: 8080/healthz\n    downtime: 1 minute\n    impact: users log in again\n    \
+                    steps: [tell support]\n    after: [check dashboards]\n    service: Web\n    secretType: the session key\n";
+        let presets = merge(text).unwrap();
+        let p = presets.iter().find(|p| p.name == "session").unwrap();
+        assert_eq!(p.source, DefaultSource::Generate(Generator::Fernet));
+        assert_eq!(p.verify_health.as_deref(), Some("8080/healthz"));
+        assert_eq!(p.after, ["check dashboards"]);
+    }
+
+    #[test]
+    fn errors_name_the_file_the_line_and_the_field() {
+        let err = merge("presets:\n  stripe:\n    secret: stripe\n    kee: api-key\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("/etc/rotate.yaml:4:"), "{err}");
+        assert!(err.contains("unknown field `kee`"), "{err}");
+        let err = merge("presets:\n  stripe:\n    secret: stripe\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "/etc/rotate.yaml:2: preset \"stripe\": key: missing field `key`"
+        );
+        let err = merge("presets:\n  web:\n    secret: s\n    key: k\n    generate: uuid\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("/etc/rotate.yaml:5:") && err.contains("uuid"),
+            "{err}"
+        );
+        let err = merge("presets:\n  secret:\n    secret: s\n    key: k\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is a kubectl-rotate verb"), "{err}");
+        let err =
+            merge("presets:\n  web:\n    secret: s\n    key: k\n    verify:\n      logs: '('\n")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("verify.logs"), "{err}");
+    }
+
+    #[test]
+    fn the_config_path_follows_flag_then_env_then_home() {
+        let home = Path::new("/home/a");
+        assert_eq!(
+            config_path(Some(Path::new("/x.yaml")), None, Some(home)),
+            Some(("/x.yaml".into(), true))
+        );
+        assert_eq!(
+            config_path(None, Some("/y.yaml".as_ref()), Some(home)),
+            Some(("/y.yaml".into(), true))
+        );
+        let (path, required) = config_path(None, None, Some(home)).unwrap();
+        assert!(!required);
+        assert!(path.ends_with("kubectl-rotate/config.yaml"));
+    }
+
+    #[test]
+    fn the_presets_table_matches_its_snapshot() {
+        let rows = table_rows(&built_in());
+        let lines = crate::ui::table::render(
+            &["PRESET", "SECRET/KEY", "VALUE", "DOWNTIME", "FROM"],
+            &rows,
+        );
+        insta::assert_snapshot!(lines.join("\n"));
+    }
+
+    #[test]
+    fn the_openai_notice_matches_its_snapshot() {
+        let openai = &built_in()[0];
+        insta::assert_snapshot!(notice(openai, "2026-12-01 02:00 UTC", "#platform-oncall"));
+    }
+}
