@@ -11,6 +11,7 @@
 //! machine, so `tools/fake-kubelet` writes pod status the way a kubelet would.
 
 mod backup;
+mod presets;
 mod secret;
 mod status;
 mod support;
@@ -39,11 +40,16 @@ fn trial(name: &'static str, test: TestFn) -> Trial {
 
 fn main() -> ExitCode {
     let args = Arguments::from_args();
-    let trials = [status::tests(), secret::tests(), backup::tests()]
-        .into_iter()
-        .flatten()
-        .map(|(name, f)| trial(name, f))
-        .collect::<Vec<_>>();
+    let trials = [
+        status::tests(),
+        secret::tests(),
+        backup::tests(),
+        presets::tests(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|(name, f)| trial(name, f))
+    .collect::<Vec<_>>();
 
     // Listing tests (and filters that select none) need no control plane.
     let wanted = trials.iter().any(|t| {
