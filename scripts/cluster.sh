@@ -2,8 +2,17 @@
 # The project's local control plane for end-to-end tests and the demo: etcd, kube-apiserver,
 # kube-controller-manager and the fake kubelet (tools/fake-kubelet) on loopback, all state in
 # one directory. A real API server, so RBAC, patches, conflicts and watches behave for real;
-# no scheduler or kubelet, so pod status comes from the fake kubelet.
+# no scheduler or kubelet, so pod status comes from the fake kubelet, which also serves a Node
+# (`fake-node`): container logs and the pods' HTTP ports, reached by the API server itself.
 # Recipe and flags: /work/shared/docs/TEST-CLUSTER.md.
+#
+# The pod network: the API server will not proxy to loopback, so node and pod IPs come from
+# $CLUSTER_POD_NETWORK (default 198.18.0.0/16, RFC 2544's benchmarking range, used by no real
+# network here), made local to this machine with `ip route add local NET dev lo` (needs root or
+# CAP_NET_ADMIN; refused when any route or address of the machine overlaps NET). Each cluster's
+# fake kubelet claims its own /22 of it, so clusters side by side never share an IP. `up` adds
+# the route when missing; `down` removes it when no fake kubelet on the machine still uses it
+# (each holds a shared flock on $POD_NETWORK_LOCK for its lifetime).
 #
 #   scripts/cluster.sh up DIR       start an empty cluster; prints DIR/kubeconfig on stdout
 #   scripts/cluster.sh down DIR     stop it (idempotent)
@@ -14,12 +23,14 @@
 # ${KUBECTL_ROTATE_CACHE:-~/.cache/kubectl-rotate}/k8s-bin (see scripts/provision.sh); the fake
 # kubelet defaults to target/debug/fake-kubelet of this repository.
 # $CLUSTER_UP_TIMEOUT (seconds, default 90) bounds the wait for readiness.
+# $CLUSTER_POD_NETWORK (an IPv4 CIDR, /22 or larger) replaces the pod network.
 #
 # Files in DIR: kubeconfig (contexts `admin`, current, and `nobody`, a user with no rights),
 # admin.kubeconfig, env (`export KUBECONFIG=...`), pids (`name pid` lines), logs/<name>.log,
 # audit.log (every request at level Metadata, stage RequestReceived omitted; requests made
 # through the kubeconfig are user `admin`, the components' are users kube-controller-manager
-# and fake-kubelet), and pki/, etcd/, components/ (internal).
+# and fake-kubelet), and pki/, etcd/, components/ (internal). `logs/fake-kubelet.log` names the
+# node IP, the kubelet endpoint and the cluster's pod IP block.
 # Progress goes to stderr; stdout carries only the kubeconfig path.
 set -euo pipefail
 
@@ -28,6 +39,9 @@ umask 077
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE="${KUBECTL_ROTATE_CACHE:-$HOME/.cache/kubectl-rotate}"
+POD_NETWORK="${CLUSTER_POD_NETWORK:-198.18.0.0/16}"
+# One lock for the machine (not per user or TMPDIR): the route is machine-wide too.
+POD_NETWORK_LOCK=/tmp/kubectl-rotate-pod-network.lock
 
 log() { printf 'cluster: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -106,6 +120,59 @@ start() {
   printf '%s %s\n' "$name" "$!" >>"$DIR/pids"
 }
 
+# --- the pod network -----------------------------------------------------------------------
+
+has_pod_network_route() {
+  [ -n "$(ip -4 route show table local type local exact "$POD_NETWORK" dev lo 2>/dev/null)" ]
+}
+
+# Prints the routes of this machine (its addresses included) that overlap POD_NETWORK, other
+# than our own local route: making it local would hide them.
+overlapping_routes() {
+  ip -4 route show table all | python3 -c '
+import ipaddress, sys
+net = ipaddress.ip_network(sys.argv[1], strict=False)
+types = {"unicast", "local", "broadcast", "multicast", "anycast", "blackhole", "unreachable",
+         "prohibit", "throw", "nat"}
+for line in sys.stdin:
+    words = line.split()
+    kind, dest = (words[0], words[1]) if words[0] in types else ("unicast", words[0])
+    if dest == "default" or (kind == "local" and dest == str(net) and words[2:4] == ["dev", "lo"]):
+        continue
+    if ipaddress.ip_network(dest, strict=False).overlaps(net):
+        print(line.strip())
+' "$POD_NETWORK"
+}
+
+# Makes POD_NETWORK local (idempotent). Call with the network lock held.
+ensure_pod_network() {
+  local overlap
+  overlap=$(overlapping_routes) || die "CLUSTER_POD_NETWORK=$POD_NETWORK is not an IPv4 network"
+  if [ -n "$overlap" ]; then
+    die "the pod network $POD_NETWORK overlaps this machine's route(s): $overlap; set CLUSTER_POD_NETWORK to an unused IPv4 range (/22 or larger)"
+  fi
+  has_pod_network_route && return 0
+  local err
+  if ! err=$(ip route add local "$POD_NETWORK" dev lo 2>&1); then
+    has_pod_network_route && return 0 # a concurrent `up` added it
+    die "cannot make the pod network local ($err); run once as root: ip route add local $POD_NETWORK dev lo"
+  fi
+  log "made $POD_NETWORK local to this machine for node and pod IPs (ip route add local $POD_NETWORK dev lo)"
+}
+
+# Removes the route when no fake kubelet holds the lock any more (ours has just stopped).
+release_pod_network() {
+  [ -e "$POD_NETWORK_LOCK" ] && has_pod_network_route || return 0
+  local lock
+  exec {lock}<"$POD_NETWORK_LOCK"
+  if flock -xn "$lock"; then
+    if ip route del local "$POD_NETWORK" dev lo 2>/dev/null; then
+      log "removed the route for the pod network $POD_NETWORK (no cluster uses it any more)"
+    fi
+  fi
+  exec {lock}<&-
+}
+
 # --- binaries -----------------------------------------------------------------------------
 
 declare -A BIN
@@ -160,6 +227,14 @@ make_pki() {
       "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >"$pki/serving.ext"
     openssl x509 -req -days 3650 -in "$pki/serving.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" \
       -CAcreateserial -extfile "$pki/serving.ext" -out "$pki/serving.crt"
+    # The fake kubelet's serving certificate. The API server does not check it (no
+    # --kubelet-certificate-authority), as with kubeadm's self-signed kubelet certificates.
+    openssl req -new -newkey rsa:2048 -nodes -subj "/CN=fake-node" \
+      -keyout "$pki/kubelet.key" -out "$pki/kubelet.csr"
+    printf '%s\n' "subjectAltName=DNS:fake-node" "basicConstraints=critical,CA:FALSE" \
+      "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >"$pki/kubelet.ext"
+    openssl x509 -req -days 3650 -in "$pki/kubelet.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" \
+      -CAcreateserial -extfile "$pki/kubelet.ext" -out "$pki/kubelet.crt"
     openssl genrsa -out "$pki/sa.key" 2048
     openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub"
   } >"$pki/openssl.log" 2>&1 || { cat "$pki/openssl.log" >&2; die "generating certificates with openssl failed"; }
@@ -236,7 +311,7 @@ cmd_up() {
     printf '    %s\n' "${MISSING[@]}" >&2
     exit 1
   fi
-  for tool in openssl curl python3; do
+  for tool in openssl curl python3 ip flock; do
     command -v "$tool" >/dev/null || die "$tool is required (run: scripts/provision.sh)"
   done
 
@@ -255,7 +330,7 @@ cmd_up() {
 
   # From here on, any failure (or Ctrl-C) stops whatever was started.
   ALIVE=is_running
-  trap 'rc=$?; if [ "$rc" != 0 ]; then log "stopping what was started"; stop_all; fi' EXIT
+  trap 'rc=$?; if [ "$rc" != 0 ]; then log "stopping what was started"; stop_all; release_pod_network; fi' EXIT
   trap 'exit 130' INT TERM
 
   UP_TIMEOUT=${CLUSTER_UP_TIMEOUT:-90}
@@ -301,22 +376,35 @@ cmd_up() {
     --token-auth-file="$DIR/pki/tokens.csv" --authorization-mode=RBAC \
     --service-account-key-file="$DIR/pki/sa.pub" --service-account-signing-key-file="$DIR/pki/sa.key" \
     --service-account-issuer=https://kubernetes.default.svc --service-cluster-ip-range=10.96.0.0/16 \
-    --disable-admission-plugins=ServiceAccount \
+    --disable-admission-plugins=ServiceAccount --kubelet-preferred-address-types=InternalIP \
     --audit-policy-file="$DIR/pki/audit-policy.yaml" --audit-log-path="$DIR/audit.log"
   wait_for "kube-apiserver /readyz" kube-apiserver apiserver_ready
 
   write_kubeconfig "$DIR/components/kube-controller-manager.kubeconfig" kube-controller-manager
   write_kubeconfig "$DIR/components/fake-kubelet.kubeconfig" fake-kubelet
   # --port=0 turns off 1.20's insecure port; newer releases (KUBEBUILDER_ASSETS) removed the flag.
-  local insecure_port=()
-  if "${BIN[kube-controller-manager]}" --help 2>&1 | grep -qE '^ +--port int'; then insecure_port=(--port=0); fi
+  # (The help is read in full first: `grep -q` in a pipe would end it early, and under
+  # pipefail the SIGPIPE would sometimes drop --port=0 and leave port 10252 taken.)
+  local insecure_port=() kcm_help
+  kcm_help=$("${BIN[kube-controller-manager]}" --help 2>&1 || true)
+  if grep -qE '^ +--port int' <<<"$kcm_help"; then insecure_port=(--port=0); fi
   log "starting kube-controller-manager and fake-kubelet"
   start kube-controller-manager "${BIN[kube-controller-manager]}" \
     --kubeconfig="$DIR/components/kube-controller-manager.kubeconfig" \
     --service-account-private-key-file="$DIR/pki/sa.key" --root-ca-file="$DIR/pki/ca.crt" \
     --controllers=deployment,replicaset,statefulset,daemonset,garbagecollector,namespace,serviceaccount,serviceaccount-token \
     --leader-elect=false --bind-address=127.0.0.1 --secure-port=0 "${insecure_port[@]}"
-  start fake-kubelet "${BIN[fake-kubelet]}" --kubeconfig "$DIR/components/fake-kubelet.kubeconfig"
+  # The fake kubelet inherits a shared lock on the pod network and holds it while it runs, so
+  # a `down` elsewhere leaves the route in place; we hold it from checking the route on.
+  local lock
+  (umask 022 && : >>"$POD_NETWORK_LOCK")
+  exec {lock}<"$POD_NETWORK_LOCK"
+  flock -s "$lock"
+  ensure_pod_network
+  start fake-kubelet "${BIN[fake-kubelet]}" --kubeconfig "$DIR/components/fake-kubelet.kubeconfig" \
+    --pod-network "$POD_NETWORK" --node-name fake-node \
+    --tls-cert-file "$DIR/pki/kubelet.crt" --tls-private-key-file "$DIR/pki/kubelet.key"
+  exec {lock}<&-
   # The controllers are working once the serviceaccount controller has filled in `default`.
   wait_for "the controller manager (ServiceAccount default/default)" kube-controller-manager \
     api_get /api/v1/namespaces/default/serviceaccounts/default
@@ -326,7 +414,8 @@ cmd_up() {
   write_kubeconfig "$DIR/admin.kubeconfig" admin
   write_kubeconfig "$DIR/kubeconfig" admin nobody
   printf 'export KUBECONFIG=%q\n' "$DIR/kubeconfig" >"$DIR/env"
-  log "ready in $((SECONDS - started))s (API server https://127.0.0.1:$APISERVER_PORT)"
+  log "ready in $((SECONDS - started))s (API server https://127.0.0.1:$APISERVER_PORT;" \
+    "$(sed -n 's/^fake-kubelet: //p' "$DIR/logs/fake-kubelet.log" | head -n1))"
   trap - EXIT INT TERM
   echo "$DIR/kubeconfig"
 }
@@ -335,6 +424,7 @@ cmd_down() {
   [ -d "$DIR" ] || return 0
   DIR=$(cd "$DIR" && pwd)
   stop_all
+  release_pod_network
 }
 
 cmd_status() {

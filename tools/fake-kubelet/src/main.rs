@@ -1,26 +1,41 @@
 //! fake-kubelet: a test-only stand-in for the kubelet (and scheduler) of the project's local
-//! control plane, in the spirit of KWOK. It runs no containers. It watches pods in every
-//! namespace and, the first time it sees a pod with no container statuses, decides whether the
-//! pod's app would start and writes the status a kubelet would: all containers running and
-//! ready, or crash-looping. That is enough for the Deployment/ReplicaSet controllers and
-//! `kubectl rollout status` to behave as on a real cluster, including stuck rollouts.
+//! control plane, in the spirit of KWOK. It runs no containers, but the API server talks to it
+//! as to a real node:
+//!
+//! - At start it claims a block of the pod network (see `network`), listens there as the
+//!   kubelet and registers a Ready Node (`fake-node`) pointing at that endpoint (see `kubelet`).
+//! - It watches pods in every namespace. A new pod that is unscheduled (there is no scheduler)
+//!   or already on its node gets bound to the node (`pods/binding`), an IP of the block, and the
+//!   status a kubelet would write once its containers started: all running and ready, or
+//!   crash-looping (see `status`). The Deployment/ReplicaSet controllers and `kubectl rollout
+//!   status` then behave as on a real cluster, including stuck rollouts.
+//! - A started pod with `fake-kubelet.kubectl-rotate.io/http` listens on PODIP:PORT, so the API
+//!   server's pod proxy reaches it (see `pod_http`); `kubectl logs` gets the lines its
+//!   `fake-kubelet.kubectl-rotate.io/logs` annotation declares (see `logs`).
+//! - Pods on its node are deleted gracefully (the API server waits for the kubelet): when one
+//!   gets a deletionTimestamp, it stops the pod's port and finishes the deletion at once.
 //!
 //! A pod crash-loops when its `fake-kubelet.kubectl-rotate.io/require` annotation (see
 //! `require`) is invalid or is not satisfied by the Secret as it is read at that moment, the way
-//! an app validating its configuration at start-up would fail. Secret values are never logged
-//! or written anywhere.
+//! an app validating its configuration at start-up would fail; or when its http annotation is
+//! invalid or its port cannot be opened. Secret values are never logged or written anywhere.
 //!
-//! Not here (yet): serving container logs, or an HTTP port behind a Node object. Those would be
-//! further tasks started next to the pod watch in `run`.
-//!
-//! Usage: `fake-kubelet --kubeconfig PATH`. Prints `fake-kubelet: ready` to stderr once the
-//! initial pod list has been handled, then one line per pod decision.
+//! Usage: `fake-kubelet --kubeconfig PATH --pod-network CIDR --tls-cert-file PEM
+//! --tls-private-key-file PEM [--node-name NAME]`. Prints `fake-kubelet: ready` to stderr once
+//! the node is registered and the initial pod list handled, then one line per pod decision.
+//! Pods it did not start itself (before a restart of this process) are not served.
 
+mod http;
+mod kubelet;
+mod logs;
+mod network;
+mod pod_http;
 mod require;
 mod status;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::pin::pin;
 use std::process::ExitCode;
@@ -30,12 +45,17 @@ use anyhow::{Context, Result, bail};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, ResourceExt};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
+use network::{Cidr, IpPool};
+use pod_http::HttpApp;
 use status::Fate;
 
 #[tokio::main]
@@ -49,66 +69,218 @@ async fn main() -> ExitCode {
     }
 }
 
-fn parse_args() -> Result<PathBuf> {
-    const USAGE: &str = "usage: fake-kubelet --kubeconfig PATH";
+struct Args {
+    kubeconfig: PathBuf,
+    pod_network: Cidr,
+    tls_cert_file: PathBuf,
+    tls_key_file: PathBuf,
+    node_name: String,
+}
+
+fn parse_args() -> Result<Args> {
+    const USAGE: &str = "usage: fake-kubelet --kubeconfig PATH --pod-network CIDR \
+        --tls-cert-file PEM --tls-private-key-file PEM [--node-name NAME]";
+    let mut values: HashMap<String, String> = HashMap::new();
     let mut args = std::env::args().skip(1);
-    let mut kubeconfig = None;
     while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--kubeconfig" => kubeconfig = Some(args.next().context(USAGE)?),
-            other => match other.strip_prefix("--kubeconfig=") {
-                Some(path) => kubeconfig = Some(path.to_string()),
-                None => bail!("unexpected argument {other:?}\n{USAGE}"),
-            },
-        }
+        let (name, value) = match arg.split_once('=') {
+            Some((name, value)) => (name.to_string(), value.to_string()),
+            None => (
+                arg.clone(),
+                args.next()
+                    .with_context(|| format!("{arg} needs a value\n{USAGE}"))?,
+            ),
+        };
+        match name.as_str() {
+            "--kubeconfig"
+            | "--pod-network"
+            | "--tls-cert-file"
+            | "--tls-private-key-file"
+            | "--node-name" => values.insert(name, value),
+            _ => bail!("unexpected argument {arg:?}\n{USAGE}"),
+        };
     }
-    kubeconfig.map(PathBuf::from).context(USAGE)
+    let mut take = |name: &str| {
+        values
+            .remove(name)
+            .with_context(|| format!("{name} is required\n{USAGE}"))
+    };
+    Ok(Args {
+        kubeconfig: take("--kubeconfig")?.into(),
+        pod_network: Cidr::parse(&take("--pod-network")?).map_err(anyhow::Error::msg)?,
+        tls_cert_file: take("--tls-cert-file")?.into(),
+        tls_key_file: take("--tls-private-key-file")?.into(),
+        node_name: take("--node-name").unwrap_or_else(|_| "fake-node".into()),
+    })
 }
 
 async fn run() -> Result<()> {
-    let path = parse_args()?;
+    let args = parse_args()?;
+    let path = &args.kubeconfig;
     // Only the named file: never fall back to ~/.kube/config or in-cluster config, which could
     // point this tool at a real cluster.
-    let kubeconfig = Kubeconfig::read_from(&path)
+    let kubeconfig = Kubeconfig::read_from(path)
         .with_context(|| format!("reading kubeconfig {}", path.display()))?;
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .with_context(|| format!("loading kubeconfig {}", path.display()))?;
     let client = Client::try_from(config).context("building the Kubernetes client")?;
 
-    let mut events = pin!(
-        watcher::watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
-            .default_backoff()
+    let tls = kubelet::tls_acceptor(&args.tls_cert_file, &args.tls_key_file)?;
+    let (block, listener) = claim_block(args.pod_network).await?;
+    let node_ip = block.node_ip();
+    let node = kubelet::node_object(&args.node_name, node_ip, kubelet::PORT, &now());
+    kubelet::register_node(&client, &node).await?;
+    tokio::spawn(kubelet::serve(
+        listener,
+        tls,
+        client.clone(),
+        args.node_name.clone(),
+    ));
+    eprintln!(
+        "fake-kubelet: node {} at {node_ip}, kubelet https://{node_ip}:{}, pod IPs from {block}",
+        args.node_name,
+        kubelet::PORT
     );
-    // Pods already handed to a start task: the watch delivers several events per pod (our own
-    // status patch among them) before its container statuses become visible.
-    let mut handled: HashSet<String> = HashSet::new();
-    let mut started: u32 = 0;
+
+    let mut node = Kubelet {
+        client: client.clone(),
+        node_name: args.node_name,
+        node_ip,
+        pool: IpPool::new(block),
+        started: HashMap::new(),
+        terminating: HashSet::new(),
+    };
+    let mut events = pin!(
+        watcher::watcher(Api::<Pod>::all(client), watcher::Config::default()).default_backoff()
+    );
+    // Pods seen while the watch (re)lists them: any other pod we know of was deleted meanwhile.
+    let mut listed: HashSet<String> = HashSet::new();
     let mut announced = false;
     while let Some(event) = events.next().await {
         match event {
-            Ok(Event::Apply(pod) | Event::InitApply(pod)) => {
-                let Some(uid) = pod.uid() else { continue };
-                if needs_start(&pod) && handled.insert(uid) {
-                    started = started.wrapping_add(1);
-                    // One task per pod so a slow Secret read or patch delays no other pod.
-                    tokio::spawn(start_pod(client.clone(), pod, status::pod_ip(started)));
+            Ok(Event::Apply(pod)) => node.on_pod(&pod),
+            Ok(Event::InitApply(pod)) => {
+                listed.extend(pod.uid());
+                node.on_pod(&pod);
+            }
+            Ok(Event::Delete(pod)) => node.forget(&pod.uid().unwrap_or_default()),
+            Ok(Event::Init) => listed.clear(),
+            Ok(Event::InitDone) => {
+                node.forget_all_but(&listed);
+                if !announced {
+                    eprintln!("fake-kubelet: ready");
+                    announced = true;
                 }
             }
-            Ok(Event::Delete(pod)) => {
-                if let Some(uid) = pod.uid() {
-                    handled.remove(&uid);
-                }
-            }
-            Ok(Event::InitDone) if !announced => {
-                eprintln!("fake-kubelet: ready");
-                announced = true;
-            }
-            Ok(Event::Init | Event::InitDone) => {}
             Err(err) => eprintln!("fake-kubelet: pod watch failed, retrying: {err}"),
         }
     }
     bail!("the pod watch ended")
+}
+
+/// Claims the first free block of `network` by listening at its node IP on the kubelet port.
+async fn claim_block(network: Cidr) -> Result<(Cidr, TcpListener)> {
+    let mut last_error = None;
+    for block in network.blocks() {
+        match TcpListener::bind((block.node_ip(), kubelet::PORT)).await {
+            Ok(listener) => return Ok((block, listener)),
+            // Another cluster's fake kubelet has this one.
+            Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => last_error = Some(err),
+            Err(err) => bail!(
+                "cannot listen on {}:{}: {err}; is {network} local to this machine? \
+                 (scripts/cluster.sh runs: ip route add local {network} dev lo)",
+                block.node_ip(),
+                kubelet::PORT
+            ),
+        }
+    }
+    match last_error {
+        Some(err) => bail!(
+            "every /{} block of {network} is taken: listening on port {} of each node IP failed \
+             ({err}); too many clusters, or something else listens on port {} of every address",
+            network::BLOCK_PREFIX,
+            kubelet::PORT,
+            kubelet::PORT
+        ),
+        None => bail!(
+            "{network} is smaller than one /{} block",
+            network::BLOCK_PREFIX
+        ),
+    }
+}
+
+/// What the node knows about its pods. Owned by the watch loop; the work per pod happens in
+/// tasks, so a slow Secret read or patch delays no other pod.
+struct Kubelet {
+    client: Client,
+    node_name: String,
+    node_ip: Ipv4Addr,
+    pool: IpPool,
+    /// Pods we started, by uid: their IP and the task that started them and serves their port.
+    started: HashMap<String, (Ipv4Addr, JoinHandle<()>)>,
+    /// Pods whose deletion we are finishing, by uid.
+    terminating: HashSet<String>,
+}
+
+impl Kubelet {
+    fn on_pod(&mut self, pod: &Pod) {
+        let Some(uid) = pod.uid() else { return };
+        let node_name = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
+        if node_name.is_some_and(|n| n != self.node_name) {
+            return; // another node's pod: not ours to run
+        }
+        if pod.metadata.deletion_timestamp.is_some() {
+            self.stop(&uid);
+            // An unscheduled pod is deleted at once; a bound one waits for its kubelet.
+            if node_name.is_some() && self.terminating.insert(uid.clone()) {
+                tokio::spawn(finish_deletion(self.client.clone(), pod.clone(), uid));
+            }
+        } else if needs_start(pod) && !self.started.contains_key(&uid) {
+            let namespace = pod.namespace().unwrap_or_default();
+            let Some(pod_ip) = self.pool.allocate() else {
+                eprintln!(
+                    "{namespace}/{}: no free pod IP; left pending",
+                    pod.name_any()
+                );
+                return;
+            };
+            let task = tokio::spawn(start_pod(
+                self.client.clone(),
+                pod.clone(),
+                self.node_name.clone(),
+                self.node_ip,
+                pod_ip,
+            ));
+            self.started.insert(uid, (pod_ip, task));
+        }
+    }
+
+    /// Stops the pod's task (closing its port) and frees its IP.
+    fn stop(&mut self, uid: &str) {
+        if let Some((ip, task)) = self.started.remove(uid) {
+            task.abort();
+            self.pool.release(ip);
+        }
+    }
+
+    fn forget(&mut self, uid: &str) {
+        self.stop(uid);
+        self.terminating.remove(uid);
+    }
+
+    fn forget_all_but(&mut self, listed: &HashSet<String>) {
+        let gone: Vec<String> = self
+            .started
+            .keys()
+            .chain(&self.terminating)
+            .filter(|uid| !listed.contains(*uid))
+            .cloned()
+            .collect();
+        for uid in gone {
+            self.forget(&uid);
+        }
+    }
 }
 
 /// A pod the kubelet has not started yet, and that is not on its way out.
@@ -120,31 +292,133 @@ fn needs_start(pod: &Pod) -> bool {
     !has_containers && pod.metadata.deletion_timestamp.is_none() && pod.spec.is_some()
 }
 
-async fn start_pod(client: Client, pod: Pod, pod_ip: String) {
+/// Binds the pod, decides its fate, opens its port, writes its status, then serves the port
+/// until the pod stops (the task is aborted).
+async fn start_pod(
+    client: Client,
+    pod: Pod,
+    node_name: String,
+    node_ip: Ipv4Addr,
+    pod_ip: Ipv4Addr,
+) {
     // The watch is over namespaced pods, so the namespace is always set.
     let namespace = pod.namespace().unwrap_or_default();
     let name = pod.name_any();
     let (Some(spec), Some(uid)) = (pod.spec.as_ref(), pod.uid()) else {
         return;
     };
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
 
-    let fate = decide_fate(&Api::namespaced(client.clone(), &namespace), &pod).await;
+    if spec.node_name.is_none() {
+        let binding = json!({
+            "apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node_name},
+        });
+        let params = PostParams::default();
+        let bound = with_retries(|| {
+            pods.create_subresource::<_, serde_json::Value>("binding", &name, &params, &binding)
+        });
+        match bound.await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.is_not_found() => return, // deleted meanwhile
+            Err(err) => {
+                eprintln!(
+                    "{namespace}/{name}: binding to node {node_name} failed: {}",
+                    describe(&err)
+                );
+                return;
+            }
+        }
+    }
+
+    let app = pod
+        .annotations()
+        .get(pod_http::ANNOTATION)
+        .map(|annotation| pod_http::parse(annotation, spec));
+    let mut fate = match app {
+        Some(Err(ref reason)) => Fate::CrashLoop {
+            reason: reason.clone(),
+        },
+        _ => decide_fate(&Api::namespaced(client, &namespace), &pod).await,
+    };
+    let mut port = None;
+    if let (Fate::Ready, Some(Ok(app))) = (&fate, app) {
+        match TcpListener::bind((pod_ip, app.port)).await {
+            Ok(listener) => port = Some((listener, app)),
+            Err(err) => {
+                let reason = format!("listen tcp {pod_ip}:{}: {err}", app.port);
+                fate = Fate::CrashLoop { reason };
+            }
+        }
+    }
     match &fate {
-        Fate::Ready => eprintln!("{namespace}/{name} ready"),
+        Fate::Ready => eprintln!("{namespace}/{name} ready at {pod_ip}"),
         Fate::CrashLoop { reason } => eprintln!("{namespace}/{name} crash-loop: {reason}"),
     }
 
-    let now = Timestamp::from_second(Timestamp::now().as_second())
-        .unwrap_or(Timestamp::UNIX_EPOCH)
-        .to_string();
-    let patch = status::status_patch(spec, &uid, &fate, &pod_ip, &now);
-    let pods: Api<Pod> = Api::namespaced(client, &namespace);
+    let patch = status::status_patch(
+        spec,
+        &uid,
+        &fate,
+        &pod_ip.to_string(),
+        &node_ip.to_string(),
+        &now(),
+    );
     let (params, patch) = (PatchParams::default(), Patch::Merge(&patch));
     match with_retries(|| pods.patch_status(&name, &params, &patch)).await {
         Ok(_) => {}
-        Err(kube::Error::Api(status)) if status.is_not_found() => {} // deleted meanwhile
+        Err(kube::Error::Api(status)) if status.is_not_found() => return, // deleted meanwhile
+        Err(err) => {
+            eprintln!(
+                "{namespace}/{name}: writing pod status failed: {}",
+                describe(&err)
+            );
+            return;
+        }
+    }
+    if let Some((listener, app)) = port {
+        serve_app(listener, app).await;
+    }
+}
+
+/// Answers HTTP on the pod's port, one task per connection.
+async fn serve_app(listener: TcpListener, app: HttpApp) {
+    let app = std::sync::Arc::new(app);
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let app = app.clone();
+                tokio::spawn(http::serve_one(stream, move |request| async move {
+                    app.answer(&request)
+                }));
+            }
+            Err(err) => {
+                eprintln!("fake-kubelet: accepting a pod connection failed: {err}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// What the kubelet does once a pod's containers have stopped: delete it for good. The uid
+/// precondition spares a new pod of the same name (a StatefulSet's replacement).
+async fn finish_deletion(client: Client, pod: Pod, uid: String) {
+    let (namespace, name) = (pod.namespace().unwrap_or_default(), pod.name_any());
+    let pods: Api<Pod> = Api::namespaced(client, &namespace);
+    let params = DeleteParams {
+        grace_period_seconds: Some(0),
+        preconditions: Some(Preconditions {
+            uid: Some(uid),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match with_retries(|| pods.delete(&name, &params)).await {
+        Ok(_) => {}
+        // Already gone, or the name now belongs to another pod.
+        Err(kube::Error::Api(status)) if status.is_not_found() || status.code == 409 => {}
         Err(err) => eprintln!(
-            "{namespace}/{name}: writing pod status failed: {}",
+            "{namespace}/{name}: deleting the pod failed: {}",
             describe(&err)
         ),
     }
@@ -159,23 +433,33 @@ async fn decide_fate(secrets: &Api<Secret>, pod: &Pod) -> Fate {
         Ok(requirements) => requirements,
         Err(reason) => return Fate::CrashLoop { reason },
     };
+    // What the app prints before exiting (and so its log): never a value.
+    let failed = |why: String| Fate::CrashLoop {
+        reason: format!("secret validation failed: {why}"),
+    };
     for requirement in &requirements {
         let secret = match with_retries(|| secrets.get_opt(&requirement.secret)).await {
             Ok(secret) => secret,
             Err(err) => {
-                let reason = format!(
+                return failed(format!(
                     "reading Secret {:?} failed: {}",
                     requirement.secret,
                     describe(&err)
-                );
-                return Fate::CrashLoop { reason };
+                ));
             }
         };
         if let Err(reason) = requirement.check(secret.as_ref()) {
-            return Fate::CrashLoop { reason };
+            return failed(reason);
         }
     }
     Fate::Ready
+}
+
+/// Now, to the second, in RFC 3339 (what the API server stores for times).
+fn now() -> String {
+    Timestamp::from_second(Timestamp::now().as_second())
+        .unwrap_or(Timestamp::UNIX_EPOCH)
+        .to_string()
 }
 
 /// Runs `attempt` up to 5 times with doubling backoff while it fails transiently

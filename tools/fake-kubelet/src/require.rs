@@ -4,7 +4,7 @@
 //! "would this app start?" decision is unit-tested here without a cluster.
 //!
 //! Failure reasons are plain strings rather than errors because they are data: they end up in
-//! the pod's `state.waiting.message`. They name the Secret and key, never the value.
+//! the pod's `state.waiting.message` and its log. They name the Secret and key, never the value.
 
 use k8s_openapi::api::core::v1::Secret;
 use regex::Regex;

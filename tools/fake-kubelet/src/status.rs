@@ -1,6 +1,8 @@
 //! The pod status a kubelet would report once it has started a pod: either every container
 //! running and ready, or every container crash-looping. Pure JSON building (the caller supplies
-//! the clock and the pod IP) so the exact shape the controllers and `kubectl` read is unit-tested.
+//! the clock and the IPs) so the exact shape the controllers and `kubectl` read is unit-tested.
+//! A crash-looping container's failure line is its termination message, which is also its log
+//! (see `logs`).
 //!
 //! The result is a JSON merge patch for the `status` subresource. Merge patch replaces lists
 //! wholesale, which is what we want: a pod the fake kubelet has not touched has no conditions or
@@ -13,20 +15,22 @@ use serde_json::{Value, json};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fate {
     Ready,
-    /// The app exited at start-up; `reason` says why (no secret values in it).
+    /// The app exited at start-up; `reason` is the line it failed with (no secret values in it).
     CrashLoop {
         reason: String,
     },
 }
 
-/// A distinct pod IP in 10.244.0.0/16 for the `n`th pod started (n >= 1), wrapping after 65024.
-pub fn pod_ip(n: u32) -> String {
-    let n = n.wrapping_sub(1) % (256 * 254);
-    format!("10.244.{}.{}", n / 254, n % 254 + 1)
-}
-
-/// The `{"status": ...}` merge patch for a pod started at `now` (RFC 3339) with `fate`.
-pub fn status_patch(spec: &PodSpec, pod_uid: &str, fate: &Fate, pod_ip: &str, now: &str) -> Value {
+/// The `{"status": ...}` merge patch for a pod started at `now` (RFC 3339) with `fate`, on the
+/// node at `host_ip`.
+pub fn status_patch(
+    spec: &PodSpec,
+    pod_uid: &str,
+    fate: &Fate,
+    pod_ip: &str,
+    host_ip: &str,
+    now: &str,
+) -> Value {
     let ready = *fate == Fate::Ready;
     let container_id = |name: &str| format!("fake://{pod_uid}/{name}");
     let containers: Vec<Value> = spec
@@ -49,10 +53,11 @@ pub fn status_patch(spec: &PodSpec, pod_uid: &str, fate: &Fate, pod_ip: &str, no
                     "ready": false, "started": false, "restartCount": 3,
                     "state": {"waiting": {
                         "reason": "CrashLoopBackOff",
-                        "message": format!("back-off restarting failed container: secret check failed: {reason}"),
+                        "message": format!("back-off restarting failed container: {reason}"),
                     }},
                     "lastState": {"terminated": {
-                        "exitCode": 1, "reason": "Error", "startedAt": now, "finishedAt": now,
+                        "exitCode": 1, "reason": "Error", "message": reason,
+                        "startedAt": now, "finishedAt": now,
                         "containerID": container_id(&c.name),
                     }},
                 }),
@@ -96,7 +101,7 @@ pub fn status_patch(spec: &PodSpec, pod_uid: &str, fate: &Fate, pod_ip: &str, no
     let mut status = json!({
         "phase": "Running",
         "startTime": now,
-        "hostIP": "127.0.0.1",
+        "hostIP": host_ip,
         "podIP": pod_ip,
         "podIPs": [{"ip": pod_ip}],
         "conditions": [
@@ -154,25 +159,19 @@ mod tests {
     }
 
     #[test]
-    fn pod_ips_are_distinct_and_valid() {
-        assert_eq!(pod_ip(1), "10.244.0.1");
-        assert_eq!(pod_ip(254), "10.244.0.254");
-        assert_eq!(pod_ip(255), "10.244.1.1");
-        assert_ne!(pod_ip(2), pod_ip(3));
-    }
-
-    #[test]
     fn a_ready_pod_is_running_with_every_container_ready() {
         let patch = status_patch(
             &spec(&["app", "sidecar"], &[]),
             "uid-1",
             &Fate::Ready,
-            "10.244.0.1",
+            "198.18.0.2",
+            "198.18.0.1",
             NOW,
         );
         let status = &patch["status"];
         assert_eq!(status["phase"], "Running");
-        assert_eq!(status["podIP"], "10.244.0.1");
+        assert_eq!(status["podIP"], "198.18.0.2");
+        assert_eq!(status["hostIP"], "198.18.0.1");
         assert_eq!(status["startTime"], NOW);
         for kind in ["Initialized", "Ready", "ContainersReady", "PodScheduled"] {
             assert_eq!(condition(&patch, kind)["status"], "True", "{kind}");
@@ -195,7 +194,8 @@ mod tests {
             &spec(&["app"], &["migrate"]),
             "uid-1",
             &Fate::Ready,
-            "10.244.0.1",
+            "198.18.0.2",
+            "198.18.0.1",
             NOW,
         );
         let init = &patch["status"]["initContainerStatuses"][0];
@@ -207,9 +207,16 @@ mod tests {
     #[test]
     fn a_crash_looping_pod_is_running_but_not_ready() {
         let fate = Fate::CrashLoop {
-            reason: r#"Secret "s" not found"#.into(),
+            reason: r#"secret validation failed: Secret "s" not found"#.into(),
         };
-        let patch = status_patch(&spec(&["app"], &[]), "uid-1", &fate, "10.244.0.1", NOW);
+        let patch = status_patch(
+            &spec(&["app"], &[]),
+            "uid-1",
+            &fate,
+            "198.18.0.2",
+            "198.18.0.1",
+            NOW,
+        );
         assert_eq!(patch["status"]["phase"], "Running");
         for kind in ["Ready", "ContainersReady"] {
             let c = condition(&patch, kind);
@@ -227,7 +234,11 @@ mod tests {
         assert_eq!(app["state"]["waiting"]["reason"], "CrashLoopBackOff");
         assert_eq!(
             app["state"]["waiting"]["message"],
-            r#"back-off restarting failed container: secret check failed: Secret "s" not found"#
+            r#"back-off restarting failed container: secret validation failed: Secret "s" not found"#
+        );
+        assert_eq!(
+            app["lastState"]["terminated"]["message"],
+            r#"secret validation failed: Secret "s" not found"#
         );
         assert_eq!(app["lastState"]["terminated"]["exitCode"], 1);
         assert_eq!(app["lastState"]["terminated"]["reason"], "Error");
