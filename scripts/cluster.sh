@@ -81,18 +81,16 @@ read_pids() {
 # own children, possibly not yet exec'd, so being alive is enough.
 ALIVE=is_ours
 
-# TERM, up to 10 s of grace, then KILL; in reverse start order so nothing restarts work
-# against a dying dependency.
-stop_all() {
-  local lines=() pids=() pid i
-  mapfile -t lines < <(read_pids)
-  for ((i = ${#lines[@]} - 1; i >= 0; i--)); do
-    pid=${lines[i]##* }
+# TERM, up to 10 s of grace, then KILL, for a group of PIDs.
+stop_group() {
+  local pids=() pid
+  for pid in "$@"; do
     if "$ALIVE" "$pid"; then
       kill -TERM "$pid" 2>/dev/null || true
       pids+=("$pid")
     fi
   done
+  [ "${#pids[@]}" -gt 0 ] || return 0
   for _ in $(seq 1 100); do
     local alive=0
     for pid in "${pids[@]}"; do
@@ -109,6 +107,16 @@ stop_all() {
   done
   # Reap them when they are our own children (a failed `up`), so no zombie is left behind.
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+
+# Stops everything but etcd first (in reverse start order), then etcd: an API server whose etcd
+# is already gone hangs in shutdown until it is killed.
+stop_all() {
+  local lines=() rest=() i
+  mapfile -t lines < <(read_pids)
+  for ((i = ${#lines[@]} - 1; i >= 1; i--)); do rest+=("${lines[i]##* }"); done
+  stop_group "${rest[@]}"
+  if [ "${#lines[@]}" -gt 0 ]; then stop_group "${lines[0]##* }"; fi
   rm -f "$DIR/pids"
 }
 
