@@ -42,15 +42,18 @@ impl ControlPlane {
             });
         }
         let fake_kubelet = bin_dir().join("fake-kubelet");
-        if !fake_kubelet.exists() {
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let status = Command::new(cargo)
-                .args(["build", "-p", "fake-kubelet"])
-                .current_dir(repo_root())
-                .status()
-                .context("building the fake kubelet")?;
-            ensure!(status.success(), "building the fake kubelet failed");
-        }
+        // Cargo builds only this package's binaries for its tests; the fake kubelet is another
+        // package's, so insist it is there and newer than its sources (scripts/test.sh builds it).
+        let built = std::fs::metadata(&fake_kubelet).and_then(|m| m.modified()).ok();
+        let newest_source = std::fs::read_dir(repo_root().join("tools/fake-kubelet/src"))?
+            .flatten()
+            .filter_map(|e| e.metadata().and_then(|m| m.modified()).ok())
+            .max();
+        ensure!(
+            built.is_some() && built >= newest_source,
+            "{} is missing or older than its sources; run `cargo build -p fake-kubelet` (scripts/test.sh does)",
+            fake_kubelet.display()
+        );
         let dir = tempfile::Builder::new()
             .prefix("kubectl-rotate-e2e-")
             .tempdir()?;
