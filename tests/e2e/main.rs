@@ -15,6 +15,7 @@ mod presets;
 mod secret;
 mod status;
 mod support;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +46,7 @@ fn main() -> ExitCode {
         secret::tests(),
         backup::tests(),
         presets::tests(),
+        verify::tests(),
     ]
     .into_iter()
     .flatten()

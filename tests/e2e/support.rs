@@ -44,7 +44,9 @@ impl ControlPlane {
         let fake_kubelet = bin_dir().join("fake-kubelet");
         // Cargo builds only this package's binaries for its tests; the fake kubelet is another
         // package's, so insist it is there and newer than its sources (scripts/test.sh builds it).
-        let built = std::fs::metadata(&fake_kubelet).and_then(|m| m.modified()).ok();
+        let built = std::fs::metadata(&fake_kubelet)
+            .and_then(|m| m.modified())
+            .ok();
         let newest_source = std::fs::read_dir(repo_root().join("tools/fake-kubelet/src"))?
             .flatten()
             .filter_map(|e| e.metadata().and_then(|m| m.modified()).ok())
