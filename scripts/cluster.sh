@@ -308,8 +308,12 @@ cmd_up() {
   write_kubeconfig "$DIR/components/kube-controller-manager.kubeconfig" kube-controller-manager
   write_kubeconfig "$DIR/components/fake-kubelet.kubeconfig" fake-kubelet
   # --port=0 turns off 1.20's insecure port; newer releases (KUBEBUILDER_ASSETS) removed the flag.
-  local insecure_port=()
-  if "${BIN[kube-controller-manager]}" --help 2>&1 | grep -qE '^ +--port int'; then insecure_port=(--port=0); fi
+  # The help text is read whole first: `--help | grep -q` under pipefail fails at random when
+  # grep exits before the writer (SIGPIPE), which left the insecure port on and made a second
+  # control plane on the machine fail with "bind: address already in use" on 10252.
+  local insecure_port=() kcm_help
+  kcm_help="$("${BIN[kube-controller-manager]}" --help 2>&1 || true)"
+  if grep -qE '^ +--port int' <<<"$kcm_help"; then insecure_port=(--port=0); fi
   log "starting kube-controller-manager and fake-kubelet"
   start kube-controller-manager "${BIN[kube-controller-manager]}" \
     --kubeconfig="$DIR/components/kube-controller-manager.kubeconfig" \
