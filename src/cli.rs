@@ -97,6 +97,19 @@ release records and kubectl-rotate backups.",
         after_help = "Examples:\n  kubectl rotate status -n prod\n  kubectl rotate status app-secrets -n prod -o json\n  kubectl rotate status -A"
     )]
     Status(StatusArgs),
+
+    /// Print a shell completion script, or set up completion inside kubectl.
+    #[command(
+        long_about = "Print a completion script for bash, zsh, fish or PowerShell (it completes \
+the `kubectl-rotate` command), or set up completion of `kubectl rotate ...` inside kubectl \
+(kubectl 1.26 or newer): kubectl asks an executable named `kubectl_complete-rotate` on PATH, and \
+this binary answers under that name, with verbs, flags and live names from the cluster.\n\n\
+`completion kubectl --install` creates `kubectl_complete-rotate` as a link to this binary, beside \
+it (for a krew install, in $KREW_ROOT/bin), and says where. `completion kubectl` alone prints a \
+small shell script that does the same job, for places where a link will not do.",
+        after_help = "Examples:\n  kubectl rotate completion kubectl --install\n  source <(kubectl rotate completion bash)\n  kubectl rotate completion fish > ~/.config/fish/completions/kubectl-rotate.fish"
+    )]
+    Completion(CompletionArgs),
 }
 
 #[derive(Debug, Args)]
@@ -112,6 +125,31 @@ pub struct StatusArgs {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text, value_name = "FORMAT")]
     pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell to print a script for, or `kubectl` for completion inside kubectl.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: CompletionShell,
+
+    /// With `kubectl`: create the `kubectl_complete-rotate` link kubectl looks for, and say where.
+    #[arg(long)]
+    pub install: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    /// A bash script completing `kubectl-rotate`.
+    Bash,
+    /// A zsh script completing `kubectl-rotate`.
+    Zsh,
+    /// A fish script completing `kubectl-rotate`.
+    Fish,
+    /// A PowerShell script completing `kubectl-rotate`.
+    Powershell,
+    /// The helper kubectl runs to complete `kubectl rotate ...` (kubectl 1.26 or newer).
+    Kubectl,
 }
 
 #[cfg(test)]
@@ -146,7 +184,9 @@ mod tests {
         assert_eq!(cli.global.context.as_deref(), Some("staging"));
         assert_eq!(cli.global.as_user.as_deref(), Some("alice"));
         assert_eq!(cli.global.as_group, vec!["dev", "ops"]);
-        let Command::Status(status) = cli.command;
+        let Command::Status(status) = cli.command else {
+            panic!("parsed as status");
+        };
         assert_eq!(status.secret.as_deref(), Some("app-secrets"));
     }
 
