@@ -56,7 +56,16 @@ pub fn run(options: CompletionOptions, printer: &mut Printer) -> Result<u8> {
 pub fn script(shell: Shell) -> String {
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), BIN_NAME, &mut out);
-    String::from_utf8_lossy(&out).into_owned()
+    let script = String::from_utf8_lossy(&out).into_owned();
+    match shell {
+        // clap_complete's bash script spells the state of a verb one way where it is set
+        // (`kubectl__rotate__subcmd__status`) and another where it is matched
+        // (`kubectl__subcmd__rotate__subcmd__status`) when the command name has a hyphen, so
+        // nothing after a verb completed (clap-rs/clap#6421). Matching the setter's spelling
+        // fixes it; once clap_complete is fixed this replaces nothing.
+        Shell::Bash => script.replace("kubectl__subcmd__rotate__", "kubectl__rotate__"),
+        _ => script,
+    }
 }
 
 /// The file `completions/` holds the script for `shell` in (clap_complete's names).
