@@ -10,6 +10,8 @@
 //! Nothing here is mocked except the kubelet: there is no container runtime on the test
 //! machine, so `tools/fake-kubelet` writes pod status the way a kubelet would.
 
+mod completion;
+mod krew;
 mod status;
 mod support;
 
@@ -39,6 +41,8 @@ fn main() -> ExitCode {
     let args = Arguments::from_args();
     let trials = status::tests()
         .into_iter()
+        .chain(completion::tests())
+        .chain(krew::tests())
         .map(|(name, f)| trial(name, f))
         .collect::<Vec<_>>();
 
