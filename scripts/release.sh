@@ -57,15 +57,21 @@ sha256_of() {
 mkdir -p "$dist"
 
 if [ "$manifest_only" = 0 ]; then
-  [ -n "$target" ] || target="$(rustc -vV | sed -n 's/^host: //p')"
+  # Without --target, the host's build (target/release, shared with `cargo build --release`).
+  target_args=() out_dir="release"
+  if [ -n "$target" ]; then
+    target_args=(--target "$target") out_dir="$target/release"
+  else
+    target="$(rustc -vV | sed -n 's/^host: //p')"
+  fi
   platform="$(platform_of "$target")"
   exe=""
   case "$platform" in windows_*) exe=".exe" ;; esac
   if [ -z "$binary" ]; then
     log "building kubectl-rotate $tag for $target (release)"
-    ${CARGO:-cargo} build --release --locked --bin kubectl-rotate --target "$target" >&2
+    ${CARGO:-cargo} build --release --locked --bin kubectl-rotate "${target_args[@]}" >&2
     target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
-    binary="$target_dir/$target/release/kubectl-rotate$exe"
+    binary="$target_dir/$out_dir/kubectl-rotate$exe"
   fi
   [ -x "$binary" ] || die "no executable at $binary"
 
