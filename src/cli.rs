@@ -181,6 +181,19 @@ $KUBECTL_ROTATE_CONFIG, or ~/.config/kubectl-rotate/config.yaml). Each preset is
         after_help = "Example:\n  kubectl rotate notice openai --date '2026-12-01 02:00 UTC' --contact '#platform-oncall'"
     )]
     Notice(NoticeArgs),
+
+    /// Print a shell completion script, or set up completion inside kubectl.
+    #[command(
+        long_about = "Print a completion script for bash, zsh, fish or PowerShell (it completes \
+the `kubectl-rotate` command), or set up completion of `kubectl rotate ...` inside kubectl \
+(kubectl 1.26 or newer): kubectl asks an executable named `kubectl_complete-rotate` on PATH, and \
+this binary answers under that name, with verbs, flags and live names from the cluster.\n\n\
+`completion kubectl --install` creates `kubectl_complete-rotate` as a link to this binary, beside \
+it (for a krew install, in $KREW_ROOT/bin), and says where. `completion kubectl` alone prints a \
+small shell script that does the same job, for places where a link will not do.",
+        after_help = "Examples:\n  kubectl rotate completion kubectl --install\n  source <(kubectl rotate completion bash)\n  kubectl rotate completion fish > ~/.config/fish/completions/kubectl-rotate.fish"
+    )]
+    Completion(CompletionArgs),
 }
 
 #[derive(Debug, Args)]
@@ -267,8 +280,13 @@ pub struct RotationArgs {
 pub struct RunArgs {
     /// Which workloads to restart: `auto` (every consumer of the key), `none`, or a
     /// comma-separated list such as deployment/api,statefulset/db.
-    #[arg(long, value_name = "WORKLOADS", default_value = "auto")]
-    pub restart: String,
+    #[arg(
+        long,
+        value_name = "WORKLOADS",
+        default_value = "auto",
+        value_delimiter = ','
+    )]
+    pub restart: Vec<String>,
 
     /// How long to wait for the restarted workloads to roll out.
     #[arg(long, value_name = "DURATION", default_value = "5m")]
@@ -436,6 +454,31 @@ pub struct StatusArgs {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text, value_name = "FORMAT")]
     pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell to print a script for, or `kubectl` for completion inside kubectl.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: CompletionShell,
+
+    /// With `kubectl`: create the `kubectl_complete-rotate` link kubectl looks for, and say where.
+    #[arg(long)]
+    pub install: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    /// A bash script completing `kubectl-rotate`.
+    Bash,
+    /// A zsh script completing `kubectl-rotate`.
+    Zsh,
+    /// A fish script completing `kubectl-rotate`.
+    Fish,
+    /// A PowerShell script completing `kubectl-rotate`.
+    Powershell,
+    /// The helper kubectl runs to complete `kubectl rotate ...` (kubectl 1.26 or newer).
+    Kubectl,
 }
 
 #[cfg(test)]

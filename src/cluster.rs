@@ -108,7 +108,9 @@ pub async fn connect(settings: &ConnectionSettings) -> Result<Cluster> {
     })
 }
 
-fn load_kubeconfig(source: &KubeconfigSource) -> Result<(Kubeconfig, String)> {
+/// Reads (and for a `KUBECONFIG` list, merges) the kubeconfig `source` names; also returns how
+/// to name it in messages.
+pub fn load_kubeconfig(source: &KubeconfigSource) -> Result<(Kubeconfig, String)> {
     match source {
         KubeconfigSource::Flag(path) | KubeconfigSource::Default(path) => {
             let described = path.display().to_string();

@@ -156,7 +156,7 @@ pub async fn run_verb(
                 source: value_source(&args.source, args.rotation.length)?,
                 create_key: args.rotation.create_key,
                 force: args.rotation.run.force,
-                restart: settings::parse_restart(&args.rotation.run.restart)?,
+                restart: settings::parse_restart(&args.rotation.run.restart.join(","))?,
                 no_rollback: args.rotation.no_rollback,
                 run: run_options(&args.rotation.run)?,
             };
@@ -173,7 +173,7 @@ pub async fn run_verb(
                 keys: args.keys,
                 source,
                 force: args.run.force,
-                restart: settings::parse_restart(&args.run.restart)?,
+                restart: settings::parse_restart(&args.run.restart.join(","))?,
                 run: run_options(&args.run)?,
             };
             commands::rollback::run(&connection, options, printer).await
@@ -206,6 +206,13 @@ pub async fn run_verb(
                         message: crate::error_message(&err),
                     })
                 })
+        }
+        Command::Completion(args) => {
+            let options = commands::completion::CompletionOptions {
+                shell: args.shell,
+                install: args.install,
+            };
+            commands::completion::run(options, printer)
         }
         Command::Presets(args) => commands::presets::list(presets, args.output, printer),
         Command::Notice(args) => {
@@ -259,7 +266,7 @@ pub async fn run_preset(
         length: args.rotation.length,
         create_key: args.rotation.create_key,
         force: args.rotation.run.force,
-        restart: settings::parse_restart(&args.rotation.run.restart)?,
+        restart: settings::parse_restart(&args.rotation.run.restart.join(","))?,
         no_rollback: args.rotation.no_rollback,
         check_key: args.check_key,
         openai_base_url: args.openai_base_url,

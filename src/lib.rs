@@ -3,7 +3,8 @@
 //! The flow runs one way: parse flags (`cli`) -> resolve settings (`settings`) -> read the
 //! cluster (`cluster`) -> pure planning and reports (`consumers`, `secret_meta`, `report`) ->
 //! render (`ui`) -> one entry function per verb (`commands`). `main.rs` only parses, runs and
-//! maps the result to an exit code.
+//! maps the result to an exit code. `completion` completes a partly typed line from the clap
+//! definition, for kubectl's plugin completion (`main.rs` dispatches to it on argv[0]).
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod access;
@@ -12,6 +13,7 @@ pub mod checks;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
+pub mod completion;
 pub mod consumers;
 pub mod invocation;
 pub mod openai;

@@ -1,15 +1,20 @@
 //! Entry point: parse the command line, run the verb, print any error once and choose the exit
-//! code. Nothing else happens here.
+//! code. Nothing else happens here, except one dispatch on argv[0]: run as
+//! `kubectl_complete-rotate` (or with `__complete`), the binary is kubectl's completion helper.
 
 use std::process::ExitCode;
 
+use kubectl_rotate::completion::{Completion, helper_words};
 use kubectl_rotate::invocation::{self, Invocation};
-use kubectl_rotate::settings::{Environment, resolve_color};
+use kubectl_rotate::settings::{ColorChoice, Environment, resolve_color};
 use kubectl_rotate::ui::Printer;
 use kubectl_rotate::{display_name, exit};
 
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(words) = helper_words(&args) {
+        return complete_for_kubectl(&words);
+    }
     let name = display_name(args.first().map(|a| a.as_os_str()).unwrap_or_default());
     let env = Environment::from_process();
 
@@ -61,4 +66,36 @@ fn main() -> ExitCode {
     };
     printer.flush();
     ExitCode::from(code)
+}
+
+/// kubectl's completion helper: candidates and a directive on stdout, exit 0, and nothing else,
+/// whatever happens. kubectl shows the helper's stderr in the user's terminal, so nothing may
+/// go there; on any failure the answer is the directive alone.
+fn complete_for_kubectl(words: &[String]) -> ExitCode {
+    std::panic::set_hook(Box::new(|_| {}));
+    let env = Environment::from_process();
+    let lines = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => {
+            let lines = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                runtime.block_on(kubectl_rotate::commands::completion::complete_for_kubectl(
+                    words, &env,
+                ))
+            }))
+            .unwrap_or_else(|_| Completion::nothing().protocol_lines());
+            // A look-up cut off by the time bound may still hold a thread: do not wait for it.
+            runtime.shutdown_background();
+            lines
+        }
+        Err(_) => Completion::nothing().protocol_lines(),
+    };
+    let mut printer = Printer::stdio(ColorChoice::default(), false);
+    for line in lines {
+        printer.line(&line);
+    }
+    printer.flush();
+    ExitCode::SUCCESS
 }

@@ -2,6 +2,7 @@
 //! a printer, and returns the process exit code on success.
 
 pub mod backup;
+pub mod completion;
 pub mod preset;
 pub mod presets;
 pub mod rollback;

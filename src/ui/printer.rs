@@ -110,6 +110,11 @@ impl Printer {
         let _ = writeln!(self.out, "{text}");
     }
 
+    /// Text on stdout exactly as given (a generated script, which ends with its own newline).
+    pub fn text(&mut self, text: &str) {
+        let _ = self.out.write_all(text.as_bytes());
+    }
+
     /// A JSON document on stdout, pretty-printed like `kubectl -o json`.
     pub fn json<T: Serialize>(&mut self, value: &T) -> anyhow::Result<()> {
         let text = serde_json::to_string_pretty(value)?;

@@ -11,6 +11,8 @@
 //! machine, so `tools/fake-kubelet` writes pod status the way a kubelet would.
 
 mod backup;
+mod completion;
+mod krew;
 mod presets;
 mod secret;
 mod status;
@@ -47,6 +49,8 @@ fn main() -> ExitCode {
         backup::tests(),
         presets::tests(),
         verify::tests(),
+        completion::tests(),
+        krew::tests(),
     ]
     .into_iter()
     .flatten()

@@ -110,7 +110,8 @@ pub fn kubectl_binary() -> PathBuf {
         .unwrap_or_else(|| cache_dir().join("venv/bin/kubectl"))
 }
 
-/// A PATH directory holding only `kubectl` and `kubectl-rotate`, the way a user has them.
+/// A PATH directory holding only `kubectl`, `kubectl-rotate` and the completion helper
+/// `kubectl_complete-rotate` (a link to the same binary), the way a user has them.
 pub struct Tools {
     dir: tempfile::TempDir,
 }
@@ -131,6 +132,7 @@ impl Tools {
             env!("CARGO_BIN_EXE_kubectl-rotate"),
             dir.path().join("kubectl-rotate"),
         )?;
+        std::os::unix::fs::symlink("kubectl-rotate", dir.path().join("kubectl_complete-rotate"))?;
         Ok(Tools { dir })
     }
 
@@ -268,6 +270,17 @@ impl TestEnv {
         all.extend_from_slice(args);
         all.extend_from_slice(&["-n", &self.namespace]);
         self.kubectl(&all)
+    }
+
+    /// `kubectl __complete rotate WORDS...`: what kubectl offers for `kubectl rotate WORDS<TAB>`.
+    pub fn complete(&self, words: &[&str]) -> Result<Run> {
+        self.complete_with(words, &[])
+    }
+
+    pub fn complete_with(&self, words: &[&str], envs: &[(&str, &str)]) -> Result<Run> {
+        let mut all = vec!["__complete", "rotate"];
+        all.extend_from_slice(words);
+        self.kubectl_with(&all, envs, None)
     }
 
     /// Seeds the runbook's demo app into this namespace: `app-secrets` with generated values
@@ -434,6 +447,31 @@ impl Drop for TestEnv {
     fn drop(&mut self) {
         let _ = self.kubectl(&["delete", "namespace", &self.namespace, "--wait=false"]);
     }
+}
+
+/// The candidates of a `kubectl __complete` run (values only) and its directive line.
+pub fn candidates(run: &Run) -> (Vec<String>, String) {
+    let mut lines: Vec<&str> = run.stdout.lines().collect();
+    let directive = lines.pop().unwrap_or_default().to_string();
+    let values = lines
+        .iter()
+        .map(|l| l.split('\t').next().unwrap_or_default().to_string())
+        .collect();
+    (values, directive)
+}
+
+/// Fails if stderr holds anything but kubectl's own completion trace: the plugin's helper must
+/// never print an error into the user's command line.
+pub fn assert_silent_helper(run: &Run) -> Result<()> {
+    let ours: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| {
+            !l.starts_with("[Debug] ") && !l.starts_with("Completion ended with directive:")
+        })
+        .collect();
+    ensure!(ours.is_empty(), "the helper wrote to stderr: {ours:?}");
+    Ok(())
 }
 
 /// Fails if any of `values` (decoded or base64-encoded) appears in the run's stdout or stderr.
