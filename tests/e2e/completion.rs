@@ -61,7 +61,21 @@ fn kubectl_completes_the_verbs_of_rotate_with_descriptions(kubeconfig: &Path) ->
         run.stdout
     );
     let (values, directive) = candidates(&run);
-    ensure!(values == ["status", "completion"], "{values:?}");
+    ensure!(
+        values
+            == [
+                "status",
+                "secret",
+                "rollback",
+                "backup",
+                "verify",
+                "presets",
+                "notice",
+                "completion",
+                "openai"
+            ],
+        "every verb and the built-in preset: {values:?}"
+    );
     ensure!(directive == ":4", "{directive}");
     assert_silent_helper(&run)?;
     let run = env.complete(&["st"])?;
