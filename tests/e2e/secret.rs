@@ -400,17 +400,7 @@ fn a_concurrent_change_between_plan_and_apply_is_not_overwritten(kubeconfig: &Pa
         // Someone else writes the key while the rotation waits between plan and apply.
         let encoded = base64::engine::general_purpose::STANDARD.encode(concurrent);
         let patch = format!(r#"{{"data":{{"redis-password":"{encoded}"}}}}"#);
-        env.kubectl(&[
-            "patch",
-            "secret",
-            "app-secrets",
-            "-n",
-            &env.namespace,
-            "--type=merge",
-            "-p",
-            &patch,
-        ])?
-        .success()?;
+        env.merge_patch_secret("app-secrets", &patch)?;
         std::fs::write(barrier.path().join("resume"), b"")?;
         let run = rotation.join().expect("rotation thread")?;
         run.failure(1)?;

@@ -320,6 +320,26 @@ impl TestEnv {
         Ok(())
     }
 
+    /// `kubectl patch secret NAME --type=merge` with the patch in a private temporary file, so
+    /// test values stay out of process arguments too.
+    pub fn merge_patch_secret(&self, name: &str, patch: &str) -> Result<()> {
+        let file = tempfile::NamedTempFile::new()?;
+        std::fs::write(file.path(), patch)?;
+        let path = file.path().to_string_lossy().into_owned();
+        self.kubectl(&[
+            "patch",
+            "secret",
+            name,
+            "-n",
+            &self.namespace,
+            "--type=merge",
+            "--patch-file",
+            &path,
+        ])?
+        .success()?;
+        Ok(())
+    }
+
     /// `kubectl get KIND NAME -o json` in this namespace.
     pub fn get_json(&self, kind: &str, name: &str) -> Result<serde_json::Value> {
         let run = self.kubectl(&["get", kind, name, "-n", &self.namespace, "-o", "json"])?;

@@ -190,17 +190,7 @@ fn verify_fails_on_a_malformed_key_or_a_trailing_newline(kubeconfig: &Path) -> R
     let patch = format!(
         r#"{{"data":{{"encryption-key":"{bad_fernet}","postgres-password":"{with_newline}"}}}}"#
     );
-    env.kubectl(&[
-        "patch",
-        "secret",
-        "app-secrets",
-        "-n",
-        &env.namespace,
-        "--type=merge",
-        "-p",
-        &patch,
-    ])?
-    .success()?;
+    env.merge_patch_secret("app-secrets", &patch)?;
     let run = env.rotate(&[
         "verify",
         "app-secrets",
