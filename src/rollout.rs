@@ -482,42 +482,25 @@ pub async fn restart_and_watch(
             Ok(Some(seen)) => seen,
             Ok(None) | Err(_) => break,
         };
-        let index_of = |kind: WorkloadKind, name: &str| {
-            targets
-                .iter()
-                .position(|t| t.kind == kind && t.name == name)
+        let workload_name = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+            meta.name.clone().unwrap_or_default()
         };
-        let (index, state, counts) = match &next {
-            Seen::Deployment(d) => {
-                let Some(i) = index_of(
-                    WorkloadKind::Deployment,
-                    d.metadata.name.as_deref().unwrap_or_default(),
-                ) else {
-                    continue;
-                };
-                let (state, counts) = deployment_state(d);
-                (i, state, counts)
-            }
-            Seen::StatefulSet(s) => {
-                let Some(i) = index_of(
-                    WorkloadKind::StatefulSet,
-                    s.metadata.name.as_deref().unwrap_or_default(),
-                ) else {
-                    continue;
-                };
-                let (state, counts) = statefulset_state(s);
-                (i, state, counts)
-            }
-            Seen::DaemonSet(d) => {
-                let Some(i) = index_of(
-                    WorkloadKind::DaemonSet,
-                    d.metadata.name.as_deref().unwrap_or_default(),
-                ) else {
-                    continue;
-                };
-                let (state, counts) = daemonset_state(d);
-                (i, state, counts)
-            }
+        let (kind, name, (state, counts)) = match &next {
+            Seen::Deployment(d) => (
+                WorkloadKind::Deployment,
+                workload_name(&d.metadata),
+                deployment_state(d),
+            ),
+            Seen::StatefulSet(s) => (
+                WorkloadKind::StatefulSet,
+                workload_name(&s.metadata),
+                statefulset_state(s),
+            ),
+            Seen::DaemonSet(d) => (
+                WorkloadKind::DaemonSet,
+                workload_name(&d.metadata),
+                daemonset_state(d),
+            ),
             Seen::Pod(pod) => {
                 let ours = pod
                     .metadata
@@ -567,6 +550,12 @@ pub async fn restart_and_watch(
                 watch_error = Some(e.clone());
                 continue;
             }
+        };
+        let Some(index) = targets
+            .iter()
+            .position(|t| t.kind == kind && t.name == name)
+        else {
+            continue;
         };
         if results.contains_key(&index) {
             continue;
