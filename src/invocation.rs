@@ -190,13 +190,20 @@ pub async fn run_verb(
                 .as_deref()
                 .map(commands::verify::parse_health)
                 .transpose()?;
+            // A preset knows what its key holds (an OpenAI key, a Fernet key): use that.
+            let kinds = presets
+                .presets
+                .iter()
+                .filter(|p| p.secret == args.secret)
+                .map(|p| (p.key.clone(), p.kind))
+                .collect();
             let options = commands::verify::VerifyOptions {
                 secret: args.secret,
                 keys: args.keys,
                 logs,
                 health,
                 output: args.output,
-                kinds: Vec::new(),
+                kinds,
             };
             commands::verify::run(&connection, options, printer)
                 .await
