@@ -97,7 +97,7 @@ pub async fn connect(settings: &ConnectionSettings) -> Result<Cluster> {
         .clone()
         .unwrap_or_else(|| config.default_namespace.clone());
     let server = config.cluster_url.to_string();
-    let client = Client::try_from(config)
+    let client = build_client(config)
         .with_context(|| format!("cannot build a client for the API server at {server}"))?;
     Ok(Cluster {
         client,
@@ -106,6 +106,41 @@ pub async fn connect(settings: &ConnectionSettings) -> Result<Cluster> {
         request_timeout: settings.request_timeout,
         user_hint,
     })
+}
+
+/// kube's default client stack, but with TCP_NODELAY on: kube 5 leaves Nagle's algorithm on
+/// (kube-rs/kube#2056), and every new connection then stalls ~40 ms on delayed ACKs, which a
+/// run that opens connections in parallel (workload lists, permission checks, restarts) pays
+/// several times. A kubeconfig with a proxy keeps kube's own stack, which handles proxies.
+fn build_client(config: Config) -> Result<Client> {
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use kube::client::ConfigExt;
+    use tower::ServiceBuilder;
+
+    if config.proxy_url.is_some() {
+        return Ok(Client::try_from(config)?);
+    }
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    let https = config.rustls_https_connector_with_connector(http)?;
+    let mut connector = hyper_timeout::TimeoutConnector::new(https);
+    connector.set_connect_timeout(config.connect_timeout);
+    connector.set_read_timeout(config.read_timeout);
+    connector.set_write_timeout(config.write_timeout);
+    connector.set_reset_reader_on_write(config.reset_reader_on_write);
+    let hyper = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build(connector);
+    let service = ServiceBuilder::new()
+        .layer(config.base_uri_layer())
+        .layer(tower::retry::RetryLayer::new(
+            kube::client::retry::RetryPolicy::server_retry(),
+        ))
+        .option_layer(config.auth_layer()?)
+        .layer(config.extra_headers_layer()?)
+        .map_err(tower::BoxError::from)
+        .service(hyper);
+    Ok(Client::new(service, config.default_namespace.clone()))
 }
 
 /// Reads (and for a `KUBECONFIG` list, merges) the kubeconfig `source` names; also returns how
