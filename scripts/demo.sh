@@ -85,7 +85,12 @@ cat >&2 <<NEXT
 Next, in your shell:
   source .demo/env                      # puts kubectl and kubectl-rotate on PATH, sets KUBECONFIG
   kubectl rotate status -n $ns
-  kubectl rotate status app-secrets -n $ns -o json
+  kubectl rotate secret app-secrets redis-password --generate password -n $ns   # preview, confirm, rotate, watch
+  kubectl rotate openai -n $ns           # asks for the new key (it must start with sk-)
+  kubectl rotate verify app-secrets -n $ns --logs 'Secrets loaded successfully' --health 8000/health
+  kubectl rotate rollback app-secrets redis-password -n $ns
+  kubectl rotate backup app-secrets --list -n $ns
+  kubectl rotate secret app-secrets openai-api-key --generate token -y -n $ns   # a bad value: watch it roll back
   kubectl rotate --help
 NEXT
 if [ "$local_cluster" = 1 ]; then

@@ -223,25 +223,43 @@ pub async fn run(
             add("logs", target.clone(), result);
         }
         if let Some((port, path)) = &options.health {
-            let mut failures = Vec::new();
-            for pod in &current {
-                let name = pod.metadata.name.clone().unwrap_or_default();
-                if let Err(problem) = health(&cluster, &namespace, &name, port, path).await {
-                    failures.push(format!("pod {name}: {problem}"));
-                }
-            }
-            let result = if failures.is_empty() {
-                Ok(format!(
-                    "{} pod(s) answered GET :{port}{path} with 2xx",
-                    current.len()
-                ))
+            if !declares_port(&workload.pod_spec, port) {
+                add(
+                    "health",
+                    target.clone(),
+                    Ok(format!(
+                        "skipped: no container of its pods declares port {port}"
+                    )),
+                );
             } else {
-                Err(failures.join("; "))
-            };
-            add("health", target.clone(), result);
+                let mut failures = Vec::new();
+                for pod in &current {
+                    let name = pod.metadata.name.clone().unwrap_or_default();
+                    if let Err(problem) = health(&cluster, &namespace, &name, port, path).await {
+                        failures.push(format!("pod {name}: {problem}"));
+                    }
+                }
+                let result = if failures.is_empty() {
+                    Ok(format!(
+                        "{} pod(s) answered GET :{port}{path} with 2xx",
+                        current.len()
+                    ))
+                } else {
+                    Err(failures.join("; "))
+                };
+                add("health", target.clone(), result);
+            }
         }
     }
     report(printer, &options, &namespace, checks)
+}
+
+/// Whether a container of the pod template declares `port` (a number, or a port's name).
+fn declares_port(spec: &k8s_openapi::api::core::v1::PodSpec, port: &str) -> bool {
+    spec.containers
+        .iter()
+        .flat_map(|c| c.ports.iter().flatten())
+        .any(|p| p.container_port.to_string() == port || p.name.as_deref() == Some(port))
 }
 
 /// GET PATH on the pod's PORT through the API server's pod proxy; Ok when it answers 2xx.
@@ -328,6 +346,27 @@ fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn health_is_checked_only_where_a_container_declares_the_port() {
+        use k8s_openapi::api::core::v1::{Container, ContainerPort, PodSpec};
+        let spec = PodSpec {
+            containers: vec![Container {
+                name: "api".into(),
+                ports: Some(vec![ContainerPort {
+                    container_port: 8000,
+                    name: Some("http".into()),
+                    ..ContainerPort::default()
+                }]),
+                ..Container::default()
+            }],
+            ..PodSpec::default()
+        };
+        assert!(declares_port(&spec, "8000"));
+        assert!(declares_port(&spec, "http"));
+        assert!(!declares_port(&spec, "9090"));
+        assert!(!declares_port(&PodSpec::default(), "8000"));
+    }
 
     #[test]
     fn health_is_port_slash_path() {
