@@ -125,7 +125,9 @@ variable or a hidden prompt; never from the command line);\n\
 show a redacted preview (length and SHA-256 fingerprint of the old and new value);\n\
   3. after confirmation, save the old value in a backup Secret and read it back;\n\
   4. apply the patch, restart every workload that uses the key (kubectl rollout restart's \
-annotation) and watch the rollouts, failing fast when a new pod crash-loops.",
+annotation) and watch the rollouts, failing fast when a new pod crash-loops;\n\
+  5. if a rollout fails, restore the old value from the backup and restart the consumers again \
+(unless --no-rollback), then exit 1.",
         after_help = "Examples:\n  kubectl rotate secret app-secrets redis-password --generate password -n prod\n  \
 pass show openai | kubectl rotate secret app-secrets openai-api-key --from-stdin -y -n prod\n  \
 kubectl rotate secret app-secrets encryption-key --generate fernet --dry-run=client -n prod"
