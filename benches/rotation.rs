@@ -22,8 +22,8 @@
 //! ResponseComplete (`DIR/audit.log`; watches add a ResponseStarted line, not counted). The
 //! plugin's requests are the ResponseComplete lines appended after the log's size taken just
 //! before the run (read 1 s after it, so the watches' completions are in), by user `admin`,
-//! whose userAgent is not kubectl's (`kubectl/v...`): kube-rs 5 sends no User-Agent, so the
-//! plugin's lines have none, and kubectl only execs the plugin. Nothing else runs meanwhile:
+//! whose userAgent is not kubectl's (`kubectl/v...`): the plugin sends `kubectl-rotate/VERSION`,
+//! and kubectl only execs the plugin. Nothing else runs meanwhile:
 //! the run fails if kubectl made admin requests inside the plugin's window. Requests by
 //! user `kube-controller-manager` in that window are the cluster's own work for the rollouts.
 //! "Restarts sent" is when the last `patch deployments` completed, from the plugin's first request.

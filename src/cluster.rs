@@ -85,6 +85,11 @@ pub async fn connect(settings: &ConnectionSettings) -> Result<Cluster> {
     if !settings.impersonate_groups.is_empty() {
         config.auth_info.impersonate_groups = Some(settings.impersonate_groups.clone());
     }
+    // Like kubectl, say who is calling, so audit logs tell the plugin's requests apart.
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(concat!("kubectl-rotate/", env!("CARGO_PKG_VERSION"))),
+    ));
     if let Some(timeout) = settings.request_timeout {
         config.connect_timeout = Some(timeout);
         config.read_timeout = Some(timeout);

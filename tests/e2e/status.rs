@@ -89,6 +89,18 @@ fn status_shows_the_demo_apps_keys_with_api_and_worker_as_consumers(
     let run = env.rotate(&["status"])?;
     run.success()?;
     assert_no_values(&run, &env.secret_values("app-secrets")?)?;
+    // Like kubectl, the plugin says who it is, so audit logs tell its requests apart.
+    let audit = kubeconfig.with_file_name("audit.log");
+    if audit.exists() {
+        let agent = format!(
+            "\"userAgent\":\"kubectl-rotate/{}\"",
+            env!("CARGO_PKG_VERSION")
+        );
+        ensure!(
+            std::fs::read_to_string(&audit)?.contains(&agent),
+            "no request with {agent} in the audit log"
+        );
+    }
 
     let header = run.stdout.lines().next().unwrap_or_default();
     ensure!(
