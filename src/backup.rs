@@ -187,7 +187,7 @@ pub fn newest_first(mut backups: Vec<Secret>) -> Vec<Secret> {
 /// The backup file (`backup --to-file`, `rollback --from-file`): a JSON object
 /// `{"apiVersion": "kubectl-rotate.io/v1alpha1", "kind": "SecretBackup", "namespace", "secret",
 /// "sourceResourceVersion", "createdAt", "createdBy", "data": {KEY: base64 value}}`.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupFile {
     pub api_version: String,
@@ -198,6 +198,17 @@ pub struct BackupFile {
     pub created_at: String,
     pub created_by: String,
     pub data: BTreeMap<String, String>,
+}
+
+/// Never the values: a `{:?}` in a log or panic must not leak them.
+impl std::fmt::Debug for BackupFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackupFile")
+            .field("namespace", &self.namespace)
+            .field("secret", &self.secret)
+            .field("keys", &self.data.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Drop for BackupFile {

@@ -384,16 +384,19 @@ pub async fn execute(
             },
             seconds: r.elapsed.as_secs_f64(),
         })
-        .chain(change.restarts.not_restarted.iter().map(|n| {
-            let (kind, name) = n.reference.split_once('/').unwrap_or(("", &n.reference));
-            WorkloadReport {
-                kind: kind_of(kind),
-                name: name.to_string(),
-                outcome: "notRestarted",
-                message: n.why.clone(),
-                seconds: 0.0,
-            }
-        }))
+        .chain(
+            change
+                .restarts
+                .not_restarted
+                .iter()
+                .map(|n| WorkloadReport {
+                    kind: n.kind,
+                    name: n.name.clone(),
+                    outcome: "notRestarted",
+                    message: n.why.clone(),
+                    seconds: 0.0,
+                }),
+        )
         .collect();
 
     let restarted = results
@@ -503,16 +506,6 @@ async fn test_pause_before_apply() {
     }
 }
 
-fn kind_of(short: &str) -> crate::consumers::WorkloadKind {
-    use crate::consumers::WorkloadKind;
-    match short {
-        "statefulset" => WorkloadKind::StatefulSet,
-        "daemonset" => WorkloadKind::DaemonSet,
-        "cronjob" => WorkloadKind::CronJob,
-        _ => WorkloadKind::Deployment,
-    }
-}
-
 fn note(printer: &mut Printer, options: &RunOptions, text: &str) {
     match options.output {
         OutputFormat::Text => printer.line(text),
@@ -545,7 +538,7 @@ fn confirm(printer: &mut Printer, change: &Change, object: &str) -> Result<()> {
     let restarts = change.restarts.restart.len();
     let prompt = format!(
         "{} {} in {object} and restart {restarts} workload(s)?",
-        capitalize(change.action.verb()),
+        crate::ui::preview::capitalize(change.action.verb()),
         change
             .data
             .keys
@@ -564,14 +557,6 @@ fn confirm(printer: &mut Printer, change: &Change, object: &str) -> Result<()> {
         bail!("cancelled; nothing was changed");
     }
     Ok(())
-}
-
-fn capitalize(text: &str) -> String {
-    let mut chars = text.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
 }
 
 /// A Kubernetes Event on the Secret, like controllers record: reason, message, no value.

@@ -314,9 +314,16 @@ impl Restart {
 /// A consumer the run leaves alone, and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NotRestarted {
-    pub reference: String,
+    pub kind: WorkloadKind,
+    pub name: String,
     pub usages: Vec<String>,
     pub why: String,
+}
+
+impl NotRestarted {
+    pub fn reference(&self) -> String {
+        format!("{}/{}", self.kind.short(), self.name)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -363,7 +370,8 @@ pub fn plan_restarts(
         RestartMode::None => {
             for consumer in of_keys {
                 plan.not_restarted.push(NotRestarted {
-                    reference: consumer.workload.reference(),
+                    kind: consumer.workload.kind,
+                    name: consumer.workload.name.clone(),
                     usages: usages_of(consumer),
                     why: "--restart none: its pods still hold the old value until they restart"
                         .to_string(),
@@ -381,7 +389,8 @@ pub fn plan_restarts(
                         ));
                     }
                     plan.not_restarted.push(NotRestarted {
-                        reference: workload.reference(),
+                        kind: workload.kind,
+                        name: workload.name.clone(),
                         usages: usages_of(consumer),
                         why,
                     });
@@ -426,7 +435,8 @@ pub fn plan_restarts(
                     .any(|(k, n)| *k == consumer.workload.kind && *n == consumer.workload.name);
                 if !listed {
                     plan.not_restarted.push(NotRestarted {
-                        reference: consumer.workload.reference(),
+                        kind: consumer.workload.kind,
+                        name: consumer.workload.name.clone(),
                         usages: usages_of(consumer),
                         why:
                             "not in --restart: its pods still hold the old value until they restart"
@@ -728,11 +738,7 @@ mod tests {
             let plan = plan_restarts(&consumers, &["k"], &RestartMode::Auto, &workloads).unwrap();
             let restarted: Vec<String> = plan.restart.iter().map(Restart::reference).collect();
             assert_eq!(restarted, ["deployment/api", "statefulset/db"]);
-            let skipped: Vec<&str> = plan
-                .not_restarted
-                .iter()
-                .map(|n| n.reference.as_str())
-                .collect();
+            let skipped: Vec<String> = plan.not_restarted.iter().map(|n| n.reference()).collect();
             assert_eq!(skipped, ["cronjob/report", "deployment/paused"]);
             assert!(
                 plan.warnings
@@ -760,7 +766,7 @@ mod tests {
             let list = RestartMode::List(vec![(WorkloadKind::Deployment, "frontend".into())]);
             let plan = plan_restarts(&consumers, &["k"], &list, &workloads).unwrap();
             assert_eq!(plan.restart[0].reference(), "deployment/frontend");
-            assert_eq!(plan.not_restarted[0].reference, "deployment/api");
+            assert_eq!(plan.not_restarted[0].reference(), "deployment/api");
             assert!(
                 plan.warnings
                     .iter()

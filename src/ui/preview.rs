@@ -128,7 +128,7 @@ pub fn render(
             };
             lines.push((
                 Style::Dim,
-                format!("  {}{how}: {}", skipped.reference, skipped.why),
+                format!("  {}{how}: {}", skipped.reference(), skipped.why),
             ));
         }
     }
@@ -156,7 +156,8 @@ fn shown(show_secrets: bool, value: Option<&SecretValue>, masked: &str) -> Strin
     }
 }
 
-fn capitalize(text: &str) -> String {
+/// `rotate` -> `Rotate`.
+pub fn capitalize(text: &str) -> String {
     let mut chars = text.chars();
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),
@@ -230,7 +231,8 @@ mod tests {
                 },
             ],
             not_restarted: vec![NotRestarted {
-                reference: "cronjob/report".into(),
+                kind: WorkloadKind::CronJob,
+                name: "report".into(),
                 usages: vec!["envFrom in job".into()],
                 why: "a CronJob's next Job reads the new value".into(),
             }],
