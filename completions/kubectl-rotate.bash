@@ -31,6 +31,9 @@ _kubectl__rotate() {
             kubectl__rotate,presets)
                 cmd="kubectl__rotate__subcmd__presets"
                 ;;
+            kubectl__rotate,resume)
+                cmd="kubectl__rotate__subcmd__resume"
+                ;;
             kubectl__rotate,rollback)
                 cmd="kubectl__rotate__subcmd__rollback"
                 ;;
@@ -50,7 +53,7 @@ _kubectl__rotate() {
 
     case "${cmd}" in
         kubectl__rotate)
-            opts="-n -h -V --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version status secret rollback backup verify presets notice completion openai"
+            opts="-n -h -V --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version status secret rollback resume backup verify presets notice completion openai"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -306,7 +309,7 @@ _kubectl__rotate() {
             return 0
             ;;
         kubectl__rotate__subcmd__openai)
-            opts="-y -o -n -h -V --generate --from-stdin --from-file --from-env --prompt --length --create-key --no-rollback --restart --timeout --dry-run --yes --output --show-secrets --force --check-key --openai-base-url --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version"
+            opts="-y -o -n -h -V --generate --from-stdin --from-file --from-env --prompt --length --create-key --no-rollback --restart --timeout --dry-run --yes --output --show-secrets --force --keep --check-key --openai-base-url --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -346,6 +349,10 @@ _kubectl__rotate() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --keep)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --openai-base-url)
@@ -469,8 +476,82 @@ _kubectl__rotate() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        kubectl__rotate__subcmd__resume)
+            opts="-y -o -n -h -V --timeout --yes --output --keep --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --keep)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --as)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --as-group)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --request-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         kubectl__rotate__subcmd__rollback)
-            opts="-y -o -n -h -V --to --from-file --restart --timeout --dry-run --yes --output --show-secrets --force --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version"
+            opts="-y -o -n -h -V --to --from-file --run --restart --timeout --dry-run --yes --output --show-secrets --force --keep --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -481,6 +562,10 @@ _kubectl__rotate() {
                     return 0
                     ;;
                 --from-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --run)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -502,6 +587,10 @@ _kubectl__rotate() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --keep)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --namespace)
@@ -556,7 +645,7 @@ _kubectl__rotate() {
             return 0
             ;;
         kubectl__rotate__subcmd__secret)
-            opts="-y -o -n -h -V --generate --from-stdin --from-file --from-env --prompt --length --create-key --no-rollback --restart --timeout --dry-run --yes --output --show-secrets --force --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version"
+            opts="-y -o -n -h -V --generate --from-stdin --from-file --from-env --prompt --length --create-key --no-rollback --restart --timeout --dry-run --yes --output --show-secrets --force --keep --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -596,6 +685,10 @@ _kubectl__rotate() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --keep)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --namespace)

@@ -41,6 +41,7 @@ complete -c kubectl-rotate -n "__fish_kubectl_rotate_needs_command" -s V -l vers
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_needs_command" -f -a "status" -d 'Show each key of a Secret (size, last rotation, consuming workloads), never its value'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_needs_command" -f -a "secret" -d 'Rotate one key of a Secret: new value, preview, backup, guarded patch, restart, watch'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_needs_command" -f -a "rollback" -d 'Restore keys of a Secret from a backup, then restart the consumers and watch them'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_needs_command" -f -a "resume" -d 'Finish a run that stopped (Ctrl-C, a crash, an API fault) from the step it stopped in'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_needs_command" -f -a "backup" -d 'Back up keys of a Secret in the cluster or to a file, or list its backups'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_needs_command" -f -a "verify" -d 'Check a Secret\'s keys and that its consumers run on the current values'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_needs_command" -f -a "presets" -d 'List the presets: built-in ones and those of your config file'
@@ -78,6 +79,7 @@ client\t''
 server\t''"
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand secret" -s o -l output -d 'Output format of the result' -r -f -a "text\t'A table for people'
 json\t'A stable JSON object for scripts (documented in the README)'"
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand secret" -l keep -d 'How many backups of the Secret to keep after a successful run; older ones are deleted (never one an unfinished run needs)' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand secret" -s n -l namespace -d 'Namespace to work in (default: the context\'s namespace, else "default")' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand secret" -l context -d 'The kubeconfig context to use (default: the current context)' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand secret" -l kubeconfig -d 'Path to the kubeconfig file; only this file is loaded (default: $KUBECONFIG, else ~/.kube/config)' -r -F
@@ -96,11 +98,12 @@ complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand secret" -l
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand secret" -l no-rollback -d 'Keep the new value when the rollout fails, instead of restoring the old one'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand secret" -s y -l yes -d 'Do not ask for confirmation'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand secret" -l show-secrets -d 'Show the old and new values in the preview instead of `***`'
-complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand secret" -l force -d 'Change even a Secret that a controller (External Secrets, Sealed Secrets, Helm) manages'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand secret" -l force -d 'Change even a Secret that a controller (External Secrets, Sealed Secrets, Helm) manages, or whose consumers are failing or mid-rollout before the change'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand secret" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand secret" -s V -l version -d 'Print version'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -l to -d 'The backup to restore from (default: the newest backup of SECRET)' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -l from-file -d 'Restore from a backup file written by `kubectl rotate backup --to-file`' -r -F
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -l run -d 'Undo the unfinished run ID (see `kubectl rotate status`): every applied step, in reverse' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -l restart -d 'Which workloads to restart: `auto` (every consumer of the key), `none`, or a comma-separated list such as deployment/api,statefulset/db' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -l timeout -d 'How long to wait for the restarted workloads to roll out' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -l dry-run -d '`client`: preview only, nothing sent. `server`: the API server validates the change and stores nothing' -r -f -a "none\t''
@@ -108,6 +111,7 @@ client\t''
 server\t''"
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -s o -l output -d 'Output format of the result' -r -f -a "text\t'A table for people'
 json\t'A stable JSON object for scripts (documented in the README)'"
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -l keep -d 'How many backups of the Secret to keep after a successful run; older ones are deleted (never one an unfinished run needs)' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -s n -l namespace -d 'Namespace to work in (default: the context\'s namespace, else "default")' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -l context -d 'The kubeconfig context to use (default: the current context)' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -l kubeconfig -d 'Path to the kubeconfig file; only this file is loaded (default: $KUBECONFIG, else ~/.kube/config)' -r -F
@@ -122,9 +126,28 @@ always\t''
 never\t''"
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -s y -l yes -d 'Do not ask for confirmation'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -l show-secrets -d 'Show the old and new values in the preview instead of `***`'
-complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -l force -d 'Change even a Secret that a controller (External Secrets, Sealed Secrets, Helm) manages'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -l force -d 'Change even a Secret that a controller (External Secrets, Sealed Secrets, Helm) manages, or whose consumers are failing or mid-rollout before the change'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -s V -l version -d 'Print version'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand resume" -l timeout -d 'How long to wait for restarted workloads to roll out' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand resume" -s o -l output -d 'Output format of the result' -r -f -a "text\t'A table for people'
+json\t'A stable JSON object for scripts (documented in the README)'"
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand resume" -l keep -d 'How many backups of the Secret to keep once the run succeeds' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand resume" -s n -l namespace -d 'Namespace to work in (default: the context\'s namespace, else "default")' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand resume" -l context -d 'The kubeconfig context to use (default: the current context)' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand resume" -l kubeconfig -d 'Path to the kubeconfig file; only this file is loaded (default: $KUBECONFIG, else ~/.kube/config)' -r -F
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand resume" -l cluster -d 'The kubeconfig cluster to use, overriding the context\'s' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand resume" -l user -d 'The kubeconfig user to use, overriding the context\'s' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand resume" -l as -d 'Username to impersonate for the operation' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand resume" -l as-group -d 'Group to impersonate for the operation; repeat for several groups' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand resume" -l request-timeout -d 'How long to wait for one answer from the server before giving up, e.g. 10s, 1m, 500ms; 0 means no limit' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand resume" -l config -d 'The presets config file (default: $KUBECTL_ROTATE_CONFIG, else ~/.config/kubectl-rotate/config.yaml)' -r -F
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand resume" -l color -d 'When to colour the output. `auto` colours a terminal unless NO_COLOR is set or TERM=dumb' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand resume" -s y -l yes -d 'Do not ask for confirmation'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand resume" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand resume" -s V -l version -d 'Print version'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand backup" -l to-file -d 'Write the backup to a local file instead (mode 0600, never overwritten, refused inside a git work tree); `-` writes it to stdout, e.g. to pipe into a password manager' -r -F
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand backup" -l keep -d 'How many in-cluster backups of the Secret to keep; older ones are deleted' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand backup" -s o -l output -d 'Output format (for --list)' -r -f -a "text\t'A table for people'
@@ -224,6 +247,7 @@ client\t''
 server\t''"
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -s o -l output -d 'Output format of the result' -r -f -a "text\t'A table for people'
 json\t'A stable JSON object for scripts (documented in the README)'"
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l keep -d 'How many backups of the Secret to keep after a successful run; older ones are deleted (never one an unfinished run needs)' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l openai-base-url -d 'The OpenAI API\'s base URL for --check-key' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -s n -l namespace -d 'Namespace to work in (default: the context\'s namespace, else "default")' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l context -d 'The kubeconfig context to use (default: the current context)' -r
@@ -243,7 +267,7 @@ complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l no-rollback -d 'Keep the new value when the rollout fails, instead of restoring the old one'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -s y -l yes -d 'Do not ask for confirmation'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l show-secrets -d 'Show the old and new values in the preview instead of `***`'
-complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l force -d 'Change even a Secret that a controller (External Secrets, Sealed Secrets, Helm) manages'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l force -d 'Change even a Secret that a controller (External Secrets, Sealed Secrets, Helm) manages, or whose consumers are failing or mid-rollout before the change'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l check-key -d 'Before anything is written, ask the OpenAI API whether the new key works (GET /v1/models): valid, invalid, missing scopes, or a network error'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -s V -l version -d 'Print version'

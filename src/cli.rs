@@ -95,6 +95,7 @@ pub const VERBS: &[&str] = &[
     "status",
     "secret",
     "rollback",
+    "resume",
     "backup",
     "verify",
     "presets",
@@ -139,11 +140,30 @@ kubectl rotate secret app-secrets encryption-key --generate fernet --dry-run=cli
         long_about = "Restore keys of a Secret from a backup: the newest backup of SECRET by default, \
 the one named with --to, or a backup file (--from-file). It runs the same pipeline as a rotation: \
 redacted preview, confirmation, a backup of the values it replaces (so a rollback can itself be \
-rolled back), a guarded patch, restart of the consumers and a watch of their rollouts.",
+rolled back), a guarded patch, restart of the consumers and a watch of their rollouts.\n\n\
+With --run ID, it undoes an unfinished run instead (one that `kubectl rotate status` shows): every \
+step that may have been applied is undone in reverse (the old values are put back where the Secret \
+still holds the run's, then the workloads the run restarted are restarted again and watched). \
+Running it again changes nothing.",
         after_help = "Examples:\n  kubectl rotate rollback app-secrets openai-api-key -n prod\n  \
-kubectl rotate rollback app-secrets --to app-secrets-backup-20261126-040000-ab12 -y -n prod"
+kubectl rotate rollback app-secrets --to app-secrets-backup-20261126-040000-ab12 -y -n prod\n  \
+kubectl rotate rollback app-secrets --run 20261126-040000-ab12 -y -n prod"
     )]
     Rollback(RollbackArgs),
+
+    /// Finish a run that stopped (Ctrl-C, a crash, an API fault) from the step it stopped in.
+    #[command(
+        long_about = "Finish the unfinished run of a Secret. Every rotation and rollback is a list of \
+steps (back up, patch the Secret, restart the consumers, watch them) recorded in a journal before \
+and after each step; when a run stops before its end (Ctrl-C, SIGTERM, a crash, a lost answer from \
+the API server, a failure with --no-rollback), `kubectl rotate status` shows it as unfinished and \
+this verb finishes it: the step it stopped in is checked (done, or done again), then the rest runs.\n\n\
+It takes the Secret's lock over once the process that held it is gone (at once on the same \
+machine, else when the lock expires, within 15 seconds). Running it again, or on a Secret with no \
+unfinished run, changes nothing. To undo the run instead: `kubectl rotate rollback SECRET --run ID`.",
+        after_help = "Examples:\n  kubectl rotate status app-secrets -n prod\n  kubectl rotate resume app-secrets -n prod -y"
+    )]
+    Resume(ResumeArgs),
 
     /// Back up keys of a Secret in the cluster or to a file, or list its backups.
     #[command(
@@ -311,9 +331,15 @@ pub struct RunArgs {
     #[arg(long)]
     pub show_secrets: bool,
 
-    /// Change even a Secret that a controller (External Secrets, Sealed Secrets, Helm) manages.
+    /// Change even a Secret that a controller (External Secrets, Sealed Secrets, Helm) manages,
+    /// or whose consumers are failing or mid-rollout before the change.
     #[arg(long)]
     pub force: bool,
+
+    /// How many backups of the Secret to keep after a successful run; older ones are deleted
+    /// (never one an unfinished run needs).
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -342,8 +368,35 @@ pub struct RollbackArgs {
     #[arg(long, value_name = "PATH")]
     pub from_file: Option<PathBuf>,
 
+    /// Undo the unfinished run ID (see `kubectl rotate status`): every applied step, in reverse.
+    #[arg(long = "run", value_name = "ID", conflicts_with_all = ["to", "from_file", "keys"])]
+    pub run_id: Option<String>,
+
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The Secret whose unfinished run to finish.
+    #[arg(value_name = "SECRET")]
+    pub secret: String,
+
+    /// How long to wait for restarted workloads to roll out.
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub timeout: String,
+
+    /// Do not ask for confirmation.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+
+    /// Output format of the result.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text, value_name = "FORMAT")]
+    pub output: OutputFormat,
+
+    /// How many backups of the Secret to keep once the run succeeds.
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep: u32,
 }
 
 #[derive(Debug, Args)]

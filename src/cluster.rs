@@ -138,14 +138,61 @@ fn build_client(config: Config) -> Result<Client> {
         .build(connector);
     let service = ServiceBuilder::new()
         .layer(config.base_uri_layer())
-        .layer(tower::retry::RetryLayer::new(
+        .layer(tower::retry::RetryLayer::new(ReadsOnly(
             kube::client::retry::RetryPolicy::server_retry(),
-        ))
+        )))
         .option_layer(config.auth_layer()?)
         .layer(config.extra_headers_layer()?)
         .map_err(tower::BoxError::from)
         .service(hyper);
     Ok(Client::new(service, config.default_namespace.clone()))
+}
+
+/// kube's retry policy (429, 503, 504, with back-off) for requests that only read. A write is
+/// never retried blindly: a PATCH whose answer was lost may have been stored, and sending it
+/// again would fail its guard and hide that; the steps read back instead (`systems/`).
+#[derive(Clone)]
+struct ReadsOnly(kube::client::retry::RetryPolicy);
+
+impl ReadsOnly {
+    fn reads(req: &http::Request<kube::client::Body>) -> bool {
+        matches!(
+            *req.method(),
+            http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+        )
+    }
+}
+
+impl<Res>
+    tower::retry::Policy<http::Request<kube::client::Body>, http::Response<Res>, tower::BoxError>
+    for ReadsOnly
+{
+    type Future = tokio::time::Sleep;
+
+    fn retry(
+        &mut self,
+        req: &mut http::Request<kube::client::Body>,
+        result: &mut Result<http::Response<Res>, tower::BoxError>,
+    ) -> Option<Self::Future> {
+        if !Self::reads(req) {
+            return None;
+        }
+        self.0.retry(req, result)
+    }
+
+    fn clone_request(
+        &mut self,
+        req: &http::Request<kube::client::Body>,
+    ) -> Option<http::Request<kube::client::Body>> {
+        if !Self::reads(req) {
+            return None;
+        }
+        <kube::client::retry::RetryPolicy as tower::retry::Policy<
+            http::Request<kube::client::Body>,
+            http::Response<Res>,
+            tower::BoxError,
+        >>::clone_request(&mut self.0, req)
+    }
 }
 
 /// Reads (and for a `KUBECONFIG` list, merges) the kubeconfig `source` names; also returns how
@@ -289,6 +336,26 @@ impl Cluster {
                 )
             })?;
         Ok(crate::backup::newest_first(list.items))
+    }
+
+    /// The journals of unfinished runs (`journal.rs`).
+    pub async fn list_unfinished_runs(
+        &self,
+        scope: &Scope,
+    ) -> Result<Vec<crate::journal::Journal>> {
+        let api: Api<Secret> = self.api(scope);
+        let selector = format!("{}=false", crate::journal::FINISHED_LABEL);
+        let list = api
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|err| {
+                self.explain(err, &format!("list unfinished runs {}", scope.describe()))
+            })?;
+        Ok(list
+            .items
+            .iter()
+            .filter_map(|s| crate::journal::from_secret(s).ok().map(|(j, _)| j))
+            .collect())
     }
 
     pub async fn list_secrets(&self, scope: &Scope) -> Result<Vec<Secret>> {

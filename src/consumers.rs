@@ -16,7 +16,9 @@ use k8s_openapi::api::core::v1::{Container, PodSpec};
 use serde::Serialize;
 
 /// The kinds of workload that can consume a Secret.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 pub enum WorkloadKind {
     Deployment,
     StatefulSet,
@@ -52,27 +54,100 @@ pub struct Workload {
     pub pod_spec: PodSpec,
     /// A paused Deployment does not roll out; `kubectl rollout restart` refuses it.
     pub paused: bool,
+    /// How it rolls out, and whether it is healthy now (read from its spec and status).
+    pub rollout: RolloutFacts,
+}
+
+/// What a restart of a workload depends on, read from its spec and status.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RolloutFacts {
+    /// `updateStrategy: OnDelete` (StatefulSets, DaemonSets): a template change replaces no pod
+    /// until someone deletes it.
+    pub on_delete: bool,
+    /// A StatefulSet's `rollingUpdate.partition`: pods with a lower ordinal are not updated.
+    pub partition: Option<i32>,
+    pub replicas: Option<i32>,
+    /// The pod selector as a label-selector string (`app=api,tier=web`), when it has only
+    /// `matchLabels`.
+    pub selector: Option<String>,
+    /// Why it is not healthy right now (mid-rollout, unavailable replicas, stuck), by
+    /// kubectl's rollout-status rules; `None` when rolled out.
+    pub unhealthy: Option<String>,
 }
 
 impl Workload {
     pub fn from_deployment(d: &Deployment) -> Self {
         let spec = d.spec.as_ref();
-        Self::new(
+        let mut workload = Self::new(
             WorkloadKind::Deployment,
             &d.metadata,
             spec.and_then(|s| s.template.spec.clone()),
             spec.and_then(|s| s.paused).unwrap_or(false),
-        )
+        );
+        workload.rollout = RolloutFacts {
+            replicas: spec.and_then(|s| s.replicas),
+            selector: spec.and_then(|s| selector_string(&s.selector)),
+            unhealthy: unhealthy(crate::rollout::deployment_state(d).0),
+            ..RolloutFacts::default()
+        };
+        workload
     }
 
     pub fn from_statefulset(s: &StatefulSet) -> Self {
-        let pod_spec = s.spec.as_ref().and_then(|s| s.template.spec.clone());
-        Self::new(WorkloadKind::StatefulSet, &s.metadata, pod_spec, false)
+        let spec = s.spec.as_ref();
+        let pod_spec = spec.and_then(|s| s.template.spec.clone());
+        let mut workload = Self::new(WorkloadKind::StatefulSet, &s.metadata, pod_spec, false);
+        let strategy = spec.and_then(|s| s.update_strategy.clone());
+        let on_delete = strategy
+            .as_ref()
+            .and_then(|u| u.type_.as_deref())
+            .is_some_and(|t| t == "OnDelete");
+        workload.rollout = RolloutFacts {
+            on_delete,
+            partition: strategy
+                .and_then(|u| u.rolling_update)
+                .and_then(|r| r.partition)
+                .filter(|p| *p > 0),
+            replicas: spec.and_then(|s| s.replicas),
+            selector: spec.and_then(|s| selector_string(&s.selector)),
+            unhealthy: if on_delete {
+                on_delete_unhealthy(
+                    spec.and_then(|s| s.replicas).unwrap_or(1),
+                    s.status
+                        .as_ref()
+                        .and_then(|st| st.ready_replicas)
+                        .unwrap_or(0),
+                )
+            } else {
+                unhealthy(crate::rollout::statefulset_state(s).0)
+            },
+        };
+        workload
     }
 
     pub fn from_daemonset(d: &DaemonSet) -> Self {
-        let pod_spec = d.spec.as_ref().and_then(|s| s.template.spec.clone());
-        Self::new(WorkloadKind::DaemonSet, &d.metadata, pod_spec, false)
+        let spec = d.spec.as_ref();
+        let pod_spec = spec.and_then(|s| s.template.spec.clone());
+        let mut workload = Self::new(WorkloadKind::DaemonSet, &d.metadata, pod_spec, false);
+        let on_delete = spec
+            .and_then(|s| s.update_strategy.as_ref())
+            .and_then(|u| u.type_.as_deref())
+            .is_some_and(|t| t == "OnDelete");
+        let status = d.status.clone().unwrap_or_default();
+        workload.rollout = RolloutFacts {
+            on_delete,
+            selector: spec.and_then(|s| selector_string(&s.selector)),
+            unhealthy: if on_delete {
+                on_delete_unhealthy(
+                    status.desired_number_scheduled,
+                    status.number_available.unwrap_or(0),
+                )
+            } else {
+                unhealthy(crate::rollout::daemonset_state(d).0)
+            },
+            ..RolloutFacts::default()
+        };
+        workload
     }
 
     pub fn from_cronjob(c: &CronJob) -> Self {
@@ -98,6 +173,7 @@ impl Workload {
             annotations: meta.annotations.clone().unwrap_or_default(),
             pod_spec: pod_spec.unwrap_or_default(),
             paused,
+            rollout: RolloutFacts::default(),
         }
     }
 
@@ -105,6 +181,45 @@ impl Workload {
     pub fn reference(&self) -> String {
         format!("{}/{}", self.kind.short(), self.name)
     }
+}
+
+fn unhealthy(state: crate::rollout::RolloutState) -> Option<String> {
+    match state {
+        crate::rollout::RolloutState::Done(_) => None,
+        crate::rollout::RolloutState::Waiting(why) | crate::rollout::RolloutState::Failed(why) => {
+            Some(why)
+        }
+    }
+}
+
+/// kubectl has no rollout status for OnDelete workloads: healthy means every pod is ready.
+fn on_delete_unhealthy(desired: i32, ready: i32) -> Option<String> {
+    (ready < desired).then(|| format!("{ready} of {desired} pods are ready"))
+}
+
+/// `matchLabels` as a label-selector string; `None` when the selector also has expressions
+/// (then only the workload's own status tells about its pods).
+fn selector_string(
+    selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+) -> Option<String> {
+    if selector
+        .match_expressions
+        .as_ref()
+        .is_some_and(|e| !e.is_empty())
+    {
+        return None;
+    }
+    let labels = selector.match_labels.as_ref()?;
+    if labels.is_empty() {
+        return None;
+    }
+    Some(
+        labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    )
 }
 
 /// One way a workload reaches a Secret.
@@ -315,6 +430,7 @@ mod tests {
             annotations: BTreeMap::new(),
             pod_spec: spec,
             paused: false,
+            rollout: crate::consumers::RolloutFacts::default(),
         }
     }
 

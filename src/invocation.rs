@@ -163,10 +163,11 @@ pub async fn run_verb(
             commands::secret::run(&connection, options, printer).await
         }
         Command::Rollback(args) => {
-            let source = match (args.to, args.from_file) {
-                (Some(name), _) => commands::rollback::BackupSource::Named(name),
-                (None, Some(path)) => commands::rollback::BackupSource::File(path),
-                (None, None) => commands::rollback::BackupSource::Newest,
+            let source = match (args.run_id, args.to, args.from_file) {
+                (Some(id), _, _) => commands::rollback::BackupSource::Run(id),
+                (None, Some(name), _) => commands::rollback::BackupSource::Named(name),
+                (None, None, Some(path)) => commands::rollback::BackupSource::File(path),
+                (None, None, None) => commands::rollback::BackupSource::Newest,
             };
             let options = commands::rollback::RollbackOptions {
                 secret: args.secret,
@@ -177,6 +178,24 @@ pub async fn run_verb(
                 run: run_options(&args.run)?,
             };
             commands::rollback::run(&connection, options, printer).await
+        }
+        Command::Resume(args) => {
+            let timeout = settings::parse_duration(&args.timeout).map_err(|e| {
+                anyhow::anyhow!(
+                    "invalid --timeout {:?}: {e}; use e.g. 5m or 90s",
+                    args.timeout
+                )
+            })?;
+            let run = pipeline::RunOptions {
+                dry_run: cli::DryRun::None,
+                yes: args.yes,
+                output: args.output,
+                show_secrets: false,
+                timeout,
+                force: false,
+                keep: args.keep as usize,
+            };
+            commands::resume::run(&connection, args.secret, run, printer).await
         }
         Command::Verify(args) => {
             let logs = args
@@ -326,5 +345,7 @@ fn run_options(args: &cli::RunArgs) -> Result<pipeline::RunOptions> {
         output: args.output,
         show_secrets: args.show_secrets,
         timeout,
+        force: args.force,
+        keep: args.keep as usize,
     })
 }

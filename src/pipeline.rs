@@ -1,28 +1,34 @@
-//! The change pipeline every writing verb shares (rotation, rollback, presets): check
-//! permissions -> preview -> confirm -> back up the old values and read the backup back ->
-//! apply the guarded patch -> restart the consumers and watch them -> record an Event ->
-//! report. Planning happens before (pure, in `plan.rs`); this module does the I/O in order and
-//! stops at the first step that fails, before anything later is written.
+//! The change pipeline every writing verb shares (rotation, rollback, presets): refuse what
+//! must not run (unhealthy consumers, missing permissions) -> preview the steps -> confirm ->
+//! take the Secret's lock -> run the steps with a journal (`engine.rs`) -> report. Planning
+//! happens before (pure, in `plan.rs` and `steps.rs`); the steps' I/O is in `systems/`.
+//!
+//! What a run leaves behind when it cannot finish (a failure with `--no-rollback`, a failed
+//! undo, Ctrl-C, a crash) is an unfinished run: `status` shows it, `resume` finishes it and
+//! `rollback --run` undoes it (`commands/resume.rs`, `commands/rollback.rs`).
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde::Serialize;
 
 use crate::access;
 use crate::backup::{self, BackupRequest};
 use crate::cli::{DryRun, OutputFormat};
 use crate::cluster::{Cluster, short_error};
+use crate::engine::{self, Ending, Engine};
+use crate::interrupt::{self, Interrupt};
+use crate::journal::{self, Journal, JournalKey, RunState, StepRecord};
+use crate::lock::{self, Holder};
 use crate::plan::{DataPlan, RestartPlan, ValueSummary};
-use crate::rollout::{self, FIELD_MANAGER, Outcome, Target, WorkloadResult};
-use crate::secret_meta::RotationRecord;
+use crate::rollout::{FIELD_MANAGER, Outcome, WorkloadResult};
+use crate::secret_meta::{ROTATIONS_ANNOTATION, RotationRecord};
+use crate::steps::{self, Step, StepStatus, WorkloadRef};
 use crate::ui::preview::{self, PreviewContext};
-use crate::ui::progress::RolloutDisplay;
 use crate::ui::{Printer, Style};
 use crate::values::SecretValue;
 
@@ -34,7 +40,7 @@ pub enum Action {
 }
 
 impl Action {
-    fn verb(self) -> &'static str {
+    pub fn verb(self) -> &'static str {
         match self {
             Action::Rotate => "rotate",
             Action::RollBack => "roll back",
@@ -47,15 +53,6 @@ impl Action {
             Action::RollBack => "Rolled back",
         }
     }
-
-    fn event_reason(self, ok: bool) -> &'static str {
-        match (self, ok) {
-            (Action::Rotate, true) => "SecretRotated",
-            (Action::Rotate, false) => "SecretRotationFailed",
-            (Action::RollBack, true) => "SecretRolledBack",
-            (Action::RollBack, false) => "SecretRollbackFailed",
-        }
-    }
 }
 
 /// A planned change, ready to run.
@@ -64,10 +61,35 @@ pub struct Change {
     pub data: DataPlan,
     pub restarts: RestartPlan,
     pub record: RotationRecord,
+    /// `kubectl-rotate.io/rotations` as it is now, put back if the run is undone.
+    pub previous_records: Option<String>,
     /// The current values of the keys that change (the ones that exist), to back up first.
     pub old_values: Vec<(String, SecretValue)>,
+    /// Consumers to restart that are not healthy now, with why (refused unless `--force`).
+    pub unhealthy: Vec<(String, String)>,
     /// Extra lines for the preview (a preset's downtime and impact).
     pub notes: Vec<String>,
+}
+
+impl Change {
+    pub fn backup_name(&self) -> Option<String> {
+        (!self.old_values.is_empty())
+            .then(|| backup::backup_name(&self.data.secret, &self.record.id))
+    }
+
+    /// The run's steps (plan as data).
+    pub fn steps(&self, restarted_at: &str) -> Vec<Step> {
+        let workloads: Vec<WorkloadRef> = self
+            .restarts
+            .restart
+            .iter()
+            .map(|r| WorkloadRef {
+                kind: r.kind,
+                name: r.name.clone(),
+            })
+            .collect();
+        steps::plan_change(self.backup_name().as_deref(), &workloads, restarted_at)
+    }
 }
 
 /// How to run it.
@@ -78,6 +100,10 @@ pub struct RunOptions {
     pub output: OutputFormat,
     pub show_secrets: bool,
     pub timeout: Duration,
+    /// Go on although consumers are unhealthy before the change.
+    pub force: bool,
+    /// How many backups of the Secret a successful run keeps (older ones are deleted).
+    pub keep: usize,
 }
 
 /// The `-o json` result of a change: a stable, documented object (README).
@@ -95,6 +121,11 @@ pub struct ChangeReport {
     /// `null` when nothing was backed up (dry run, or only new keys).
     pub backup: Option<String>,
     pub workloads: Vec<WorkloadReport>,
+    /// The run's steps and how far each got.
+    pub steps: Vec<StepReport>,
+    /// `succeeded`, `rolledBack`, `interrupted`, `failed` (unfinished), `abandoned` (failed,
+    /// nothing changed), or `dryRun`.
+    pub state: &'static str,
     pub succeeded: bool,
     pub duration_seconds: f64,
     /// The automatic rollback that followed a failed rollout, if any.
@@ -121,27 +152,102 @@ pub struct WorkloadReport {
     pub seconds: f64,
 }
 
-/// What a run did. A failed rollout is not an error here: the caller decides whether to roll
-/// back; errors are refusals and failures before or at the patch, when nothing was changed.
-pub struct Executed {
-    pub report: ChangeReport,
-    /// One line per workload whose rollout failed.
-    pub failures: Vec<String>,
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepReport {
+    pub name: &'static str,
+    pub description: String,
+    /// `pending`, `started`, `done` or `failed`.
+    pub status: &'static str,
+    pub note: Option<String>,
 }
 
-/// Runs `change` on the cluster, up to and including the rollouts and the Event.
+fn step_reports(journal: &Journal, records: &[StepRecord]) -> Vec<StepReport> {
+    let keys = journal.key_names();
+    records
+        .iter()
+        .map(|r| StepReport {
+            name: r.step.name(),
+            description: r.step.describe(&journal.secret, &keys),
+            status: match r.status {
+                StepStatus::Pending => "pending",
+                StepStatus::Started => "started",
+                StepStatus::Done => "done",
+                StepStatus::Failed => "failed",
+            },
+            note: r.note.clone(),
+        })
+        .collect()
+}
+
+fn workload_reports(results: &[WorkloadResult]) -> Vec<WorkloadReport> {
+    results
+        .iter()
+        .map(|r| WorkloadReport {
+            kind: r.kind,
+            name: r.name.clone(),
+            outcome: if r.succeeded() { "rolledOut" } else { "failed" },
+            message: match &r.outcome {
+                Outcome::RolledOut { message } | Outcome::Failed { message, .. } => message.clone(),
+            },
+            seconds: r.elapsed.as_secs_f64(),
+        })
+        .collect()
+}
+
+/// Refuses consumers that are failing or mid-rollout before the change: a rotation would be
+/// blamed for their failure, and its automatic rollback could not make them healthy.
+fn refuse_unhealthy(
+    change: &Change,
+    object: &str,
+    force: bool,
+    printer: &mut Printer,
+) -> Result<()> {
+    if change.unhealthy.is_empty() {
+        return Ok(());
+    }
+    let list = change
+        .unhealthy
+        .iter()
+        .map(|(w, why)| format!("  {w}: {why}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    if force {
+        printer.warn(&format!(
+            "consumers of {object} are not healthy before the change (--force):\n{list}"
+        ));
+        return Ok(());
+    }
+    bail!(
+        "refusing to {} {object}: consumers are not healthy before the change, so their rollout could not \
+         tell whether the new value works:\n{list}\nfix them first (`kubectl rollout status` and `kubectl get pods -n {}` \
+         show why), or pass --force to change the Secret anyway; nothing was changed",
+        change.action.verb(),
+        change.data.namespace
+    )
+}
+
+/// Runs `change` on the cluster: refusals, preview, confirmation, then the journaled steps
+/// under the Secret's lock. Returns the exit code; a run that did not succeed is an error
+/// saying what happened, what is applied, and what to do next.
 pub async fn execute(
     cluster: &Cluster,
     change: Change,
     options: &RunOptions,
+    no_rollback: bool,
     printer: &mut Printer,
-) -> Result<Executed> {
+) -> Result<u8> {
     let started = Instant::now();
     let namespace = change.data.namespace.clone();
     let secret_name = change.data.secret.clone();
     let object = format!("Secret {namespace}/{secret_name}");
-    let backup_name = backup::backup_name(&secret_name, &change.record.id);
-    let will_back_up = !change.old_values.is_empty();
+    let backup_name = change.backup_name();
+    let restarted_at = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string();
+    let planned_steps = change.steps(&restarted_at);
+
+    refuse_unhealthy(&change, &object, options.force, printer)?;
 
     if options.dry_run != DryRun::Client {
         let restarts: Vec<_> = change
@@ -150,26 +256,32 @@ pub async fn execute(
             .iter()
             .map(|r| (r.kind, r.name.clone()))
             .collect();
-        let mut needs = access::needs_for_change(&namespace, &secret_name, &backup_name, &restarts);
-        if !will_back_up {
-            needs.retain(|n| !(n.resource == "secrets" && n.verb != "patch"));
-        }
-        let lacking = access::missing(&cluster.client, &needs).await?;
+        let needs = access::needs_for_change(
+            &namespace,
+            &secret_name,
+            backup_name.as_deref(),
+            &journal::journal_name(&secret_name, &change.record.id),
+            &lock::lease_name(&secret_name),
+            &restarts,
+        );
+        let lacking = access::missing(&cluster.client, &namespace, &needs).await?;
         if !lacking.is_empty() {
             return Err(access::refusal(&object, &lacking));
         }
     }
 
+    let keys: Vec<String> = change.data.keys.iter().map(|k| k.key.clone()).collect();
+    let step_lines: Vec<String> = planned_steps
+        .iter()
+        .map(|s| s.describe(&object, &keys))
+        .collect();
     let context = PreviewContext {
         action: change.action.verb(),
         rotation_id: &change.record.id,
-        backup: if will_back_up {
-            &backup_name
-        } else {
-            "(none: only new keys)"
-        },
+        backup: backup_name.as_deref().unwrap_or("(none: only new keys)"),
         show_secrets: options.show_secrets,
         notes: &change.notes,
+        steps: &step_lines,
     };
     for (style, line) in preview::render(&change.data, &change.restarts, &context) {
         match options.output {
@@ -202,308 +314,562 @@ pub async fn execute(
         },
         backup: None,
         workloads: Vec::new(),
+        steps: Vec::new(),
+        state: "dryRun",
         succeeded: false,
         duration_seconds: 0.0,
         rollback: None,
     };
 
-    if options.dry_run == DryRun::Client {
-        note(
-            printer,
-            options,
-            "\nDry run (client): nothing was sent to the API server.",
-        );
-        report.succeeded = true;
-        return Ok(done(report, started, Vec::new()));
+    match options.dry_run {
+        DryRun::Client => {
+            note(
+                printer,
+                options,
+                "\nDry run (client): nothing was sent to the API server.",
+            );
+            report.succeeded = true;
+            return finish(printer, options, report, started);
+        }
+        DryRun::Server => {
+            dry_run_server(cluster, &change).await?;
+            note(
+                printer,
+                options,
+                "\nDry run (server): the API server accepted the backup and the patch; nothing was stored.",
+            );
+            report.succeeded = true;
+            return finish(printer, options, report, started);
+        }
+        DryRun::None => {}
     }
-
-    if options.dry_run == DryRun::None && !options.yes {
+    if !options.yes {
         confirm(printer, &change, &object)?;
     }
 
-    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), &namespace);
-    let dry_run = options.dry_run == DryRun::Server;
-    let post = PostParams {
-        dry_run,
-        field_manager: Some(FIELD_MANAGER.to_string()),
-    };
+    let holder = Holder::this_process(&change.record.id, &change.record.by);
+    let lock = lock::acquire(
+        cluster,
+        &namespace,
+        &secret_name,
+        &holder,
+        lock::Wait::No,
+        |_| {},
+    )
+    .await?;
+    if let Err(err) = refuse_unfinished(cluster, &namespace, &secret_name).await {
+        lock.release().await;
+        return Err(err);
+    }
 
-    if will_back_up {
+    let journal = Journal {
+        api_version: crate::report::API_VERSION.to_string(),
+        kind: journal::KIND.to_string(),
+        id: change.record.id.clone(),
+        action: change.action.verb().to_string(),
+        namespace: namespace.clone(),
+        secret: secret_name.clone(),
+        by: change.record.by.clone(),
+        started_at: change.record.at.clone(),
+        updated_at: change.record.at.clone(),
+        keys: change
+            .data
+            .keys
+            .iter()
+            .map(|k| JournalKey {
+                name: k.key.clone(),
+                before: k.before.clone(),
+                after: k.after.clone(),
+            })
+            .collect(),
+        backup: backup_name.clone(),
+        record: change.record.clone(),
+        previous_records: change.previous_records.clone(),
+        auto_undo: change.action == Action::Rotate && !no_rollback,
+        steps: planned_steps.into_iter().map(StepRecord::pending).collect(),
+        undo: Vec::new(),
+        undoing: false,
+        state: RunState::Running,
+        message: None,
+    };
+    let values: Vec<(String, SecretValue)> = change
+        .data
+        .keys
+        .iter()
+        .map(|k| (k.key.clone(), k.after_value.clone()))
+        .collect();
+    let interrupt = Interrupt::install();
+    note(
+        printer,
+        options,
+        &format!(
+            "\nRun {} (journal Secret {namespace}/{}):",
+            change.record.id,
+            journal::journal_name(&secret_name, &change.record.id)
+        ),
+    );
+    let engine = Engine::start(
+        cluster,
+        journal,
+        values,
+        lock,
+        interrupt,
+        options.timeout,
+        options.output,
+    )
+    .await?;
+    let (ending, engine) = engine.run(printer).await;
+    conclude(
+        cluster,
+        options,
+        ending,
+        &engine,
+        &change.restarts.not_restarted,
+        started,
+        printer,
+    )
+    .await
+}
+
+/// The report of a run, from its journal.
+fn base_report(journal: &Journal) -> ChangeReport {
+    ChangeReport {
+        api_version: crate::report::API_VERSION,
+        kind: "ChangeReport",
+        action: if journal.action == "rotate" {
+            "rotate"
+        } else {
+            "roll back"
+        },
+        namespace: journal.namespace.clone(),
+        secret: journal.secret.clone(),
+        keys: journal
+            .keys
+            .iter()
+            .map(|k| KeyReport {
+                name: k.name.clone(),
+                before: k.before.clone(),
+                after: k.after.clone(),
+            })
+            .collect(),
+        rotation_id: journal.id.clone(),
+        dry_run: "none",
+        backup: None,
+        workloads: Vec::new(),
+        steps: Vec::new(),
+        state: "",
+        succeeded: false,
+        duration_seconds: 0.0,
+        rollback: None,
+    }
+}
+
+/// Reports how a run ended, prunes old backups after a success, and turns anything but a
+/// success into the error (and exit code) the user sees.
+pub async fn conclude(
+    cluster: &Cluster,
+    options: &RunOptions,
+    ending: Ending,
+    engine: &Engine<'_>,
+    not_restarted: &[crate::plan::NotRestarted],
+    started: Instant,
+    printer: &mut Printer,
+) -> Result<u8> {
+    let mut report = base_report(&engine.journal);
+    let action = if engine.journal.action == "rotate" {
+        Action::Rotate
+    } else {
+        Action::RollBack
+    };
+    let journal = &engine.journal;
+    let namespace = &journal.namespace;
+    let name = &journal.secret;
+    let object = journal.object();
+    report.backup = journal
+        .steps
+        .iter()
+        .any(|s| matches!(s.step, Step::BackUp { .. }) && s.status == StepStatus::Done)
+        .then(|| journal.backup.clone())
+        .flatten();
+    report.steps = step_reports(journal, &journal.steps);
+    report.workloads = workload_reports(&engine.forward_results);
+    report
+        .workloads
+        .extend(not_restarted.iter().map(|n| WorkloadReport {
+            kind: n.kind,
+            name: n.name.clone(),
+            outcome: "notRestarted",
+            message: n.why.clone(),
+            seconds: 0.0,
+        }));
+    report.state = match &ending {
+        Ending::Succeeded => "succeeded",
+        Ending::RolledBack { .. } => "rolledBack",
+        Ending::Interrupted { .. } => "interrupted",
+        Ending::Failed { .. } => "failed",
+        Ending::Abandoned { .. } => "abandoned",
+    };
+    report.succeeded = ending == Ending::Succeeded;
+    if journal.undoing {
+        let undo_ok = matches!(ending, Ending::RolledBack { .. });
+        report.rollback = Some(Box::new(ChangeReport {
+            api_version: crate::report::API_VERSION,
+            kind: "ChangeReport",
+            action: "roll back",
+            namespace: namespace.clone(),
+            secret: name.clone(),
+            keys: Vec::new(),
+            rotation_id: journal.id.clone(),
+            dry_run: "none",
+            backup: journal.backup.clone(),
+            workloads: workload_reports(&engine.undo_results),
+            steps: step_reports(journal, &journal.undo),
+            state: if undo_ok { "succeeded" } else { "failed" },
+            succeeded: undo_ok && engine.undo_results.iter().all(WorkloadResult::succeeded),
+            duration_seconds: 0.0,
+            rollback: None,
+        }));
+    }
+    let keys = journal.key_names().join(", ");
+    match ending {
+        Ending::Succeeded if journal.undoing => {
+            if options.output == OutputFormat::Text {
+                printer.line("");
+                printer.styled_line(
+                    &format!(
+                        "Undid run {}: {object} holds the old value of {keys} again{}.",
+                        journal.id,
+                        if engine.undo_results.is_empty() {
+                            String::new()
+                        } else {
+                            format!(
+                                "; rolled out: {}",
+                                engine
+                                    .undo_results
+                                    .iter()
+                                    .map(WorkloadResult::reference)
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )
+                        }
+                    ),
+                    Style::Good,
+                );
+            }
+            finish(printer, options, report, started)
+        }
+        Ending::Succeeded => {
+            prune(cluster, namespace, name, options.keep, &journal.id, printer).await;
+            if options.output == OutputFormat::Text {
+                let summary = journal
+                    .keys
+                    .iter()
+                    .map(|k| match &k.before {
+                        Some(before) => format!(
+                            "{} (sha256:{} -> sha256:{})",
+                            k.name, before.fingerprint, k.after.fingerprint
+                        ),
+                        None => format!("{} (new, sha256:{})", k.name, k.after.fingerprint),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                printer.line("");
+                printer.styled_line(
+                    &format!(
+                        "{} {summary} in {object} in {:.1}s.",
+                        action.past(),
+                        started.elapsed().as_secs_f64()
+                    ),
+                    Style::Good,
+                );
+                if engine.forward_results.is_empty() {
+                    if !not_restarted.is_empty() {
+                        printer.line(
+                            "No workload was restarted: pods keep the old value until they restart.",
+                        );
+                    }
+                } else {
+                    printer.line(&format!(
+                        "Rolled out: {}.",
+                        engine
+                            .forward_results
+                            .iter()
+                            .map(WorkloadResult::reference)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+            }
+            finish(printer, options, report, started)
+        }
+        Ending::RolledBack { failure } => {
+            finish(printer, options, report, started)?;
+            let restored = journal.backup.as_deref().unwrap_or("the run's record");
+            let still_failing: Vec<String> = engine
+                .undo_results
+                .iter()
+                .filter_map(|r| match &r.outcome {
+                    Outcome::Failed { message, .. } => {
+                        Some(format!("  {}: {message}", r.reference()))
+                    }
+                    Outcome::RolledOut { .. } => None,
+                })
+                .collect();
+            let consumers = if engine.undo_results.is_empty() {
+                "no consumer had been restarted".to_string()
+            } else if still_failing.is_empty() {
+                "every restarted consumer is rolled out and ready".to_string()
+            } else {
+                format!(
+                    "but consumers are still failing after the restore:\n{}\ninspect them with `kubectl get pods -n {namespace}`",
+                    still_failing.join("\n")
+                )
+            };
+            bail!(
+                "the {} of {keys} in {object} failed:\n{}\nrolled back: {object} holds the old value again \
+                 (from {restored}) and {consumers}",
+                action.verb(),
+                indent(&failure)
+            )
+        }
+        Ending::Abandoned { failure } => {
+            finish(printer, options, report, started)?;
+            bail!("{failure}")
+        }
+        Ending::Interrupted { signal } => {
+            finish(printer, options, report, started)?;
+            engine::print_unfinished(journal, printer);
+            Err(anyhow::Error::new(crate::ExitWith {
+                code: interrupt::EXIT_INTERRUPTED,
+                message: format!(
+                    "interrupted by {signal}: run {} of {object} stopped at a step boundary, unfinished; \
+                     finish it with `{}` or undo it with `{}`",
+                    journal.id,
+                    journal::resume_command(namespace, name),
+                    journal::rollback_command(namespace, name, &journal.id)
+                ),
+            }))
+        }
+        Ending::Failed {
+            failure,
+            undo_failure,
+        } => {
+            finish(printer, options, report, started)?;
+            engine::print_unfinished(journal, printer);
+            let resume = journal::resume_command(namespace, name);
+            let rollback = journal::rollback_command(namespace, name, &journal.id);
+            match undo_failure {
+                Some(undo) => {
+                    printer.styled_note("!!! THE AUTOMATIC ROLLBACK FAILED !!!", Style::Bad);
+                    bail!(
+                        "the {} of {keys} in {object} failed:\n{}\nand the automatic rollback failed too:\n{}\n\
+                         run {} is unfinished; once the cause is fixed, undo it with:\n  {rollback}\nor finish it with:\n  {resume}",
+                        action.verb(),
+                        indent(&failure),
+                        indent(&undo),
+                        journal.id
+                    )
+                }
+                None => bail!(
+                    "the {} of {keys} in {object} failed:\n{}\n{object} keeps the new value{}; run {} is unfinished. \
+                     To restore the old value and restart the consumers run:\n  {rollback}\nor, once the cause is fixed, finish it with:\n  {resume}",
+                    action.verb(),
+                    indent(&failure),
+                    if journal.auto_undo || action != Action::Rotate {
+                        ""
+                    } else {
+                        " (--no-rollback)"
+                    },
+                    journal.id
+                ),
+            }
+        }
+    }
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Refuses a change while another run of the Secret is unfinished: its journal holds what must
+/// be finished or undone first.
+async fn refuse_unfinished(cluster: &Cluster, namespace: &str, secret: &str) -> Result<()> {
+    let unfinished = unfinished_runs(cluster, namespace, secret).await?;
+    if let Some(run) = unfinished.first() {
+        bail!(
+            "Secret {namespace}/{secret} has an unfinished run {} ({}, {}): finish it with `{}` or undo it with `{}` first; nothing was changed",
+            run.id,
+            run.state.word(),
+            run.where_stopped(),
+            journal::resume_command(namespace, secret),
+            journal::rollback_command(namespace, secret, &run.id)
+        );
+    }
+    Ok(())
+}
+
+/// The unfinished runs of `secret`, oldest first.
+pub async fn unfinished_runs(
+    cluster: &Cluster,
+    namespace: &str,
+    secret: &str,
+) -> Result<Vec<Journal>> {
+    Ok(unfinished_journal_secrets(cluster, namespace, Some(secret))
+        .await?
+        .iter()
+        .filter_map(|s| journal::from_secret(s).ok().map(|(j, _)| j))
+        .collect())
+}
+
+/// The journal Secrets of unfinished runs in `namespace` (of `secret`, if given), oldest first.
+pub async fn unfinished_journal_secrets(
+    cluster: &Cluster,
+    namespace: &str,
+    secret: Option<&str>,
+) -> Result<Vec<Secret>> {
+    let api: Api<Secret> = Api::namespaced(cluster.client.clone(), namespace);
+    let mut selector = format!("{}=false", journal::FINISHED_LABEL);
+    if let Some(secret) = secret {
+        selector.push_str(&format!(
+            ",{}={}",
+            journal::RUN_OF_LABEL,
+            backup::backup_label_value(secret)
+        ));
+    }
+    let mut items = api
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|e| {
+            cluster.explain(
+                e,
+                &format!("list the unfinished runs in namespace {namespace}"),
+            )
+        })?
+        .items;
+    items.retain(|s| {
+        journal::from_secret(s).is_ok_and(|(j, _)| secret.is_none_or(|name| j.secret == name))
+    });
+    items.sort_by_key(|s| s.metadata.name.clone());
+    Ok(items)
+}
+
+/// Keeps the newest `keep` backups and finished run journals of `secret`; never one an
+/// unfinished run needs. A failure here is a warning: the run itself succeeded.
+pub async fn prune(
+    cluster: &Cluster,
+    namespace: &str,
+    secret: &str,
+    keep: usize,
+    this_run: &str,
+    printer: &mut Printer,
+) {
+    let result: Result<Vec<String>> = async {
+        let needed: Vec<String> = unfinished_runs(cluster, namespace, secret)
+            .await?
+            .into_iter()
+            .filter_map(|j| j.backup)
+            .collect();
+        let api: Api<Secret> = Api::namespaced(cluster.client.clone(), namespace);
+        let backups = cluster.list_backups(namespace, secret).await?;
+        let mut deleted = Vec::new();
+        for old in backups.iter().skip(keep) {
+            let Some(name) = old.metadata.name.clone() else {
+                continue;
+            };
+            if needed.contains(&name) || name == backup::backup_name(secret, this_run) {
+                continue;
+            }
+            api.delete(&name, &DeleteParams::default())
+                .await
+                .map_err(|e| {
+                    anyhow!(
+                        "cannot delete the old backup {namespace}/{name}: {}",
+                        short_error(&e)
+                    )
+                })?;
+            deleted.push(name);
+        }
+        let selector = format!(
+            "{}=true,{}={}",
+            journal::FINISHED_LABEL,
+            journal::RUN_OF_LABEL,
+            backup::backup_label_value(secret)
+        );
+        let mut finished = api
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| anyhow!("cannot list the finished runs: {}", short_error(&e)))?
+            .items;
+        // Run ids start with the time: newest first by name.
+        finished.sort_by_key(|s| std::cmp::Reverse(s.metadata.name.clone()));
+        for old in finished.iter().skip(keep) {
+            if let Some(name) = old.metadata.name.clone() {
+                let _ = api.delete(&name, &DeleteParams::default()).await;
+            }
+        }
+        Ok(deleted)
+    }
+    .await;
+    match result {
+        Ok(deleted) if !deleted.is_empty() => printer.note(&format!(
+            "Kept the newest {keep} backups of Secret {namespace}/{secret}; deleted {}.",
+            deleted.join(", ")
+        )),
+        Ok(_) => {}
+        Err(err) => printer.warn(&format!("could not prune old backups: {err:#}")),
+    }
+}
+
+/// `--dry-run=server`: the backup and the patch, sent with `dryRun=All`; nothing is stored.
+async fn dry_run_server(cluster: &Cluster, change: &Change) -> Result<()> {
+    let namespace = &change.data.namespace;
+    let object = format!("Secret {namespace}/{}", change.data.secret);
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), namespace);
+    if let Some(name) = change.backup_name() {
         let request = BackupRequest {
             namespace: namespace.clone(),
-            secret: secret_name.clone(),
+            secret: change.data.secret.clone(),
             source_resource_version: change.data.resource_version.clone(),
             keys: change.old_values.clone(),
             at: change.record.at.clone(),
             by: change.record.by.clone(),
             rotation_id: change.record.id.clone(),
-            reason: format!(
-                "before {} {}",
-                match change.action {
-                    Action::Rotate => "rotating",
-                    Action::RollBack => "rolling back",
-                },
-                change
-                    .data
-                    .keys
-                    .iter()
-                    .map(|k| k.key.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            reason: "dry run".to_string(),
         };
-        let object = backup::build_backup(&request);
         secrets
-            .create(&post, &object)
+            .create(
+                &PostParams {
+                    dry_run: true,
+                    field_manager: Some(FIELD_MANAGER.to_string()),
+                },
+                &backup::build_backup(&request),
+            )
             .await
-            .map_err(|e| anyhow!("cannot create the backup Secret {namespace}/{backup_name}; nothing was changed: {}", short_error(&e)))?;
-        if !dry_run {
-            let stored = secrets
-                .get(&backup_name)
-                .await
-                .map_err(|e| anyhow!("cannot read back the backup Secret {namespace}/{backup_name}; nothing was changed: {}", short_error(&e)))?;
-            if !backup::holds(&stored, &request) {
-                bail!(
-                    "the backup Secret {namespace}/{backup_name} does not hold the old value as written; nothing was changed"
-                );
-            }
-            report.backup = Some(backup_name.clone());
-            note(
-                printer,
-                options,
-                &format!(
-                    "\nBacked up the old value to Secret {namespace}/{backup_name} (read back, verified)."
-                ),
-            );
-        }
+            .map_err(|e| {
+                anyhow!(
+                    "the API server refused the backup Secret {namespace}/{name}: {}",
+                    short_error(&e)
+                )
+            })?;
     }
-
-    test_pause_before_apply().await;
     let params = PatchParams {
-        dry_run,
+        dry_run: true,
         field_manager: Some(FIELD_MANAGER.to_string()),
         ..PatchParams::default()
     };
-    match secrets
-        .patch(
-            &secret_name,
-            &params,
-            &Patch::<()>::Json(change.data.patch.clone()),
-        )
+    secrets
+        .patch(&change.data.secret, &params, &Patch::<()>::Json(change.data.patch.clone()))
         .await
-    {
-        Ok(_) => {}
-        Err(kube::Error::Api(status))
-            if status.code == 409
-                || (status.code == 422 && !status.message.contains(" is invalid")) =>
-        {
-            bail!(
-                "the {object} changed since it was read; nothing was overwritten; run again to re-plan{}",
-                if will_back_up && !dry_run {
-                    format!(" (the backup {backup_name} holds the value as it was read)")
-                } else {
-                    String::new()
-                }
-            );
-        }
-        Err(err) => bail!(
-            "cannot patch {object}; nothing was changed: {}",
-            short_error(&err)
-        ),
-    }
-
-    if dry_run {
-        note(
-            printer,
-            options,
-            "\nDry run (server): the API server accepted the backup and the patch; nothing was stored.",
-        );
-        report.succeeded = true;
-        return Ok(done(report, started, Vec::new()));
-    }
-    let changed_keys = change
-        .data
-        .keys
-        .iter()
-        .map(|k| k.key.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
-    note(
-        printer,
-        options,
-        &format!("Patched {object}: {changed_keys}."),
-    );
-
-    let targets: Vec<Target> = change
-        .restarts
-        .restart
-        .iter()
-        .map(|r| Target {
-            kind: r.kind,
-            name: r.name.clone(),
-        })
-        .collect();
-    let results = if targets.is_empty() {
-        Vec::new()
-    } else {
-        note(
-            printer,
-            options,
-            &format!(
-                "Restarting {} workload(s) and watching the rollouts (timeout {}):",
-                targets.len(),
-                crate::cluster::humanize(options.timeout)
+        .map_err(|e| match &e {
+            kube::Error::Api(s) if s.code == 409 || (s.code == 422 && !s.message.contains(" is invalid")) => anyhow!(
+                "the {object} changed since it was read; nothing was overwritten; run again to re-plan"
             ),
-        );
-        // kubectl writes whole seconds; milliseconds keep two restarts within one second (a
-        // rotation and its automatic rollback) distinct, so the second one still rolls out.
-        let restarted_at = jiff::Timestamp::now()
-            .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
-            .to_string();
-        let mut display = RolloutDisplay::new(printer);
-        rollout::restart_and_watch(
-            &cluster.client,
-            &namespace,
-            &targets,
-            &restarted_at,
-            options.timeout,
-            &mut display,
-        )
-        .await
-    };
-    let failed: Vec<&WorkloadResult> = results.iter().filter(|r| !r.succeeded()).collect();
-    report.succeeded = failed.is_empty();
-    report.workloads = results
-        .iter()
-        .map(|r| WorkloadReport {
-            kind: r.kind,
-            name: r.name.clone(),
-            outcome: if r.succeeded() { "rolledOut" } else { "failed" },
-            message: match &r.outcome {
-                Outcome::RolledOut { message } | Outcome::Failed { message, .. } => message.clone(),
-            },
-            seconds: r.elapsed.as_secs_f64(),
-        })
-        .chain(
-            change
-                .restarts
-                .not_restarted
-                .iter()
-                .map(|n| WorkloadReport {
-                    kind: n.kind,
-                    name: n.name.clone(),
-                    outcome: "notRestarted",
-                    message: n.why.clone(),
-                    seconds: 0.0,
-                }),
-        )
-        .collect();
-
-    let restarted = results
-        .iter()
-        .map(WorkloadResult::reference)
-        .collect::<Vec<_>>()
-        .join(", ");
-    let event_message = format!(
-        "kubectl-rotate: {} {changed_keys} (run {}, by {}); backup {}; restarted: {}{}",
-        change.action.verb(),
-        change.record.id,
-        change.record.by,
-        report.backup.as_deref().unwrap_or("none"),
-        if restarted.is_empty() {
-            "none"
-        } else {
-            &restarted
-        },
-        if failed.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "; failed: {}",
-                failed
-                    .iter()
-                    .map(|r| r.reference())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        }
-    );
-    if let Err(err) = record_event(
-        cluster,
-        &namespace,
-        &secret_name,
-        change.action.event_reason(failed.is_empty()),
-        failed.is_empty(),
-        &event_message,
-    )
-    .await
-    {
-        printer.warn(&format!("could not record an Event on {object}: {err:#}"));
-    }
-
-    if failed.is_empty() {
-        let summary = change
-            .data
-            .keys
-            .iter()
-            .map(|k| match &k.before {
-                Some(before) => format!(
-                    "{} (sha256:{} -> sha256:{})",
-                    k.key, before.fingerprint, k.after.fingerprint
-                ),
-                None => format!("{} (new, sha256:{})", k.key, k.after.fingerprint),
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let duration = started.elapsed().as_secs_f64();
-        if options.output == OutputFormat::Text {
-            printer.line("");
-            printer.styled_line(
-                &format!(
-                    "{} {summary} in {object} in {duration:.1}s.",
-                    change.action.past()
-                ),
-                Style::Good,
-            );
-            if targets.is_empty() {
-                if !change.restarts.not_restarted.is_empty() {
-                    printer.line(
-                        "No workload was restarted: pods keep the old value until they restart.",
-                    );
-                }
-            } else {
-                printer.line(&format!("Rolled out: {restarted}."));
-            }
-        }
-        return Ok(done(report, started, Vec::new()));
-    }
-
-    let failures: Vec<String> = failed
-        .iter()
-        .map(|r| match &r.outcome {
-            Outcome::Failed { message, .. } => format!("{}: {message}", r.reference()),
-            Outcome::RolledOut { .. } => String::new(),
-        })
-        .collect();
-    Ok(done(report, started, failures))
-}
-
-/// Test-only hook, documented in the README: with `KUBECTL_ROTATE_TEST_PAUSE_BEFORE_APPLY=DIR`,
-/// the run creates `DIR/planned` after the backup and waits (at most 60 s) for `DIR/resume`
-/// before it patches, so an end-to-end test can change the Secret between plan and apply
-/// deterministically. It only ever delays; it changes nothing.
-async fn test_pause_before_apply() {
-    let Some(dir) = std::env::var_os("KUBECTL_ROTATE_TEST_PAUSE_BEFORE_APPLY") else {
-        return;
-    };
-    let dir = std::path::PathBuf::from(dir);
-    if std::fs::write(dir.join("planned"), b"").is_err() {
-        return;
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !dir.join("resume").exists() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+            _ => anyhow!("the API server refused the patch of {object}: {}", short_error(&e)),
+        })?;
+    Ok(())
 }
 
 fn note(printer: &mut Printer, options: &RunOptions, text: &str) {
@@ -513,9 +879,15 @@ fn note(printer: &mut Printer, options: &RunOptions, text: &str) {
     }
 }
 
-fn done(mut report: ChangeReport, started: Instant, failures: Vec<String>) -> Executed {
+fn finish(
+    printer: &mut Printer,
+    options: &RunOptions,
+    mut report: ChangeReport,
+    started: Instant,
+) -> Result<u8> {
     report.duration_seconds = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
-    Executed { report, failures }
+    emit(printer, options, &report)?;
+    Ok(crate::exit::SUCCESS)
 }
 
 /// Prints the report as the stable JSON object when `-o json` was asked for.
@@ -556,66 +928,6 @@ fn confirm(printer: &mut Printer, change: &Change, object: &str) -> Result<()> {
     if !yes {
         bail!("cancelled; nothing was changed");
     }
-    Ok(())
-}
-
-/// A Kubernetes Event on the Secret, like controllers record: reason, message, no value.
-async fn record_event(
-    cluster: &Cluster,
-    namespace: &str,
-    secret: &str,
-    reason: &str,
-    ok: bool,
-    message: &str,
-) -> Result<()> {
-    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), namespace);
-    let current = secrets
-        .get(secret)
-        .await
-        .map_err(|e| anyhow!(short_error(&e)))?;
-    let now = Time(jiff::Timestamp::now());
-    let event = Event {
-        metadata: ObjectMeta {
-            generate_name: Some(format!("{secret}.")),
-            namespace: Some(namespace.to_string()),
-            ..ObjectMeta::default()
-        },
-        involved_object: ObjectReference {
-            api_version: Some("v1".into()),
-            kind: Some("Secret".into()),
-            name: Some(secret.to_string()),
-            namespace: Some(namespace.to_string()),
-            uid: current.metadata.uid.clone(),
-            resource_version: current.metadata.resource_version.clone(),
-            ..ObjectReference::default()
-        },
-        reason: Some(reason.to_string()),
-        message: Some(message.to_string()),
-        type_: Some(if ok { "Normal" } else { "Warning" }.to_string()),
-        source: Some(EventSource {
-            component: Some("kubectl-rotate".into()),
-            host: None,
-        }),
-        reporting_component: Some("kubectl-rotate".into()),
-        reporting_instance: Some("kubectl-rotate".into()),
-        action: Some(
-            if reason.contains("RolledBack") || reason.contains("Rollback") {
-                "Rollback"
-            } else {
-                "Rotate"
-            }
-            .into(),
-        ),
-        first_timestamp: Some(now.clone()),
-        last_timestamp: Some(now),
-        count: Some(1),
-        ..Event::default()
-    };
-    let events: Api<Event> = Api::namespaced(cluster.client.clone(), namespace);
-    events
-        .create(&PostParams::default(), &event)
-        .await
-        .map_err(|e| anyhow!(short_error(&e)))?;
     Ok(())
 }
 
@@ -662,6 +974,14 @@ pub async fn plan_change(cluster: &Cluster, request: Request) -> Result<Change> 
     )?;
     let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
     let restarts = crate::plan::plan_restarts(&consumers, &key_refs, &request.restart, &workloads)?;
+    let unhealthy = crate::plan::unhealthy_targets(&restarts, &workloads);
+    let previous_records = request
+        .secret
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ROTATIONS_ANNOTATION))
+        .cloned();
     let old_values = data
         .keys
         .iter()
@@ -672,127 +992,11 @@ pub async fn plan_change(cluster: &Cluster, request: Request) -> Result<Change> 
         data,
         restarts,
         record,
+        previous_records,
         old_values,
+        unhealthy,
         notes: request.notes,
     })
-}
-
-/// Runs a rotation and, when its rollout fails, restores the old values from the backup it
-/// took, restarts the consumers again and waits for them (unless `no_rollback`). The result
-/// is an error whenever the rotation did not succeed, saying what failed, what was restored,
-/// and how the consumers are after the restore.
-pub async fn execute_with_rollback(
-    cluster: &Cluster,
-    change: Change,
-    options: &RunOptions,
-    no_rollback: bool,
-    printer: &mut Printer,
-) -> Result<u8> {
-    let keys: Vec<String> = change.data.keys.iter().map(|k| k.key.clone()).collect();
-    let namespace = change.data.namespace.clone();
-    let name = change.data.secret.clone();
-    let object = format!("Secret {namespace}/{name}");
-    let mut executed = execute(cluster, change, options, printer).await?;
-    if executed.failures.is_empty() {
-        emit(printer, options, &executed.report)?;
-        return Ok(crate::exit::SUCCESS);
-    }
-    let failures = executed
-        .failures
-        .iter()
-        .map(|f| format!("  {f}"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let Some(backup) = executed.report.backup.clone() else {
-        emit(printer, options, &executed.report)?;
-        bail!(
-            "the rollout after changing {object} failed:\n{failures}\nthere is no backup to restore (the keys were new)"
-        );
-    };
-    let manual = format!(
-        "kubectl rotate rollback {name} {} --to {backup} -n {namespace}",
-        keys.join(" ")
-    );
-    if no_rollback {
-        emit(printer, options, &executed.report)?;
-        bail!(
-            "the rollout after changing {object} failed:\n{failures}\nthe Secret keeps the new value (--no-rollback); \
-             to restore the old value and restart the consumers run:\n  {manual}"
-        );
-    }
-
-    printer.warn(&format!(
-        "the rollout failed; rolling back {} to the old value saved in {backup}",
-        keys.join(", ")
-    ));
-    let restore = async {
-        let current = cluster.get_secret(&namespace, &name).await?;
-        let saved = cluster.get_secret(&namespace, &backup).await?;
-        let saved_data = saved.data.unwrap_or_default();
-        let changes = keys
-            .iter()
-            .map(|k| {
-                saved_data
-                    .get(k)
-                    .map(|v| crate::plan::KeyChange {
-                        key: k.clone(),
-                        value: SecretValue::new(v.0.clone()),
-                    })
-                    .ok_or_else(|| anyhow!("the backup {backup} does not hold key {k:?}"))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let request = Request {
-            action: Action::RollBack,
-            secret: current,
-            changes,
-            create_key: false,
-            force: true,
-            restart: crate::plan::RestartMode::Auto,
-            notes: vec![format!(
-                "automatic rollback after the failed rollout (backup {backup})"
-            )],
-        };
-        let change = plan_change(cluster, request).await?;
-        let options = RunOptions {
-            yes: true,
-            dry_run: DryRun::None,
-            ..options.clone()
-        };
-        execute(cluster, change, &options, printer).await
-    }
-    .await;
-    match restore {
-        Ok(rolled_back) => {
-            let healthy = rolled_back.failures.is_empty();
-            executed.report.rollback = Some(Box::new(rolled_back.report));
-            emit(printer, options, &executed.report)?;
-            if healthy {
-                bail!(
-                    "the rollout after changing {object} failed:\n{failures}\nrolled back: {object} holds the old value again \
-                     (from {backup}) and every restarted consumer is rolled out and ready"
-                );
-            }
-            bail!(
-                "the rollout after changing {object} failed:\n{failures}\nrolled back: {object} holds the old value again (from {backup}), \
-                 but consumers are still failing after the restore:\n{}\ninspect them with `kubectl get pods -n {namespace}`",
-                rolled_back
-                    .failures
-                    .iter()
-                    .map(|f| format!("  {f}"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            );
-        }
-        Err(err) => {
-            emit(printer, options, &executed.report)?;
-            printer.styled_note("!!! THE AUTOMATIC ROLLBACK FAILED !!!", Style::Bad);
-            bail!(
-                "the rollout after changing {object} failed:\n{failures}\nand the automatic rollback failed too: {}\n\
-                 {object} still holds the NEW value. Restore the old value by hand:\n  {manual}",
-                crate::error_message(&err)
-            );
-        }
-    }
 }
 
 /// Now, in the RFC 3339 form records use (UTC, seconds).
@@ -813,4 +1017,159 @@ pub fn new_rotation_id() -> String {
         bytes[0],
         bytes[1]
     )
+}
+
+/// What to do with an unfinished run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Continue {
+    /// Finish it: check the step it stopped in, then apply the rest (`resume`).
+    Finish,
+    /// Undo every step that may have been applied, in reverse (`rollback --run ID`).
+    Undo { id: String },
+}
+
+/// Finishes or undoes the unfinished run of `secret`, taking its lock over once the process
+/// that held it is gone. Safe to run twice: a run that is already finished is said to be so.
+pub async fn continue_run(
+    cluster: &Cluster,
+    secret: &str,
+    how: Continue,
+    options: &RunOptions,
+    printer: &mut Printer,
+) -> Result<u8> {
+    let started = Instant::now();
+    let namespace = cluster.namespace.clone();
+    let object = format!("Secret {namespace}/{secret}");
+    let api: Api<Secret> = Api::namespaced(cluster.client.clone(), &namespace);
+    let stored = match &how {
+        Continue::Finish => {
+            let mut runs = unfinished_journal_secrets(cluster, &namespace, Some(secret)).await?;
+            if runs.is_empty() {
+                printer.note(&format!(
+                    "{object} has no unfinished run; nothing to resume."
+                ));
+                return Ok(crate::exit::SUCCESS);
+            }
+            runs.remove(0)
+        }
+        Continue::Undo { id } => {
+            let name = journal::journal_name(secret, id);
+            let Some(stored) = api.get_opt(&name).await.map_err(|e| {
+                cluster.explain(
+                    e,
+                    &format!("read the journal of run {id} (Secret {namespace}/{name})"),
+                )
+            })?
+            else {
+                bail!(
+                    "{object} has no run {id}; `kubectl rotate status {secret} -n {namespace}` shows unfinished runs"
+                );
+            };
+            stored
+        }
+    };
+    let (journal, _) = journal::from_secret(&stored)?;
+    if journal.secret != secret {
+        bail!(
+            "run {} belongs to Secret {}, not {object}",
+            journal.id,
+            journal.secret
+        );
+    }
+    if journal.state.finished() {
+        printer.note(&format!(
+            "Run {} of {object} is already finished ({}); nothing to do.",
+            journal.id,
+            journal.state.word()
+        ));
+        return Ok(crate::exit::SUCCESS);
+    }
+    let verb = match &how {
+        Continue::Finish => "finish",
+        Continue::Undo { .. } => "undo",
+    };
+    engine::print_unfinished(&journal, printer);
+    if !options.yes {
+        if !(std::io::stdin().is_terminal() && printer.interactive()) {
+            bail!(
+                "refusing to {verb} run {} of {object} without confirmation: there is no terminal to ask on; \
+                 review the steps above, then pass -y/--yes",
+                journal.id
+            );
+        }
+        printer.flush();
+        let yes = dialoguer::Confirm::new()
+            .with_prompt(format!(
+                "{} run {} of {object}?",
+                crate::ui::preview::capitalize(verb),
+                journal.id
+            ))
+            .default(false)
+            .interact_on(&dialoguer::console::Term::stderr())
+            .context("cannot read the answer from the terminal")?;
+        if !yes {
+            bail!("cancelled; nothing was changed");
+        }
+    }
+    let holder = Holder::this_process(&journal.id, &cluster.identity().await);
+    let lock = lock::acquire(
+        cluster,
+        &namespace,
+        secret,
+        &holder,
+        lock::Wait::UntilExpired,
+        |m| printer.note(m),
+    )
+    .await?;
+    if let Some((previous, why)) = &lock.took_over {
+        printer.note(&format!(
+            "Took over the lock left by run {} ({why}).",
+            previous.run_id
+        ));
+    }
+    // Read it again under the lock: the run may have moved on meanwhile.
+    let name = journal::journal_name(secret, &journal.id);
+    let stored = match api.get(&name).await {
+        Ok(stored) => stored,
+        Err(err) => {
+            lock.release().await;
+            return Err(
+                cluster.explain(err, &format!("read the journal Secret {namespace}/{name}"))
+            );
+        }
+    };
+    if journal::from_secret(&stored).is_ok_and(|(j, _)| j.state.finished()) {
+        lock.release().await;
+        printer.note(&format!(
+            "Run {} finished meanwhile; nothing to do.",
+            journal.id
+        ));
+        return Ok(crate::exit::SUCCESS);
+    }
+    let mut engine = Engine::load(
+        cluster,
+        &stored,
+        lock,
+        Interrupt::install(),
+        options.timeout,
+        options.output,
+    )?;
+    if matches!(how, Continue::Undo { .. }) {
+        engine.begin_undo();
+    }
+    note(
+        printer,
+        options,
+        &format!(
+            "\n{} run {}:",
+            crate::ui::preview::capitalize(if engine.journal.undoing {
+                "undoing"
+            } else {
+                "resuming"
+            }),
+            engine.journal.id
+        ),
+    );
+    let (ending, engine) = engine.run(printer).await;
+    conclude(cluster, options, ending, &engine, &[], started, printer).await
 }

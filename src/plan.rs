@@ -43,7 +43,7 @@ pub struct ChangeRequest {
 }
 
 /// Length and fingerprint of a value: what a preview may show of it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ValueSummary {
     pub bytes: usize,
     pub fingerprint: String,
@@ -381,6 +381,15 @@ pub fn plan_restarts(
         RestartMode::Auto => {
             for consumer in of_keys {
                 let workload = consumer.workload;
+                if let Some(why) = on_delete(workload) {
+                    plan.not_restarted.push(NotRestarted {
+                        kind: workload.kind,
+                        name: workload.name.clone(),
+                        usages: usages_of(consumer),
+                        why,
+                    });
+                    continue;
+                }
                 if let Some(why) = not_restartable(workload) {
                     if workload.paused {
                         plan.warnings.push(format!(
@@ -415,6 +424,19 @@ pub fn plan_restarts(
                 if let Some(why) = not_restartable(workload) {
                     bail!("--restart names {reference}, which cannot be restarted: {why}");
                 }
+                if let Some(why) = on_delete(workload) {
+                    plan.not_restarted.push(NotRestarted {
+                        kind: *kind,
+                        name: name.clone(),
+                        usages: of_keys
+                            .iter()
+                            .find(|c| std::ptr::eq(c.workload, workload))
+                            .map(|c| usages_of(c))
+                            .unwrap_or_default(),
+                        why,
+                    });
+                    continue;
+                }
                 let usages = of_keys
                     .iter()
                     .find(|c| std::ptr::eq(c.workload, workload))
@@ -446,7 +468,69 @@ pub fn plan_restarts(
             }
         }
     }
+    for restart in &plan.restart {
+        let Some(workload) = workloads
+            .iter()
+            .find(|w| w.kind == restart.kind && w.name == restart.name)
+        else {
+            continue;
+        };
+        if let (Some(partition), WorkloadKind::StatefulSet) =
+            (workload.rollout.partition, workload.kind)
+        {
+            let kept = (0..partition.min(workload.rollout.replicas.unwrap_or(1)))
+                .map(|i| format!("{}-{i}", workload.name))
+                .collect::<Vec<_>>();
+            if !kept.is_empty() {
+                plan.warnings.push(format!(
+                    "{} has rollingUpdate.partition {partition}: pods {} are not restarted and keep the old value",
+                    workload.reference(),
+                    kept.join(", ")
+                ));
+            }
+        }
+    }
     Ok(plan)
+}
+
+/// The workloads `plan` restarts that are not healthy before the change (mid-rollout,
+/// unavailable, stuck), with why: a rotation would be blamed for their failure.
+pub fn unhealthy_targets(plan: &RestartPlan, workloads: &[Workload]) -> Vec<(String, String)> {
+    plan.restart
+        .iter()
+        .filter_map(|r| {
+            let workload = workloads
+                .iter()
+                .find(|w| w.kind == r.kind && w.name == r.name)?;
+            let why = workload.rollout.unhealthy.clone()?;
+            Some((workload.reference(), why))
+        })
+        .collect()
+}
+
+/// An OnDelete workload replaces no pod when its template changes: the rotation leaves it to
+/// its owner, with the commands that replace its pods one at a time.
+fn on_delete(workload: &Workload) -> Option<String> {
+    if !workload.rollout.on_delete {
+        return None;
+    }
+    let ns = &workload.namespace;
+    let how = match (workload.kind, &workload.rollout.selector) {
+        (WorkloadKind::StatefulSet, _) => {
+            let last = workload.rollout.replicas.unwrap_or(1).max(1) - 1;
+            format!(
+                "`kubectl delete pod {name}-{last} -n {ns}`, wait until its replacement is Ready, then the next lower ordinal down to {name}-0",
+                name = workload.name
+            )
+        }
+        (_, Some(selector)) => format!(
+            "list them with `kubectl get pods -n {ns} -l {selector} -o name` and `kubectl delete -n {ns} POD` each after the previous replacement is Ready"
+        ),
+        _ => format!("`kubectl delete -n {ns} POD` each after the previous replacement is Ready"),
+    };
+    Some(format!(
+        "updateStrategy OnDelete: its pods keep the old value until they are deleted; replace them one at a time: {how}"
+    ))
 }
 
 fn not_restartable(workload: &Workload) -> Option<String> {
@@ -720,6 +804,7 @@ mod tests {
                     ..PodSpec::default()
                 },
                 paused: false,
+                rollout: crate::consumers::RolloutFacts::default(),
             }
         }
 

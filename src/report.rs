@@ -29,6 +29,51 @@ pub struct SecretStatus {
     pub type_: String,
     pub keys: Vec<KeyStatus>,
     pub warnings: Vec<String>,
+    /// Runs of this Secret that stopped before their end (a crash, Ctrl-C, an API fault, a
+    /// failure with `--no-rollback`), with the commands that end them.
+    pub unfinished_runs: Vec<UnfinishedRun>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnfinishedRun {
+    pub id: String,
+    /// `rotate` or `roll back`.
+    pub action: String,
+    pub keys: Vec<String>,
+    pub by: String,
+    pub started_at: String,
+    /// `running` (or its process died), `interrupted` or `failed`.
+    pub state: String,
+    /// Where it stopped, in words.
+    pub step: String,
+    /// Finishes it.
+    pub resume: String,
+    /// Undoes every applied step, in reverse.
+    pub rollback: String,
+}
+
+impl UnfinishedRun {
+    pub fn of(journal: &crate::journal::Journal) -> Self {
+        UnfinishedRun {
+            id: journal.id.clone(),
+            action: journal.action.clone(),
+            keys: journal.key_names(),
+            by: journal.by.clone(),
+            started_at: journal.started_at.clone(),
+            state: serde_json::to_value(journal.state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            step: journal.where_stopped(),
+            resume: crate::journal::resume_command(&journal.namespace, &journal.secret),
+            rollback: crate::journal::rollback_command(
+                &journal.namespace,
+                &journal.secret,
+                &journal.id,
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -58,14 +103,28 @@ impl ConsumerStatus {
     }
 }
 
-/// Builds the report for `secrets`, in the order given, using `workloads` for consumers.
-pub fn build_status(secrets: &[Secret], workloads: &[Workload]) -> StatusReport {
+/// Builds the report for `secrets`, in the order given, using `workloads` for consumers and
+/// `runs` (journals of unfinished runs) for what is left to finish.
+pub fn build_status(
+    secrets: &[Secret],
+    workloads: &[Workload],
+    runs: &[crate::journal::Journal],
+) -> StatusReport {
     StatusReport {
         api_version: API_VERSION,
         kind: "StatusReport",
         secrets: secrets
             .iter()
-            .map(|s| secret_status(s, workloads))
+            .map(|s| {
+                let mut status = secret_status(s, workloads);
+                status.unfinished_runs = runs
+                    .iter()
+                    .filter(|r| r.namespace == status.namespace && r.secret == status.name)
+                    .filter(|r| !r.state.finished())
+                    .map(UnfinishedRun::of)
+                    .collect();
+                status
+            })
             .collect(),
     }
 }
@@ -111,6 +170,7 @@ fn secret_status(secret: &Secret, workloads: &[Workload]) -> SecretStatus {
         type_: secret.type_.clone().unwrap_or_else(|| "Opaque".to_string()),
         keys,
         warnings: secret_meta::warnings(secret),
+        unfinished_runs: Vec::new(),
     }
 }
 
@@ -160,6 +220,7 @@ mod tests {
                 ..PodSpec::default()
             },
             paused: false,
+            rollout: crate::consumers::RolloutFacts::default(),
         }
     }
 
@@ -184,7 +245,7 @@ mod tests {
             env_from_workload("api", "app-secrets"),
             env_from_workload("frontend", "other"),
         ];
-        let report = build_status(&[s], &workloads);
+        let report = build_status(&[s], &workloads, &[]);
         let keys = &report.secrets[0].keys;
         assert_eq!(keys[0].name, "openai-api-key");
         assert_eq!(keys[0].bytes, 15);

@@ -365,22 +365,47 @@ enum Seen {
     WatchError(String),
 }
 
-/// Restarts every target in parallel, then watches them until each has rolled out, failed, or
-/// `timeout` passed. Returns one result per target, in the order given.
-pub async fn restart_and_watch(
+/// The pod-template label a restart sets, so the watch sees only the pods of the restarted
+/// workloads (a namespace may hold thousands of unrelated pods). Its value is the restart's
+/// time, which also is the `restartedAt` annotation's.
+pub const RESTART_LABEL: &str = "kubectl-rotate.io/restart";
+
+/// `restarted_at` as a label value (`:` is not allowed in one).
+pub fn restart_label_value(restarted_at: &str) -> String {
+    restarted_at.replace(':', ".")
+}
+
+/// The strategic-merge patch of a restart: kubectl's annotation, plus the label that scopes
+/// the watch.
+pub fn restart_patch_labelled(restarted_at: &str) -> serde_json::Value {
+    json!({"spec": {"template": {"metadata": {
+        "annotations": {RESTARTED_AT: restarted_at},
+        "labels": {RESTART_LABEL: restart_label_value(restarted_at)},
+    }}}})
+}
+
+/// Whether a workload's pod template already carries this restart.
+pub fn template_restarted_at(
+    template_annotations: Option<&BTreeMap<String, String>>,
+) -> Option<&str> {
+    template_annotations
+        .and_then(|a| a.get(RESTARTED_AT))
+        .map(String::as_str)
+}
+
+/// Restarts every target in parallel (one patch each, never retried blindly: the caller reads
+/// back what a failed one did). Returns one result per target, in order.
+pub async fn restart(
     client: &Client,
     namespace: &str,
     targets: &[Target],
     restarted_at: &str,
-    timeout: Duration,
-    sink: &mut dyn ProgressSink,
-) -> Vec<WorkloadResult> {
-    let started = Instant::now();
+) -> Vec<Result<(), kube::Error>> {
     let params = PatchParams {
         field_manager: Some(FIELD_MANAGER.to_string()),
         ..PatchParams::default()
     };
-    let patch = Patch::Strategic(restart_patch(restarted_at));
+    let patch = Patch::Strategic(restart_patch_labelled(restarted_at));
     let patches = targets.iter().map(|t| {
         let client = client.clone();
         let params = params.clone();
@@ -404,29 +429,59 @@ pub async fn restart_and_watch(
             result
         }
     });
-    let patched = futures::future::join_all(patches).await;
+    futures::future::join_all(patches).await
+}
 
+/// The `restartedAt` a workload's pod template carries now (to read back a restart whose
+/// answer was lost).
+pub async fn current_restarted_at(
+    client: &Client,
+    namespace: &str,
+    target: &Target,
+) -> Result<Option<String>, kube::Error> {
+    let annotations = match target.kind {
+        WorkloadKind::Deployment => Api::<Deployment>::namespaced(client.clone(), namespace)
+            .get(&target.name)
+            .await?
+            .spec
+            .and_then(|s| s.template.metadata)
+            .and_then(|m| m.annotations),
+        WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(client.clone(), namespace)
+            .get(&target.name)
+            .await?
+            .spec
+            .and_then(|s| s.template.metadata)
+            .and_then(|m| m.annotations),
+        WorkloadKind::DaemonSet => Api::<DaemonSet>::namespaced(client.clone(), namespace)
+            .get(&target.name)
+            .await?
+            .spec
+            .and_then(|s| s.template.metadata)
+            .and_then(|m| m.annotations),
+        WorkloadKind::CronJob => None,
+    };
+    Ok(template_restarted_at(annotations.as_ref()).map(str::to_string))
+}
+
+/// Watches `targets` (restarted with `restarted_at`) until each has rolled out, failed, or
+/// `timeout` passed; `None` when `stop` completes first (Ctrl-C: a watch only reads, so it can
+/// stop at once). One watch per kind and one on the pods carrying this restart's label.
+pub async fn watch(
+    client: &Client,
+    namespace: &str,
+    targets: &[Target],
+    restarted_at: &str,
+    timeout: Duration,
+    sink: &mut dyn ProgressSink,
+    stop: impl std::future::Future<Output = ()>,
+) -> Option<Vec<WorkloadResult>> {
+    let started = Instant::now();
     let mut results: BTreeMap<usize, WorkloadResult> = BTreeMap::new();
     let mut last_message: BTreeMap<usize, String> = BTreeMap::new();
-    for (i, (target, result)) in targets.iter().zip(patched).enumerate() {
+    for target in targets {
         sink.started(&target.reference());
-        if let Err(err) = result {
-            let result = WorkloadResult {
-                kind: target.kind,
-                name: target.name.clone(),
-                outcome: Outcome::Failed {
-                    message: format!("cannot restart it: {}", crate::cluster::short_error(&err)),
-                    pod: None,
-                },
-                elapsed: started.elapsed(),
-            };
-            sink.finished(&result);
-            results.insert(i, result);
-        }
     }
-    if results.len() == targets.len() {
-        return results.into_values().collect();
-    }
+    tokio::pin!(stop);
 
     let config = watcher::Config::default();
     let kinds: Vec<WorkloadKind> = targets.iter().map(|t| t.kind).collect();
@@ -470,7 +525,10 @@ pub async fn restart_and_watch(
     }
     streams.push(seen(
         Api::<Pod>::namespaced(client.clone(), namespace),
-        config,
+        watcher::Config::default().labels(&format!(
+            "{RESTART_LABEL}={}",
+            restart_label_value(restarted_at)
+        )),
         |p| Seen::Pod(Box::new(p)),
     ));
     let mut events = futures::stream::select_all(streams);
@@ -478,9 +536,12 @@ pub async fn restart_and_watch(
     let mut watch_error: Option<String> = None;
 
     while results.len() < targets.len() {
-        let next = match tokio::time::timeout_at(deadline, events.next()).await {
-            Ok(Some(seen)) => seen,
-            Ok(None) | Err(_) => break,
+        let next = tokio::select! {
+            () = &mut stop => return None,
+            next = tokio::time::timeout_at(deadline, events.next()) => match next {
+                Ok(Some(seen)) => seen,
+                Ok(None) | Err(_) => break,
+            },
         };
         let workload_name = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
             meta.name.clone().unwrap_or_default()
@@ -614,7 +675,7 @@ pub async fn restart_and_watch(
         sink.finished(&result);
         results.insert(i, result);
     }
-    results.into_values().collect()
+    Some(results.into_values().collect())
 }
 
 #[cfg(test)]

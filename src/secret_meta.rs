@@ -57,6 +57,9 @@ pub fn skip_reason(secret: &Secret) -> Option<&'static str> {
     if is_backup(secret) {
         return Some("kubectl-rotate backup");
     }
+    if crate::journal::is_journal(secret) {
+        return Some("kubectl-rotate run journal");
+    }
     None
 }
 

@@ -5,6 +5,7 @@ pub mod backup;
 pub mod completion;
 pub mod preset;
 pub mod presets;
+pub mod resume;
 pub mod rollback;
 pub mod secret;
 pub mod status;

@@ -102,14 +102,8 @@ pub async fn run(
     };
     let change = pipeline::plan_change(&cluster, request).await?;
     let dry_run = options.run.dry_run != crate::cli::DryRun::None;
-    let code = pipeline::execute_with_rollback(
-        &cluster,
-        change,
-        &options.run,
-        options.no_rollback,
-        printer,
-    )
-    .await?;
+    let code =
+        pipeline::execute(&cluster, change, &options.run, options.no_rollback, printer).await?;
     if !dry_run {
         for reminder in &preset.after {
             printer.styled_note(&format!("Next: {reminder}"), Style::Bold);

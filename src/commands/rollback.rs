@@ -1,6 +1,9 @@
 //! `kubectl rotate rollback NAME [KEY...] [--to BACKUP | --from-file PATH]`: restore keys from
 //! a backup through the same pipeline as a rotation (preview, confirm, back up what it
 //! replaces, guarded patch, restart, watch, Event `SecretRolledBack`).
+//!
+//! `kubectl rotate rollback NAME --run ID`: undo an unfinished run instead, every step that
+//! may have been applied, in reverse (`pipeline::continue_run`).
 
 use std::path::PathBuf;
 
@@ -19,6 +22,8 @@ use crate::values::SecretValue;
 #[derive(Debug, Clone)]
 pub enum BackupSource {
     Newest,
+    /// Undo this unfinished run.
+    Run(String),
     Named(String),
     File(PathBuf),
 }
@@ -39,6 +44,16 @@ pub async fn run(
     printer: &mut Printer,
 ) -> Result<u8> {
     let cluster = cluster::connect(connection).await?;
+    if let BackupSource::Run(id) = &options.source {
+        return pipeline::continue_run(
+            &cluster,
+            &options.secret,
+            pipeline::Continue::Undo { id: id.clone() },
+            &options.run,
+            printer,
+        )
+        .await;
+    }
     let namespace = cluster.namespace.clone();
     let secret = cluster.get_secret(&namespace, &options.secret).await?;
     let object = format!("Secret {namespace}/{}", options.secret);
@@ -49,6 +64,17 @@ pub async fn run(
                 anyhow::anyhow!("cannot read the backup file {}: {e}", path.display())
             })?);
             let (file, values) = backup::from_file(&text, &path.display().to_string())?;
+            if file.namespace != namespace {
+                bail!(
+                    "{} is a backup of Secret {}/{} from namespace {}, not {namespace}; restoring it here could put \
+                     another environment's values in {object}; pick the right file, or pass -n {}",
+                    path.display(),
+                    file.namespace,
+                    file.secret,
+                    file.namespace,
+                    file.namespace
+                );
+            }
             if file.secret != options.secret {
                 bail!(
                     "{} is a backup of Secret {}/{}, not of {object}; name that Secret, or pick the right file",
@@ -76,6 +102,7 @@ pub async fn run(
             }
             (format!("backup {name}"), values_of(&stored))
         }
+        BackupSource::Run(_) => unreachable!("handled above"),
         BackupSource::Newest => {
             let backups = cluster.list_backups(&namespace, &options.secret).await?;
             let Some(newest) = backups.first() else {
@@ -150,21 +177,7 @@ pub async fn run(
         notes,
     };
     let change = pipeline::plan_change(&cluster, request).await?;
-    let executed = pipeline::execute(&cluster, change, &options.run, printer).await?;
-    pipeline::emit(printer, &options.run, &executed.report)?;
-    if !executed.failures.is_empty() {
-        let backup = executed.report.backup.clone().unwrap_or_default();
-        bail!(
-            "the values were restored, but the rollout failed:\n{}\nthe values this rollback replaced are in {backup}",
-            executed
-                .failures
-                .iter()
-                .map(|f| format!("  {f}"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
-    }
-    Ok(crate::exit::SUCCESS)
+    pipeline::execute(&cluster, change, &options.run, true, printer).await
 }
 
 fn values_of(backup: &k8s_openapi::api::core::v1::Secret) -> Vec<(String, SecretValue)> {

@@ -65,8 +65,7 @@ pub async fn run(
         notes: Vec::new(),
     };
     let change = pipeline::plan_change(&cluster, request).await?;
-    pipeline::execute_with_rollback(&cluster, change, &options.run, options.no_rollback, printer)
-        .await
+    pipeline::execute(&cluster, change, &options.run, options.no_rollback, printer).await
 }
 
 /// Takes the new value from its source (the only place a value enters the program).

@@ -38,7 +38,18 @@ pub async fn run(
     } else {
         cluster.list_workloads(&scope).await?
     };
-    let status = report::build_status(&secrets, &workloads);
+    let runs = if secrets.is_empty() {
+        Vec::new()
+    } else {
+        match cluster.list_unfinished_runs(&scope).await {
+            Ok(runs) => runs,
+            Err(err) => {
+                printer.warn(&format!("cannot tell whether runs are unfinished: {err:#}"));
+                Vec::new()
+            }
+        }
+    };
+    let status = report::build_status(&secrets, &workloads, &runs);
 
     match options.output {
         OutputFormat::Json => printer.json(&status)?,
@@ -55,6 +66,23 @@ pub async fn run(
                 printer.line(&line);
             }
             for secret in &status.secrets {
+                for run in &secret.unfinished_runs {
+                    printer.line("");
+                    printer.line(&format!(
+                        "unfinished run {} of Secret {}/{} ({} {}, by {}, started {}): {}, at {}",
+                        run.id,
+                        secret.namespace,
+                        secret.name,
+                        run.action,
+                        run.keys.join(", "),
+                        run.by,
+                        run.started_at,
+                        run.state,
+                        run.step
+                    ));
+                    printer.line(&format!("  to finish it:  {}", run.resume));
+                    printer.line(&format!("  to undo it:    {}", run.rollback));
+                }
                 for warning in &secret.warnings {
                     printer.warn(&format!(
                         "Secret {}/{}: {warning}",

@@ -16,6 +16,8 @@ pub struct PreviewContext<'a> {
     pub show_secrets: bool,
     /// Extra lines shown under the headline (a preset's downtime and impact).
     pub notes: &'a [String],
+    /// The run's steps, in order, in words.
+    pub steps: &'a [String],
 }
 
 pub fn render(
@@ -130,6 +132,15 @@ pub fn render(
                 Style::Dim,
                 format!("  {}{how}: {}", skipped.reference(), skipped.why),
             ));
+        }
+    }
+    if !context.steps.is_empty() {
+        lines.push((
+            Style::Plain,
+            "Steps (each journaled; resumable and undoable):".into(),
+        ));
+        for (i, step) in context.steps.iter().enumerate() {
+            lines.push((Style::Plain, format!("  {}. {step}", i + 1)));
         }
     }
     let warnings: Vec<&String> = data.warnings.iter().chain(&restarts.warnings).collect();
@@ -258,6 +269,10 @@ mod tests {
             backup: "app-secrets-backup-20261126-040000-ab12",
             show_secrets: false,
             notes: &[],
+            steps: &[
+                "back up openai-api-key of Secret prod/app-secrets".to_string(),
+                "patch Secret prod/app-secrets: openai-api-key".to_string(),
+            ],
         };
         let rendered = text(&render(&data, &restarts, &context));
         assert!(
@@ -277,6 +292,7 @@ mod tests {
             backup: "b",
             show_secrets: true,
             notes: &[],
+            steps: &[],
         };
         let rendered = text(&render(&data, &restarts, &context));
         assert!(

@@ -127,6 +127,7 @@ mod tests {
                         },
                     ],
                     warnings: vec![],
+                    unfinished_runs: Vec::new(),
                 },
                 SecretStatus {
                     namespace: "prod".into(),
@@ -134,6 +135,7 @@ mod tests {
                     type_: "Opaque".into(),
                     keys: vec![],
                     warnings: vec![],
+                    unfinished_runs: Vec::new(),
                 },
             ],
         };

@@ -412,25 +412,35 @@ fn no_rollback_keeps_the_new_value_and_prints_the_command(kubeconfig: &Path) -> 
         now["openai-api-key"] != original["openai-api-key"],
         "--no-rollback keeps the new value"
     );
-    let backup = backup_names(&env)?.pop().context("a backup")?;
+    // The run is unfinished: its journal names it, and the printed command undoes it.
+    let id = run
+        .stderr
+        .split("kubectl rotate rollback app-secrets --run ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .context("the rollback command of the unfinished run")?
+        .to_string();
     ensure!(
         run.stderr.contains(&format!(
-            "kubectl rotate rollback app-secrets openai-api-key --to {backup} -n {}",
+            "kubectl rotate rollback app-secrets --run {id} -n {}",
+            env.namespace
+        )) && run.stderr.contains(&format!(
+            "kubectl rotate resume app-secrets -n {}",
             env.namespace
         )),
         "{}",
         run.stderr
     );
+    let status = env.rotate(&["status", "app-secrets"])?;
+    status.success()?;
+    ensure!(
+        status.stdout.contains(&format!("unfinished run {id}")),
+        "{}",
+        status.stdout
+    );
     // The printed command works.
-    env.rotate(&[
-        "rollback",
-        "app-secrets",
-        "openai-api-key",
-        "--to",
-        &backup,
-        "-y",
-    ])?
-    .success()?;
+    env.rotate(&["rollback", "app-secrets", "--run", &id, "-y"])?
+        .success()?;
     ensure!(
         env.secret_values("app-secrets")? == original,
         "the printed rollback restores the old value"

@@ -67,6 +67,7 @@ fn kubectl_completes_the_verbs_of_rotate_with_descriptions(kubeconfig: &Path) ->
                 "status",
                 "secret",
                 "rollback",
+                "resume",
                 "backup",
                 "verify",
                 "presets",

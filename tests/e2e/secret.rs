@@ -385,12 +385,15 @@ fn a_concurrent_change_between_plan_and_apply_is_not_overwritten(kubeconfig: &Pa
                     "-n",
                     &env.namespace,
                 ],
-                &[("KUBECTL_ROTATE_TEST_PAUSE_BEFORE_APPLY", &barrier_path)],
+                &[
+                    ("KUBECTL_ROTATE_TEST_PAUSE_AT", "before:patch"),
+                    ("KUBECTL_ROTATE_TEST_PAUSE_DIR", &barrier_path),
+                ],
                 None,
             )
         });
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !barrier.path().join("planned").exists() {
+        while !barrier.path().join("paused").exists() {
             ensure!(
                 Instant::now() < deadline,
                 "the rotation never reached the apply step"

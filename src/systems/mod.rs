@@ -1,0 +1,130 @@
+//! The edge where steps meet the systems they change. Each system has one module that knows
+//! how to apply its steps, check whether they took effect, and (through the undo steps that
+//! `steps::plan_undo` plans) undo them: `secret` for the Secret and its backup, `workloads`
+//! for restarts and rollouts. The engine only calls `apply` and `check`; adding a system adds
+//! steps and a module here, not code in the engine.
+//!
+//! Every write here is sent once. When its answer is an error or is lost, the module reads back
+//! what the system holds and says whether the write happened, did not, or cannot be told.
+
+pub mod secret;
+pub mod workloads;
+
+use std::time::Duration;
+
+use crate::cli::OutputFormat;
+use crate::cluster::Cluster;
+use crate::interrupt::Interrupt;
+use crate::journal::Journal;
+use crate::rollout::WorkloadResult;
+use crate::steps::Step;
+use crate::ui::Printer;
+use crate::values::SecretValue;
+
+/// What a step needs from the run.
+pub struct Ctx<'a> {
+    pub cluster: &'a Cluster,
+    pub journal: &'a Journal,
+    /// The run's new values (from its journal Secret).
+    pub new_values: &'a [(String, SecretValue)],
+    pub timeout: Duration,
+    pub interrupt: &'a Interrupt,
+    pub output: OutputFormat,
+}
+
+impl Ctx<'_> {
+    pub fn namespace(&self) -> &str {
+        &self.journal.namespace
+    }
+
+    pub fn object(&self) -> String {
+        self.journal.object()
+    }
+}
+
+/// Whether a failed step's write took effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Certainly not: nothing was changed by it.
+    No,
+    /// It may have: the answer was lost and reading back did not tell.
+    Unknown,
+    /// It did, but what it started failed (a rollout).
+    Yes,
+}
+
+/// How applying a step ended.
+#[derive(Debug)]
+pub enum StepOutcome {
+    Done {
+        note: String,
+        results: Vec<WorkloadResult>,
+    },
+    Failed {
+        message: String,
+        applied: Applied,
+        results: Vec<WorkloadResult>,
+    },
+    /// Stopped by Ctrl-C/SIGTERM before it finished (only steps that merely read stop so).
+    Interrupted,
+}
+
+impl StepOutcome {
+    fn done(note: impl Into<String>) -> Self {
+        StepOutcome::Done {
+            note: note.into(),
+            results: Vec::new(),
+        }
+    }
+
+    fn failed(message: impl Into<String>, applied: Applied) -> Self {
+        StepOutcome::Failed {
+            message: message.into(),
+            applied,
+            results: Vec::new(),
+        }
+    }
+}
+
+/// What reading back a started step found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checked {
+    /// It took effect (with what was seen).
+    Applied(String),
+    /// It did not; applying it is safe.
+    NotApplied,
+    /// The system holds something this run did not write: stop and let a person decide.
+    Conflict(String),
+}
+
+/// Applies `step`.
+pub async fn apply(step: &Step, ctx: &Ctx<'_>, printer: &mut Printer) -> StepOutcome {
+    match step {
+        Step::BackUp { backup } => secret::back_up(ctx, backup).await,
+        Step::PatchSecret => secret::patch(ctx).await,
+        Step::RestoreSecret { backup } => secret::restore(ctx, backup.as_deref()).await,
+        Step::Restart {
+            workloads,
+            restarted_at,
+        } => workloads::restart(ctx, workloads, restarted_at).await,
+        Step::Watch {
+            workloads,
+            restarted_at,
+        } => workloads::watch(ctx, workloads, restarted_at, printer).await,
+    }
+}
+
+/// Reads back whether `step` (recorded as started by a run that stopped) took effect.
+pub async fn check(step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Checked> {
+    match step {
+        Step::BackUp { backup } => secret::check_backup(ctx, backup).await,
+        Step::PatchSecret => secret::check_patch(ctx).await,
+        Step::RestoreSecret { backup } => secret::check_restore(ctx, backup.as_deref()).await,
+        Step::Restart {
+            workloads,
+            restarted_at,
+        } => workloads::check_restart(ctx, workloads, restarted_at).await,
+        // A watch only reads: watching again is the check.
+        Step::Watch { .. } => Ok(Checked::NotApplied),
+    }
+}
