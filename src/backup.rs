@@ -164,23 +164,24 @@ pub fn info(backup: &Secret) -> BackupInfo {
     }
 }
 
-/// Backups newest first: by creation time recorded in the annotation, then by name (which
-/// carries the same time), so the order does not depend on the server's listing order.
+/// Backups newest first: by creation time recorded in the annotation (to the millisecond for
+/// backups written since runs are journaled), then by the API server's creation time, then by
+/// name, so the order does not depend on the server's listing order.
 pub fn newest_first(mut backups: Vec<Secret>) -> Vec<Secret> {
-    backups.sort_by(|a, b| {
-        let key = |s: &Secret| {
-            (
-                s.metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get(CREATED_AT))
-                    .cloned()
-                    .unwrap_or_default(),
-                s.metadata.name.clone().unwrap_or_default(),
-            )
-        };
-        key(b).cmp(&key(a))
-    });
+    let key = |s: &Secret| {
+        let at = s
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(CREATED_AT))
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok());
+        (
+            at,
+            s.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            s.metadata.name.clone().unwrap_or_default(),
+        )
+    };
+    backups.sort_by_key(|s| std::cmp::Reverse(key(s)));
     backups
 }
 

@@ -273,7 +273,9 @@ impl<'a> Engine<'a> {
                             };
                         }
                         printer.warn(&format!(
-                            "step failed; undoing the run {}: {}",
+                            "step {} failed; undoing run {} (the old values back, then the restarted \
+                             workloads restarted again): {}",
+                            self.journal.steps[index].step.name(),
                             self.journal.id,
                             first_line(&message)
                         ));
@@ -448,6 +450,11 @@ impl<'a> Engine<'a> {
                     s.step.name(),
                     match s.status {
                         StepStatus::Done => "done",
+                        StepStatus::Started
+                            if s.note.as_deref().is_some_and(|n| n.starts_with("failed")) =>
+                        {
+                            "failed"
+                        }
                         StepStatus::Started => "not finished",
                         StepStatus::Failed => "failed",
                         StepStatus::Pending => "pending",

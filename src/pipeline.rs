@@ -47,6 +47,13 @@ impl Action {
         }
     }
 
+    fn noun(self) -> &'static str {
+        match self {
+            Action::Rotate => "rotation",
+            Action::RollBack => "rollback",
+        }
+    }
+
     fn past(self) -> &'static str {
         match self {
             Action::Rotate => "Rotated",
@@ -247,6 +254,11 @@ pub async fn execute(
         .to_string();
     let planned_steps = change.steps(&restarted_at);
 
+    // An unfinished run comes first: until it is finished or undone, its journal is the truth
+    // about this Secret (checked again under the lock, below).
+    if options.dry_run != DryRun::Client {
+        refuse_unfinished(cluster, &namespace, &secret_name).await?;
+    }
     refuse_unhealthy(&change, &object, options.force, printer)?;
 
     if options.dry_run != DryRun::Client {
@@ -273,7 +285,7 @@ pub async fn execute(
     let keys: Vec<String> = change.data.keys.iter().map(|k| k.key.clone()).collect();
     let step_lines: Vec<String> = planned_steps
         .iter()
-        .map(|s| s.describe(&object, &keys))
+        .map(|s| s.describe(&format!("{namespace}/{secret_name}"), &keys))
         .collect();
     let context = PreviewContext {
         action: change.action.verb(),
@@ -628,7 +640,7 @@ pub async fn conclude(
             bail!(
                 "the {} of {keys} in {object} failed:\n{}\nrolled back: {object} holds the old value again \
                  (from {restored}) and {consumers}",
-                action.verb(),
+                action.noun(),
                 indent(&failure)
             )
         }
@@ -664,7 +676,7 @@ pub async fn conclude(
                     bail!(
                         "the {} of {keys} in {object} failed:\n{}\nand the automatic rollback failed too:\n{}\n\
                          run {} is unfinished; once the cause is fixed, undo it with:\n  {rollback}\nor finish it with:\n  {resume}",
-                        action.verb(),
+                        action.noun(),
                         indent(&failure),
                         indent(&undo),
                         journal.id
@@ -673,7 +685,7 @@ pub async fn conclude(
                 None => bail!(
                     "the {} of {keys} in {object} failed:\n{}\n{object} keeps the new value{}; run {} is unfinished. \
                      To restore the old value and restart the consumers run:\n  {rollback}\nor, once the cause is fixed, finish it with:\n  {resume}",
-                    action.verb(),
+                    action.noun(),
                     indent(&failure),
                     if journal.auto_undo || action != Action::Rotate {
                         ""

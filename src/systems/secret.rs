@@ -78,7 +78,10 @@ fn backup_request(live: &Secret, ctx: &Ctx<'_>) -> BackupRequest {
         secret: ctx.journal.secret.clone(),
         source_resource_version: live.metadata.resource_version.clone().unwrap_or_default(),
         keys,
-        at: ctx.journal.record.at.clone(),
+        // To the millisecond, so backups taken within one second keep their order.
+        at: jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string(),
         by: ctx.journal.by.clone(),
         rotation_id: ctx.journal.id.clone(),
         reason: format!(

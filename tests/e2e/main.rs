@@ -14,6 +14,7 @@ mod backup;
 mod completion;
 mod krew;
 mod presets;
+mod runs;
 mod secret;
 mod status;
 mod support;
@@ -48,6 +49,7 @@ fn main() -> ExitCode {
         secret::tests(),
         backup::tests(),
         presets::tests(),
+        runs::tests(),
         verify::tests(),
         completion::tests(),
         krew::tests(),

@@ -510,3 +510,136 @@ pub fn assert_no_values(run: &Run, values: &BTreeMap<String, Vec<u8>>) -> Result
     }
     Ok(())
 }
+
+/// A command started in the background (`TestEnv::spawn_rotate`), to signal or kill mid-run.
+pub struct Background {
+    pub child: std::process::Child,
+    started: Instant,
+}
+
+impl Background {
+    /// The process id: kubectl execs the plugin, so this is the plugin's own.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (e.g. "INT", "TERM", "KILL") with kill(1).
+    pub fn signal(&self, signal: &str) -> Result<()> {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()?;
+        ensure!(status.success(), "kill -{signal} {} failed", self.pid());
+        Ok(())
+    }
+
+    /// Waits (bounded) for it to end and returns what it printed.
+    pub fn finish(mut self) -> Result<Run> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while self.child.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                bail!("the background command did not end within 120 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let output = self.child.wait_with_output()?;
+        Ok(Run::from(output, self.started.elapsed()))
+    }
+}
+
+/// A directory for the plugin's test-only pause hook (debug builds): the run creates
+/// `paused` at the chosen step boundary and waits for `resume`.
+pub struct Pause {
+    pub dir: tempfile::TempDir,
+}
+
+impl Pause {
+    pub fn new() -> Result<Self> {
+        Ok(Pause {
+            dir: tempfile::tempdir()?,
+        })
+    }
+
+    /// The environment that makes a run pause at `at` (`before:patch`, `after:restart`, ...).
+    pub fn env(&self, at: &str) -> Vec<(String, String)> {
+        vec![
+            ("KUBECTL_ROTATE_TEST_PAUSE_AT".into(), at.into()),
+            (
+                "KUBECTL_ROTATE_TEST_PAUSE_DIR".into(),
+                self.dir.path().to_string_lossy().into_owned(),
+            ),
+        ]
+    }
+
+    /// Waits (at most 60 s) until the run reached the boundary.
+    pub fn wait_paused(&self, what: &Background) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.dir.path().join("paused").exists() {
+            ensure!(
+                Instant::now() < deadline,
+                "the run never reached the pause point"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = what;
+        Ok(())
+    }
+
+    pub fn release(&self) -> Result<()> {
+        std::fs::write(self.dir.path().join("resume"), b"")?;
+        Ok(())
+    }
+}
+
+impl TestEnv {
+    /// Starts `kubectl rotate ARGS -n NAMESPACE` in the background with extra environment.
+    pub fn spawn_rotate(&self, args: &[&str], envs: &[(String, String)]) -> Result<Background> {
+        let mut command = self.command("kubectl");
+        command
+            .arg("rotate")
+            .args(args)
+            .args(["-n", &self.namespace])
+            .envs(envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = command.spawn().context("starting kubectl rotate")?;
+        Ok(Background {
+            child,
+            started: Instant::now(),
+        })
+    }
+
+    /// The run journals of `secret` (`kubectl-rotate.io/run`), decoded: (name, journal JSON).
+    pub fn journals_of(&self, secret: &str) -> Result<Vec<serde_json::Value>> {
+        let selector = format!("kubectl-rotate.io/run-of={secret}");
+        let run = self.kubectl(&[
+            "get",
+            "secrets",
+            "-n",
+            &self.namespace,
+            "-l",
+            &selector,
+            "-o",
+            "json",
+        ])?;
+        run.success()?;
+        let list: serde_json::Value = serde_json::from_str(&run.stdout)?;
+        let mut journals = Vec::new();
+        for item in list["items"].as_array().into_iter().flatten() {
+            let raw = item["data"]["journal.json"].as_str().unwrap_or_default();
+            let bytes = base64::engine::general_purpose::STANDARD.decode(raw)?;
+            let mut journal: serde_json::Value = serde_json::from_slice(&bytes)?;
+            journal["dataKeys"] = serde_json::Value::Array(
+                item["data"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, _)| serde_json::Value::String(k.clone()))
+                    .collect(),
+            );
+            journals.push(journal);
+        }
+        Ok(journals)
+    }
+}

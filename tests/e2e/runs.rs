@@ -1,0 +1,717 @@
+//! Runs as journaled steps, end to end: a rotation killed (SIGKILL) at every step boundary is
+//! shown by `status` as unfinished, finished by `resume` or undone by `rollback --run`, and
+//! ends consistent either way; Ctrl-C during the watch; a second Ctrl-C; two rotations of one
+//! Secret (the lock); consumers that are unhealthy before the change; an OnDelete StatefulSet;
+//! backup retention.
+//!
+//! The kill points come from the plugin's test-only pause hook (debug builds only), so each
+//! boundary is hit deterministically; the kill itself is a real SIGKILL of the plugin process.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use base64::Engine;
+use serde_json::Value;
+
+use crate::TestFn;
+use crate::support::{Pause, Run, TestEnv, assert_no_values};
+
+macro_rules! killed {
+    ($name:ident, $at:expr, $then:expr) => {
+        fn $name(kubeconfig: &Path) -> Result<()> {
+            killed_at(kubeconfig, $at, $then)
+        }
+    };
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Then {
+    Resume,
+    Rollback,
+}
+
+killed!(
+    killed_before_backup_then_resumed,
+    "before:backup",
+    Then::Resume
+);
+killed!(
+    killed_before_backup_then_rolled_back,
+    "before:backup",
+    Then::Rollback
+);
+killed!(
+    killed_before_patch_then_resumed,
+    "before:patch",
+    Then::Resume
+);
+killed!(
+    killed_before_patch_then_rolled_back,
+    "before:patch",
+    Then::Rollback
+);
+killed!(
+    killed_after_patch_before_its_journal_entry_then_resumed,
+    "after:patch",
+    Then::Resume
+);
+killed!(
+    killed_after_patch_before_its_journal_entry_then_rolled_back,
+    "after:patch",
+    Then::Rollback
+);
+killed!(
+    killed_before_restart_then_resumed,
+    "before:restart",
+    Then::Resume
+);
+killed!(
+    killed_before_restart_then_rolled_back,
+    "before:restart",
+    Then::Rollback
+);
+killed!(
+    killed_after_restart_before_its_journal_entry_then_resumed,
+    "after:restart",
+    Then::Resume
+);
+killed!(
+    killed_after_restart_before_its_journal_entry_then_rolled_back,
+    "after:restart",
+    Then::Rollback
+);
+killed!(
+    killed_before_watch_then_resumed,
+    "before:watch",
+    Then::Resume
+);
+killed!(
+    killed_before_watch_then_rolled_back,
+    "before:watch",
+    Then::Rollback
+);
+
+pub fn tests() -> Vec<(&'static str, TestFn)> {
+    vec![
+        (
+            "killed_before_backup_then_resumed",
+            killed_before_backup_then_resumed,
+        ),
+        (
+            "killed_before_backup_then_rolled_back",
+            killed_before_backup_then_rolled_back,
+        ),
+        (
+            "killed_before_patch_then_resumed",
+            killed_before_patch_then_resumed,
+        ),
+        (
+            "killed_before_patch_then_rolled_back",
+            killed_before_patch_then_rolled_back,
+        ),
+        (
+            "killed_after_patch_before_its_journal_entry_then_resumed",
+            killed_after_patch_before_its_journal_entry_then_resumed,
+        ),
+        (
+            "killed_after_patch_before_its_journal_entry_then_rolled_back",
+            killed_after_patch_before_its_journal_entry_then_rolled_back,
+        ),
+        (
+            "killed_before_restart_then_resumed",
+            killed_before_restart_then_resumed,
+        ),
+        (
+            "killed_before_restart_then_rolled_back",
+            killed_before_restart_then_rolled_back,
+        ),
+        (
+            "killed_after_restart_before_its_journal_entry_then_resumed",
+            killed_after_restart_before_its_journal_entry_then_resumed,
+        ),
+        (
+            "killed_after_restart_before_its_journal_entry_then_rolled_back",
+            killed_after_restart_before_its_journal_entry_then_rolled_back,
+        ),
+        (
+            "killed_before_watch_then_resumed",
+            killed_before_watch_then_resumed,
+        ),
+        (
+            "killed_before_watch_then_rolled_back",
+            killed_before_watch_then_rolled_back,
+        ),
+        (
+            "ctrl_c_during_the_watch_stops_at_the_boundary_and_resume_finishes",
+            ctrl_c_during_the_watch_stops_at_the_boundary_and_resume_finishes,
+        ),
+        (
+            "a_second_ctrl_c_exits_at_once_and_resume_checks_the_step",
+            a_second_ctrl_c_exits_at_once_and_resume_checks_the_step,
+        ),
+        (
+            "a_second_rotation_of_a_locked_secret_is_refused_at_once",
+            a_second_rotation_of_a_locked_secret_is_refused_at_once,
+        ),
+        (
+            "a_consumer_crash_looping_before_the_change_is_refused_unless_forced",
+            a_consumer_crash_looping_before_the_change_is_refused_unless_forced,
+        ),
+        (
+            "an_on_delete_statefulset_consumer_is_left_to_its_owner_and_the_rotation_succeeds",
+            an_on_delete_statefulset_consumer_is_left_to_its_owner_and_the_rotation_succeeds,
+        ),
+        (
+            "rotation_keeps_the_newest_backups",
+            rotation_keeps_the_newest_backups,
+        ),
+    ]
+}
+
+const ROTATE_REDIS: &[&str] = &[
+    "secret",
+    "app-secrets",
+    "redis-password",
+    "--generate",
+    "password",
+    "-y",
+];
+
+/// The one run journal of app-secrets, and its id.
+fn only_journal(env: &TestEnv) -> Result<(Value, String)> {
+    let journals = env.journals_of("app-secrets")?;
+    ensure!(
+        journals.len() == 1,
+        "expected one run journal, have {}",
+        journals.len()
+    );
+    let journal = journals[0].clone();
+    let id = journal["id"].as_str().context("a run id")?.to_string();
+    Ok((journal, id))
+}
+
+/// No lock is left behind.
+fn no_lock(env: &TestEnv) -> Result<()> {
+    let run = env.kubectl(&["get", "leases", "-n", &env.namespace, "-o", "name"])?;
+    run.success()?;
+    ensure!(
+        !run.stdout.contains("kubectl-rotate.app-secrets"),
+        "the lock is still there: {}",
+        run.stdout
+    );
+    Ok(())
+}
+
+fn restarted_at(env: &TestEnv, deployment: &str) -> Result<Option<String>> {
+    let d = env.get_json("deployment", deployment)?;
+    Ok(
+        d["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"]
+            .as_str()
+            .map(str::to_string),
+    )
+}
+
+fn killed_at(kubeconfig: &Path, at: &str, then: Then) -> Result<()> {
+    let label = format!(
+        "k{}{}",
+        at.replace([':', '-'], ""),
+        if then == Then::Resume { "r" } else { "u" }
+    );
+    let env = TestEnv::new(kubeconfig, &label)?;
+    env.seed_demo_app()?;
+    let original = env.secret_values("app-secrets")?;
+    let pause = Pause::new()?;
+    let run = env.spawn_rotate(ROTATE_REDIS, &pause.env(at))?;
+    pause.wait_paused(&run)?;
+    run.signal("KILL")?;
+    let killed = run.finish()?;
+    ensure!(
+        killed.code.is_none(),
+        "the plugin was not killed: {killed:?}"
+    );
+
+    // status shows the unfinished run, where it stopped, and both ways out.
+    let (journal, id) = only_journal(&env)?;
+    ensure!(journal["state"] == "running", "{journal}");
+    let status = env.rotate(&["status", "app-secrets"])?;
+    status.success()?;
+    let ns = env.namespace.clone();
+    for expected in [
+        format!("unfinished run {id}"),
+        format!("kubectl rotate resume app-secrets -n {ns}"),
+        format!("kubectl rotate rollback app-secrets --run {id} -n {ns}"),
+    ] {
+        ensure!(
+            status.stdout.contains(&expected),
+            "{expected}:\n{}",
+            status.stdout
+        );
+    }
+    let step = at.split(':').nth(1).unwrap_or_default();
+    ensure!(
+        status.stdout.contains(&format!("({step}: ")),
+        "status names the step {step}:\n{}",
+        status.stdout
+    );
+    // Nothing else may change the Secret meanwhile.
+    let other = env.rotate(&[
+        "secret",
+        "app-secrets",
+        "postgres-password",
+        "--generate",
+        "password",
+        "-y",
+    ])?;
+    other.failure(1)?;
+    ensure!(
+        other.stderr.contains(&format!("unfinished run {id}")),
+        "{}",
+        other.stderr
+    );
+
+    let before_api = restarted_at(&env, "api")?;
+    match then {
+        Then::Resume => {
+            let resumed = env.rotate(&["resume", "app-secrets", "-y"])?;
+            resumed.success()?;
+            let now = env.secret_values("app-secrets")?;
+            for (key, value) in &original {
+                if key == "redis-password" {
+                    ensure!(now[key] != *value, "resume did not write the new value");
+                } else {
+                    ensure!(now[key] == *value, "{key} changed");
+                }
+            }
+            let backups = env.backups_of("app-secrets")?;
+            ensure!(backups.len() == 1, "one backup, have {}", backups.len());
+            let saved = base64::engine::general_purpose::STANDARD.decode(
+                backups[0]["data"]["redis-password"]
+                    .as_str()
+                    .unwrap_or_default(),
+            )?;
+            ensure!(
+                saved == original["redis-password"],
+                "the backup holds the old value"
+            );
+            env.wait_rolled_out(&["deployment/api", "deployment/worker"])?;
+            ensure!(
+                restarted_at(&env, "api")?.is_some(),
+                "the consumers were restarted"
+            );
+            let (journal, _) = only_journal(&env)?;
+            ensure!(journal["state"] == "succeeded", "{journal}");
+            ensure!(
+                journal["dataKeys"] == serde_json::json!(["journal.json"]),
+                "a finished journal keeps no value: {journal}"
+            );
+            // Twice is safe.
+            let again = env.rotate(&["resume", "app-secrets", "-y"])?;
+            again.success()?;
+            ensure!(
+                again.stderr.contains("no unfinished run"),
+                "{}",
+                again.stderr
+            );
+            let mut all = original.clone();
+            all.insert("new".into(), now["redis-password"].clone());
+            assert_no_values(&resumed, &all)?;
+            assert_no_values(&status, &all)?;
+        }
+        Then::Rollback => {
+            let undone = env.rotate(&["rollback", "app-secrets", "--run", &id, "-y"])?;
+            undone.success()?;
+            ensure!(
+                env.secret_values("app-secrets")? == original,
+                "rollback --run restores every value"
+            );
+            env.wait_rolled_out(&["deployment/api", "deployment/worker"])?;
+            let (journal, _) = only_journal(&env)?;
+            ensure!(journal["state"] == "rolledBack", "{journal}");
+            let restarted = journal["steps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|s| s["step"]["type"] == "restart" && s["status"] != "pending");
+            let now_api = restarted_at(&env, "api")?;
+            if restarted {
+                ensure!(
+                    now_api != before_api,
+                    "the consumers the run restarted are restarted again on the old value"
+                );
+            } else {
+                ensure!(
+                    now_api == before_api,
+                    "nothing restarted that the run had not"
+                );
+            }
+            let again = env.rotate(&["rollback", "app-secrets", "--run", &id, "-y"])?;
+            again.success()?;
+            ensure!(
+                again.stderr.contains("already finished"),
+                "{}",
+                again.stderr
+            );
+            assert_no_values(&undone, &original)?;
+        }
+    }
+    no_lock(&env)?;
+    let status = env.rotate(&["status", "app-secrets"])?;
+    ensure!(
+        !status.stdout.contains("unfinished run"),
+        "{}",
+        status.stdout
+    );
+    Ok(())
+}
+
+/// Waits until the run's journal says step `name` started.
+fn wait_step_started(env: &TestEnv, name: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let started = env.journals_of("app-secrets")?.iter().any(|j| {
+            j["steps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|s| s["step"]["type"] == name && s["status"] == "started")
+        });
+        if started {
+            return Ok(());
+        }
+        ensure!(Instant::now() < deadline, "step {name} never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn ctrl_c_during_the_watch_stops_at_the_boundary_and_resume_finishes(
+    kubeconfig: &Path,
+) -> Result<()> {
+    let env = TestEnv::new(kubeconfig, "sigint")?;
+    env.seed_demo_app()?;
+    let original = env.secret_values("app-secrets")?;
+    // New api pods become available only a minute after they are ready: the watch lasts.
+    env.kubectl(&[
+        "patch",
+        "deployment",
+        "api",
+        "-n",
+        &env.namespace,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"minReadySeconds":60}}"#,
+    ])?
+    .success()?;
+    // Its pods are no longer "available" under the new rule either: the rotation needs --force.
+    let mut forced = ROTATE_REDIS.to_vec();
+    forced.push("--force");
+    let run = env.spawn_rotate(&forced, &[])?;
+    wait_step_started(&env, "watch")?;
+    let signalled = Instant::now();
+    run.signal("INT")?;
+    let stopped = run.finish()?;
+    stopped.failure(130)?;
+    ensure!(
+        signalled.elapsed() < Duration::from_secs(15),
+        "Ctrl-C stopped the watch at once, not at its end"
+    );
+    let (journal, id) = only_journal(&env)?;
+    ensure!(journal["state"] == "interrupted", "{journal}");
+    for expected in [
+        "interrupted by Ctrl-C (SIGINT)".to_string(),
+        format!("unfinished run {id}"),
+        "done    1. back up".to_string(),
+        "done    2. patch".to_string(),
+        "done    3. restart".to_string(),
+        "started 4. watch".to_string(),
+        format!("kubectl rotate resume app-secrets -n {}", env.namespace),
+        format!(
+            "kubectl rotate rollback app-secrets --run {id} -n {}",
+            env.namespace
+        ),
+    ] {
+        ensure!(
+            stopped.stderr.contains(&expected),
+            "{expected}:\n{}",
+            stopped.stderr
+        );
+    }
+    let events = env.kubectl(&[
+        "get",
+        "events",
+        "-n",
+        &env.namespace,
+        "--field-selector",
+        "reason=SecretRotationInterrupted",
+        "-o",
+        "name",
+    ])?;
+    ensure!(
+        !events.stdout.trim().is_empty(),
+        "an Event records the interruption"
+    );
+    no_lock(&env)?;
+    // The consumers are fine once they may become available; resume watches to the end.
+    env.kubectl(&[
+        "patch",
+        "deployment",
+        "api",
+        "-n",
+        &env.namespace,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"minReadySeconds":0}}"#,
+    ])?
+    .success()?;
+    let resumed = env.rotate(&["resume", "app-secrets", "-y"])?;
+    resumed.success()?;
+    ensure!(
+        only_journal(&env)?.0["state"] == "succeeded",
+        "resume finished the run"
+    );
+    ensure!(
+        env.secret_values("app-secrets")?["redis-password"] != original["redis-password"],
+        "the new value stays"
+    );
+    assert_no_values(&stopped, &original)
+}
+
+fn a_second_ctrl_c_exits_at_once_and_resume_checks_the_step(kubeconfig: &Path) -> Result<()> {
+    let env = TestEnv::new(kubeconfig, "sigint2")?;
+    env.seed_demo_app()?;
+    let pause = Pause::new()?;
+    // Paused after the restarts were sent, before their journal entry: the first Ctrl-C
+    // waits for the step boundary, the second one does not.
+    let run = env.spawn_rotate(ROTATE_REDIS, &pause.env("after:restart"))?;
+    pause.wait_paused(&run)?;
+    run.signal("INT")?;
+    std::thread::sleep(Duration::from_millis(300));
+    run.signal("INT")?;
+    let stopped = run.finish()?;
+    stopped.failure(130)?;
+    ensure!(
+        stopped.stderr.contains("interrupted again"),
+        "{}",
+        stopped.stderr
+    );
+    let (journal, _) = only_journal(&env)?;
+    let restart = journal["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["step"]["type"] == "restart")
+        .cloned()
+        .unwrap_or_default();
+    ensure!(restart["status"] == "started", "{journal}");
+    let resumed = env.rotate(&["resume", "app-secrets", "-y"])?;
+    resumed.success()?;
+    ensure!(
+        resumed.stderr.contains("restart: found done"),
+        "resume read back the restart instead of sending it again:\n{}",
+        resumed.stderr
+    );
+    ensure!(only_journal(&env)?.0["state"] == "succeeded");
+    Ok(())
+}
+
+fn a_second_rotation_of_a_locked_secret_is_refused_at_once(kubeconfig: &Path) -> Result<()> {
+    let env = TestEnv::new(kubeconfig, "lock")?;
+    env.seed_demo_app()?;
+    let pause = Pause::new()?;
+    let first = env.spawn_rotate(ROTATE_REDIS, &pause.env("before:restart"))?;
+    pause.wait_paused(&first)?;
+    let (_, id) = only_journal(&env)?;
+    let second = env.rotate(&[
+        "secret",
+        "app-secrets",
+        "postgres-password",
+        "--generate",
+        "password",
+        "-y",
+    ])?;
+    second.failure(1)?;
+    ensure!(
+        second.elapsed < Duration::from_secs(10),
+        "refused at once, not after waiting: {:?}",
+        second.elapsed
+    );
+    for expected in [
+        format!(
+            "Secret {}/app-secrets is locked by admin (run {id}",
+            env.namespace
+        ),
+        format!("pid {}", first.pid()),
+        " since ".to_string(),
+    ] {
+        ensure!(
+            second.stderr.contains(&expected),
+            "{expected}:\n{}",
+            second.stderr
+        );
+    }
+    pause.release()?;
+    first.finish()?.success()?;
+    env.rotate(&[
+        "secret",
+        "app-secrets",
+        "postgres-password",
+        "--generate",
+        "password",
+        "-y",
+    ])?
+    .success()?;
+    no_lock(&env)
+}
+
+fn a_consumer_crash_looping_before_the_change_is_refused_unless_forced(
+    kubeconfig: &Path,
+) -> Result<()> {
+    let env = TestEnv::new(kubeconfig, "unhealthy")?;
+    env.seed_demo_app()?;
+    let broken = r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"broken"},
+"spec":{"replicas":1,"selector":{"matchLabels":{"app":"broken"}},"template":{"metadata":{"labels":{"app":"broken"},
+"annotations":{"fake-kubelet.kubectl-rotate.io/require":"{\"secret\":\"app-secrets\",\"key\":\"openai-api-key\",\"pattern\":\"^never$\"}"}},
+"spec":{"containers":[{"name":"broken","image":"registry.k8s.io/pause:3.9","envFrom":[{"secretRef":{"name":"app-secrets"}}]}]}}}}"#;
+    env.kubectl_with(
+        &["apply", "-n", &env.namespace, "-f", "-"],
+        &[],
+        Some(broken.as_bytes()),
+    )?
+    .success()?;
+    // Wait until it really crash-loops.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let pods = env.kubectl(&[
+            "get",
+            "pods",
+            "-n",
+            &env.namespace,
+            "-l",
+            "app=broken",
+            "-o",
+            "json",
+        ])?;
+        if pods.stdout.contains("CrashLoopBackOff") {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "deployment/broken never crash-looped"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let before = env.secret_values("app-secrets")?;
+    let run = env.rotate(ROTATE_REDIS)?;
+    run.failure(1)?;
+    for expected in [
+        "consumers are not healthy before the change",
+        "deployment/broken:",
+        "--force",
+        "nothing was changed",
+    ] {
+        ensure!(run.stderr.contains(expected), "{expected}:\n{}", run.stderr);
+    }
+    ensure!(
+        env.secret_values("app-secrets")? == before,
+        "nothing was written"
+    );
+    ensure!(env.backups_of("app-secrets")?.is_empty(), "no backup");
+    ensure!(env.journals_of("app-secrets")?.is_empty(), "no run journal");
+    no_lock(&env)
+}
+
+fn an_on_delete_statefulset_consumer_is_left_to_its_owner_and_the_rotation_succeeds(
+    kubeconfig: &Path,
+) -> Result<()> {
+    let env = TestEnv::new(kubeconfig, "ondelete")?;
+    env.seed_demo_app()?;
+    let db = r#"{"apiVersion":"apps/v1","kind":"StatefulSet","metadata":{"name":"db"},
+"spec":{"replicas":1,"serviceName":"db","updateStrategy":{"type":"OnDelete"},"selector":{"matchLabels":{"app":"db"}},
+"template":{"metadata":{"labels":{"app":"db"}},"spec":{"containers":[{"name":"db","image":"registry.k8s.io/pause:3.9",
+"envFrom":[{"secretRef":{"name":"app-secrets"}}]}]}}}}"#;
+    env.kubectl_with(
+        &["apply", "-n", &env.namespace, "-f", "-"],
+        &[],
+        Some(db.as_bytes()),
+    )?
+    .success()?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = env.kubectl(&[
+            "get",
+            "statefulset",
+            "db",
+            "-n",
+            &env.namespace,
+            "-o",
+            "jsonpath={.status.readyReplicas}",
+        ])?;
+        if ready.stdout.trim() == "1" {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "statefulset/db never became ready"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let run: Run = env.rotate(ROTATE_REDIS)?;
+    run.success()?;
+    for expected in [
+        "statefulset/db",
+        "updateStrategy OnDelete",
+        &format!("kubectl delete pod db-0 -n {}", env.namespace),
+    ] {
+        ensure!(run.stdout.contains(expected), "{expected}:\n{}", run.stdout);
+    }
+    let db = env.get_json("statefulset", "db")?;
+    ensure!(
+        db["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"]
+            .is_null(),
+        "an OnDelete StatefulSet is not patched"
+    );
+    ensure!(
+        restarted_at(&env, "api")?.is_some(),
+        "the other consumers are restarted"
+    );
+    Ok(())
+}
+
+fn rotation_keeps_the_newest_backups(kubeconfig: &Path) -> Result<()> {
+    let env = TestEnv::new(kubeconfig, "keep")?;
+    env.seed_demo_app()?;
+    let mut names = Vec::new();
+    for _ in 0..3 {
+        let run = env.rotate(&[
+            "secret",
+            "app-secrets",
+            "redis-password",
+            "--generate",
+            "password",
+            "-y",
+            "--restart",
+            "none",
+            "--keep",
+            "2",
+        ])?;
+        run.success()?;
+        let backups = env.backups_of("app-secrets")?;
+        names.push(
+            backups
+                .last()
+                .and_then(|b| b["metadata"]["name"].as_str())
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    let left: Vec<String> = env
+        .backups_of("app-secrets")?
+        .iter()
+        .filter_map(|b| b["metadata"]["name"].as_str().map(str::to_string))
+        .collect();
+    ensure!(
+        left == names[1..],
+        "kept the newest two: {left:?} of {names:?}"
+    );
+    Ok(())
+}
