@@ -569,7 +569,7 @@ pub async fn record_event(
 
 /// Prints where a stopped run stands: each step applied or not, and the two commands that end
 /// it.
-pub fn print_unfinished(journal: &Journal, printer: &mut Printer) {
+pub fn print_unfinished(journal: &Journal, with_commands: bool, printer: &mut Printer) {
     printer.styled_note(
         &format!(
             "unfinished run {} of {} ({}):",
@@ -581,6 +581,9 @@ pub fn print_unfinished(journal: &Journal, printer: &mut Printer) {
     );
     for line in journal.step_lines() {
         printer.note(&line);
+    }
+    if !with_commands {
+        return;
     }
     printer.note(&format!(
         "to finish it:  {}",

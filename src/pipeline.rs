@@ -650,7 +650,7 @@ pub async fn conclude(
         }
         Ending::Interrupted { signal } => {
             finish(printer, options, report, started)?;
-            engine::print_unfinished(journal, printer);
+            engine::print_unfinished(journal, true, printer);
             Err(anyhow::Error::new(crate::ExitWith {
                 code: interrupt::EXIT_INTERRUPTED,
                 message: format!(
@@ -667,7 +667,7 @@ pub async fn conclude(
             undo_failure,
         } => {
             finish(printer, options, report, started)?;
-            engine::print_unfinished(journal, printer);
+            engine::print_unfinished(journal, true, printer);
             let resume = journal::resume_command(namespace, name);
             let rollback = journal::rollback_command(namespace, name, &journal.id);
             match undo_failure {
@@ -1100,7 +1100,7 @@ pub async fn continue_run(
         Continue::Finish => "finish",
         Continue::Undo { .. } => "undo",
     };
-    engine::print_unfinished(&journal, printer);
+    engine::print_unfinished(&journal, false, printer);
     if !options.yes {
         if !(std::io::stdin().is_terminal() && printer.interactive()) {
             bail!(
@@ -1183,5 +1183,11 @@ pub async fn continue_run(
         ),
     );
     let (ending, engine) = engine.run(printer).await;
+    // Undoing is what was asked for here: a finished undo is a success, whatever failure the
+    // run undid.
+    let ending = match ending {
+        Ending::RolledBack { .. } => Ending::Succeeded,
+        other => other,
+    };
     conclude(cluster, options, ending, &engine, &[], started, printer).await
 }

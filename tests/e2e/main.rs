@@ -12,6 +12,8 @@
 
 mod backup;
 mod completion;
+mod fault_proxy;
+mod faults;
 mod krew;
 mod presets;
 mod runs;
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
         backup::tests(),
         presets::tests(),
         runs::tests(),
+        faults::tests(),
         verify::tests(),
         completion::tests(),
         krew::tests(),
