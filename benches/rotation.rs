@@ -18,6 +18,12 @@
 //!    for. One rotation each (3 for N = 1, the "slowest single rollout" baseline; median): wall
 //!    time, the slowest workload's `seconds` in the `-o json` report, and the API requests.
 //!
+//! 3. **A crowded namespace**: the demo app alone, then with 5,000 unrelated pods added (bound to
+//!    another node, so the fake kubelet leaves them alone; they are listed and watched like any
+//!    pod). `REPS` rotations of `openai-api-key` each, by the plugin binary itself (not through
+//!    kubectl, whose own memory would count), for the median wall time and the median peak RSS
+//!    (`wait4`'s `ru_maxrss`): the target is that both stay within 10% of the empty namespace's.
+//!
 //! **Counting requests.** The API server writes one audit line per request at stage
 //! ResponseComplete (`DIR/audit.log`; watches add a ResponseStarted line, not counted). The
 //! plugin's requests are the ResponseComplete lines appended after the log's size taken just
@@ -95,8 +101,129 @@ fn run() -> Result<()> {
         envs.push(env);
         cases.push(case);
     }
-    print_summary(&versions, &plugin, &runbook, &cases);
+    let crowd = crowded_case(&plane)?;
+    print_summary(&versions, &plugin, &runbook, &cases, &crowd);
     Ok(())
+}
+
+/// Unrelated pods added to the demo namespace for the crowded case.
+const UNRELATED_PODS: usize = 5000;
+
+struct Crowd {
+    empty_wall: Vec<f64>,
+    empty_rss_mb: Vec<f64>,
+    crowded_wall: Vec<f64>,
+    crowded_rss_mb: Vec<f64>,
+}
+
+/// The demo app's namespace without and with `UNRELATED_PODS` unrelated pods.
+fn crowded_case(plane: &Plane) -> Result<Crowd> {
+    let env = TestEnv::new(&plane.file("kubeconfig"), "benchcrowd")?;
+    env.seed_demo_app()?;
+    let home = tempfile::tempdir()?;
+    let measure = |what: &str| -> Result<(Vec<f64>, Vec<f64>)> {
+        let (mut wall, mut rss) = (Vec::new(), Vec::new());
+        for rep in 0..=REPS {
+            std::thread::sleep(GAP);
+            let (seconds, kib) = direct_rotation(&env, home.path())?;
+            eprintln!(
+                "bench: {what} {rep}: {seconds:.2}s, peak RSS {:.1} MB",
+                kib as f64 / 1024.0
+            );
+            if rep > 0 {
+                wall.push(seconds);
+                rss.push(kib as f64 / 1024.0);
+            }
+        }
+        Ok((wall, rss))
+    };
+    let (empty_wall, empty_rss_mb) = measure("empty namespace")?;
+    let started = Instant::now();
+    for chunk in 0..UNRELATED_PODS / 500 {
+        let items: Vec<String> = (0..500)
+            .map(|i| {
+                json!({"apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": format!("unrelated-{:04}", chunk * 500 + i), "labels": {"app": "unrelated"}},
+                    "spec": {"nodeName": "elsewhere", "automountServiceAccountToken": false,
+                        "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.9"}]}})
+                .to_string()
+            })
+            .collect();
+        let list = format!(
+            r#"{{"kind": "List", "apiVersion": "v1", "items": [{}]}}"#,
+            items.join(",")
+        );
+        kubectl(&env, "create -f -", Some(list.as_bytes()))?;
+    }
+    let listed = kubectl(&env, "get pods -l app=unrelated -o name", None)?;
+    let count = listed.stdout.lines().count();
+    ensure!(
+        count == UNRELATED_PODS,
+        "{count} unrelated pods, not {UNRELATED_PODS}"
+    );
+    eprintln!(
+        "bench: {UNRELATED_PODS} unrelated pods created in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    let (crowded_wall, crowded_rss_mb) = measure("5,000 unrelated pods")?;
+    Ok(Crowd {
+        empty_wall,
+        empty_rss_mb,
+        crowded_wall,
+        crowded_rss_mb,
+    })
+}
+
+/// One rotation of the demo's `openai-api-key` by the plugin binary, run directly: its wall
+/// time and peak resident set (KiB, from `wait4`).
+fn direct_rotation(env: &TestEnv, home: &Path) -> Result<(f64, i64)> {
+    use std::io::Read;
+    let value = new_value();
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kubectl-rotate"))
+        .args([
+            "secret",
+            "app-secrets",
+            "openai-api-key",
+            "--from-stdin",
+            "-y",
+            "-n",
+        ])
+        .arg(&env.namespace)
+        .env_clear()
+        .env("KUBECONFIG", &env.kubeconfig)
+        .env("HOME", home)
+        .env("PATH", "/usr/bin:/bin")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(value.as_bytes())?;
+    let mut stderr = child.stderr.take().context("stderr")?;
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: `rusage` is plain data the kernel fills in; `pid` is our own child, reaped here
+    // once (std's `Child` is not waited on afterwards).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let elapsed = started.elapsed().as_secs_f64();
+    let stderr = reader.join().unwrap_or_default();
+    ensure!(waited == pid, "wait4 failed");
+    ensure!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "the rotation failed:\n{stderr}"
+    );
+    check_value(env, "app-secrets", "openai-api-key", &value)?;
+    Ok((elapsed, usage.ru_maxrss))
 }
 
 /// The benchmark's own control plane, in a temporary directory.
@@ -393,7 +520,7 @@ fn met(ok: bool) -> &'static str {
     if ok { "yes" } else { "NO" }
 }
 
-fn print_summary(versions: &Value, plugin: &[f64], runbook: &[f64], cases: &[Case]) {
+fn print_summary(versions: &Value, plugin: &[f64], runbook: &[f64], cases: &[Case], crowd: &Crowd) {
     let (one, mid, big) = (&cases[0], &cases[1], &cases[2]);
     let demo_ratio = median(plugin) / median(runbook);
     let ratio = median(&big.wall) / median(&one.wall);
@@ -457,6 +584,37 @@ fn print_summary(versions: &Value, plugin: &[f64], runbook: &[f64], cases: &[Cas
         met(no_polling)
     ));
     row(&format!("kube-controller-manager requests meanwhile|{kcm}"));
+    let time_ratio = median(&crowd.crowded_wall) / median(&crowd.empty_wall);
+    let rss_ratio = median(&crowd.crowded_rss_mb) / median(&crowd.empty_rss_mb);
+    row(&format!(
+        "demo ns: wall time, empty|{}",
+        spread(&crowd.empty_wall)
+    ));
+    row(&format!(
+        "demo ns + {UNRELATED_PODS} unrelated pods: wall time|{}",
+        spread(&crowd.crowded_wall)
+    ));
+    row(&format!(
+        "  crowded / empty wall time|{time_ratio:.2}x|<= 1.10x|{}",
+        met(time_ratio <= 1.10)
+    ));
+    let mb = |xs: &[f64]| {
+        let lo = xs.iter().copied().fold(f64::MAX, f64::min);
+        let hi = xs.iter().copied().fold(f64::MIN, f64::max);
+        format!("{:.1} MB [{lo:.1}-{hi:.1}]", median(xs))
+    };
+    row(&format!(
+        "demo ns: plugin peak RSS, empty|{}",
+        mb(&crowd.empty_rss_mb)
+    ));
+    row(&format!(
+        "demo ns + {UNRELATED_PODS} unrelated pods: peak RSS|{}",
+        mb(&crowd.crowded_rss_mb)
+    ));
+    row(&format!(
+        "  crowded / empty peak RSS|{rss_ratio:.2}x|<= 1.10x|{}",
+        met(rss_ratio <= 1.10)
+    ));
 
     println!("\nplugin requests by verb and resource       {ns}");
     for k in kinds {

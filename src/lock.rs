@@ -212,13 +212,7 @@ pub async fn acquire(
                         expires_in,
                     } => {
                         if wait == Wait::No || tokio::time::Instant::now() >= deadline {
-                            bail!(
-                                "{object} is locked by {} since {since}: another change of it is running; \
-                                 wait for it to finish (see `kubectl rotate status {secret} -n {namespace}`). \
-                                 If that process is gone, the lock expires within {expires_in}s and \
-                                 `kubectl rotate resume {secret} -n {namespace}` takes it over",
-                                other.describe()
-                            );
+                            bail!(held_message(namespace, secret, &other, &since, expires_in));
                         }
                         on_wait(&format!(
                             "waiting up to {expires_in}s for the lock held by {} to expire",
@@ -274,6 +268,50 @@ pub async fn acquire(
         }
     }
     bail!("cannot take the lock of {object}: it kept changing hands; try again")
+}
+
+/// The refusal when another run holds the lock.
+fn held_message(
+    namespace: &str,
+    secret: &str,
+    holder: &Holder,
+    since: &str,
+    expires_in: i64,
+) -> String {
+    format!(
+        "Secret {namespace}/{secret} is locked by {} since {since}: another change of it is running; \
+         wait for it to finish (see `kubectl rotate status {secret} -n {namespace}`). \
+         If that process is gone, the lock expires within {expires_in}s and \
+         `kubectl rotate resume {secret} -n {namespace}` takes it over",
+        holder.describe()
+    )
+}
+
+/// The refusal to give when another run holds the lock of `secret` now, if one does.
+pub async fn held_by_another(
+    cluster: &Cluster,
+    namespace: &str,
+    secret: &str,
+) -> Result<Option<String>> {
+    let api: Api<Lease> = Api::namespaced(cluster.client.clone(), namespace);
+    let name = lease_name(secret);
+    let Some(lease) = api
+        .get_opt(&name)
+        .await
+        .map_err(|e| cluster.explain(e, &format!("read the lock (Lease {namespace}/{name})")))?
+    else {
+        return Ok(None);
+    };
+    Ok(
+        match assess(&lease, jiff::Timestamp::now(), &local_host(), process_alive) {
+            LockState::Held {
+                holder,
+                since,
+                expires_in,
+            } => Some(held_message(namespace, secret, &holder, &since, expires_in)),
+            _ => None,
+        },
+    )
 }
 
 fn lease_for(name: &str, namespace: &str, holder: &Holder, now: jiff::Timestamp) -> Lease {

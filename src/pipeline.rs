@@ -711,6 +711,10 @@ fn indent(text: &str) -> String {
 async fn refuse_unfinished(cluster: &Cluster, namespace: &str, secret: &str) -> Result<()> {
     let unfinished = unfinished_runs(cluster, namespace, secret).await?;
     if let Some(run) = unfinished.first() {
+        // A run in progress holds the lock: say who and since when.
+        if let Some(held) = lock::held_by_another(cluster, namespace, secret).await? {
+            bail!(held);
+        }
         bail!(
             "Secret {namespace}/{secret} has an unfinished run {} ({}, {}): finish it with `{}` or undo it with `{}` first; nothing was changed",
             run.id,

@@ -166,6 +166,22 @@ pub fn tests() -> Vec<(&'static str, TestFn)> {
             "rotation_keeps_the_newest_backups",
             rotation_keeps_the_newest_backups,
         ),
+        (
+            "the_automatic_rollback_does_not_overwrite_a_value_someone_else_wrote",
+            the_automatic_rollback_does_not_overwrite_a_value_someone_else_wrote,
+        ),
+        (
+            "the_automatic_rollback_restarts_only_what_the_rotation_restarted",
+            the_automatic_rollback_restarts_only_what_the_rotation_restarted,
+        ),
+        (
+            "after_an_automatic_rollback_a_plain_rollback_never_restores_the_rejected_value",
+            after_an_automatic_rollback_a_plain_rollback_never_restores_the_rejected_value,
+        ),
+        (
+            "a_backup_file_from_another_namespace_is_refused",
+            a_backup_file_from_another_namespace_is_refused,
+        ),
     ]
 }
 
@@ -712,6 +728,139 @@ fn rotation_keeps_the_newest_backups(kubeconfig: &Path) -> Result<()> {
     ensure!(
         left == names[1..],
         "kept the newest two: {left:?} of {names:?}"
+    );
+    Ok(())
+}
+
+/// A rotation to a value the demo app rejects (its rollout crash-loops).
+const ROTATE_OPENAI_BAD: &[&str] = &[
+    "secret",
+    "app-secrets",
+    "openai-api-key",
+    "--generate",
+    "token",
+    "-y",
+];
+
+fn the_automatic_rollback_does_not_overwrite_a_value_someone_else_wrote(
+    kubeconfig: &Path,
+) -> Result<()> {
+    let env = TestEnv::new(kubeconfig, "guardundo")?;
+    env.seed_demo_app()?;
+    let pause = Pause::new()?;
+    let run = env.spawn_rotate(ROTATE_OPENAI_BAD, &pause.env("before:restore"))?;
+    pause.wait_paused(&run)?;
+    // Someone fixes the key by hand while the rotation is about to restore the old one.
+    let fixed = b"sk-fixed-by-hand-0123456789abcdef";
+    let encoded = base64::engine::general_purpose::STANDARD.encode(fixed);
+    env.merge_patch_secret(
+        "app-secrets",
+        &format!(r#"{{"data":{{"openai-api-key":"{encoded}"}}}}"#),
+    )?;
+    pause.release()?;
+    let stopped = run.finish()?;
+    stopped.failure(1)?;
+    ensure!(
+        stopped.stderr.contains(
+            "no longer holds this run's value: someone else changed it; not overwriting it"
+        ),
+        "{}",
+        stopped.stderr
+    );
+    ensure!(
+        env.secret_values("app-secrets")?["openai-api-key"] == fixed,
+        "the hand-written value stays"
+    );
+    let (journal, _) = only_journal(&env)?;
+    ensure!(
+        journal["state"] == "failed",
+        "the run is left unfinished: {journal}"
+    );
+    no_lock(&env)
+}
+
+fn the_automatic_rollback_restarts_only_what_the_rotation_restarted(
+    kubeconfig: &Path,
+) -> Result<()> {
+    let env = TestEnv::new(kubeconfig, "undorestart")?;
+    env.seed_demo_app()?;
+    let original = env.secret_values("app-secrets")?;
+    let worker_before = restarted_at(&env, "worker")?;
+    let mut args = ROTATE_OPENAI_BAD.to_vec();
+    args.extend(["--restart", "deployment/api"]);
+    let run = env.rotate(&args)?;
+    run.failure(1)?;
+    ensure!(run.stderr.contains("rolled back"), "{}", run.stderr);
+    ensure!(
+        env.secret_values("app-secrets")? == original,
+        "the old value is back"
+    );
+    ensure!(
+        restarted_at(&env, "worker")? == worker_before,
+        "worker was not restarted by the rotation, so not by its rollback either"
+    );
+    let (journal, _) = only_journal(&env)?;
+    let undo = journal["undo"].to_string();
+    ensure!(
+        undo.contains("\"api\"") && !undo.contains("\"worker\""),
+        "the undo restarts api only: {undo}"
+    );
+    Ok(())
+}
+
+fn after_an_automatic_rollback_a_plain_rollback_never_restores_the_rejected_value(
+    kubeconfig: &Path,
+) -> Result<()> {
+    let env = TestEnv::new(kubeconfig, "rejected")?;
+    env.seed_demo_app()?;
+    let original = env.secret_values("app-secrets")?;
+    env.rotate(ROTATE_OPENAI_BAD)?.failure(1)?;
+    ensure!(env.secret_values("app-secrets")? == original);
+    // No backup holds the rejected value: whatever `rollback` picks, it is not that.
+    for backup in env.backups_of("app-secrets")? {
+        let saved = base64::engine::general_purpose::STANDARD.decode(
+            backup["data"]["openai-api-key"]
+                .as_str()
+                .unwrap_or_default(),
+        )?;
+        ensure!(
+            saved.is_empty() || saved == original["openai-api-key"],
+            "a backup holds a value other than the original: {}",
+            backup["metadata"]["name"]
+        );
+    }
+    let run = env.rotate(&["rollback", "app-secrets", "openai-api-key", "-y"])?;
+    ensure!(
+        env.secret_values("app-secrets")? == original,
+        "rollback kept the good value: {}",
+        run.stderr
+    );
+    Ok(())
+}
+
+fn a_backup_file_from_another_namespace_is_refused(kubeconfig: &Path) -> Result<()> {
+    let staging = TestEnv::new(kubeconfig, "stagingfile")?;
+    staging.seed_demo_app()?;
+    let prod = TestEnv::new(kubeconfig, "prodfile")?;
+    prod.seed_demo_app()?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("staging.json");
+    let path = file.to_str().context("utf-8")?;
+    staging
+        .rotate(&["backup", "app-secrets", "--to-file", path])?
+        .success()?;
+    let before = prod.secret_values("app-secrets")?;
+    let run = prod.rotate(&["rollback", "app-secrets", "--from-file", path, "-y"])?;
+    run.failure(1)?;
+    ensure!(
+        run.stderr
+            .contains(&format!("from namespace {}", staging.namespace)),
+        "{}",
+        run.stderr
+    );
+    ensure!(
+        prod.secret_values("app-secrets")? == before,
+        "nothing was restored"
     );
     Ok(())
 }
