@@ -211,7 +211,10 @@ pub async fn acquire(
                         since,
                         expires_in,
                     } => {
-                        if wait == Wait::No || tokio::time::Instant::now() >= deadline {
+                        // A live process of this machine renews it: waiting cannot help.
+                        let alive_here = other.host == local_host();
+                        if wait == Wait::No || alive_here || tokio::time::Instant::now() >= deadline
+                        {
                             bail!(held_message(namespace, secret, &other, &since, expires_in));
                         }
                         on_wait(&format!(

@@ -862,6 +862,69 @@ mod tests {
         }
 
         #[test]
+        fn on_delete_workloads_are_left_to_their_owner_with_the_commands() {
+            let mut db = workload(WorkloadKind::StatefulSet, "db", true);
+            db.rollout.on_delete = true;
+            db.rollout.replicas = Some(3);
+            let workloads = vec![workload(WorkloadKind::Deployment, "api", true), db];
+            let consumers = find_consumers("prod", "app-secrets", &workloads);
+            for mode in [
+                RestartMode::Auto,
+                RestartMode::List(vec![(WorkloadKind::StatefulSet, "db".into())]),
+            ] {
+                let plan = plan_restarts(&consumers, &["k"], &mode, &workloads).unwrap();
+                assert!(plan.restart.iter().all(|r| r.name != "db"), "{mode:?}");
+                let db = plan.not_restarted.iter().find(|n| n.name == "db").unwrap();
+                assert!(
+                    db.why.contains("updateStrategy OnDelete")
+                        && db.why.contains("kubectl delete pod db-2 -n prod"),
+                    "{}",
+                    db.why
+                );
+            }
+        }
+
+        #[test]
+        fn a_partitioned_statefulset_names_the_pods_that_keep_the_old_value() {
+            let mut db = workload(WorkloadKind::StatefulSet, "db", true);
+            db.rollout.partition = Some(2);
+            db.rollout.replicas = Some(3);
+            let workloads = vec![db];
+            let consumers = find_consumers("prod", "app-secrets", &workloads);
+            let plan = plan_restarts(&consumers, &["k"], &RestartMode::Auto, &workloads).unwrap();
+            assert_eq!(plan.restart[0].reference(), "statefulset/db");
+            assert!(
+                plan.warnings
+                    .iter()
+                    .any(|w| w.contains("partition 2") && w.contains("db-0, db-1")),
+                "{:?}",
+                plan.warnings
+            );
+        }
+
+        #[test]
+        fn unhealthy_targets_are_the_restarted_consumers_that_are_not_rolled_out() {
+            let mut api = workload(WorkloadKind::Deployment, "api", true);
+            api.rollout.unhealthy = Some("1 of 2 updated replicas are available".into());
+            let mut frontend = workload(WorkloadKind::Deployment, "frontend", false);
+            frontend.rollout.unhealthy = Some("stuck".into());
+            let workloads = vec![
+                api,
+                frontend,
+                workload(WorkloadKind::Deployment, "worker", true),
+            ];
+            let consumers = find_consumers("prod", "app-secrets", &workloads);
+            let plan = plan_restarts(&consumers, &["k"], &RestartMode::Auto, &workloads).unwrap();
+            assert_eq!(
+                unhealthy_targets(&plan, &workloads),
+                [(
+                    "deployment/api".to_string(),
+                    "1 of 2 updated replicas are available".to_string()
+                )]
+            );
+        }
+
+        #[test]
         fn reloader_annotations_are_warned_about() {
             let mut api = workload(WorkloadKind::Deployment, "api", true);
             api.annotations
