@@ -182,6 +182,14 @@ pub fn tests() -> Vec<(&'static str, TestFn)> {
             "a_backup_file_from_another_namespace_is_refused",
             a_backup_file_from_another_namespace_is_refused,
         ),
+        (
+            "the_lock_of_a_run_that_died_on_another_machine_expires_and_resume_takes_it_over",
+            the_lock_of_a_run_that_died_on_another_machine_expires_and_resume_takes_it_over,
+        ),
+        (
+            "sigterm_during_the_watch_stops_the_run_like_ctrl_c",
+            sigterm_during_the_watch_stops_the_run_like_ctrl_c,
+        ),
     ]
 }
 
@@ -863,4 +871,97 @@ fn a_backup_file_from_another_namespace_is_refused(kubeconfig: &Path) -> Result<
         "nothing was restored"
     );
     Ok(())
+}
+
+fn the_lock_of_a_run_that_died_on_another_machine_expires_and_resume_takes_it_over(
+    kubeconfig: &Path,
+) -> Result<()> {
+    let env = TestEnv::new(kubeconfig, "expiry")?;
+    env.seed_demo_app()?;
+    let pause = Pause::new()?;
+    let run = env.spawn_rotate(ROTATE_REDIS, &pause.env("before:restart"))?;
+    pause.wait_paused(&run)?;
+    run.signal("KILL")?;
+    run.finish()?;
+    let (_, id) = only_journal(&env)?;
+    // Make the dead run's lock look like another machine's, freshly renewed: this machine
+    // cannot tell that process is gone, so only the lease's expiry can.
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string();
+    let patch = format!(
+        r#"{{"metadata":{{"annotations":{{"kubectl-rotate.io/host":"another-machine"}}}},"spec":{{"renewTime":"{now}"}}}}"#
+    );
+    env.kubectl(&[
+        "patch",
+        "lease",
+        "kubectl-rotate.app-secrets",
+        "-n",
+        &env.namespace,
+        "--type=merge",
+        "-p",
+        &patch,
+    ])?
+    .success()?;
+    // A new change is refused at once, naming the holder.
+    let refused = env.rotate(&[
+        "secret",
+        "app-secrets",
+        "postgres-password",
+        "--generate",
+        "password",
+        "-y",
+    ])?;
+    refused.failure(1)?;
+    ensure!(
+        refused
+            .stderr
+            .contains(&format!("locked by admin (run {id}"))
+            && refused.stderr.contains("on another-machine"),
+        "{}",
+        refused.stderr
+    );
+    let started = Instant::now();
+    let resumed = env.rotate(&["resume", "app-secrets", "-y"])?;
+    resumed.success()?;
+    ensure!(
+        started.elapsed() >= Duration::from_secs(8),
+        "resume waited for the lease to expire: {:?}",
+        started.elapsed()
+    );
+    for expected in [
+        "waiting up to".to_string(),
+        format!("Took over the lock left by run {id} (it was last renewed more than 15s ago)"),
+    ] {
+        ensure!(
+            resumed.stderr.contains(&expected),
+            "{expected}:\n{}",
+            resumed.stderr
+        );
+    }
+    ensure!(only_journal(&env)?.0["state"] == "succeeded");
+    no_lock(&env)
+}
+
+fn sigterm_during_the_watch_stops_the_run_like_ctrl_c(kubeconfig: &Path) -> Result<()> {
+    let env = TestEnv::new(kubeconfig, "sigterm")?;
+    env.seed_demo_app()?;
+    let pause = Pause::new()?;
+    let run = env.spawn_rotate(ROTATE_REDIS, &pause.env("before:watch"))?;
+    pause.wait_paused(&run)?;
+    run.signal("TERM")?;
+    pause.release()?;
+    let stopped = run.finish()?;
+    stopped.failure(130)?;
+    ensure!(
+        stopped.stderr.contains("interrupted by SIGTERM"),
+        "{}",
+        stopped.stderr
+    );
+    let (journal, id) = only_journal(&env)?;
+    ensure!(journal["state"] == "interrupted", "{journal}");
+    env.rotate(&["rollback", "app-secrets", "--run", &id, "-y"])?
+        .success()?;
+    ensure!(only_journal(&env)?.0["state"] == "rolledBack");
+    no_lock(&env)
 }
