@@ -70,8 +70,29 @@ pub struct Engine<'a> {
 }
 
 impl<'a> Engine<'a> {
+    fn new(
+        cluster: &'a Cluster,
+        (journal, values): (Journal, Vec<(String, SecretValue)>),
+        journal_version: Option<String>,
+        lock: LockGuard,
+        interrupt: Interrupt,
+        (timeout, output): (Duration, OutputFormat),
+    ) -> Self {
+        Engine {
+            cluster,
+            journal,
+            journal_version,
+            values,
+            interrupt,
+            lock: Some(lock),
+            timeout,
+            output,
+            forward_results: Vec::new(),
+            undo_results: Vec::new(),
+        }
+    }
+
     /// A new run: saves its journal (with the new values) before any step.
-    #[allow(clippy::too_many_arguments)]
     pub async fn start(
         cluster: &'a Cluster,
         journal: Journal,
@@ -81,18 +102,14 @@ impl<'a> Engine<'a> {
         timeout: Duration,
         output: OutputFormat,
     ) -> Result<Engine<'a>> {
-        let mut engine = Engine {
+        let mut engine = Engine::new(
             cluster,
-            journal,
-            journal_version: None,
-            values,
+            (journal, values),
+            None,
+            lock,
             interrupt,
-            lock: Some(lock),
-            timeout,
-            output,
-            forward_results: Vec::new(),
-            undo_results: Vec::new(),
-        };
+            (timeout, output),
+        );
         if let Err(err) = engine.write_journal().await {
             engine.release().await;
             return Err(err.context("nothing was changed"));
@@ -109,19 +126,14 @@ impl<'a> Engine<'a> {
         timeout: Duration,
         output: OutputFormat,
     ) -> Result<Engine<'a>> {
-        let (journal, values) = journal::from_secret(stored)?;
-        Ok(Engine {
+        Ok(Engine::new(
             cluster,
-            journal,
-            journal_version: stored.metadata.resource_version.clone(),
-            values,
+            journal::from_secret(stored)?,
+            stored.metadata.resource_version.clone(),
+            lock,
             interrupt,
-            lock: Some(lock),
-            timeout,
-            output,
-            forward_results: Vec::new(),
-            undo_results: Vec::new(),
-        })
+            (timeout, output),
+        ))
     }
 
     fn journal_name(&self) -> String {

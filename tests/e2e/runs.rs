@@ -596,16 +596,10 @@ fn a_consumer_crash_looping_before_the_change_is_refused_unless_forced(
 "spec":{"replicas":1,"selector":{"matchLabels":{"app":"broken"}},"template":{"metadata":{"labels":{"app":"broken"},
 "annotations":{"fake-kubelet.kubectl-rotate.io/require":"{\"secret\":\"app-secrets\",\"key\":\"openai-api-key\",\"pattern\":\"^never$\"}"}},
 "spec":{"containers":[{"name":"broken","image":"registry.k8s.io/pause:3.9","envFrom":[{"secretRef":{"name":"app-secrets"}}]}]}}}}"#;
-    env.kubectl_with(
-        &["apply", "-n", &env.namespace, "-f", "-"],
-        &[],
-        Some(broken.as_bytes()),
-    )?
-    .success()?;
-    // Wait until it really crash-loops.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let pods = env.kubectl(&[
+    env.apply(broken)?;
+    env.wait_until(
+        "deployment/broken crash-looping",
+        &[
             "get",
             "pods",
             "-n",
@@ -614,16 +608,9 @@ fn a_consumer_crash_looping_before_the_change_is_refused_unless_forced(
             "app=broken",
             "-o",
             "json",
-        ])?;
-        if pods.stdout.contains("CrashLoopBackOff") {
-            break;
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "deployment/broken never crash-looped"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        ],
+        |out| out.contains("CrashLoopBackOff"),
+    )?;
     let before = env.secret_values("app-secrets")?;
     let run = env.rotate(ROTATE_REDIS)?;
     run.failure(1)?;
@@ -653,15 +640,10 @@ fn an_on_delete_statefulset_consumer_is_left_to_its_owner_and_the_rotation_succe
 "spec":{"replicas":1,"serviceName":"db","updateStrategy":{"type":"OnDelete"},"selector":{"matchLabels":{"app":"db"}},
 "template":{"metadata":{"labels":{"app":"db"}},"spec":{"containers":[{"name":"db","image":"registry.k8s.io/pause:3.9",
 "envFrom":[{"secretRef":{"name":"app-secrets"}}]}]}}}}"#;
-    env.kubectl_with(
-        &["apply", "-n", &env.namespace, "-f", "-"],
-        &[],
-        Some(db.as_bytes()),
-    )?
-    .success()?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let ready = env.kubectl(&[
+    env.apply(db)?;
+    env.wait_until(
+        "statefulset/db ready",
+        &[
             "get",
             "statefulset",
             "db",
@@ -669,16 +651,9 @@ fn an_on_delete_statefulset_consumer_is_left_to_its_owner_and_the_rotation_succe
             &env.namespace,
             "-o",
             "jsonpath={.status.readyReplicas}",
-        ])?;
-        if ready.stdout.trim() == "1" {
-            break;
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "statefulset/db never became ready"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        ],
+        |out| out.trim() == "1",
+    )?;
     let run: Run = env.rotate(ROTATE_REDIS)?;
     run.success()?;
     for expected in [

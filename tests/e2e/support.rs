@@ -349,20 +349,7 @@ impl TestEnv {
 
     /// The backup Secrets of `secret`, oldest first.
     pub fn backups_of(&self, secret: &str) -> Result<Vec<serde_json::Value>> {
-        let selector = format!("kubectl-rotate.io/backup-of={secret}");
-        let run = self.kubectl(&[
-            "get",
-            "secrets",
-            "-n",
-            &self.namespace,
-            "-l",
-            &selector,
-            "-o",
-            "json",
-        ])?;
-        run.success()?;
-        let list: serde_json::Value = serde_json::from_str(&run.stdout)?;
-        let mut items = list["items"].as_array().cloned().unwrap_or_default();
+        let mut items = self.secrets_labelled(&format!("kubectl-rotate.io/backup-of={secret}"))?;
         items.sort_by_key(|b| {
             (
                 b["metadata"]["annotations"]["kubectl-rotate.io/backup-created-at"]
@@ -592,6 +579,49 @@ impl Pause {
 }
 
 impl TestEnv {
+    /// `kubectl apply -f -` of `manifest` (JSON or YAML) in this namespace.
+    pub fn apply(&self, manifest: &str) -> Result<()> {
+        self.kubectl_with(
+            &["apply", "-n", &self.namespace, "-f", "-"],
+            &[],
+            Some(manifest.as_bytes()),
+        )?
+        .success()?;
+        Ok(())
+    }
+
+    /// Runs `kubectl ARGS` every 200 ms until its stdout satisfies `done` (at most 60 s).
+    pub fn wait_until(&self, what: &str, args: &[&str], done: impl Fn(&str) -> bool) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if done(&self.kubectl(args)?.stdout) {
+                return Ok(());
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "{what} did not happen within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The Secrets of this namespace with label `selector`, as JSON objects.
+    pub fn secrets_labelled(&self, selector: &str) -> Result<Vec<serde_json::Value>> {
+        let run = self.kubectl(&[
+            "get",
+            "secrets",
+            "-n",
+            &self.namespace,
+            "-l",
+            selector,
+            "-o",
+            "json",
+        ])?;
+        run.success()?;
+        let list: serde_json::Value = serde_json::from_str(&run.stdout)?;
+        Ok(list["items"].as_array().cloned().unwrap_or_default())
+    }
+
     /// Starts `kubectl rotate ARGS -n NAMESPACE` in the background with extra environment.
     pub fn spawn_rotate(&self, args: &[&str], envs: &[(String, String)]) -> Result<Background> {
         let mut command = self.command("kubectl");
