@@ -109,7 +109,7 @@ Register-ArgumentCompleter -Native -CommandName 'kubectl-rotate' -ScriptBlock {
         'kubectl-rotate;rollback' {
             [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'The backup to restore from (default: the newest backup of SECRET)')
             [CompletionResult]::new('--from-file', '--from-file', [CompletionResultType]::ParameterName, 'Restore from a backup file written by `kubectl rotate backup --to-file`')
-            [CompletionResult]::new('--run', '--run', [CompletionResultType]::ParameterName, 'Undo the unfinished run ID (see `kubectl rotate status`): every applied step, in reverse')
+            [CompletionResult]::new('--run', '--run', [CompletionResultType]::ParameterName, 'Undo the unfinished run RUN (its id, as `kubectl rotate status` shows it): every applied step, in reverse')
             [CompletionResult]::new('--restart', '--restart', [CompletionResultType]::ParameterName, 'Which workloads to restart: `auto` (every consumer of the key), `none`, or a comma-separated list such as deployment/api,statefulset/db')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the restarted workloads to roll out')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, '`client`: preview only, nothing sent. `server`: the API server validates the change and stores nothing')

@@ -103,7 +103,7 @@ complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand secret" -s
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand secret" -s V -l version -d 'Print version'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -l to -d 'The backup to restore from (default: the newest backup of SECRET)' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -l from-file -d 'Restore from a backup file written by `kubectl rotate backup --to-file`' -r -F
-complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -l run -d 'Undo the unfinished run ID (see `kubectl rotate status`): every applied step, in reverse' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -l run -d 'Undo the unfinished run RUN (its id, as `kubectl rotate status` shows it): every applied step, in reverse' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -l restart -d 'Which workloads to restart: `auto` (every consumer of the key), `none`, or a comma-separated list such as deployment/api,statefulset/db' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -l timeout -d 'How long to wait for the restarted workloads to roll out' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -l dry-run -d '`client`: preview only, nothing sent. `server`: the API server validates the change and stores nothing' -r -f -a "none\t''

@@ -368,8 +368,9 @@ pub struct RollbackArgs {
     #[arg(long, value_name = "PATH")]
     pub from_file: Option<PathBuf>,
 
-    /// Undo the unfinished run ID (see `kubectl rotate status`): every applied step, in reverse.
-    #[arg(long = "run", value_name = "ID", conflicts_with_all = ["to", "from_file", "keys"])]
+    /// Undo the unfinished run RUN (its id, as `kubectl rotate status` shows it): every applied
+    /// step, in reverse.
+    #[arg(long = "run", value_name = "RUN", conflicts_with_all = ["to", "from_file", "keys"])]
     pub run_id: Option<String>,
 
     #[command(flatten)]

@@ -113,6 +113,11 @@ pub enum Query {
     Backups {
         secret: Option<String>,
     },
+    /// The ids of unfinished runs (journals labelled `kubectl-rotate.io/run-finished=false`), of
+    /// `secret` when one is typed.
+    Runs {
+        secret: Option<String>,
+    },
     /// Deployments, StatefulSets and DaemonSets in the namespace, as `kind/name`.
     Workloads,
     Namespaces,
@@ -510,6 +515,9 @@ fn query_for(arg: &Arg, line: &Line) -> Option<Query> {
         "BACKUP" => Some(Query::Backups {
             secret: line.secret(),
         }),
+        "RUN" => Some(Query::Runs {
+            secret: line.secret(),
+        }),
         "WORKLOADS" | "WORKLOAD" => Some(Query::Workloads),
         "NAMESPACE" => Some(Query::Namespaces),
         "CONTEXT" => Some(Query::Contexts),
@@ -820,6 +828,25 @@ mod tests {
         let asked = lookup.asked.borrow();
         assert_eq!(asked[1].0, keys);
         assert_eq!(asked[1].1.last("namespace"), Some("prod"));
+    }
+
+    #[test]
+    fn run_completes_the_unfinished_runs_of_the_secret_typed() {
+        let root = Cli::command();
+        let lookup = FakeLookup::default().with(
+            &Query::Runs {
+                secret: Some("app-secrets".into()),
+            },
+            &["20261202-061200-4e1f"],
+        );
+        assert_eq!(
+            values_of(&run_on(
+                &root,
+                &["rollback", "app-secrets", "--run", ""],
+                &lookup
+            )),
+            ["20261202-061200-4e1f"]
+        );
     }
 
     #[test]

@@ -148,6 +148,7 @@ async fn from_cluster(query: &Query, settings: &ConnectionSettings) -> Result<Ve
                 .collect()
         }
         Query::Backups { secret } => backups(&cluster, secret.as_deref()).await?,
+        Query::Runs { secret } => runs(&cluster, secret.as_deref()).await?,
         Query::Workloads => workloads(&cluster).await?,
         Query::Namespaces => {
             let api: Api<Namespace> = Api::all(cluster.client.clone());
@@ -201,6 +202,32 @@ async fn backups(cluster: &Cluster, secret: Option<&str>) -> Result<Vec<Candidat
                 meta.name?,
                 format!("backup of {of}{created}"),
             ))
+        })
+        .collect())
+}
+
+/// The ids of unfinished runs (from their journals' names, `<secret>-run-<id>`), never a value.
+async fn runs(cluster: &Cluster, secret: Option<&str>) -> Result<Vec<Candidate>> {
+    let mut selector = format!("{}=false", crate::journal::FINISHED_LABEL);
+    if let Some(name) = secret {
+        selector.push_str(&format!(
+            ",{}={}",
+            crate::journal::RUN_OF_LABEL,
+            crate::backup::backup_label_value(name)
+        ));
+    }
+    let api: Api<Secret> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    let list = api
+        .list_metadata(&ListParams::default().labels(&selector))
+        .await
+        .context("listing unfinished runs")?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter_map(|journal| {
+            let name = journal.metadata.name?;
+            let (of, id) = name.rsplit_once("-run-")?;
+            Some(Candidate::described(id, format!("unfinished run of {of}")))
         })
         .collect())
 }

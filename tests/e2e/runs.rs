@@ -278,6 +278,13 @@ fn killed_at(kubeconfig: &Path, at: &str, then: Then) -> Result<()> {
         "status names the step {step}:\n{}",
         status.stdout
     );
+    // kubectl completes the run's id after `rollback SECRET --run`.
+    let completed = env.complete(&["rollback", "app-secrets", "-n", &ns, "--run", ""])?;
+    ensure!(
+        crate::support::candidates(&completed).0 == [id.clone()],
+        "{}",
+        completed.stdout
+    );
     // Nothing else may change the Secret meanwhile.
     let other = env.rotate(&[
         "secret",
