@@ -22,6 +22,10 @@
 # $KUBEBUILDER_ASSETS/<name> when present; otherwise etcd from PATH and the others from
 # ${KUBECTL_ROTATE_CACHE:-~/.cache/kubectl-rotate}/k8s-bin (see scripts/provision.sh); the fake
 # kubelet defaults to target/debug/fake-kubelet of this repository.
+# $DEMO_APP: the demo app binary the fake kubelet runs for pods of image
+# kubectl-rotate.io/demo-app (its --demo-app); defaults to demo-app next to the fake kubelet's
+# binary when that exists, else such pods are simulated like any other. The app processes' files
+# (Secret volumes, logs) are under DIR/fake-kubelet/.
 # $CLUSTER_UP_TIMEOUT (seconds, default 90) bounds the wait for readiness.
 # $CLUSTER_POD_NETWORK (an IPv4 CIDR, /22 or larger) replaces the pod network.
 #
@@ -409,9 +413,15 @@ cmd_up() {
   exec {lock}<"$POD_NETWORK_LOCK"
   flock -s "$lock"
   ensure_pod_network
+  local demo_app=${DEMO_APP:-$(dirname "${BIN[fake-kubelet]}")/demo-app} app_args=()
+  if [ -n "${DEMO_APP:-}" ] && [ ! -x "$DEMO_APP" ]; then
+    die "\$DEMO_APP=$DEMO_APP is not an executable file"
+  fi
+  [ -x "$demo_app" ] && app_args=(--demo-app "$demo_app")
   start fake-kubelet "${BIN[fake-kubelet]}" --kubeconfig "$DIR/components/fake-kubelet.kubeconfig" \
     --pod-network "$POD_NETWORK" --node-name fake-node \
-    --tls-cert-file "$DIR/pki/kubelet.crt" --tls-private-key-file "$DIR/pki/kubelet.key"
+    --tls-cert-file "$DIR/pki/kubelet.crt" --tls-private-key-file "$DIR/pki/kubelet.key" \
+    --state-dir "$DIR/fake-kubelet" "${app_args[@]}"
   exec {lock}<&-
   # The controllers are working once the serviceaccount controller has filled in `default`.
   wait_for "the controller manager (ServiceAccount default/default)" kube-controller-manager \

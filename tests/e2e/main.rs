@@ -8,8 +8,11 @@
 //! skipped. `KUBECTL_ROTATE_E2E_KUBECONFIG=PATH` runs against an already running one instead.
 //!
 //! Nothing here is mocked except the kubelet: there is no container runtime on the test
-//! machine, so `tools/fake-kubelet` writes pod status the way a kubelet would.
+//! machine, so `tools/fake-kubelet` writes pod status the way a kubelet would; for pods of the
+//! demo app's image it runs the real app as a process (tests in `app`, against real PostgreSQL
+//! and Redis from `servers`).
 
+mod app;
 mod backup;
 mod completion;
 mod fault_proxy;
@@ -18,6 +21,7 @@ mod krew;
 mod presets;
 mod runs;
 mod secret;
+mod servers;
 mod status;
 mod support;
 mod verify;
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
         verify::tests(),
         completion::tests(),
         krew::tests(),
+        app::tests(),
     ]
     .into_iter()
     .flatten()

@@ -41,21 +41,11 @@ impl ControlPlane {
                 owned_dir: None,
             });
         }
-        let fake_kubelet = bin_dir().join("fake-kubelet");
-        // Cargo builds only this package's binaries for its tests; the fake kubelet is another
-        // package's, so insist it is there and newer than its sources (scripts/test.sh builds it).
-        let built = std::fs::metadata(&fake_kubelet)
-            .and_then(|m| m.modified())
-            .ok();
-        let newest_source = std::fs::read_dir(repo_root().join("tools/fake-kubelet/src"))?
-            .flatten()
-            .filter_map(|e| e.metadata().and_then(|m| m.modified()).ok())
-            .max();
-        ensure!(
-            built.is_some() && built >= newest_source,
-            "{} is missing or older than its sources; run `cargo build -p fake-kubelet` (scripts/test.sh does)",
-            fake_kubelet.display()
-        );
+        // Cargo builds only this package's binaries for its tests; the fake kubelet and the demo
+        // app (which the fake kubelet runs for pods of its image) are other packages', so insist
+        // they are there and newer than their sources (scripts/test.sh builds them).
+        let fake_kubelet = fresh_tool("fake-kubelet", "tools/fake-kubelet")?;
+        let demo_app = fresh_tool("demo-app", "tools/demo-app")?;
         let dir = tempfile::Builder::new()
             .prefix("kubectl-rotate-e2e-")
             .tempdir()?;
@@ -64,6 +54,7 @@ impl ControlPlane {
             .arg("up")
             .arg(dir.path())
             .env("FAKE_KUBELET", &fake_kubelet)
+            .env("DEMO_APP", &demo_app)
             .stderr(Stdio::inherit())
             .output()
             .context("running scripts/cluster.sh up")?;
@@ -82,6 +73,23 @@ impl ControlPlane {
         );
         Ok(plane)
     }
+}
+
+/// The built binary `name` of the workspace package in `dir`, if it is newer than every file of
+/// its `src`.
+fn fresh_tool(name: &str, dir: &str) -> Result<PathBuf> {
+    let binary = bin_dir().join(name);
+    let built = std::fs::metadata(&binary).and_then(|m| m.modified()).ok();
+    let newest_source = std::fs::read_dir(repo_root().join(dir).join("src"))?
+        .flatten()
+        .filter_map(|e| e.metadata().and_then(|m| m.modified()).ok())
+        .max();
+    ensure!(
+        built.is_some() && built >= newest_source,
+        "{} is missing or older than its sources; run `cargo build -p {name}` (scripts/test.sh does)",
+        binary.display()
+    );
+    Ok(binary)
 }
 
 impl Drop for ControlPlane {

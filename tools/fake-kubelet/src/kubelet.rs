@@ -102,7 +102,13 @@ pub async fn register_node(client: &Client, node: &Value) -> Result<()> {
 }
 
 /// Serves the endpoint on `listener` until the process ends.
-pub async fn serve(listener: TcpListener, tls: TlsAcceptor, client: Client, node_name: String) {
+pub async fn serve(
+    listener: TcpListener,
+    tls: TlsAcceptor,
+    client: Client,
+    node_name: String,
+    state_dir: std::path::PathBuf,
+) {
     loop {
         let tcp = match listener.accept().await {
             Ok((tcp, _)) => tcp,
@@ -113,18 +119,27 @@ pub async fn serve(listener: TcpListener, tls: TlsAcceptor, client: Client, node
             }
         };
         let (tls, client, node_name) = (tls.clone(), client.clone(), node_name.clone());
+        let state_dir = state_dir.clone();
         tokio::spawn(async move {
             let Ok(Ok(stream)) =
                 tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)).await
             else {
                 return;
             };
-            http::serve_one(stream, |request| handle(client, node_name, request)).await;
+            http::serve_one(stream, |request| {
+                handle(client, node_name, state_dir, request)
+            })
+            .await;
         });
     }
 }
 
-async fn handle(client: Client, node_name: String, request: Request) -> Response {
+async fn handle(
+    client: Client,
+    node_name: String,
+    state_dir: std::path::PathBuf,
+    request: Request,
+) -> Response {
     let segments: Vec<&str> = request.path.split('/').skip(1).collect();
     match (request.method.as_str(), segments.as_slice()) {
         ("GET", ["healthz"]) => Response::new(200, "ok"),
@@ -136,7 +151,8 @@ async fn handle(client: Client, node_name: String, request: Request) -> Response
                     if found.spec.as_ref().and_then(|s| s.node_name.as_deref())
                         == Some(&node_name) =>
                 {
-                    logs::container_log(&found, container, &query)
+                    logs::app_log(&state_dir, &found, container, &query)
+                        .unwrap_or_else(|| logs::container_log(&found, container, &query))
                 }
                 Ok(_) => Response::error(
                     404,

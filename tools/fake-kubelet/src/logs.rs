@@ -140,6 +140,45 @@ pub fn container_log(pod: &Pod, container: &str, query: &LogQuery) -> Response {
     }
 }
 
+/// The log of a container the fake kubelet runs for real (see `app`): its log file, or with
+/// `previous` the previous run's. None when the container is not a real one (no such files).
+/// `follow` returns the log as it is now.
+pub fn app_log(
+    state_dir: &std::path::Path,
+    pod: &Pod,
+    container: &str,
+    query: &LogQuery,
+) -> Option<Response> {
+    let uid = pod.metadata.uid.as_deref()?;
+    let current = crate::app::log_path(state_dir, uid, container, false);
+    if !current.exists() {
+        return None;
+    }
+    let path = if query.previous {
+        crate::app::log_path(state_dir, uid, container, true)
+    } else {
+        current
+    };
+    let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
+    let Ok(bytes) = std::fs::read(&path) else {
+        return Some(Response::error(
+            400,
+            &format!("previous terminated container {container:?} in pod {pod_name:?} not found"),
+        ));
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    let started = pod
+        .status
+        .iter()
+        .flat_map(|s| s.container_statuses.iter().flatten())
+        .find(|c| c.name == container)
+        .and_then(|c| c.state.as_ref())
+        .and_then(|s| s.running.as_ref())
+        .and_then(|r| r.started_at.as_ref());
+    Some(Response::new(200, render(&lines, &stamp(started), query)))
+}
+
 fn not_started(status: &ContainerStatus, pod_name: &str, previous: bool) -> Response {
     let container = &status.name;
     if previous {

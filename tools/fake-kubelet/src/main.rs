@@ -20,11 +20,17 @@
 //! an app validating its configuration at start-up would fail; or when its http annotation is
 //! invalid or its port cannot be opened. Secret values are never logged or written anywhere.
 //!
+//! A pod whose first container's image is `kubectl-rotate.io/demo-app` (any tag) is not
+//! simulated when `--demo-app PATH` is given: that binary runs as a real process for it, with the
+//! container's args, environment, Secret volumes, readiness probe and restarts (see `app`); its
+//! files live under `--state-dir` (default: a directory in the system's temp dir).
+//!
 //! Usage: `fake-kubelet --kubeconfig PATH --pod-network CIDR --tls-cert-file PEM
-//! --tls-private-key-file PEM [--node-name NAME]`. Prints `fake-kubelet: ready` to stderr once
+//! --tls-private-key-file PEM [--node-name NAME] [--demo-app PATH] [--state-dir DIR]`. Prints `fake-kubelet: ready` to stderr once
 //! the node is registered and the initial pod list handled, then one line per pod decision.
 //! Pods it did not start itself (before a restart of this process) are not served.
 
+mod app;
 mod http;
 mod kubelet;
 mod logs;
@@ -75,11 +81,14 @@ struct Args {
     tls_cert_file: PathBuf,
     tls_key_file: PathBuf,
     node_name: String,
+    demo_app: Option<PathBuf>,
+    state_dir: PathBuf,
 }
 
 fn parse_args() -> Result<Args> {
     const USAGE: &str = "usage: fake-kubelet --kubeconfig PATH --pod-network CIDR \
-        --tls-cert-file PEM --tls-private-key-file PEM [--node-name NAME]";
+        --tls-cert-file PEM --tls-private-key-file PEM [--node-name NAME] [--demo-app PATH] \
+        [--state-dir DIR]";
     let mut values: HashMap<String, String> = HashMap::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -96,7 +105,9 @@ fn parse_args() -> Result<Args> {
             | "--pod-network"
             | "--tls-cert-file"
             | "--tls-private-key-file"
-            | "--node-name" => values.insert(name, value),
+            | "--node-name"
+            | "--demo-app"
+            | "--state-dir" => values.insert(name, value),
             _ => bail!("unexpected argument {arg:?}\n{USAGE}"),
         };
     }
@@ -111,11 +122,25 @@ fn parse_args() -> Result<Args> {
         tls_cert_file: take("--tls-cert-file")?.into(),
         tls_key_file: take("--tls-private-key-file")?.into(),
         node_name: take("--node-name").unwrap_or_else(|_| "fake-node".into()),
+        demo_app: take("--demo-app").ok().map(PathBuf::from),
+        state_dir: take("--state-dir").map(PathBuf::from).unwrap_or_else(|_| {
+            std::env::temp_dir().join(format!("fake-kubelet-{}", std::process::id()))
+        }),
     })
 }
 
 async fn run() -> Result<()> {
     let args = parse_args()?;
+    if let Some(app) = &args.demo_app {
+        anyhow::ensure!(app.is_file(), "--demo-app {}: no such file", app.display());
+    }
+    std::fs::create_dir_all(&args.state_dir)
+        .with_context(|| format!("creating the state dir {}", args.state_dir.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&args.state_dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("securing {}", args.state_dir.display()))?;
+    }
     let path = &args.kubeconfig;
     // Only the named file: never fall back to ~/.kube/config or in-cluster config, which could
     // point this tool at a real cluster.
@@ -136,6 +161,7 @@ async fn run() -> Result<()> {
         tls,
         client.clone(),
         args.node_name.clone(),
+        args.state_dir.clone(),
     ));
     eprintln!(
         "fake-kubelet: node {} at {node_ip}, kubelet https://{node_ip}:{}, pod IPs from {block}",
@@ -150,6 +176,8 @@ async fn run() -> Result<()> {
         pool: IpPool::new(block),
         started: HashMap::new(),
         terminating: HashSet::new(),
+        demo_app: args.demo_app,
+        state_dir: args.state_dir,
     };
     let mut events = pin!(
         watcher::watcher(Api::<Pod>::all(client), watcher::Config::default()).default_backoff()
@@ -218,9 +246,19 @@ struct Kubelet {
     node_ip: Ipv4Addr,
     pool: IpPool,
     /// Pods we started, by uid: their IP and the task that started them and serves their port.
-    started: HashMap<String, (Ipv4Addr, JoinHandle<()>)>,
+    started: HashMap<String, Started>,
     /// Pods whose deletion we are finishing, by uid.
     terminating: HashSet<String>,
+    /// The demo app's binary, for pods of its image (see `app`).
+    demo_app: Option<PathBuf>,
+    state_dir: PathBuf,
+}
+
+struct Started {
+    ip: Ipv4Addr,
+    task: JoinHandle<()>,
+    /// For a real app: asks its task to stop the process gracefully and finish the deletion.
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Kubelet {
@@ -231,6 +269,34 @@ impl Kubelet {
             return; // another node's pod: not ours to run
         }
         if pod.metadata.deletion_timestamp.is_some() {
+            if node_name.is_some() && !self.terminating.contains(&uid) {
+                // A real app stops gracefully first; its task then finishes the deletion, and
+                // the pod's IP is freed when the pod is gone (`forget`).
+                let stop = self.started.get_mut(&uid).and_then(|s| s.stop.take());
+                if let Some(stop) = stop {
+                    let (client, pod, uid2) = (self.client.clone(), pod.clone(), uid.clone());
+                    self.terminating.insert(uid.clone());
+                    let task = self.started.remove(&uid).map(|s| (s.ip, s.task));
+                    let (ip, task) = task.expect("present: its stop was just taken");
+                    let _ = stop.send(());
+                    let finisher = tokio::spawn(async move {
+                        let _ = task.await;
+                        finish_deletion(client, pod, uid2).await;
+                    });
+                    self.started.insert(
+                        uid,
+                        Started {
+                            ip,
+                            task: finisher,
+                            stop: None,
+                        },
+                    );
+                    return;
+                }
+            }
+            if self.terminating.contains(&uid) {
+                return;
+            }
             self.stop(&uid);
             // An unscheduled pod is deleted at once; a bound one waits for its kubelet.
             if node_name.is_some() && self.terminating.insert(uid.clone()) {
@@ -245,22 +311,45 @@ impl Kubelet {
                 );
                 return;
             };
+            let (stop, app) = match &self.demo_app {
+                Some(binary) if app::is_app_pod(pod) => {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    let runner = app::Runner {
+                        client: self.client.clone(),
+                        binary: binary.clone(),
+                        state_dir: self.state_dir.clone(),
+                        node_ip: self.node_ip,
+                        pod_ip,
+                        started_at: now(),
+                    };
+                    (Some(tx), Some((runner, rx)))
+                }
+                _ => (None, None),
+            };
             let task = tokio::spawn(start_pod(
                 self.client.clone(),
                 pod.clone(),
                 self.node_name.clone(),
                 self.node_ip,
                 pod_ip,
+                app,
             ));
-            self.started.insert(uid, (pod_ip, task));
+            self.started.insert(
+                uid,
+                Started {
+                    ip: pod_ip,
+                    task,
+                    stop,
+                },
+            );
         }
     }
 
     /// Stops the pod's task (closing its port) and frees its IP.
     fn stop(&mut self, uid: &str) {
-        if let Some((ip, task)) = self.started.remove(uid) {
-            task.abort();
-            self.pool.release(ip);
+        if let Some(started) = self.started.remove(uid) {
+            started.task.abort();
+            self.pool.release(started.ip);
         }
     }
 
@@ -300,6 +389,7 @@ async fn start_pod(
     node_name: String,
     node_ip: Ipv4Addr,
     pod_ip: Ipv4Addr,
+    app: Option<(app::Runner, tokio::sync::oneshot::Receiver<()>)>,
 ) {
     // The watch is over namespaced pods, so the namespace is always set.
     let namespace = pod.namespace().unwrap_or_default();
@@ -331,6 +421,10 @@ async fn start_pod(
         }
     }
 
+    if let Some((runner, stop)) = app {
+        app::run(runner, pod, stop).await;
+        return;
+    }
     let app = pod
         .annotations()
         .get(pod_http::ANNOTATION)
