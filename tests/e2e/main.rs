@@ -23,6 +23,7 @@ mod runs;
 mod secret;
 mod servers;
 mod status;
+mod stream;
 mod support;
 mod verify;
 
@@ -61,6 +62,7 @@ fn main() -> ExitCode {
         completion::tests(),
         krew::tests(),
         app::tests(),
+        stream::tests(),
     ]
     .into_iter()
     .flatten()

@@ -354,6 +354,30 @@ async fn get_config_map(maps: &Api<ConfigMap>, name: &str) -> Result<Option<Conf
         .map_err(|e| format!("reading ConfigMap {name:?}: {}", crate::describe(&e)))
 }
 
+/// The environment `kubectl exec` gets in an app pod's container: the container's, resolved as
+/// when it started, with the same `LISTEN_ADDRESS` (Secret volumes are not mounted again).
+pub async fn exec_env(
+    client: &Client,
+    pod: &Pod,
+    container: &str,
+    pod_ip: Ipv4Addr,
+) -> Result<BTreeMap<String, String>, String> {
+    let namespace = pod.namespace().unwrap_or_default();
+    let Some(container) = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.containers.iter())
+        .find(|c| c.name == container)
+    else {
+        return Err(format!("container {container} not found"));
+    };
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
+    let mut env = resolve_env(pod, container, pod_ip, &secrets, &config_maps).await?;
+    env.insert("LISTEN_ADDRESS".into(), pod_ip.to_string());
+    Ok(env)
+}
+
 /// The container's environment, as a kubelet resolves it (envFrom first, env overrides).
 async fn resolve_env(
     pod: &Pod,

@@ -105,13 +105,11 @@ pub fn render_response(response: &Response, head_only: bool) -> Vec<u8> {
     out
 }
 
-/// Reads one request from `stream`, answers it with `handle` and closes the connection.
-/// A client that sends no complete head within 10 s, or more than 16 KiB of it, is dropped.
-pub async fn serve_one<S, F, Fut>(mut stream: S, handle: F)
+/// Reads a request head (through the blank line) from `stream`. `None` for a client that sends
+/// no complete head within 10 s, or more than 16 KiB of it.
+pub async fn read_head<S>(stream: &mut S) -> Option<String>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
-    F: FnOnce(Request) -> Fut,
-    Fut: Future<Output = Response>,
+    S: AsyncRead + Unpin,
 {
     const MAX_HEAD: usize = 16 * 1024;
     let mut head = Vec::new();
@@ -129,9 +127,20 @@ where
         tokio::time::timeout(Duration::from_secs(10), read_head).await,
         Ok(true)
     ) {
-        return;
+        return None;
     }
-    let (response, head_only) = match parse_request(&String::from_utf8_lossy(&head)) {
+    Some(String::from_utf8_lossy(&head).into_owned())
+}
+
+/// Answers the request whose `head` was read from `stream` with `handle` and closes the
+/// connection.
+pub async fn answer<S, F, Fut>(mut stream: S, head: &str, handle: F)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
+    let (response, head_only) = match parse_request(head) {
         Some(request) => {
             let head_only = request.method == "HEAD";
             (handle(request).await, head_only)
@@ -143,6 +152,18 @@ where
         .write_all(&render_response(&response, head_only))
         .await;
     let _ = stream.shutdown().await;
+}
+
+/// Reads one request from `stream`, answers it with `handle` and closes the connection.
+pub async fn serve_one<S, F, Fut>(mut stream: S, handle: F)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
+    if let Some(head) = read_head(&mut stream).await {
+        answer(stream, &head, handle).await;
+    }
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ use tokio_rustls::rustls::{self, pki_types::pem::PemObject};
 
 use crate::http::{self, Request, Response};
 use crate::logs;
+use crate::stream;
 
 /// The kubelet's usual port. Listening on it at a block's node IP is also how a fake kubelet
 /// claims that block (see `network`).
@@ -126,11 +127,164 @@ pub async fn serve(
             else {
                 return;
             };
-            http::serve_one(stream, |request| {
+            let mut stream = stream;
+            let Some(head) = http::read_head(&mut stream).await else {
+                return;
+            };
+            if std::env::var_os("FAKE_KUBELET_LOG_REQUESTS").is_some() {
+                eprintln!("fake-kubelet: kubelet request:\n{}", head.trim_end());
+            }
+            if let Some(upgrade) = streaming_upgrade(&head) {
+                serve_stream(stream, &head, upgrade, client, node_name).await;
+                return;
+            }
+            http::answer(stream, &head, |request| {
                 handle(client, node_name, state_dir, request)
             })
             .await;
         });
+    }
+}
+
+/// A WebSocket upgrade to `/exec/...` or `/portforward/...`: (path, raw query).
+fn streaming_upgrade(head: &str) -> Option<(String, String)> {
+    let target = head.lines().next()?.split(' ').nth(1)?;
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let upgrade = stream::header(head, "Upgrade")?;
+    (upgrade.eq_ignore_ascii_case("websocket")
+        && (path.starts_with("/exec/")
+            || path.starts_with("/portforward/")
+            || path.starts_with("/portForward/")))
+    .then(|| (path.to_string(), query.to_string()))
+}
+
+/// Answers a streaming upgrade: refuses it with a plain HTTP error, or switches protocols and
+/// runs the exec or the port-forward.
+async fn serve_stream<S>(
+    mut stream: S,
+    head: &str,
+    (path, query): (String, String),
+    client: Client,
+    node_name: String,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncWriteExt;
+    let refuse = |status: u16, message: String| {
+        http::render_response(&Response::error(status, &message), false)
+    };
+    let protocol = stream::header(head, "Sec-WebSocket-Protocol").and_then(stream::choose_protocol);
+    let key = stream::header(head, "Sec-WebSocket-Key");
+    let (Some(protocol), Some(key)) = (protocol, key) else {
+        let _ = stream
+            .write_all(&refuse(400, "websocket: no supported subprotocol (v5.channel.k8s.io, v4.channel.k8s.io) or no key".into()))
+            .await;
+        let _ = stream.shutdown().await;
+        return;
+    };
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let (namespace, pod_name) = match segments.as_slice() {
+        ["exec", ns, pod, _] | ["portforward" | "portForward", ns, pod] => {
+            (ns.to_string(), pod.to_string())
+        }
+        _ => {
+            let _ = stream
+                .write_all(&refuse(404, "404 page not found".into()))
+                .await;
+            return;
+        }
+    };
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+    let pod = match pods.get_opt(&pod_name).await {
+        Ok(Some(found))
+            if found.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(&node_name) =>
+        {
+            found
+        }
+        Ok(_) => {
+            let message = format!("pod {namespace}/{pod_name} is not on node {node_name}");
+            let _ = stream.write_all(&refuse(404, message)).await;
+            return;
+        }
+        Err(err) => {
+            let message = format!("reading pod {namespace}/{pod_name}: {err}");
+            let _ = stream.write_all(&refuse(500, message)).await;
+            return;
+        }
+    };
+    let pod_ip: Option<Ipv4Addr> = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_ip.as_deref())
+        .and_then(|ip| ip.parse().ok());
+    let Some(pod_ip) = pod_ip else {
+        let message = format!("pod {namespace}/{pod_name} has no IP yet");
+        let _ = stream.write_all(&refuse(400, message)).await;
+        return;
+    };
+    match segments.as_slice() {
+        ["exec", _, _, container] => {
+            let env = if crate::app::is_app_pod(&pod) {
+                match crate::app::exec_env(&client, &pod, container, pod_ip).await {
+                    Ok(env) => env,
+                    Err(why) => {
+                        let _ = stream.write_all(&refuse(500, why)).await;
+                        return;
+                    }
+                }
+            } else {
+                Default::default()
+            };
+            let command = stream::query_values(&query, "command");
+            // The API server asks the kubelet for `input`; `stdin` is the client's spelling.
+            let want_stdin = ["input", "stdin"].iter().any(|name| {
+                stream::query_values(&query, name)
+                    .first()
+                    .is_some_and(|v| v == "true" || v == "1")
+            });
+            if stream
+                .write_all(&stream::upgrade_response(key, protocol))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            let ws = stream::accept(stream).await;
+            stream::exec(ws, protocol.starts_with("v5"), command, env, want_stdin).await;
+        }
+        _ => {
+            let mut ports = Vec::new();
+            for value in stream::query_values(&query, "ports")
+                .into_iter()
+                .chain(stream::query_values(&query, "port"))
+            {
+                for port in value.split(',').filter(|p| !p.is_empty()) {
+                    match port.trim().parse::<u16>() {
+                        Ok(port) if port != 0 => ports.push(port),
+                        _ => {
+                            let message = format!("invalid port {port:?}");
+                            let _ = stream.write_all(&refuse(400, message)).await;
+                            return;
+                        }
+                    }
+                }
+            }
+            if ports.is_empty() || ports.len() > 64 {
+                let _ = stream
+                    .write_all(&refuse(400, "ports: one to 64 ports required".into()))
+                    .await;
+                return;
+            }
+            if stream
+                .write_all(&stream::upgrade_response(key, protocol))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            let ws = stream::accept(stream).await;
+            stream::portforward(ws, pod_ip, ports).await;
+        }
     }
 }
 

@@ -38,6 +38,7 @@ mod network;
 mod pod_http;
 mod require;
 mod status;
+mod stream;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;

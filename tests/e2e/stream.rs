@@ -1,0 +1,178 @@
+//! `pods/exec` and `pods/portforward` over WebSocket, through the API server to the fake
+//! kubelet (tools/fake-kubelet/src/stream.rs), which runs the command on the host with the
+//! container's environment and dials the pod's IP (local to this machine).
+//!
+//! Exec goes through real kubectl 1.37 (WebSocket, `v5.channel.k8s.io`). Port-forward goes
+//! through kube-rs's WebSocket client (`v4.channel.k8s.io`, `?ports=`): kubectl's port-forward
+//! tunnels SPDY inside the WebSocket (or falls back to plain SPDY), which the fake kubelet does
+//! not speak. The forwarded port is a listener this test binds on the pod's IP.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::TestFn;
+use crate::support::TestEnv;
+
+pub fn tests() -> Vec<(&'static str, TestFn)> {
+    vec![
+        (
+            "exec_streams_output_exit_codes_and_stdin",
+            exec_streams_output_exit_codes_and_stdin,
+        ),
+        (
+            "portforward_reaches_a_listener_on_the_pod_ip",
+            portforward_reaches_a_listener_on_the_pod_ip,
+        ),
+    ]
+}
+
+/// A simulated pod `p`, Ready; its IP.
+fn ready_pod(env: &TestEnv) -> Result<String> {
+    let ns = env.namespace.as_str();
+    env.kubectl(&["run", "p", "--image=busybox", "--restart=Never", "-n", ns])?
+        .success()?;
+    env.kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/p",
+        "-n",
+        ns,
+        "--timeout=60s",
+    ])?
+    .success()?;
+    let ip = env
+        .kubectl(&[
+            "get",
+            "pod",
+            "p",
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.status.podIP}",
+        ])?
+        .success()?
+        .stdout
+        .clone();
+    ensure!(ip.starts_with("198.18."), "pod IP {ip:?}");
+    Ok(ip)
+}
+
+fn exec_streams_output_exit_codes_and_stdin(kubeconfig: &Path) -> Result<()> {
+    let env = TestEnv::new(kubeconfig, "exec")?;
+    ready_pod(&env)?;
+    let ns = env.namespace.as_str();
+
+    let echo = env.kubectl(&["exec", "p", "-n", ns, "--", "echo", "hi there"])?;
+    echo.success()?;
+    ensure!(echo.stdout == "hi there\n", "stdout {:?}", echo.stdout);
+
+    let failing = env.kubectl(&[
+        "exec",
+        "p",
+        "-n",
+        ns,
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ])?;
+    failing.failure(3)?;
+    ensure!(failing.stdout == "out\n", "stdout {:?}", failing.stdout);
+    ensure!(
+        failing.stderr.contains("err\n"),
+        "stderr {:?}",
+        failing.stderr
+    );
+
+    // Only PATH: a simulated pod's container has no environment of its own.
+    let printed = env.kubectl(&["exec", "p", "-n", ns, "--", "env"])?;
+    printed.success()?;
+    ensure!(
+        printed.stdout.lines().all(|l| l.starts_with("PATH=")),
+        "env {:?}",
+        printed.stdout
+    );
+
+    // stdin reaches the command and its end (v5 close) ends `cat`.
+    let data = "line one\nline two\n".repeat(500);
+    let cat = env.kubectl_with(
+        &["exec", "-i", "p", "-n", ns, "--", "cat"],
+        &[],
+        Some(data.as_bytes()),
+    )?;
+    cat.success()?;
+    ensure!(
+        cat.stdout == data,
+        "cat echoed {} bytes, not {}",
+        cat.stdout.len(),
+        data.len()
+    );
+
+    let missing = env.kubectl(&["exec", "p", "-n", ns, "--", "no-such-command-here"])?;
+    ensure!(missing.code != Some(0), "a missing command succeeded");
+    Ok(())
+}
+
+fn portforward_reaches_a_listener_on_the_pod_ip(kubeconfig: &Path) -> Result<()> {
+    let env = TestEnv::new(kubeconfig, "portforward")?;
+    let ip = ready_pod(&env)?;
+    // "The container's" server: answers one line with "pong: LINE" then closes.
+    let listener = std::net::TcpListener::bind((ip.as_str(), 0))
+        .with_context(|| format!("binding a listener on the pod IP {ip}"))?;
+    let port = listener.local_addr()?.port();
+    let server = std::thread::spawn(move || -> Result<()> {
+        let (mut conn, _) = listener.accept()?;
+        conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let mut line = String::new();
+        BufReader::new(conn.try_clone()?).read_line(&mut line)?;
+        conn.write_all(format!("pong: {line}").as_bytes())?;
+        Ok(())
+    });
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let kubeconfig = kubeconfig.to_path_buf();
+    let namespace = env.namespace.clone();
+    let (answer, refused) = runtime.block_on(async move {
+        let config = Kubeconfig::read_from(&kubeconfig)?;
+        let config =
+            kube::Config::from_custom_kubeconfig(config, &KubeConfigOptions::default()).await?;
+        let client = kube::Client::try_from(config)?;
+        let pods: Api<Pod> = Api::namespaced(client, &namespace);
+        let exchange = async {
+            let mut forwarder = pods.portforward("p", &[port]).await?;
+            let mut stream = forwarder.take_stream(port).context("no stream")?;
+            stream.write_all(b"ping\n").await?;
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).await?;
+            drop(stream);
+            let _ = forwarder.join().await;
+
+            // A port nothing listens on: the error channel says why.
+            let mut forwarder = pods.portforward("p", &[1]).await?;
+            let error = forwarder.take_error(1).context("no error channel")?;
+            let refused = error.await;
+            forwarder.abort();
+            anyhow::Ok((answer, refused))
+        };
+        tokio::time::timeout(Duration::from_secs(60), exchange)
+            .await
+            .context("port-forward took over 60 s")?
+    })?;
+    server.join().expect("the pod's server panicked")?;
+    ensure!(answer == "pong: ping\n", "answer {answer:?}");
+    let refused = refused.context("no error for a port nothing listens on")?;
+    ensure!(
+        refused.contains("connection refused") || refused.contains("Connection refused"),
+        "error {refused:?}"
+    );
+    Ok(())
+}
