@@ -306,6 +306,37 @@ fn app_starts_for_real_logs_and_answers_health_through_the_pod_proxy(
         .with_context(|| format!("health is JSON: {}", health.stdout))?;
     ensure!(body["status"] == "healthy", "health answer: {body}");
 
+    // exec runs in the container's environment; port-forward reaches the app's own server.
+    let pod_ip = pod["status"]["podIP"].as_str().unwrap_or_default();
+    let printed = env.kubectl(&[
+        "exec",
+        &name,
+        "-n",
+        &env.namespace,
+        "--",
+        "printenv",
+        "POD_NAME",
+        "LISTEN_ADDRESS",
+    ])?;
+    printed.success()?;
+    ensure!(
+        printed.stdout == format!("{name}\n{pod_ip}\n"),
+        "exec printed {:?}",
+        printed.stdout
+    );
+    let (answer, _) = crate::stream::forward_once(
+        kubeconfig,
+        &env.namespace,
+        &name,
+        8000,
+        b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        None,
+    )?;
+    ensure!(
+        answer.starts_with("HTTP/1.1 200") && answer.contains("healthy"),
+        "/health through port-forward: {answer}"
+    );
+
     // The Secret volume: private files in a private directory, while the pod lives.
     let uid = pod["metadata"]["uid"]
         .as_str()

@@ -136,37 +136,8 @@ fn portforward_reaches_a_listener_on_the_pod_ip(kubeconfig: &Path) -> Result<()>
         Ok(())
     });
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let kubeconfig = kubeconfig.to_path_buf();
-    let namespace = env.namespace.clone();
-    let (answer, refused) = runtime.block_on(async move {
-        let config = Kubeconfig::read_from(&kubeconfig)?;
-        let config =
-            kube::Config::from_custom_kubeconfig(config, &KubeConfigOptions::default()).await?;
-        let client = kube::Client::try_from(config)?;
-        let pods: Api<Pod> = Api::namespaced(client, &namespace);
-        let exchange = async {
-            let mut forwarder = pods.portforward("p", &[port]).await?;
-            let mut stream = forwarder.take_stream(port).context("no stream")?;
-            stream.write_all(b"ping\n").await?;
-            let mut answer = String::new();
-            stream.read_to_string(&mut answer).await?;
-            drop(stream);
-            let _ = forwarder.join().await;
-
-            // A port nothing listens on: the error channel says why.
-            let mut forwarder = pods.portforward("p", &[1]).await?;
-            let error = forwarder.take_error(1).context("no error channel")?;
-            let refused = error.await;
-            forwarder.abort();
-            anyhow::Ok((answer, refused))
-        };
-        tokio::time::timeout(Duration::from_secs(60), exchange)
-            .await
-            .context("port-forward took over 60 s")?
-    })?;
+    let (answer, refused) =
+        forward_once(kubeconfig, &env.namespace, "p", port, b"ping\n", Some(1))?;
     server.join().expect("the pod's server panicked")?;
     ensure!(answer == "pong: ping\n", "answer {answer:?}");
     let refused = refused.context("no error for a port nothing listens on")?;
@@ -175,4 +146,48 @@ fn portforward_reaches_a_listener_on_the_pod_ip(kubeconfig: &Path) -> Result<()>
         "error {refused:?}"
     );
     Ok(())
+}
+
+/// One connection through `pods/portforward` (kube-rs, WebSocket) to `pod`:`port`: sends
+/// `request`, reads until the pod side closes. With `refused_port`, also forwards that port
+/// and returns what its error channel says.
+pub fn forward_once(
+    kubeconfig: &Path,
+    namespace: &str,
+    pod: &str,
+    port: u16,
+    request: &[u8],
+    refused_port: Option<u16>,
+) -> Result<(String, Option<String>)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let config = Kubeconfig::read_from(kubeconfig)?;
+        let config =
+            kube::Config::from_custom_kubeconfig(config, &KubeConfigOptions::default()).await?;
+        let client = kube::Client::try_from(config)?;
+        let pods: Api<Pod> = Api::namespaced(client, namespace);
+        let exchange = async {
+            let mut forwarder = pods.portforward(pod, &[port]).await?;
+            let mut stream = forwarder.take_stream(port).context("no stream")?;
+            stream.write_all(request).await?;
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).await?;
+            drop(stream);
+            let _ = forwarder.join().await;
+            let mut refused = None;
+            if let Some(other) = refused_port {
+                // A port nothing listens on: the error channel says why.
+                let mut forwarder = pods.portforward(pod, &[other]).await?;
+                let error = forwarder.take_error(other).context("no error channel")?;
+                refused = error.await;
+                forwarder.abort();
+            }
+            anyhow::Ok((answer, refused))
+        };
+        tokio::time::timeout(Duration::from_secs(60), exchange)
+            .await
+            .context("port-forward took over 60 s")?
+    })
 }

@@ -7,7 +7,8 @@
 //! HTTPS with the certificate `scripts/cluster.sh` signs with the cluster's CA; it asks for no
 //! client certificate (the API server checks no kubelet certificate either unless given
 //! `--kubelet-certificate-authority`). It serves `/containerLogs/...` (see `logs`) and
-//! `/healthz`; not exec, attach, port-forward, metrics or stats.
+//! `/healthz`, and `exec` and `portforward` over WebSocket (see `stream`); not attach, SPDY,
+//! metrics or stats.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
