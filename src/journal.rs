@@ -208,6 +208,11 @@ impl Journal {
                 steps[i].step.name(),
                 steps[i].step.describe(&self.secret, &keys),
                 match steps[i].status {
+                    StepStatus::Started
+                        if steps[i].note.as_deref().is_some_and(|n| n.starts_with("failed")) =>
+                    {
+                        "failed (it may have been applied)"
+                    }
                     StepStatus::Pending => "not started",
                     StepStatus::Started => "started, not known to be done",
                     StepStatus::Done => "done",

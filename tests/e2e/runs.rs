@@ -42,6 +42,16 @@ killed!(
     Then::Rollback
 );
 killed!(
+    killed_after_backup_before_its_journal_entry_then_resumed,
+    "after:backup",
+    Then::Resume
+);
+killed!(
+    killed_after_backup_before_its_journal_entry_then_rolled_back,
+    "after:backup",
+    Then::Rollback
+);
+killed!(
     killed_before_patch_then_resumed,
     "before:patch",
     Then::Resume
@@ -101,6 +111,18 @@ pub fn tests() -> Vec<(&'static str, TestFn)> {
         (
             "killed_before_backup_then_rolled_back",
             killed_before_backup_then_rolled_back,
+        ),
+        (
+            "killed_after_backup_before_its_journal_entry_then_resumed",
+            killed_after_backup_before_its_journal_entry_then_resumed,
+        ),
+        (
+            "killed_after_backup_before_its_journal_entry_then_rolled_back",
+            killed_after_backup_before_its_journal_entry_then_rolled_back,
+        ),
+        (
+            "killed_during_the_automatic_undo_then_resume_finishes_the_undo",
+            killed_during_the_automatic_undo_then_resume_finishes_the_undo,
         ),
         (
             "killed_before_patch_then_resumed",
@@ -946,4 +968,43 @@ fn sigterm_during_the_watch_stops_the_run_like_ctrl_c(kubeconfig: &Path) -> Resu
         .success()?;
     ensure!(only_journal(&env)?.0["state"] == "rolledBack");
     no_lock(&env)
+}
+
+fn killed_during_the_automatic_undo_then_resume_finishes_the_undo(kubeconfig: &Path) -> Result<()> {
+    let env = TestEnv::new(kubeconfig, "killundo")?;
+    env.seed_demo_app()?;
+    let original = env.secret_values("app-secrets")?;
+    let pause = Pause::new()?;
+    // The app rejects the value, the run undoes itself, and dies after the undo's restore.
+    let run = env.spawn_rotate(ROTATE_OPENAI_BAD, &pause.env("after:restore"))?;
+    pause.wait_paused(&run)?;
+    run.signal("KILL")?;
+    run.finish()?;
+    let (journal, id) = only_journal(&env)?;
+    ensure!(
+        journal["undoing"] == true && journal["state"] == "running",
+        "{journal}"
+    );
+    let status = env.rotate(&["status", "app-secrets"])?;
+    ensure!(
+        status.stdout.contains(&format!("unfinished run {id}"))
+            && status.stdout.contains("undo step 1 of 3 (restore: "),
+        "{}",
+        status.stdout
+    );
+    let resumed = env.rotate(&["resume", "app-secrets", "-y"])?;
+    resumed.success()?;
+    ensure!(
+        resumed.stderr.contains("restore: found done"),
+        "{}",
+        resumed.stderr
+    );
+    ensure!(
+        env.secret_values("app-secrets")? == original,
+        "the undo finished: old values back"
+    );
+    env.wait_rolled_out(&["deployment/api", "deployment/worker"])?;
+    ensure!(only_journal(&env)?.0["state"] == "rolledBack");
+    no_lock(&env)?;
+    assert_no_values(&resumed, &original)
 }
