@@ -209,7 +209,10 @@ impl Journal {
                 steps[i].step.describe(&self.secret, &keys),
                 match steps[i].status {
                     StepStatus::Started
-                        if steps[i].note.as_deref().is_some_and(|n| n.starts_with("failed")) =>
+                        if steps[i]
+                            .note
+                            .as_deref()
+                            .is_some_and(|n| n.starts_with("failed")) =>
                     {
                         "failed (it may have been applied)"
                     }
