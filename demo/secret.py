@@ -2,7 +2,9 @@
 """Print the demo Secret `app-secrets` as JSON with freshly generated values, for
 `kubectl create -f -` (stdin, so no value ever appears in a process's arguments).
 
-Usage: demo/secret.py [NAMESPACE]
+Usage: demo/secret.py [NAMESPACE] [--postgres-admin]
+With --postgres-admin, prints a List that also holds `postgres-admin` (key postgres-password:
+the superuser's password of the demo's PostgreSQL, demo/app.yaml).
 The values are random on every run and never written to disk.
 """
 import base64
@@ -11,7 +13,9 @@ import secrets
 import string
 import sys
 
-namespace = sys.argv[1] if len(sys.argv) > 1 else "prod"
+args = [a for a in sys.argv[1:] if a != "--postgres-admin"]
+with_admin = "--postgres-admin" in sys.argv[1:]
+namespace = args[0] if args else "prod"
 alphabet = string.ascii_letters + string.digits
 
 
@@ -28,13 +32,21 @@ values = {
     # a Fernet key: 32 random bytes, URL-safe base64
     "encryption-key": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
 }
-json.dump(
-    {
+app_secrets = {
+    "apiVersion": "v1",
+    "kind": "Secret",
+    "metadata": {"name": "app-secrets", "namespace": namespace, "labels": {"app": "ai-agents"}},
+    "type": "Opaque",
+    "data": {k: b64(v) for k, v in values.items()},
+}
+if with_admin:
+    admin = {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": "app-secrets", "namespace": namespace, "labels": {"app": "ai-agents"}},
+        "metadata": {"name": "postgres-admin", "namespace": namespace, "labels": {"app": "postgres"}},
         "type": "Opaque",
-        "data": {k: b64(v) for k, v in values.items()},
-    },
-    sys.stdout,
-)
+        "data": {"postgres-password": b64(base64.b64encode(secrets.token_bytes(32)).decode())},
+    }
+    json.dump({"apiVersion": "v1", "kind": "List", "items": [app_secrets, admin]}, sys.stdout)
+else:
+    json.dump(app_secrets, sys.stdout)

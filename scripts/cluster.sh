@@ -329,6 +329,9 @@ cmd_up() {
 
   mkdir -p "$DIR"
   DIR=$(cd "$DIR" && pwd)
+  # Others may pass through DIR, not list it: the demo's PostgreSQL drops root and must reach
+  # its data under DIR/fake-kubelet (everything else in DIR stays private: see umask above).
+  chmod 711 "$DIR"
   local n p
   while read -r n p; do
     if is_ours "$p"; then
@@ -404,7 +407,7 @@ cmd_up() {
   start kube-controller-manager "${BIN[kube-controller-manager]}" \
     --kubeconfig="$DIR/components/kube-controller-manager.kubeconfig" \
     --service-account-private-key-file="$DIR/pki/sa.key" --root-ca-file="$DIR/pki/ca.crt" \
-    --controllers=deployment,replicaset,statefulset,daemonset,garbagecollector,namespace,serviceaccount,serviceaccount-token \
+    --controllers=deployment,replicaset,statefulset,daemonset,job,endpoint,garbagecollector,namespace,serviceaccount,serviceaccount-token \
     --leader-elect=false --bind-address=127.0.0.1 --secure-port=0 "${insecure_port[@]}"
   # The fake kubelet inherits a shared lock on the pod network and holds it while it runs, so
   # a `down` elsewhere leaves the route in place; we hold it from checking the route on.

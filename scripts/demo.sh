@@ -67,15 +67,28 @@ else
   kubectl label namespace "$ns" app.kubernetes.io/part-of=kubectl-rotate-demo >/dev/null
 fi
 
-say "seeding the runbook's app into namespace $ns"
-if ! kubectl get secret app-secrets -n "$ns" >/dev/null 2>&1; then
-  python3 demo/secret.py "$ns" | kubectl create -f - >/dev/null
+if [ "$local_cluster" = 1 ]; then
+  # The real app, PostgreSQL and Redis: the fake kubelet runs them as processes.
+  say "seeding the runbook's app into namespace $ns: PostgreSQL, Redis, tenant data, api, worker"
+  if ! kubectl get secret app-secrets -n "$ns" >/dev/null 2>&1; then
+    python3 demo/secret.py "$ns" --postgres-admin | kubectl create -f - >/dev/null
+  fi
+  kubectl apply -n "$ns" -f demo/app.yaml >/dev/null
+  kubectl rollout status statefulset/postgres -n "$ns" --timeout=120s >/dev/null
+  kubectl rollout status deployment/redis -n "$ns" --timeout=120s >/dev/null
+  kubectl wait --for=condition=complete job/seed-tenants -n "$ns" --timeout=120s >/dev/null
+else
+  # Another cluster cannot pull the demo's images: the simulated app (pause containers).
+  say "seeding the runbook's app (simulated: pause containers) into namespace $ns"
+  if ! kubectl get secret app-secrets -n "$ns" >/dev/null 2>&1; then
+    python3 demo/secret.py "$ns" | kubectl create -f - >/dev/null
+  fi
+  kubectl apply -n "$ns" -f demo/simulated-app.yaml >/dev/null
 fi
-kubectl apply -n "$ns" -f demo/app.yaml >/dev/null
 for d in api worker frontend; do
   kubectl rollout status "deployment/$d" -n "$ns" --timeout=120s >/dev/null
 done
-kubectl get deployments -n "$ns" >&2
+kubectl get deployments,statefulsets -n "$ns" >&2
 
 say "\$ kubectl rotate status -n $ns"
 kubectl rotate status -n "$ns"
@@ -94,5 +107,12 @@ Next, in your shell:
   kubectl rotate --help
 NEXT
 if [ "$local_cluster" = 1 ]; then
-  echo "  scripts/demo.sh stop                  # stops the local control plane" >&2
+  cat >&2 <<NEXT
+The app, its database and its cache are real processes:
+  kubectl logs -n $ns deployment/api     # Secrets loaded successfully, database/redis connection healthy
+  kubectl get --raw /api/v1/namespaces/$ns/services/api:8000/proxy/api/v1/tenants/tenant-1/config
+  kubectl exec -n $ns postgres-0 -- psql -U postgres -d ai_agents -c 'SELECT tenant_id FROM tenant_configs'
+  kubectl exec -i -n $ns deployment/redis -- sh -c 'REDISCLI_AUTH="\$REDIS_PASSWORD" redis-cli -h "\$LISTEN_ADDRESS"'
+  scripts/demo.sh stop                  # stops the local control plane
+NEXT
 fi

@@ -17,6 +17,14 @@ mkdir -p "$CACHE"
 
 log() { printf 'provision: %s\n' "$*" >&2; }
 
+# One provisioning at a time per cache: a second run (another checkout's tests, the demo) waits
+# for the first instead of building into, or deleting, the same directories.
+exec {provision_lock}>"$CACHE/.provision.lock"
+if ! flock -n "$provision_lock"; then
+  log "another provisioning is running (lock $CACHE/.provision.lock); waiting for it"
+  flock "$provision_lock"
+fi
+
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 

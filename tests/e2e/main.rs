@@ -9,8 +9,8 @@
 //!
 //! Nothing here is mocked except the kubelet: there is no container runtime on the test
 //! machine, so `tools/fake-kubelet` writes pod status the way a kubelet would; for pods of the
-//! demo app's image it runs the real app as a process (tests in `app`, against real PostgreSQL
-//! and Redis from `servers`).
+//! demo's images it runs real processes: the app, and PostgreSQL 15 and Redis 7 as the demo's
+//! own workloads (tests in `app`, manifests in demo/app.yaml).
 
 mod app;
 mod backup;
@@ -21,7 +21,6 @@ mod krew;
 mod presets;
 mod runs;
 mod secret;
-mod servers;
 mod status;
 mod stream;
 mod support;

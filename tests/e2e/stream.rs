@@ -191,3 +191,44 @@ pub fn forward_once(
             .context("port-forward took over 60 s")?
     })
 }
+
+/// Sends `request` to `port` of `pod` through the API server (kube-rs port-forward) and returns
+/// what the server answered once `enough` says so (servers such as PostgreSQL and Redis keep
+/// the connection open after answering). At most 30 s.
+pub fn forward_exchange(
+    kubeconfig: &Path,
+    namespace: &str,
+    pod: &str,
+    port: u16,
+    request: &[u8],
+    enough: impl Fn(&[u8]) -> bool,
+) -> Result<Vec<u8>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let config = Kubeconfig::read_from(kubeconfig)?;
+        let config =
+            kube::Config::from_custom_kubeconfig(config, &KubeConfigOptions::default()).await?;
+        let client = kube::Client::try_from(config)?;
+        let pods: Api<Pod> = Api::namespaced(client, namespace);
+        let exchange = async {
+            let mut forwarder = pods.portforward(pod, &[port]).await?;
+            let mut stream = forwarder.take_stream(port).context("no stream")?;
+            stream.write_all(request).await?;
+            let mut answer = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !enough(&answer) {
+                let n = stream.read(&mut buf).await?;
+                ensure!(n > 0, "the server closed the connection after {answer:?}");
+                answer.extend_from_slice(&buf[..n]);
+            }
+            drop(stream);
+            forwarder.abort();
+            anyhow::Ok(answer)
+        };
+        tokio::time::timeout(Duration::from_secs(30), exchange)
+            .await
+            .context("port-forward took over 30 s")?
+    })
+}

@@ -301,7 +301,7 @@ impl TestEnv {
         ensure!(secret.status.success(), "demo/secret.py failed");
         self.kubectl_with(&["create", "-f", "-"], &[], Some(&secret.stdout))?
             .success()?;
-        let app = repo_root().join("demo/app.yaml");
+        let app = repo_root().join("demo/simulated-app.yaml");
         self.kubectl(&[
             "apply",
             "-n",
@@ -311,6 +311,54 @@ impl TestEnv {
         ])?
         .success()?;
         self.wait_rolled_out(&["deployment/api", "deployment/worker", "deployment/frontend"])
+    }
+
+    /// Creates the demo's Secrets `app-secrets` and `postgres-admin` with generated values
+    /// (through stdin, never argv).
+    pub fn create_demo_secrets(&self) -> Result<()> {
+        let secrets = Command::new("python3")
+            .arg(repo_root().join("demo/secret.py"))
+            .arg(&self.namespace)
+            .arg("--postgres-admin")
+            .output()?;
+        ensure!(secrets.status.success(), "demo/secret.py failed");
+        self.kubectl_with(&["create", "-f", "-"], &[], Some(&secrets.stdout))?
+            .success()?;
+        Ok(())
+    }
+
+    /// Applies the objects of the real demo stack (demo/app.yaml) whose label `app` is one of
+    /// `apps` (all when empty).
+    pub fn apply_demo_stack(&self, apps: &[&str]) -> Result<()> {
+        let manifest = repo_root().join("demo/app.yaml");
+        let selector = format!("app in ({})", apps.join(","));
+        let mut args = vec![
+            "apply",
+            "-n",
+            &self.namespace,
+            "-f",
+            manifest.to_str().expect("utf-8 path"),
+        ];
+        if !apps.is_empty() {
+            args.extend(["-l", &selector]);
+        }
+        self.kubectl(&args)?.success()?;
+        Ok(())
+    }
+
+    /// Waits (at most 120 s) for Job `name` to complete.
+    pub fn wait_job_complete(&self, name: &str) -> Result<()> {
+        let job = format!("job/{name}");
+        self.kubectl(&[
+            "wait",
+            "--for=condition=complete",
+            &job,
+            "-n",
+            &self.namespace,
+            "--timeout=120s",
+        ])?
+        .success()?;
+        Ok(())
     }
 
     pub fn wait_rolled_out(&self, workloads: &[&str]) -> Result<()> {

@@ -5,7 +5,9 @@
 //! - `demo-app api`: HTTP API (`/health`, `/api/v1/health`, `/api/v1/tenants/<id>/config`);
 //! - `demo-app worker`: consumes jobs from the Redis list `jobs`;
 //! - `demo-app seed [--database-url URL] [--tenants N]`: creates `tenant_configs` and N tenants;
-//! - `demo-app encrypt` / `demo-app decrypt`: Fernet token of stdin / plaintext of a token.
+//! - `demo-app encrypt` / `demo-app decrypt`: Fernet token of stdin / plaintext of a token;
+//! - `demo-app postgres` / `demo-app redis`: the entrypoints of the demo's server images, which
+//!   start a real PostgreSQL or Redis for a pod (see `images`).
 //!
 //! Both server roles log the runbook's start-up lines on stdout (the container log), validate
 //! the four secrets of `app-secrets`, check PostgreSQL, Redis and every tenant config, and exit
@@ -14,6 +16,7 @@
 
 mod api;
 mod config;
+mod images;
 mod pool;
 mod tenants;
 mod worker;
@@ -43,8 +46,8 @@ pub fn log(line: impl Display) {
     let _ = out.flush();
 }
 
-const USAGE: &str =
-    "usage: demo-app api | worker | seed [--database-url URL] [--tenants N] | encrypt | decrypt";
+const USAGE: &str = "usage: demo-app api | worker | seed [--database-url URL] [--tenants N] | \
+     encrypt | decrypt | postgres | redis";
 
 #[derive(Clone, Copy, PartialEq)]
 enum Role {
@@ -52,11 +55,32 @@ enum Role {
     Worker,
 }
 
-// One thread: many instances run side by side on a small machine, and the load is tiny.
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let outcome = match args.first().map(String::as_str) {
+    // The server images' entrypoints block (they own the process until their server stops).
+    let outcome = match (args.first().map(String::as_str), args.len()) {
+        (Some("postgres"), 1) => images::postgres(),
+        (Some("redis"), 1) => images::redis(),
+        // One thread: many instances run side by side on a small machine; the load is tiny.
+        _ => match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime.block_on(command(&args)),
+            Err(e) => Err(format!("cannot start the runtime: {e}")),
+        },
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(line) => {
+            log(line);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn command(args: &[String]) -> Result<(), String> {
+    match args.first().map(String::as_str) {
         Some("api") if args.len() == 1 => run_until_signal(Role::Api).await,
         Some("worker") if args.len() == 1 => run_until_signal(Role::Worker).await,
         Some("seed") => seed(&args[1..]).await,
@@ -67,13 +91,6 @@ async fn main() -> ExitCode {
             Ok(())
         }
         _ => Err(USAGE.to_string()),
-    };
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(line) => {
-            log(line);
-            ExitCode::FAILURE
-        }
     }
 }
 

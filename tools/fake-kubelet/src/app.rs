@@ -1,16 +1,28 @@
-//! Real processes for pods of the demo app: a pod whose first container's image is
-//! `kubectl-rotate.io/demo-app` (any tag) runs `--demo-app PATH` as a child process instead of
-//! being simulated (see `main`). One task per such pod (`run`) starts the process, probes it,
-//! restarts it when it exits and stops it when the pod is deleted.
+//! Real processes for pods of the demo's images: a pod whose first container's image is one of
+//! `IMAGES` (any tag) runs `--demo-app PATH` as a child process instead of being simulated (see
+//! `main`): `kubectl-rotate.io/demo-app` runs the app with the container's `args`;
+//! `kubectl-rotate.io/postgres` and `kubectl-rotate.io/redis` run its server entrypoints
+//! (`demo-app postgres` / `demo-app redis`), which start Debian's real PostgreSQL 15 / Redis 7
+//! for the pod. One task per such pod (`run`) starts the process, probes it, restarts it when it
+//! exits and stops it when the pod is deleted.
 //!
-//! - **Arguments**: the container's `args`. **Environment**: resolved as a kubelet does at each
-//!   container start (Secrets and ConfigMaps read afresh through the API): `env[].value`,
-//!   `valueFrom.secretKeyRef` / `configMapKeyRef` (optional ones may be missing),
-//!   `valueFrom.fieldRef` (`status.podIP`, `metadata.name`, `metadata.namespace`), and
-//!   `envFrom[].secretRef` / `configMapRef` (keys that are not valid variable names are skipped,
-//!   as Kubernetes 1.20 does). `LISTEN_ADDRESS` is always the pod IP, so the process listens on
-//!   the pod IP (local to this machine), where the API server's pod proxy reaches it. Only PATH
-//!   is inherited from the fake kubelet.
+//! - **Environment**: resolved as a kubelet does at each container start (Secrets, ConfigMaps and
+//!   Services read afresh through the API): service links first (`NAME_SERVICE_HOST`,
+//!   `NAME_SERVICE_PORT`, `NAME_SERVICE_PORT_PORTNAME` for each Service of the namespace, unless
+//!   `enableServiceLinks: false`; the host is the Service's node-local address, see `services`),
+//!   then `envFrom[].secretRef` / `configMapRef` (keys that are not valid variable names are
+//!   skipped, as Kubernetes 1.20 does), then `env[].value` with `$(VAR)` references expanded,
+//!   `valueFrom.secretKeyRef` / `configMapKeyRef` (optional ones may be missing) and
+//!   `valueFrom.fieldRef` (`status.podIP`, `metadata.name`, `metadata.namespace`,
+//!   `metadata.uid`). `LISTEN_ADDRESS` is always the pod IP, so the process listens on the pod
+//!   IP, where the API server's pod proxy and the Service proxies reach it. Only PATH is
+//!   inherited from the fake kubelet.
+//! - **Working directory** (`work_dir`), where the servers keep their data: for a StatefulSet's
+//!   pod `STATE/volumes/NAMESPACE/POD`, which outlives the pod as a PersistentVolumeClaim from
+//!   `volumeClaimTemplates` would (a restarted `postgres-0` finds its database), removed with the
+//!   cluster's directory; for other pods the pod's directory `STATE/pods/UID`, which lives as long
+//!   as the pod, like an `emptyDir`. Mode 0711: others may pass through but not list them, so a
+//!   server that drops root (PostgreSQL) reaches its data.
 //! - **Secret volumes** mounted by the container are written as files (0600) in a per-pod
 //!   directory (0700) under the state dir, removed with the pod. There is no mount namespace:
 //!   instead `AI_AGENTS_SECRETS_DIR` points at the volume mounted at `/etc/ai-agents/secrets`,
@@ -20,9 +32,11 @@
 //!   `CONTAINER.previous.log` (`kubectl logs --previous`).
 //! - **Readiness**: a `readinessProbe.httpGet` is performed for real every second (2 s timeout)
 //!   against `http://PODIP:PORT/PATH`; without one the container is ready once it runs.
-//! - **Restarts**: an exit is a container restart: restartCount + 1, lastState terminated with
-//!   the exit code, state waiting `CrashLoopBackOff` for a back-off of 1, 2, 4, 8 then 10 s
-//!   (a kubelet's goes 10 s .. 5 min; shorter here to keep tests fast).
+//! - **Restarts**: with `restartPolicy: Always` (the default) an exit is a container restart:
+//!   restartCount + 1, lastState terminated with the exit code, state waiting `CrashLoopBackOff`
+//!   for a back-off of 1, 2, 4, 8 then 10 s (a kubelet's goes 10 s .. 5 min; shorter here to keep
+//!   tests fast). With `OnFailure` an exit 0 ends the pod (`Succeeded`), so Jobs complete; with
+//!   `Never` any exit ends it (`Succeeded` or `Failed`).
 //! - **Deletion**: SIGTERM, then SIGKILL after the pod's grace period (at most 10 s), then the
 //!   pod's files are removed. Aborting the task (the pod vanished) kills the process at once and
 //!   removes the files too.
@@ -34,6 +48,7 @@ use std::net::Ipv4Addr;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, PodSpec, Secret};
@@ -46,37 +61,80 @@ use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 
+use crate::services::{Proxies, expand};
 use crate::status::{self, Fate};
 
-/// The image (without tag) whose pods run the real app.
-pub const IMAGE: &str = "kubectl-rotate.io/demo-app";
+/// The images (without tag) whose pods run for real, and the `demo-app` role each runs.
+const IMAGES: [(&str, Image); 3] = [
+    ("kubectl-rotate.io/demo-app", Image::App),
+    ("kubectl-rotate.io/postgres", Image::Postgres),
+    ("kubectl-rotate.io/redis", Image::Redis),
+];
+
+/// What a real pod runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Image {
+    /// `demo-app ARGS...` (the app's role comes from the container's args).
+    App,
+    /// `demo-app postgres`: a real PostgreSQL server for the pod.
+    Postgres,
+    /// `demo-app redis`: a real Redis server for the pod.
+    Redis,
+}
+
+impl Image {
+    /// The arguments before the container's own.
+    fn entrypoint(self) -> &'static [&'static str] {
+        match self {
+            Image::App => &[],
+            Image::Postgres => &["postgres"],
+            Image::Redis => &["redis"],
+        }
+    }
+}
 /// Where the app reads its Secret volume (see the module doc: no mount namespace).
 const SECRETS_MOUNT: &str = "/etc/ai-agents/secrets";
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 const MAX_GRACE: u64 = 10;
 
-/// Whether the pod runs the real app: its first container uses the demo-app image.
-pub fn is_app_pod(pod: &Pod) -> bool {
+/// What the pod runs for real, if anything: its first container's image is one of `IMAGES`.
+pub fn pod_image(pod: &Pod) -> Option<Image> {
     pod.spec
         .as_ref()
         .and_then(|s| s.containers.first())
         .and_then(|c| c.image.as_deref())
-        .is_some_and(is_app_image)
+        .and_then(image_of)
 }
 
-fn is_app_image(image: &str) -> bool {
+fn image_of(image: &str) -> Option<Image> {
     let name = image.split('@').next().unwrap_or(image);
     // A tag follows the last ':' only when it comes after the last '/'.
     let name = match name.rfind(':') {
         Some(i) if !name[i..].contains('/') => &name[..i],
         _ => name,
     };
-    name == IMAGE
+    IMAGES.iter().find(|(n, _)| *n == name).map(|(_, i)| *i)
 }
 
 /// The pod's directory under the state dir.
 pub fn pod_dir(state_dir: &Path, uid: &str) -> PathBuf {
     state_dir.join("pods").join(uid)
+}
+
+/// Where the pod's processes run and keep their data (see the module doc).
+pub fn work_dir(state_dir: &Path, pod: &Pod) -> PathBuf {
+    let stateful = pod
+        .owner_references()
+        .iter()
+        .any(|o| o.kind == "StatefulSet" && o.controller == Some(true));
+    if stateful {
+        state_dir
+            .join("volumes")
+            .join(pod.namespace().unwrap_or_default())
+            .join(pod.name_any())
+    } else {
+        pod_dir(state_dir, &pod.uid().unwrap_or_default())
+    }
 }
 
 /// The log file of `container` of pod `uid` (current run, or the previous one).
@@ -97,6 +155,8 @@ impl Drop for PodFiles {
 /// Everything `run` needs about where it runs.
 pub struct Runner {
     pub client: Client,
+    pub image: Image,
+    pub services: Arc<Proxies>,
     pub binary: PathBuf,
     pub state_dir: PathBuf,
     pub node_ip: Ipv4Addr,
@@ -116,11 +176,21 @@ pub async fn run(runner: Runner, pod: Pod, stop: oneshot::Receiver<()>) {
         return;
     };
     let dir = pod_dir(&runner.state_dir, &uid);
-    if let Err(err) = make_private_dir(&dir) {
+    if let Err(err) = make_dir(&dir, 0o711) {
         eprintln!("{namespace}/{name}: creating {}: {err}", dir.display());
         return;
     }
     let _files = PodFiles(dir.clone());
+    let work = work_dir(&runner.state_dir, &pod);
+    if work != dir {
+        let parent = work.parent().map(Path::to_path_buf).unwrap_or_default();
+        for d in [runner.state_dir.join("volumes"), parent, work.clone()] {
+            if let Err(err) = make_dir(&d, 0o711) {
+                eprintln!("{namespace}/{name}: creating {}: {err}", d.display());
+                return;
+            }
+        }
+    }
     let grace = spec
         .termination_grace_period_seconds
         .map_or(MAX_GRACE, |g| (g.max(0) as u64).min(MAX_GRACE));
@@ -131,7 +201,7 @@ pub async fn run(runner: Runner, pod: Pod, stop: oneshot::Receiver<()>) {
     let mut backoff = Duration::from_secs(1);
     loop {
         let started = crate::now();
-        let child = match start(&runner, &pod, &spec, &container, &dir).await {
+        let child = match start(&runner, &pod, &spec, &container, &dir, &work).await {
             Ok(child) => Some(child),
             Err(reason) => {
                 eprintln!(
@@ -196,16 +266,29 @@ pub async fn run(runner: Runner, pod: Pod, stop: oneshot::Receiver<()>) {
                 }
             };
             let code = exit.and_then(|s| s.code()).unwrap_or(137);
+            let reason = if code == 0 { "Completed" } else { "Error" };
+            let terminated = json!({"terminated": {
+                "exitCode": code, "reason": reason, "startedAt": started, "finishedAt": crate::now(),
+                "containerID": format!("fake://{uid}/{}", container.name),
+            }});
+            if !restarts_after(spec.restart_policy.as_deref(), code) {
+                eprintln!("{namespace}/{name}: app exited with {code}; the pod is finished");
+                let last = last_terminated.clone();
+                patch(
+                    &pods, &runner, &pod, &spec, &uid, &container, terminated, false, restarts,
+                    &last,
+                )
+                .await;
+                // Its log stays readable until the pod is deleted.
+                let _ = stop.await;
+                return;
+            }
             eprintln!(
                 "{namespace}/{name}: app exited with {code}; restarting in {}s",
                 backoff.as_secs()
             );
             restarts += 1;
-            let reason = if code == 0 { "Completed" } else { "Error" };
-            last_terminated = Some(json!({"terminated": {
-                "exitCode": code, "reason": reason, "startedAt": started, "finishedAt": crate::now(),
-                "containerID": format!("fake://{uid}/{}", container.name),
-            }}));
+            last_terminated = Some(terminated);
             let waiting = json!({"waiting": {
                 "reason": "CrashLoopBackOff",
                 "message": format!("back-off {}s restarting failed container={} pod={name}", backoff.as_secs(), container.name),
@@ -232,9 +315,22 @@ pub async fn run(runner: Runner, pod: Pod, stop: oneshot::Receiver<()>) {
     }
 }
 
+/// Whether a container that exited with `code` is started again under the pod's restartPolicy.
+fn restarts_after(policy: Option<&str>, code: i32) -> bool {
+    match policy {
+        Some("Never") => false,
+        Some("OnFailure") => code != 0,
+        _ => true,
+    }
+}
+
 fn make_private_dir(dir: &Path) -> std::io::Result<()> {
+    make_dir(dir, 0o700)
+}
+
+fn make_dir(dir: &Path, mode: u32) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
 }
 
 /// Starts one run of the container: env, volumes, log, process.
@@ -244,11 +340,20 @@ async fn start(
     spec: &PodSpec,
     container: &Container,
     dir: &Path,
+    work: &Path,
 ) -> Result<Child, String> {
     let namespace = pod.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(runner.client.clone(), &namespace);
     let config_maps: Api<ConfigMap> = Api::namespaced(runner.client.clone(), &namespace);
-    let mut env = resolve_env(pod, container, runner.pod_ip, &secrets, &config_maps).await?;
+    let mut env = resolve_env(
+        pod,
+        container,
+        runner.pod_ip,
+        &runner.services,
+        &secrets,
+        &config_maps,
+    )
+    .await?;
     let secrets_dir = write_volumes(spec, container, dir, &secrets).await?;
     if let Some(secrets_dir) = secrets_dir {
         env.insert(
@@ -277,11 +382,12 @@ async fn start(
     let err_file = file.try_clone().map_err(|e| format!("log: {e}"))?;
     let mut command = Command::new(&runner.binary);
     command
+        .args(runner.image.entrypoint())
         .args(container.args.iter().flatten())
         .env_clear()
         .envs(&env)
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .current_dir(dir)
+        .current_dir(work)
         .stdin(Stdio::null())
         .stdout(file)
         .stderr(err_file)
@@ -356,8 +462,14 @@ async fn get_config_map(maps: &Api<ConfigMap>, name: &str) -> Result<Option<Conf
 
 /// The environment `kubectl exec` gets in an app pod's container: the container's, resolved as
 /// when it started, with the same `LISTEN_ADDRESS` (Secret volumes are not mounted again).
+///
+/// In a PostgreSQL pod `PGHOST` is the server's socket directory (unless the container sets
+/// it), so `kubectl exec POD -- psql -U postgres` reaches that pod's server as in the official
+/// image.
 pub async fn exec_env(
     client: &Client,
+    services: &Arc<Proxies>,
+    state_dir: &Path,
     pod: &Pod,
     container: &str,
     pod_ip: Ipv4Addr,
@@ -373,20 +485,33 @@ pub async fn exec_env(
     };
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
-    let mut env = resolve_env(pod, container, pod_ip, &secrets, &config_maps).await?;
+    let mut env = resolve_env(pod, container, pod_ip, services, &secrets, &config_maps).await?;
     env.insert("LISTEN_ADDRESS".into(), pod_ip.to_string());
+    if pod_image(pod) == Some(Image::Postgres) && !env.contains_key("PGHOST") {
+        let run = work_dir(state_dir, pod).join("run");
+        env.insert("PGHOST".into(), run.display().to_string());
+    }
     Ok(env)
 }
 
-/// The container's environment, as a kubelet resolves it (envFrom first, env overrides).
+/// The container's environment, as a kubelet resolves it: service links, then envFrom, then
+/// env (which overrides, and may refer to what came before with `$(VAR)`).
 async fn resolve_env(
     pod: &Pod,
     container: &Container,
     pod_ip: Ipv4Addr,
+    services: &Arc<Proxies>,
     secrets: &Api<Secret>,
     maps: &Api<ConfigMap>,
 ) -> Result<BTreeMap<String, String>, String> {
-    let mut env = BTreeMap::new();
+    let links = pod.spec.as_ref().and_then(|s| s.enable_service_links) != Some(false);
+    let mut env = if links {
+        services
+            .service_env(&pod.namespace().unwrap_or_default())
+            .await?
+    } else {
+        BTreeMap::new()
+    };
     let text = |bytes: Vec<u8>, what: &str| {
         String::from_utf8(bytes).map_err(|_| format!("{what} is not UTF-8 text"))
     };
@@ -425,7 +550,8 @@ async fn resolve_env(
     }
     for var in container.env.iter().flatten() {
         let Some(from) = &var.value_from else {
-            env.insert(var.name.clone(), var.value.clone().unwrap_or_default());
+            let value = expand(var.value.as_deref().unwrap_or_default(), &env);
+            env.insert(var.name.clone(), value);
             continue;
         };
         if let Some(r) = &from.secret_key_ref {
@@ -466,6 +592,7 @@ async fn resolve_env(
                 "status.podIP" => pod_ip.to_string(),
                 "metadata.name" => pod.name_any(),
                 "metadata.namespace" => pod.namespace().unwrap_or_default(),
+                "metadata.uid" => pod.uid().unwrap_or_default(),
                 other => return Err(format!("unsupported fieldRef {other:?}")),
             };
             env.insert(var.name.clone(), value);
@@ -612,6 +739,11 @@ pub fn app_status(
     let mut patch = status::status_patch(spec, uid, &Fate::Ready, pod_ip, host_ip, started_at);
     let status = &mut patch["status"];
     let running = state.get("running").is_some();
+    // A container that will not be restarted ends the pod.
+    if let Some(code) = state.pointer("/terminated/exitCode") {
+        let phase = if code == 0 { "Succeeded" } else { "Failed" };
+        status["phase"] = json!(phase);
+    }
     if let Some(containers) = status["containerStatuses"].as_array_mut() {
         for c in containers.iter_mut().filter(|c| c["name"] == container) {
             c["ready"] = json!(ready);
@@ -683,12 +815,68 @@ mod tests {
 
     #[test]
     fn the_demo_app_image_is_recognised_with_any_tag() {
-        assert!(is_app_image("kubectl-rotate.io/demo-app"));
-        assert!(is_app_image("kubectl-rotate.io/demo-app:dev"));
-        assert!(is_app_image("kubectl-rotate.io/demo-app@sha256:abc"));
-        assert!(!is_app_image("kubectl-rotate.io/demo-app-x:dev"));
-        assert!(!is_app_image("example/api:1"));
-        assert!(!is_app_image("localhost:5000/kubectl-rotate.io/demo-app"));
+        let app = Some(Image::App);
+        assert_eq!(image_of("kubectl-rotate.io/demo-app"), app);
+        assert_eq!(image_of("kubectl-rotate.io/demo-app:dev"), app);
+        assert_eq!(image_of("kubectl-rotate.io/demo-app@sha256:abc"), app);
+        assert_eq!(image_of("kubectl-rotate.io/demo-app-x:dev"), None);
+        assert_eq!(image_of("example/api:1"), None);
+        assert_eq!(image_of("localhost:5000/kubectl-rotate.io/demo-app"), None);
+        assert_eq!(
+            image_of("kubectl-rotate.io/postgres:15"),
+            Some(Image::Postgres)
+        );
+        assert_eq!(image_of("kubectl-rotate.io/redis"), Some(Image::Redis));
+    }
+
+    #[test]
+    fn the_restart_policy_decides_whether_an_exit_ends_the_pod() {
+        assert!(restarts_after(None, 0));
+        assert!(restarts_after(Some("Always"), 1));
+        assert!(restarts_after(Some("OnFailure"), 1));
+        assert!(!restarts_after(Some("OnFailure"), 0));
+        assert!(!restarts_after(Some("Never"), 1));
+    }
+
+    #[test]
+    fn a_finished_container_ends_the_pod() {
+        let spec = PodSpec {
+            containers: vec![Container {
+                name: "seed".into(),
+                ..Container::default()
+            }],
+            ..PodSpec::default()
+        };
+        let done = json!({"terminated": {"exitCode": 0, "reason": "Completed"}});
+        let patch = app_status(
+            &spec,
+            "u",
+            "seed",
+            done,
+            false,
+            0,
+            &None,
+            "198.18.0.2",
+            "198.18.0.1",
+            "T0",
+            "T1",
+        );
+        assert_eq!(patch["status"]["phase"], "Succeeded");
+        let failed = json!({"terminated": {"exitCode": 2, "reason": "Error"}});
+        let patch = app_status(
+            &spec,
+            "u",
+            "seed",
+            failed,
+            false,
+            0,
+            &None,
+            "198.18.0.2",
+            "198.18.0.1",
+            "T0",
+            "T1",
+        );
+        assert_eq!(patch["status"]["phase"], "Failed");
     }
 
     #[test]

@@ -108,6 +108,7 @@ pub async fn serve(
     listener: TcpListener,
     tls: TlsAcceptor,
     client: Client,
+    services: std::sync::Arc<crate::services::Proxies>,
     node_name: String,
     state_dir: std::path::PathBuf,
 ) {
@@ -121,7 +122,7 @@ pub async fn serve(
             }
         };
         let (tls, client, node_name) = (tls.clone(), client.clone(), node_name.clone());
-        let state_dir = state_dir.clone();
+        let (state_dir, services) = (state_dir.clone(), services.clone());
         tokio::spawn(async move {
             let Ok(Ok(stream)) =
                 tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)).await
@@ -136,7 +137,8 @@ pub async fn serve(
                 eprintln!("fake-kubelet: kubelet request:\n{}", head.trim_end());
             }
             if let Some(upgrade) = streaming_upgrade(&head) {
-                serve_stream(stream, &head, upgrade, client, node_name).await;
+                let node = (client, services, node_name, state_dir);
+                serve_stream(stream, &head, upgrade, node).await;
                 return;
             }
             http::answer(stream, &head, |request| {
@@ -165,8 +167,12 @@ async fn serve_stream<S>(
     mut stream: S,
     head: &str,
     (path, query): (String, String),
-    client: Client,
-    node_name: String,
+    (client, services, node_name, state_dir): (
+        Client,
+        std::sync::Arc<crate::services::Proxies>,
+        String,
+        std::path::PathBuf,
+    ),
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -225,8 +231,10 @@ async fn serve_stream<S>(
     };
     match segments.as_slice() {
         ["exec", _, _, container] => {
-            let env = if crate::app::is_app_pod(&pod) {
-                match crate::app::exec_env(&client, &pod, container, pod_ip).await {
+            let env = if crate::app::pod_image(&pod).is_some() {
+                let exec_env =
+                    crate::app::exec_env(&client, &services, &state_dir, &pod, container, pod_ip);
+                match exec_env.await {
                     Ok(env) => env,
                     Err(why) => {
                         let _ = stream.write_all(&refuse(500, why)).await;

@@ -37,6 +37,7 @@ mod logs;
 mod network;
 mod pod_http;
 mod require;
+mod services;
 mod status;
 mod stream;
 
@@ -46,6 +47,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::pin::pin;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -139,8 +141,15 @@ async fn run() -> Result<()> {
         .with_context(|| format!("creating the state dir {}", args.state_dir.display()))?;
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&args.state_dir, std::fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("securing {}", args.state_dir.display()))?;
+        // 0711: others may pass through (a server that drops root, PostgreSQL, reaches its data
+        // in its pod's directory) but not list it; what is inside is private (see `app`).
+        for dir in [args.state_dir.clone(), args.state_dir.join("pods")] {
+            std::fs::create_dir_all(&dir)
+                .and_then(|()| {
+                    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711))
+                })
+                .with_context(|| format!("securing {}", dir.display()))?;
+        }
     }
     let path = &args.kubeconfig;
     // Only the named file: never fall back to ~/.kube/config or in-cluster config, which could
@@ -157,10 +166,14 @@ async fn run() -> Result<()> {
     let node_ip = block.node_ip();
     let node = kubelet::node_object(&args.node_name, node_ip, kubelet::PORT, &now());
     kubelet::register_node(&client, &node).await?;
+    let pool = Arc::new(Mutex::new(IpPool::new(block)));
+    let services = services::Proxies::new(client.clone(), pool.clone());
+    tokio::spawn(services.clone().follow());
     tokio::spawn(kubelet::serve(
         listener,
         tls,
         client.clone(),
+        services.clone(),
         args.node_name.clone(),
         args.state_dir.clone(),
     ));
@@ -174,7 +187,8 @@ async fn run() -> Result<()> {
         client: client.clone(),
         node_name: args.node_name,
         node_ip,
-        pool: IpPool::new(block),
+        pool,
+        services,
         started: HashMap::new(),
         terminating: HashSet::new(),
         demo_app: args.demo_app,
@@ -245,7 +259,9 @@ struct Kubelet {
     client: Client,
     node_name: String,
     node_ip: Ipv4Addr,
-    pool: IpPool,
+    /// Pod IPs, shared with the Services' node-local addresses (see `services`).
+    pool: Arc<Mutex<IpPool>>,
+    services: Arc<services::Proxies>,
     /// Pods we started, by uid: their IP and the task that started them and serves their port.
     started: HashMap<String, Started>,
     /// Pods whose deletion we are finishing, by uid.
@@ -305,18 +321,20 @@ impl Kubelet {
             }
         } else if needs_start(pod) && !self.started.contains_key(&uid) {
             let namespace = pod.namespace().unwrap_or_default();
-            let Some(pod_ip) = self.pool.allocate() else {
+            let Some(pod_ip) = self.pool.lock().expect("not poisoned").allocate() else {
                 eprintln!(
                     "{namespace}/{}: no free pod IP; left pending",
                     pod.name_any()
                 );
                 return;
             };
-            let (stop, app) = match &self.demo_app {
-                Some(binary) if app::is_app_pod(pod) => {
+            let (stop, app) = match (&self.demo_app, app::pod_image(pod)) {
+                (Some(binary), Some(image)) => {
                     let (tx, rx) = tokio::sync::oneshot::channel();
                     let runner = app::Runner {
                         client: self.client.clone(),
+                        image,
+                        services: self.services.clone(),
                         binary: binary.clone(),
                         state_dir: self.state_dir.clone(),
                         node_ip: self.node_ip,
@@ -350,7 +368,7 @@ impl Kubelet {
     fn stop(&mut self, uid: &str) {
         if let Some(started) = self.started.remove(uid) {
             started.task.abort();
-            self.pool.release(started.ip);
+            self.pool.lock().expect("not poisoned").release(started.ip);
         }
     }
 
