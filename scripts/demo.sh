@@ -100,7 +100,7 @@ Next, in your shell:
   kubectl rotate status -n $ns
   kubectl rotate secret app-secrets redis-password --generate password -n $ns   # preview, confirm, rotate, watch
   kubectl rotate openai -n $ns           # asks for the new key (it must start with sk-)
-  kubectl rotate verify app-secrets -n $ns --logs 'Secrets loaded successfully' --health 8000/health
+  kubectl rotate verify app-secrets -n $ns --logs 'Secrets loaded successfully|[Rr]eady to accept connections' --health 8000/health
   kubectl rotate rollback app-secrets redis-password -n $ns
   kubectl rotate backup app-secrets --list -n $ns
   kubectl rotate secret app-secrets openai-api-key --generate token -y -n $ns   # a bad value: watch it roll back

@@ -256,6 +256,12 @@ const FATAL_WAITING_REASONS: &[&str] = &[
     "RunContainerError",
 ];
 
+/// How many times a container must have been restarted before its `CrashLoopBackOff` fails
+/// the rollout. One crash is not yet a loop: a new pod restarted together with the server it
+/// needs (a Redis restarted with its clients) may crash once while that server starts, and
+/// come up after its back-off. A second crash, after the back-off, is a loop.
+pub const RESTARTS_BEFORE_CRASH_LOOP: i32 = 2;
+
 /// Whether `pod` shows a container that crash-loops or cannot start.
 pub fn pod_failure(pod: &Pod) -> Option<PodFailure> {
     let status = pod.status.as_ref()?;
@@ -269,6 +275,8 @@ pub fn pod_failure(pod: &Pod) -> Option<PodFailure> {
         if let Some(waiting) = waiting
             && let Some(reason) = waiting.reason.as_deref()
             && FATAL_WAITING_REASONS.contains(&reason)
+            && (reason != "CrashLoopBackOff"
+                || container.restart_count >= RESTARTS_BEFORE_CRASH_LOOP)
         {
             return Some(PodFailure {
                 pod: pod.metadata.name.clone().unwrap_or_default(),
@@ -941,6 +949,19 @@ mod tests {
         );
         assert!(pod_failure(&pod("ReplicaSet", "api-5d8f", Some("ContainerCreating"))).is_none());
         assert!(pod_failure(&pod("ReplicaSet", "api-5d8f", None)).is_none());
+    }
+
+    #[test]
+    fn one_crash_is_not_yet_a_loop_but_a_config_error_fails_at_once() {
+        let with_restarts = |reason: &str, restarts: i32| {
+            let mut p = pod("ReplicaSet", "api-5d8f", Some(reason));
+            let status = p.status.as_mut().unwrap();
+            status.container_statuses.as_mut().unwrap()[0].restart_count = restarts;
+            p
+        };
+        assert!(pod_failure(&with_restarts("CrashLoopBackOff", 1)).is_none());
+        assert!(pod_failure(&with_restarts("CrashLoopBackOff", 2)).is_some());
+        assert!(pod_failure(&with_restarts("CreateContainerConfigError", 0)).is_some());
     }
 
     #[test]
