@@ -8,11 +8,10 @@
 #
 # The pod network: the API server will not proxy to loopback, so node and pod IPs come from
 # $CLUSTER_POD_NETWORK (default 198.18.0.0/16, RFC 2544's benchmarking range, used by no real
-# network here), made local to this machine with `ip route add local NET dev lo` (needs root or
-# CAP_NET_ADMIN; refused when any route or address of the machine overlaps NET). Each cluster's
-# fake kubelet claims its own /22 of it, so clusters side by side never share an IP. `up` adds
-# the route when missing; `down` removes it when no fake kubelet on the machine still uses it
-# (each holds a shared flock on $POD_NETWORK_LOCK for its lifetime).
+# network here). Each cluster takes its own /22 of it and puts those addresses, and the pods'
+# processes, in a network namespace of its own joined to this machine by a veth pair (needs
+# root or CAP_NET_ADMIN; refused when a route or address of the machine overlaps the range).
+# `up` makes the namespace, `down` removes it. Details: "the pod network" below.
 #
 #   scripts/cluster.sh up DIR       start an empty cluster; prints DIR/kubeconfig on stdout
 #   scripts/cluster.sh down DIR     stop it (idempotent)
@@ -34,7 +33,8 @@
 # audit.log (every request at level Metadata, stage RequestReceived omitted; requests made
 # through the kubeconfig are user `admin`, the components' are users kube-controller-manager
 # and fake-kubelet), and pki/, etcd/, components/ (internal). `logs/fake-kubelet.log` names the
-# node IP, the kubelet endpoint and the cluster's pod IP block.
+# node IP, the kubelet endpoint and the cluster's pod IP block; `netns` names the cluster's
+# network namespace ("INDEX NAME BLOCK"): `ip netns exec NAME CMD` runs CMD next to the pods.
 # Progress goes to stderr; stdout carries only the kubeconfig path.
 set -euo pipefail
 
@@ -44,8 +44,6 @@ umask 077
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE="${KUBECTL_ROTATE_CACHE:-$HOME/.cache/kubectl-rotate}"
 POD_NETWORK="${CLUSTER_POD_NETWORK:-198.18.0.0/16}"
-# One lock for the machine (not per user or TMPDIR): the route is machine-wide too.
-POD_NETWORK_LOCK=/tmp/kubectl-rotate-pod-network.lock
 
 log() { printf 'cluster: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -132,14 +130,34 @@ start() {
   printf '%s %s\n' "$name" "$!" >>"$DIR/pids"
 }
 
-# --- the pod network -----------------------------------------------------------------------
+# --- the pod network: one network namespace per cluster -----------------------------------
+#
+# Each cluster takes one /22 block of POD_NETWORK (index N): a network namespace
+# kubectl-rotate-N holds its node and pod IPs (local there: `ip route add local BLOCK dev lo`
+# inside it) and the processes that stand for its pods (the fake kubelet starts them there); a
+# veth pair joins it to this machine (krot-hN here, krot-nN inside). The machine routes BLOCK
+# into the pair from a link-local address of its own, 169.254.77.(N+1), the only address the
+# namespace has a route to: what runs inside answers the machine and reaches nothing else.
+# A block is claimed with an exclusive flock on /tmp/kubectl-rotate-block-N.lock, which the
+# fake kubelet inherits and holds while it runs; a namespace left by a cluster that died
+# without `down` is replaced when its block is claimed again.
 
-has_pod_network_route() {
-  [ -n "$(ip -4 route show table local type local exact "$POD_NETWORK" dev lo 2>/dev/null)" ]
+# block_info N: prints "BLOCK NODE_IP COUNT" for the Nth /22 of POD_NETWORK (COUNT: blocks).
+block_info() {
+  python3 - "$POD_NETWORK" "$1" <<'PY'
+import ipaddress, sys
+net = ipaddress.ip_network(sys.argv[1], strict=False)
+if net.version != 4 or net.prefixlen > 22:
+    sys.exit(1)
+blocks = list(net.subnets(new_prefix=22))
+n = int(sys.argv[2])
+block = blocks[min(n, len(blocks) - 1)]
+print(block, block.network_address + 1, len(blocks))
+PY
 }
 
 # Prints the routes of this machine (its addresses included) that overlap POD_NETWORK, other
-# than our own local route: making it local would hide them.
+# than the clusters' own routes into their namespaces (devices krot-h*).
 overlapping_routes() {
   ip -4 route show table all | python3 -c '
 import ipaddress, sys
@@ -149,40 +167,81 @@ types = {"unicast", "local", "broadcast", "multicast", "anycast", "blackhole", "
 for line in sys.stdin:
     words = line.split()
     kind, dest = (words[0], words[1]) if words[0] in types else ("unicast", words[0])
-    if dest == "default" or (kind == "local" and dest == str(net) and words[2:4] == ["dev", "lo"]):
+    dev = words[words.index("dev") + 1] if "dev" in words else ""
+    if dest == "default" or dev.startswith("krot-h"):
         continue
     if ipaddress.ip_network(dest, strict=False).overlaps(net):
         print(line.strip())
 ' "$POD_NETWORK"
 }
 
-# Makes POD_NETWORK local (idempotent). Call with the network lock held.
-ensure_pod_network() {
-  local overlap
+block_lock() { printf '/tmp/kubectl-rotate-block-%s.lock' "$1"; }
+
+# Claims a free block: sets BLOCK_INDEX, BLOCK, NODE_IP and BLOCK_LOCK_FD (an fd holding the
+# block's exclusive lock, for the fake kubelet to inherit).
+claim_block() {
+  local info count n fd
+  info=$(block_info 0) || die "CLUSTER_POD_NETWORK=$POD_NETWORK is not an IPv4 network of /22 or larger"
+  count=${info##* }
+  for ((n = 0; n < count; n++)); do
+    (umask 022 && : >>"$(block_lock "$n")")
+    exec {fd}<"$(block_lock "$n")"
+    if flock -xn "$fd"; then
+      read -r BLOCK NODE_IP _ <<<"$(block_info "$n")"
+      BLOCK_INDEX=$n
+      BLOCK_LOCK_FD=$fd
+      return 0
+    fi
+    exec {fd}<&-
+  done
+  die "every /22 block of $POD_NETWORK is in use by a running cluster ($count clusters)"
+}
+
+# Makes the namespace of the claimed block (replacing a stale one) and records it in DIR/netns.
+make_netns() {
+  local ns=kubectl-rotate-$BLOCK_INDEX host=krot-h$BLOCK_INDEX inner=krot-n$BLOCK_INDEX
+  local gw=169.254.77.$((BLOCK_INDEX + 1)) overlap err
   overlap=$(overlapping_routes) || die "CLUSTER_POD_NETWORK=$POD_NETWORK is not an IPv4 network"
   if [ -n "$overlap" ]; then
     die "the pod network $POD_NETWORK overlaps this machine's route(s): $overlap; set CLUSTER_POD_NETWORK to an unused IPv4 range (/22 or larger)"
   fi
-  has_pod_network_route && return 0
-  local err
-  if ! err=$(ip route add local "$POD_NETWORK" dev lo 2>&1); then
-    has_pod_network_route && return 0 # a concurrent `up` added it
-    die "cannot make the pod network local ($err); run once as root: ip route add local $POD_NETWORK dev lo"
+  ip netns del "$ns" 2>/dev/null || true
+  ip link del "$host" 2>/dev/null || true
+  if ! err=$( {
+    ip netns add "$ns" &&
+      ip link add "$host" type veth peer name "$inner" netns "$ns" &&
+      ip addr add "$gw/32" dev "$host" &&
+      ip link set "$host" up &&
+      ip -n "$ns" link set lo up &&
+      ip -n "$ns" link set "$inner" up &&
+      ip -n "$ns" route add local "$BLOCK" dev lo &&
+      ip -n "$ns" route add "$gw/32" dev "$inner" &&
+      ip route add "$BLOCK" dev "$host" src "$gw"
+  } 2>&1); then
+    ip netns del "$ns" 2>/dev/null || true
+    die "cannot make the network namespace $ns for $BLOCK ($err); this needs root (CAP_NET_ADMIN)"
   fi
-  log "made $POD_NETWORK local to this machine for node and pod IPs (ip route add local $POD_NETWORK dev lo)"
+  printf '%s %s %s\n' "$BLOCK_INDEX" "$ns" "$BLOCK" >"$DIR/netns"
+  log "pod network $BLOCK in network namespace $ns (from this machine: route via $host)"
 }
 
-# Removes the route when no fake kubelet holds the lock any more (ours has just stopped).
-release_pod_network() {
-  [ -e "$POD_NETWORK_LOCK" ] && has_pod_network_route || return 0
-  local lock
-  exec {lock}<"$POD_NETWORK_LOCK"
-  if flock -xn "$lock"; then
-    if ip route del local "$POD_NETWORK" dev lo 2>/dev/null; then
-      log "removed the route for the pod network $POD_NETWORK (no cluster uses it any more)"
+# Removes DIR's namespace, unless its block was claimed again by a running cluster.
+remove_netns() {
+  [ -s "$DIR/netns" ] || return 0
+  local n ns block fd
+  read -r n ns block <"$DIR/netns"
+  if [ -e "$(block_lock "$n")" ]; then
+    exec {fd}<"$(block_lock "$n")"
+    if ! flock -xn "$fd"; then
+      exec {fd}<&-
+      rm -f "$DIR/netns"
+      return 0
     fi
   fi
-  exec {lock}<&-
+  ip netns del "$ns" 2>/dev/null || true
+  ip link del "krot-h$n" 2>/dev/null || true
+  [ -n "${fd:-}" ] && exec {fd}<&-
+  rm -f "$DIR/netns"
 }
 
 # --- binaries -----------------------------------------------------------------------------
@@ -338,6 +397,7 @@ cmd_up() {
       die "a cluster is already running in $DIR ($n, pid $p); run: scripts/cluster.sh down $DIR"
     fi
   done < <(read_pids)
+  remove_netns # a previous cluster's in DIR, if it died without `down`
   # Always an empty cluster: old etcd data would carry tokens signed by the previous keys.
   rm -rf "$DIR/etcd" "$DIR/pki" "$DIR/logs" "$DIR/components"
   rm -f "$DIR/pids" "$DIR/kubeconfig" "$DIR/admin.kubeconfig" "$DIR/env" "$DIR/audit.log"
@@ -345,7 +405,7 @@ cmd_up() {
 
   # From here on, any failure (or Ctrl-C) stops whatever was started.
   ALIVE=is_running
-  trap 'rc=$?; if [ "$rc" != 0 ]; then log "stopping what was started"; stop_all; release_pod_network; fi' EXIT
+  trap 'rc=$?; if [ "$rc" != 0 ]; then log "stopping what was started"; stop_all; remove_netns; fi' EXIT
   trap 'exit 130' INT TERM
 
   UP_TIMEOUT=${CLUSTER_UP_TIMEOUT:-90}
@@ -409,23 +469,19 @@ cmd_up() {
     --service-account-private-key-file="$DIR/pki/sa.key" --root-ca-file="$DIR/pki/ca.crt" \
     --controllers=deployment,replicaset,statefulset,daemonset,job,endpoint,garbagecollector,namespace,serviceaccount,serviceaccount-token \
     --leader-elect=false --bind-address=127.0.0.1 --secure-port=0 "${insecure_port[@]}"
-  # The fake kubelet inherits a shared lock on the pod network and holds it while it runs, so
-  # a `down` elsewhere leaves the route in place; we hold it from checking the route on.
-  local lock
-  (umask 022 && : >>"$POD_NETWORK_LOCK")
-  exec {lock}<"$POD_NETWORK_LOCK"
-  flock -s "$lock"
-  ensure_pod_network
+  # The fake kubelet inherits the block's exclusive lock and holds it while it runs.
+  claim_block
+  make_netns
   local demo_app=${DEMO_APP:-$(dirname "${BIN[fake-kubelet]}")/demo-app} app_args=()
   if [ -n "${DEMO_APP:-}" ] && [ ! -x "$DEMO_APP" ]; then
     die "\$DEMO_APP=$DEMO_APP is not an executable file"
   fi
   [ -x "$demo_app" ] && app_args=(--demo-app "$demo_app")
   start fake-kubelet "${BIN[fake-kubelet]}" --kubeconfig "$DIR/components/fake-kubelet.kubeconfig" \
-    --pod-network "$POD_NETWORK" --node-name fake-node \
+    --pod-network "$BLOCK" --netns "/var/run/netns/kubectl-rotate-$BLOCK_INDEX" --node-name fake-node \
     --tls-cert-file "$DIR/pki/kubelet.crt" --tls-private-key-file "$DIR/pki/kubelet.key" \
     --state-dir "$DIR/fake-kubelet" "${app_args[@]}"
-  exec {lock}<&-
+  exec {BLOCK_LOCK_FD}<&-
   # The controllers are working once the serviceaccount controller has filled in `default`.
   wait_for "the controller manager (ServiceAccount default/default)" kube-controller-manager \
     api_get /api/v1/namespaces/default/serviceaccounts/default
@@ -445,7 +501,7 @@ cmd_down() {
   [ -d "$DIR" ] || return 0
   DIR=$(cd "$DIR" && pwd)
   stop_all
-  release_pod_network
+  remove_netns
 }
 
 cmd_status() {

@@ -27,6 +27,10 @@ pub fn tests() -> Vec<(&'static str, TestFn)> {
             exec_streams_output_exit_codes_and_stdin,
         ),
         (
+            "pods_run_in_the_clusters_network_namespace_which_reaches_only_the_machine",
+            pods_run_in_the_clusters_network_namespace_which_reaches_only_the_machine,
+        ),
+        (
             "portforward_reaches_a_listener_on_the_pod_ip",
             portforward_reaches_a_listener_on_the_pod_ip,
         ),
@@ -60,7 +64,7 @@ fn ready_pod(env: &TestEnv) -> Result<String> {
         .success()?
         .stdout
         .clone();
-    ensure!(ip.starts_with("198.18."), "pod IP {ip:?}");
+    ensure!(ip.starts_with("198."), "pod IP {ip:?}");
     Ok(ip)
 }
 
@@ -120,12 +124,99 @@ fn exec_streams_output_exit_codes_and_stdin(kubeconfig: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The pod IPs and the pods' processes live in the cluster's own network namespace (named in
+/// DIR/netns by scripts/cluster.sh), reached from the machine through a veth pair.
+fn pods_run_in_the_clusters_network_namespace_which_reaches_only_the_machine(
+    kubeconfig: &Path,
+) -> Result<()> {
+    let Some((name, block)) = crate::support::cluster_netns(kubeconfig)? else {
+        // A cluster the harness did not start: its network is not ours to inspect.
+        return Ok(());
+    };
+    let env = TestEnv::new(kubeconfig, "netns")?;
+    let ip = ready_pod(&env)?;
+    let ns = env.namespace.as_str();
+    // The command kubectl exec runs is in the namespace: same network namespace inode.
+    let inside = env.kubectl(&[
+        "exec",
+        "p",
+        "-n",
+        ns,
+        "--",
+        "stat",
+        "-L",
+        "-c",
+        "%i",
+        "/proc/self/ns/net",
+    ])?;
+    inside.success()?;
+    let expected = std::fs::metadata(format!("/var/run/netns/{name}"))
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .with_context(|| format!("/var/run/netns/{name}"))?;
+    ensure!(
+        inside.stdout.trim() == expected.to_string(),
+        "exec ran in namespace {:?}, not {name} ({expected})",
+        inside.stdout
+    );
+    // Inside, the pod IP is local and the machine's loopback is not there: the API server
+    // (on the machine's 127.0.0.1) cannot be reached from a pod.
+    let routes = env.kubectl(&[
+        "exec", "p", "-n", ns, "--", "ip", "-4", "route", "show", "table", "all",
+    ])?;
+    routes.success()?;
+    ensure!(
+        routes.stdout.contains(&format!("local {block} dev lo")),
+        "routes inside: {}",
+        routes.stdout
+    );
+    ensure!(
+        !routes.stdout.lines().any(|l| l.starts_with("default")),
+        "the namespace has a default route: {}",
+        routes.stdout
+    );
+    let server = kubeconfig_server_port(kubeconfig)?;
+    let probe = env.kubectl(&[
+        "exec",
+        "p",
+        "-n",
+        ns,
+        "--",
+        "bash",
+        "-c",
+        &format!("exec 3<>/dev/tcp/127.0.0.1/{server}"),
+    ])?;
+    ensure!(
+        probe.code != Some(0),
+        "a pod reached the API server on the machine's loopback"
+    );
+    // On the machine, the pod IP is routed into the namespace, not local.
+    let route = std::process::Command::new("ip")
+        .args(["-4", "route", "get", &ip])
+        .output()?;
+    let route = String::from_utf8_lossy(&route.stdout);
+    ensure!(
+        route.contains("dev krot-h") && !route.starts_with("local"),
+        "the machine's route to {ip}: {route}"
+    );
+    Ok(())
+}
+
+/// The port of the API server the kubeconfig names.
+fn kubeconfig_server_port(kubeconfig: &Path) -> Result<u16> {
+    let text = std::fs::read_to_string(kubeconfig)?;
+    let server = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .context("no server in the kubeconfig")?;
+    let port = server.rsplit(':').next().unwrap_or_default();
+    port.parse().with_context(|| format!("server {server}"))
+}
+
 fn portforward_reaches_a_listener_on_the_pod_ip(kubeconfig: &Path) -> Result<()> {
     let env = TestEnv::new(kubeconfig, "portforward")?;
     let ip = ready_pod(&env)?;
     // "The container's" server: answers one line with "pong: LINE" then closes.
-    let listener = std::net::TcpListener::bind((ip.as_str(), 0))
-        .with_context(|| format!("binding a listener on the pod IP {ip}"))?;
+    let listener = crate::support::bind_in_pod_network(kubeconfig, &ip)?;
     let port = listener.local_addr()?.port();
     let server = std::thread::spawn(move || -> Result<()> {
         let (mut conn, _) = listener.accept()?;

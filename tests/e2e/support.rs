@@ -729,3 +729,38 @@ impl TestEnv {
         Ok(journals)
     }
 }
+
+/// The cluster's network namespace and pod block ("kubectl-rotate-N", "198.18.0.0/22"), from
+/// DIR/netns next to the kubeconfig (`scripts/cluster.sh`); `None` for another cluster.
+pub fn cluster_netns(kubeconfig: &Path) -> Result<Option<(String, String)>> {
+    let file = kubeconfig.parent().unwrap_or(Path::new(".")).join("netns");
+    let Ok(text) = std::fs::read_to_string(&file) else {
+        return Ok(None);
+    };
+    let words: Vec<&str> = text.split_whitespace().collect();
+    match words.as_slice() {
+        [_, name, block] => Ok(Some((name.to_string(), block.to_string()))),
+        _ => bail!("{} is not \"INDEX NAME BLOCK\": {text:?}", file.display()),
+    }
+}
+
+/// A listener on `ip` (a pod IP, port chosen by the kernel), made inside the cluster's network
+/// namespace where pod IPs are local (as a container's server would be).
+pub fn bind_in_pod_network(kubeconfig: &Path, ip: &str) -> Result<std::net::TcpListener> {
+    let ip: std::net::Ipv4Addr = ip.parse().with_context(|| format!("pod IP {ip:?}"))?;
+    let netns = cluster_netns(kubeconfig)?;
+    std::thread::spawn(move || -> Result<std::net::TcpListener> {
+        if let Some((name, _)) = netns {
+            let file = std::fs::File::open(format!("/var/run/netns/{name}"))?;
+            // SAFETY: setns(2) on an open namespace fd; it changes only this thread, which
+            // ends here (the socket keeps the namespace it was made in).
+            let rc =
+                unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
+            ensure!(rc == 0, "setns {name}: {}", std::io::Error::last_os_error());
+        }
+        std::net::TcpListener::bind((ip, 0))
+            .with_context(|| format!("binding a listener on the pod IP {ip}"))
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("the binding thread panicked"))?
+}

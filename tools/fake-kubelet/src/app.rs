@@ -393,6 +393,7 @@ async fn start(
         .stderr(err_file)
         .process_group(0)
         .kill_on_drop(true);
+    crate::netns::enter(&mut command);
     // SAFETY: prctl(2) is async-signal-safe. The app gets SIGTERM if the fake kubelet dies
     // (`scripts/cluster.sh down` stops it with SIGTERM), so no app outlives its cluster.
     unsafe {

@@ -34,6 +34,7 @@ mod app;
 mod http;
 mod kubelet;
 mod logs;
+mod netns;
 mod network;
 mod pod_http;
 mod require;
@@ -44,7 +45,7 @@ mod stream;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::pin;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -86,12 +87,13 @@ struct Args {
     node_name: String,
     demo_app: Option<PathBuf>,
     state_dir: PathBuf,
+    netns: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args> {
     const USAGE: &str = "usage: fake-kubelet --kubeconfig PATH --pod-network CIDR \
         --tls-cert-file PEM --tls-private-key-file PEM [--node-name NAME] [--demo-app PATH] \
-        [--state-dir DIR]";
+        [--state-dir DIR] [--netns PATH]";
     let mut values: HashMap<String, String> = HashMap::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -110,7 +112,8 @@ fn parse_args() -> Result<Args> {
             | "--tls-private-key-file"
             | "--node-name"
             | "--demo-app"
-            | "--state-dir" => values.insert(name, value),
+            | "--state-dir"
+            | "--netns" => values.insert(name, value),
             _ => bail!("unexpected argument {arg:?}\n{USAGE}"),
         };
     }
@@ -126,6 +129,7 @@ fn parse_args() -> Result<Args> {
         tls_key_file: take("--tls-private-key-file")?.into(),
         node_name: take("--node-name").unwrap_or_else(|_| "fake-node".into()),
         demo_app: take("--demo-app").ok().map(PathBuf::from),
+        netns: take("--netns").ok().map(PathBuf::from),
         state_dir: take("--state-dir").map(PathBuf::from).unwrap_or_else(|_| {
             std::env::temp_dir().join(format!("fake-kubelet-{}", std::process::id()))
         }),
@@ -134,6 +138,12 @@ fn parse_args() -> Result<Args> {
 
 async fn run() -> Result<()> {
     let args = parse_args()?;
+    netns::init(args.netns.as_deref()).with_context(|| {
+        format!(
+            "opening the node's network namespace {}",
+            args.netns.as_deref().unwrap_or(Path::new("")).display()
+        )
+    })?;
     if let Some(app) = &args.demo_app {
         anyhow::ensure!(app.is_file(), "--demo-app {}: no such file", app.display());
     }
@@ -226,13 +236,13 @@ async fn run() -> Result<()> {
 async fn claim_block(network: Cidr) -> Result<(Cidr, TcpListener)> {
     let mut last_error = None;
     for block in network.blocks() {
-        match TcpListener::bind((block.node_ip(), kubelet::PORT)).await {
+        match netns::bind((block.node_ip(), kubelet::PORT)).await {
             Ok(listener) => return Ok((block, listener)),
             // Another cluster's fake kubelet has this one.
             Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => last_error = Some(err),
             Err(err) => bail!(
-                "cannot listen on {}:{}: {err}; is {network} local to this machine? \
-                 (scripts/cluster.sh runs: ip route add local {network} dev lo)",
+                "cannot listen on {}:{}: {err}; is {network} local to the node's network \
+                 namespace? (scripts/cluster.sh runs, in it: ip route add local BLOCK dev lo)",
                 block.node_ip(),
                 kubelet::PORT
             ),
@@ -456,7 +466,7 @@ async fn start_pod(
     };
     let mut port = None;
     if let (Fate::Ready, Some(Ok(app))) = (&fate, app) {
-        match TcpListener::bind((pod_ip, app.port)).await {
+        match netns::bind((pod_ip, app.port)).await {
             Ok(listener) => port = Some((listener, app)),
             Err(err) => {
                 let reason = format!("listen tcp {pod_ip}:{}: {err}", app.port);

@@ -26,7 +26,7 @@ use kube::api::Api;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, ResourceExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
 use crate::network::IpPool;
@@ -298,7 +298,7 @@ async fn serve(
     port: u16,
     next: Arc<AtomicUsize>,
 ) {
-    let listener = match TcpListener::bind((ip, port)).await {
+    let listener = match crate::netns::bind((ip, port)).await {
         Ok(listener) => listener,
         Err(err) => {
             eprintln!("{namespace}/{name}: cannot listen on {ip}:{port}: {err}");
