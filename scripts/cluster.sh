@@ -399,7 +399,8 @@ cmd_up() {
   done < <(read_pids)
   remove_netns # a previous cluster's in DIR, if it died without `down`
   # Always an empty cluster: old etcd data would carry tokens signed by the previous keys.
-  rm -rf "$DIR/etcd" "$DIR/pki" "$DIR/logs" "$DIR/components"
+  # (and the fake kubelet's state: a StatefulSet's data there belongs to the old cluster)
+  rm -rf "$DIR/etcd" "$DIR/pki" "$DIR/logs" "$DIR/components" "$DIR/fake-kubelet"
   rm -f "$DIR/pids" "$DIR/kubeconfig" "$DIR/admin.kubeconfig" "$DIR/env" "$DIR/audit.log"
   mkdir -p "$DIR/logs" "$DIR/components"
 

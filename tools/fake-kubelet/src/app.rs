@@ -19,10 +19,11 @@
 //!   inherited from the fake kubelet.
 //! - **Working directory** (`work_dir`), where the servers keep their data: for a StatefulSet's
 //!   pod `STATE/volumes/NAMESPACE/POD`, which outlives the pod as a PersistentVolumeClaim from
-//!   `volumeClaimTemplates` would (a restarted `postgres-0` finds its database), removed with the
-//!   cluster's directory; for other pods the pod's directory `STATE/pods/UID`, which lives as long
-//!   as the pod, like an `emptyDir`. Mode 0711: others may pass through but not list them, so a
-//!   server that drops root (PostgreSQL) reaches its data.
+//!   `volumeClaimTemplates` would (a restarted `postgres-0` finds its database) until the
+//!   cluster starts again (`scripts/cluster.sh up` empties the state dir); for other pods the
+//!   pod's directory `STATE/pods/UID`, which lives as long as the pod, like an `emptyDir`. Mode
+//!   0711: others may pass through but not list them, so a server that drops root (PostgreSQL)
+//!   reaches its data.
 //! - **Secret volumes** mounted by the container are written as files (0600) in a per-pod
 //!   directory (0700) under the state dir, removed with the pod. There is no mount namespace:
 //!   instead `AI_AGENTS_SECRETS_DIR` points at the volume mounted at `/etc/ai-agents/secrets`,
