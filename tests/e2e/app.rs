@@ -525,6 +525,54 @@ fn demo_stack_serves_tenants_and_its_servers_are_reachable_by_exec_and_port_forw
         );
         assert_no_values(&log, &values)?;
     }
+
+    // A replaced postgres-0 finds its database (the StatefulSet's volume), at a new pod IP the
+    // Service follows: the app serves again without a restart of its own.
+    let old_uid = env.kubectl(&[
+        "get",
+        "pod",
+        "postgres-0",
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ])?;
+    env.kubectl(&["delete", "pod", "postgres-0", "-n", ns, "--timeout=30s"])?
+        .success()?;
+    env.wait_until(
+        "a new postgres-0 to be Ready",
+        &["get", "pod", "postgres-0", "-n", ns, "-o", "json"],
+        |out| {
+            serde_json::from_str::<Value>(out)
+                .is_ok_and(|p| is_ready(&p) && p["metadata"]["uid"] != old_uid.stdout.as_str())
+        },
+    )?;
+    let count = env.kubectl(&[
+        "exec",
+        "postgres-0",
+        "-n",
+        ns,
+        "--",
+        "psql",
+        "-U",
+        "postgres",
+        "-d",
+        "ai_agents",
+        "-tAc",
+        "SELECT count(*) FROM tenant_configs",
+    ])?;
+    count.success()?;
+    ensure!(
+        count.stdout.trim() == "3",
+        "tenants after the restart: {:?}",
+        count.stdout
+    );
+    let uncached = path.replace("tenant-2", "tenant-3");
+    env.wait_until(
+        "the app to serve tenant-3 from the new postgres-0",
+        &["get", "--raw", &uncached],
+        |out| out.contains("tenant-3"),
+    )?;
     Ok(())
 }
 
