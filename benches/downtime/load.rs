@@ -14,7 +14,7 @@
 //!   and waits for the requests in flight (each bounded by the timeout).
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -44,10 +44,11 @@ pub struct LoadConfig {
     pub max: Duration,
 }
 
-/// One request: when it was sent and how it ended.
+/// One request: when it was sent, where (none when no address was ready), and how it ended.
 #[derive(Clone, Debug)]
 pub struct Record {
     pub sent: Instant,
+    pub target: Option<SocketAddr>,
     pub outcome: Outcome,
 }
 
@@ -75,6 +76,43 @@ fn is_local(ip: IpAddr) -> bool {
     UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
 }
 
+/// An IPv4 network, `a.b.c.d/len`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Network {
+    base: u32,
+    len: u8,
+}
+
+impl Network {
+    pub fn parse(text: &str) -> Option<Network> {
+        let (address, len) = text.trim().split_once('/')?;
+        let address: Ipv4Addr = address.parse().ok()?;
+        let len: u8 = len.parse().ok().filter(|l| *l <= 32)?;
+        Some(Network {
+            base: u32::from(address) & Self::mask(len),
+            len,
+        })
+    }
+
+    fn mask(len: u8) -> u32 {
+        u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0)
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(v4) => u32::from(v4) & Self::mask(self.len) == self.base,
+            IpAddr::V6(_) => false,
+        }
+    }
+}
+
+/// Where the load may send requests: the test cluster's pod network (`scripts/cluster.sh`'s
+/// `$CLUSTER_POD_NETWORK`, by default part of RFC 2544's benchmarking range, which no real
+/// network uses), or an address of this machine. Nothing else, whatever the Endpoints say.
+fn allowed(ip: IpAddr, pod_network: Network) -> bool {
+    pod_network.contains(ip) || is_local(ip)
+}
+
 /// The watch on Endpoints `name`; the current ready, local addresses in `addresses`. Stops its
 /// task when dropped.
 pub struct Follower {
@@ -88,8 +126,9 @@ impl Drop for Follower {
     }
 }
 
-/// Starts following Endpoints `name` in `namespace` (on the current Tokio runtime).
-pub fn follow(client: kube::Client, namespace: &str, name: &str) -> Follower {
+/// Starts following Endpoints `name` in `namespace` (on the current Tokio runtime); addresses
+/// outside `pod_network` that are not this machine's are left out (see `allowed`).
+pub fn follow(client: kube::Client, namespace: &str, name: &str, pod_network: Network) -> Follower {
     let (tx, rx) = watch::channel(Vec::new());
     let api: Api<Endpoints> = Api::namespaced(client, namespace);
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
@@ -110,9 +149,12 @@ pub fn follow(client: kube::Client, namespace: &str, name: &str) -> Follower {
                 .into_iter()
                 .filter(|a| {
                     *local.entry(a.ip()).or_insert_with(|| {
-                        let ok = is_local(a.ip());
+                        let ok = allowed(a.ip(), pod_network);
                         if !ok {
-                            eprintln!("bench: warning: {a} is not local; no request goes there");
+                            eprintln!(
+                                "bench: warning: {a} is neither in the pod network nor local; \
+                                 no request goes there"
+                            );
                         }
                         ok
                     })
@@ -175,7 +217,11 @@ pub async fn run(
                     Err(_) => Outcome::Timeout,
                 },
             };
-            Record { sent, outcome }
+            Record {
+                sent,
+                target,
+                outcome,
+            }
         });
     }
     let mut records = Vec::new();
@@ -239,8 +285,12 @@ pub fn tests() -> Vec<(&'static str, fn())> {
             ready_addresses_of_empty_endpoints,
         ),
         (
-            "load::only_local_addresses_count",
-            only_local_addresses_count,
+            "load::only_pod_network_or_local_addresses",
+            only_pod_network_or_local_addresses,
+        ),
+        (
+            "load::pod_network_parses_and_contains",
+            pod_network_parses_and_contains,
         ),
     ]
 }
@@ -272,8 +322,27 @@ fn ready_addresses_of_empty_endpoints() {
     assert!(ready_addresses(&endpoints).is_empty());
 }
 
-fn only_local_addresses_count() {
-    assert!(is_local("127.0.0.1".parse().expect("an IP")));
+fn only_pod_network_or_local_addresses() {
+    let pods = Network::parse("198.18.0.0/16").expect("a network");
+    let ip = |text: &str| text.parse::<IpAddr>().expect("an IP");
+    assert!(is_local(ip("127.0.0.1")));
+    assert!(allowed(ip("127.0.0.1"), pods));
+    assert!(allowed(ip("198.18.200.4"), pods));
     // TEST-NET-3 (RFC 5737): documentation only, never an address of this machine.
-    assert!(!is_local("203.0.113.7".parse().expect("an IP")));
+    assert!(!is_local(ip("203.0.113.7")));
+    assert!(!allowed(ip("203.0.113.7"), pods));
+}
+
+fn pod_network_parses_and_contains() {
+    let ip = |text: &str| text.parse::<IpAddr>().expect("an IP");
+    let net = Network::parse("198.18.4.9/22").expect("a network");
+    assert_eq!(net, Network::parse(" 198.18.4.0/22 ").expect("a network"));
+    assert!(net.contains(ip("198.18.4.1")) && net.contains(ip("198.18.7.255")));
+    assert!(!net.contains(ip("198.18.8.0")) && !net.contains(ip("198.18.3.255")));
+    assert!(!net.contains(ip("::1")));
+    let all = Network::parse("0.0.0.0/0").expect("a network");
+    assert!(all.contains(ip("8.8.8.8")));
+    for bad in ["198.18.0.0", "198.18.0.0/33", "fd00::/8", "x/16"] {
+        assert_eq!(Network::parse(bad), None, "{bad}");
+    }
 }

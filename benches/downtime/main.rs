@@ -34,7 +34,9 @@
 //! - `KUBECTL_ROTATE_BENCH_RATE` (requests per second, default 20), `KUBECTL_ROTATE_BENCH_TIMEOUT_MS`
 //!   (default 2000), `KUBECTL_ROTATE_BENCH_SETTLE` (seconds of load before and after each
 //!   procedure, default 5), `KUBECTL_ROTATE_BENCH_SVG` (the chart's path, default
-//!   `docs/downtime.svg` of the repository; `-` for none).
+//!   `docs/downtime.svg` of the repository; `-` for none), `CLUSTER_POD_NETWORK` (as for
+//!   `scripts/cluster.sh`, default 198.18.0.0/16: requests go only to addresses in it or of
+//!   this machine).
 //!
 //! Secret values are generated here and reach kubectl through stdin only; the runs' output is
 //! checked not to contain them; the chart holds counts only.
@@ -51,9 +53,11 @@ mod figures;
 mod load;
 mod setup;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -81,6 +85,11 @@ fn main() -> ExitCode {
     }
     match run() {
         Ok(()) => ExitCode::SUCCESS,
+        // Ctrl-C: the handler stops everything and exits with 130; what failed meanwhile is
+        // only the cluster going away.
+        Err(_) if INTERRUPTED.load(Ordering::SeqCst) => loop {
+            std::thread::park();
+        },
         Err(err) => {
             eprintln!("bench: error: {err:#}");
             ExitCode::FAILURE
@@ -106,6 +115,7 @@ fn unit_tests() -> ExitCode {
 
 /// The bench's knobs (see the module doc).
 struct Settings {
+    pod_network: load::Network,
     rate: u32,
     timeout: Duration,
     settle: Duration,
@@ -135,7 +145,12 @@ impl Settings {
             Some(path) => Some(PathBuf::from(path)),
             None => Some(repo_root().join("docs/downtime.svg")),
         };
+        let network = std::env::var("CLUSTER_POD_NETWORK");
+        let network = network.as_deref().unwrap_or("198.18.0.0/16");
+        let pod_network = load::Network::parse(network)
+            .with_context(|| format!("CLUSTER_POD_NETWORK={network:?} is not an IPv4 network"))?;
         Ok(Settings {
+            pod_network,
             rate: number("KUBECTL_ROTATE_BENCH_RATE", 20, 1..=200)? as u32,
             timeout: Duration::from_millis(number(
                 "KUBECTL_ROTATE_BENCH_TIMEOUT_MS",
@@ -170,29 +185,49 @@ impl Procedure {
         }
     }
 
-    /// Runs the procedure in `env`'s namespace; the new key, checked to be in the Secret.
+    /// Runs the procedure in `env`'s namespace, with a new key (on kubectl's stdin only);
+    /// checks that the Secret holds it and that no output shows a value of the Secret.
     fn run(self, env: &TestEnv) -> Result<()> {
         let key = format!("sk-{}", alphanumeric(40));
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&key);
+        let patch = json!({"data": {SECRET_KEY: encoded}}).to_string();
+        let line = format!("{key}\n");
+        let steps: Vec<(&[&str], Option<&[u8]>)> = match self {
+            Procedure::Runbook => vec![
+                (
+                    &[
+                        "patch",
+                        "secret",
+                        "app-secrets",
+                        "--patch-file",
+                        "/dev/stdin",
+                    ],
+                    Some(patch.as_bytes()),
+                ),
+                (
+                    &["rollout", "restart", "deployment/api", "deployment/worker"],
+                    None,
+                ),
+                (
+                    &["rollout", "status", "deployment/api", "--timeout=300s"],
+                    None,
+                ),
+                (
+                    &["rollout", "status", "deployment/worker", "--timeout=300s"],
+                    None,
+                ),
+            ],
+            Procedure::Plugin => vec![(
+                &["rotate", "openai", "--from-stdin", "-y"],
+                Some(line.as_bytes()),
+            )],
+        };
         let mut runs = Vec::new();
-        match self {
-            Procedure::Runbook => {
-                let encoded = base64::engine::general_purpose::STANDARD.encode(&key);
-                let patch = json!({"data": {SECRET_KEY: encoded}}).to_string();
-                let patch_file = ["patch", "secret", "app-secrets"];
-                let patch_file = [&patch_file[..], &["--patch-file", "/dev/stdin"]].concat();
-                runs.push(kubectl(env, &patch_file, Some(patch.as_bytes()))?);
-                let restart = ["rollout", "restart", "deployment/api", "deployment/worker"];
-                runs.push(kubectl(env, &restart, None)?);
-                for workload in ["deployment/api", "deployment/worker"] {
-                    let status = ["rollout", "status", workload, "--timeout=300s"];
-                    runs.push(kubectl(env, &status, None)?);
-                }
-            }
-            Procedure::Plugin => {
-                let rotate = ["rotate", "openai", "--from-stdin", "-y"];
-                let stdin = format!("{key}\n");
-                runs.push(kubectl(env, &rotate, Some(stdin.as_bytes()))?);
-            }
+        for (args, stdin) in steps {
+            let run = kubectl(env, args, stdin)?;
+            let seconds = run.elapsed.as_secs_f64();
+            eprintln!("bench:   kubectl {}: {seconds:.2}s", args.join(" "));
+            runs.push(run);
         }
         let values = env.secret_values("app-secrets")?;
         let stored = values.get(SECRET_KEY).map(Vec::as_slice);
@@ -230,6 +265,8 @@ struct Measured {
     procedure: Procedure,
     samples: Vec<Sample>,
     wall_s: f64,
+    /// The pod addresses that answered successfully: before the procedure, after it, in all.
+    answered: [usize; 3],
 }
 
 fn run() -> Result<()> {
@@ -281,7 +318,7 @@ fn measure(
     settings: &Settings,
 ) -> Result<Measured> {
     let _entered = runtime.enter();
-    let follower = load::follow(client.clone(), &env.namespace, "api");
+    let follower = load::follow(client.clone(), &env.namespace, "api", settings.pod_network);
     let mut addresses = follower.addresses.clone();
     let limit = Duration::from_secs(60);
     let ready = runtime.block_on(load::wait_ready(&mut addresses, 2, limit));
@@ -308,6 +345,7 @@ fn measure(
     std::thread::sleep(settings.settle);
     stop.send_replace(true);
     let records = runtime.block_on(load).context("the load task")?;
+    ensure!(!INTERRUPTED.load(Ordering::SeqCst), "interrupted");
     outcome?;
     let samples: Vec<Sample> = records
         .iter()
@@ -323,6 +361,16 @@ fn measure(
             }
         })
         .collect();
+    let ended = started + Duration::from_secs_f64(wall_s);
+    let answered = |keep: &dyn Fn(Instant) -> bool| {
+        let ok = records.iter().filter(|r| r.outcome.is_ok() && keep(r.sent));
+        ok.filter_map(|r| r.target).collect::<BTreeSet<_>>().len()
+    };
+    let answered = [
+        answered(&|sent| sent < started),
+        answered(&|sent| sent > ended),
+        answered(&|_| true),
+    ];
     let failed = samples.iter().filter(|s| !s.outcome.is_ok()).count();
     eprintln!(
         "bench: {}: {wall_s:.1}s, {} requests, {failed} failed",
@@ -333,6 +381,7 @@ fn measure(
         procedure,
         samples,
         wall_s,
+        answered,
     })
 }
 
@@ -370,6 +419,13 @@ fn report(measured: &[Measured], settings: &Settings, versions: &Value) -> Resul
         };
         println!("failures, {}: {kinds}", m.procedure.name());
     }
+    for m in measured {
+        let [before, after, all] = m.answered;
+        println!(
+            "pods that answered, {}: {before} before the procedure, {after} after it, {all} in all",
+            m.procedure.name()
+        );
+    }
 
     let (mut from, mut to) = (i64::MAX, i64::MIN);
     for m in measured {
@@ -402,6 +458,24 @@ fn build_tools() -> Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(cargo);
     build.args(["build", "--locked", "-p", "fake-kubelet", "-p", "demo-app"]);
+    // Not the variables cargo sets for running this bench: build scripts (ring's) ask to be
+    // rerun when they change, so the next `cargo bench` would rebuild them all again.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let per_target = [
+            "CARGO_MANIFEST_DIR",
+            "CARGO_MANIFEST_PATH",
+            "CARGO_MANIFEST_LINKS",
+            "CARGO_CRATE_NAME",
+            "CARGO_BIN_NAME",
+            "CARGO_PRIMARY_PACKAGE",
+            "CARGO_TARGET_TMPDIR",
+            "OUT_DIR",
+        ];
+        if name.starts_with("CARGO_PKG_") || per_target.contains(&name.as_ref()) {
+            build.env_remove(name.as_ref());
+        }
+    }
     if bin_dir().file_name().is_some_and(|n| n == "release") {
         build.arg("--release");
     }
@@ -536,6 +610,9 @@ fn controller_manager_wrapper(dir: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// Set once Ctrl-C was pressed.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
 /// Ctrl-C skips destructors: stop the servers and the bench's own control plane, then exit.
 fn stop_on_interrupt(dir: Option<PathBuf>) {
     std::thread::spawn(move || {
@@ -545,6 +622,7 @@ fn stop_on_interrupt(dir: Option<PathBuf>) {
         if let Ok(rt) = rt
             && rt.block_on(tokio::signal::ctrl_c()).is_ok()
         {
+            INTERRUPTED.store(true, Ordering::SeqCst);
             eprintln!("bench: interrupted; stopping the servers and the control plane");
             stop_servers();
             if let Some(dir) = &dir {
