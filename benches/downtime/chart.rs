@@ -1,6 +1,7 @@
-//! The timeline chart (SVG, `plotters`): one panel per procedure, side by side, on the same
-//! axes: successful (green) and failed (red) requests per second, stacked, against the seconds
-//! from the start of the procedure; the procedure's own run is shaded.
+//! The timeline chart (SVG, `plotters`): one panel per procedure, side by side (one row per
+//! round), all on the same axes: successful (green) and failed (red) requests per second,
+//! stacked, against the seconds from the start of the procedure; the procedure's own run is
+//! shaded.
 
 use anyhow::{Result, anyhow};
 use plotters::prelude::*;
@@ -16,13 +17,17 @@ pub struct Panel {
 }
 
 const PANEL_WIDTH: u32 = 520;
-const HEIGHT: u32 = 380;
+const PANEL_HEIGHT: u32 = 340;
+const TITLE_HEIGHT: u32 = 40;
 const OK: RGBColor = RGBColor(46, 139, 87);
 const FAILED: RGBColor = RGBColor(214, 39, 40);
 const RUNNING: RGBColor = RGBColor(120, 120, 120);
 
-/// The SVG document for `panels` (same x and y ranges on every panel), under `title`.
-pub fn render(panels: &[Panel], title: &str) -> Result<String> {
+/// The SVG document for `panels` in rows of `columns` (same x and y ranges on every panel),
+/// under `title`.
+pub fn render(panels: &[Panel], columns: usize, title: &str) -> Result<String> {
+    let columns = columns.clamp(1, panels.len().max(1));
+    let rows = panels.len().div_ceil(columns).max(1);
     let from = panels
         .iter()
         .filter_map(|p| p.buckets.first())
@@ -45,15 +50,16 @@ pub fn render(panels: &[Panel], title: &str) -> Result<String> {
     let y_max = ((peak + peak / 2 + 1).div_ceil(5) * 5).max(5) as f64;
     let (x0, x1) = (from as f64, to as f64);
 
-    let width = PANEL_WIDTH * panels.len().max(1) as u32;
+    let width = PANEL_WIDTH * columns as u32;
+    let height = TITLE_HEIGHT + PANEL_HEIGHT * rows as u32;
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (width, HEIGHT)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
         let root = root
             .titled(title, ("sans-serif", 18))
             .map_err(|e| anyhow!("{e:?}"))?;
-        let areas = root.split_evenly((1, panels.len().max(1)));
+        let areas = root.split_evenly((rows, columns));
         for (area, panel) in areas.iter().zip(panels) {
             let mut chart = ChartBuilder::on(area)
                 .caption(&panel.title, ("sans-serif", 15))
@@ -147,7 +153,7 @@ fn renders_one_panel_per_procedure() {
             wall_s: 1.2,
         },
     ];
-    let svg = render(&panels, "openai-api-key at 20 requests/s").expect("an SVG");
+    let svg = render(&panels, 2, "openai-api-key at 20 requests/s").expect("an SVG");
     assert!(svg.starts_with("<svg"), "{}", &svg[..80.min(svg.len())]);
     assert!(svg.trim_end().ends_with("</svg>"));
     for text in [
@@ -159,6 +165,19 @@ fn renders_one_panel_per_procedure() {
         assert!(svg.contains(text), "{text:?} is missing");
     }
     assert!(svg.contains(&format!("width=\"{}\"", 2 * PANEL_WIDTH)));
+    assert!(svg.contains(&format!("height=\"{}\"", TITLE_HEIGHT + PANEL_HEIGHT)));
+    // Two rounds of two procedures: two rows.
+    let four: Vec<Panel> = panels
+        .iter()
+        .chain(&panels)
+        .map(|p| Panel {
+            title: p.title.clone(),
+            buckets: p.buckets.clone(),
+            wall_s: p.wall_s,
+        })
+        .collect();
+    let svg = render(&four, 2, "two rounds").expect("an SVG");
+    assert!(svg.contains(&format!("height=\"{}\"", TITLE_HEIGHT + 2 * PANEL_HEIGHT)));
     // 3 + 3 green bars, 1 red one, 2 shaded runs, plus the legend swatches.
     let fill = |c: RGBColor| format!("fill=\"#{:02X}{:02X}{:02X}\"", c.0, c.1, c.2);
     assert!(svg.matches(&fill(FAILED)).count() >= 1);

@@ -83,14 +83,13 @@ pub fn per_second(samples: &[Sample], from: i64, to: i64) -> Vec<Bucket> {
     buckets
 }
 
-/// The seconds a timeline spans: from the first sample's second to one past the last one's.
-pub fn span(samples: &[Sample]) -> (i64, i64) {
-    let first = samples.iter().map(|s| second_of(s.at_ms)).min();
-    let last = samples.iter().map(|s| second_of(s.at_ms)).max();
-    match (first, last) {
-        (Some(first), Some(last)) => (first, last + 1),
-        _ => (0, 0),
-    }
+/// The whole seconds (from the start of the procedure) during which every round had load, as
+/// `[from, to)`, from each round's (load started, load stopped) in seconds: the chart leaves
+/// out the partial first and last seconds.
+pub fn common_seconds(loads: &[(f64, f64)]) -> (i64, i64) {
+    let from = loads.iter().map(|l| l.0.ceil() as i64).max().unwrap_or(0);
+    let to = loads.iter().map(|l| l.1.floor() as i64).min().unwrap_or(0);
+    (from, to.max(from))
 }
 
 /// The longest time during which every request failed, in milliseconds: for each run of
@@ -135,27 +134,52 @@ pub fn failure_kinds(samples: &[Sample]) -> Vec<(String, usize)> {
     kinds
 }
 
-/// One line of the printed table.
+/// One run of a procedure under load: its requests and its wall time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Round {
+    pub samples: Vec<Sample>,
+    pub wall_s: f64,
+}
+
+/// One line of the printed table: a procedure over its rounds.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Row {
     pub secret: String,
     pub procedure: String,
     pub requests: usize,
     pub failed: usize,
+    /// The longest of the rounds' failure windows.
     pub longest_window_ms: i64,
-    pub wall_s: f64,
+    /// Each round's wall time.
+    pub wall_s: Vec<f64>,
 }
 
 impl Row {
-    pub fn new(secret: &str, procedure: &str, samples: &[Sample], wall_s: f64) -> Row {
+    pub fn new(secret: &str, procedure: &str, rounds: &[Round]) -> Row {
+        let all = rounds.iter().flat_map(|r| &r.samples);
         Row {
             secret: secret.to_string(),
             procedure: procedure.to_string(),
-            requests: samples.len(),
-            failed: samples.iter().filter(|s| !s.outcome.is_ok()).count(),
-            longest_window_ms: longest_failure_window_ms(samples),
-            wall_s,
+            requests: all.clone().count(),
+            failed: all.filter(|s| !s.outcome.is_ok()).count(),
+            longest_window_ms: rounds
+                .iter()
+                .map(|r| longest_failure_window_ms(&r.samples))
+                .max()
+                .unwrap_or(0),
+            wall_s: rounds.iter().map(|r| r.wall_s).collect(),
         }
+    }
+}
+
+/// `median [min-max]` with one decimal, or the one value.
+pub fn spread(xs: &[f64]) -> String {
+    let mut sorted = xs.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.as_slice() {
+        [] => "-".to_string(),
+        [one] => format!("{one:.1}"),
+        [lo, .., hi] => format!("{:.1} [{lo:.1}-{hi:.1}]", sorted[(sorted.len() - 1) / 2]),
     }
 }
 
@@ -180,7 +204,7 @@ pub fn table(rows: &[Row]) -> String {
                 r.requests.to_string(),
                 r.failed.to_string(),
                 r.longest_window_ms.to_string(),
-                format!("{:.1}", r.wall_s),
+                spread(&r.wall_s),
             ]
         })
         .collect();
@@ -237,8 +261,8 @@ pub fn tests() -> Vec<(&'static str, fn())> {
             buckets_cover_empty_seconds_and_drop_outside,
         ),
         (
-            "figures::span_covers_negative_times",
-            span_covers_negative_times,
+            "figures::common_seconds_are_whole_and_shared",
+            common_seconds_are_whole_and_shared,
         ),
         ("figures::no_failure_no_window", no_failure_no_window),
         (
@@ -258,6 +282,10 @@ pub fn tests() -> Vec<(&'static str, fn())> {
             kinds_are_counted_most_frequent_first,
         ),
         ("figures::row_counts", row_counts),
+        (
+            "figures::spread_is_median_and_range",
+            spread_is_median_and_range,
+        ),
         (
             "figures::table_is_aligned_markdown",
             table_is_aligned_markdown,
@@ -303,9 +331,15 @@ fn buckets_cover_empty_seconds_and_drop_outside() {
     assert!(per_second(&[], 0, 0).is_empty());
 }
 
-fn span_covers_negative_times() {
-    assert_eq!(span(&[ok(-4999), ok(12_001)]), (-5, 13));
-    assert_eq!(span(&[]), (0, 0));
+fn common_seconds_are_whole_and_shared() {
+    assert_eq!(common_seconds(&[(-5.02, 7.4), (-5.001, 6.9)]), (-5, 6));
+    assert_eq!(common_seconds(&[(-4.0, 8.0)]), (-4, 8));
+    assert_eq!(
+        common_seconds(&[(0.5, 0.7)]),
+        (1, 1),
+        "nothing whole: empty"
+    );
+    assert_eq!(common_seconds(&[]), (0, 0));
 }
 
 fn no_failure_no_window() {
@@ -365,12 +399,36 @@ fn kinds_are_counted_most_frequent_first() {
 }
 
 fn row_counts() {
-    let samples = [ok(0), fail(50, Outcome::Timeout), ok(100), ok(150)];
-    let row = Row::new("openai-api-key", "plugin", &samples, 3.25);
+    let rounds = [
+        Round {
+            samples: vec![ok(0), fail(50, Outcome::Timeout), ok(100), ok(150)],
+            wall_s: 3.25,
+        },
+        Round {
+            // Times overlap the first round's: each round's window is its own.
+            samples: vec![fail(0, Outcome::NoEndpoint), ok(100), ok(150)],
+            wall_s: 1.5,
+        },
+    ];
+    let row = Row::new("openai-api-key", "plugin", &rounds);
     assert_eq!(
         (row.requests, row.failed, row.longest_window_ms),
-        (4, 1, 50)
+        (7, 2, 100)
     );
+    assert_eq!(row.wall_s, [3.25, 1.5]);
+    let none = Row::new("openai-api-key", "plugin", &[]);
+    assert_eq!(
+        (none.requests, none.failed, none.longest_window_ms),
+        (0, 0, 0)
+    );
+}
+
+fn spread_is_median_and_range() {
+    assert_eq!(spread(&[2.34]), "2.3");
+    assert_eq!(spread(&[2.3, 0.5, 1.44]), "1.4 [0.5-2.3]");
+    // An even count takes the lower middle value.
+    assert_eq!(spread(&[4.0, 1.0, 2.0, 3.0]), "2.0 [1.0-4.0]");
+    assert_eq!(spread(&[]), "-");
 }
 
 fn table_is_aligned_markdown() {
@@ -381,7 +439,7 @@ fn table_is_aligned_markdown() {
             requests: 412,
             failed: 3,
             longest_window_ms: 150,
-            wall_s: 7.04,
+            wall_s: vec![7.04],
         },
         Row {
             secret: "openai-api-key".into(),
@@ -389,7 +447,7 @@ fn table_is_aligned_markdown() {
             requests: 398,
             failed: 0,
             longest_window_ms: 0,
-            wall_s: 6.96,
+            wall_s: vec![6.96, 2.3, 0.5],
         },
     ];
     let text = table(&rows);
@@ -401,6 +459,7 @@ fn table_is_aligned_markdown() {
         lines[2].ends_with("|      3 |                         150 |                     7.0 |")
     );
     assert!(lines[3].contains("| kubectl rotate openai |      398 |"));
+    assert!(lines[3].ends_with("|           2.3 [0.5-7.0] |"), "{text}");
     let widths: Vec<usize> = lines.iter().map(|l| l.chars().count()).collect();
     assert!(widths.iter().all(|&w| w == widths[0]), "{text}");
 }

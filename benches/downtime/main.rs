@@ -3,8 +3,9 @@
 //! runs only its unit tests, without a cluster.
 //!
 //! It rotates the demo app's `openai-api-key` (the only one of the runbook's secrets the
-//! plugin has a procedure for) while a steady load of requests goes to the app, once per
-//! procedure, each in its own namespace with its own app (`setup::deploy_app`):
+//! plugin has a procedure for) while a steady load of requests goes to the app, `ROUNDS` times
+//! with each procedure, alternating, each procedure in its own namespace with its own app
+//! (`setup::deploy_app`):
 //!
 //! - **runbook**: the runbook's manual procedure, scripted with real kubectl: a new key (`sk-`
 //!   and 40 alphanumerics), `kubectl patch secret app-secrets --patch-file /dev/stdin` (the
@@ -19,10 +20,12 @@
 //! `TIMEOUT`; `SETTLE` seconds before the procedure, during it, and `SETTLE` seconds after.
 //! A request failed if it errored, timed out, answered non-2xx, or found no ready address.
 //!
-//! Printed (stdout): per procedure, the requests, the failed ones, the longest failure window
-//! (from the first of consecutive failed requests to the next successful one, in the order they
-//! were sent), and the procedure's wall time; then the failures by kind. The timeline (requests
-//! per second, successful and failed, one panel per procedure) goes to `docs/downtime.svg`.
+//! Printed (stdout): per procedure, over its rounds, the requests, the failed ones, the longest
+//! failure window (from the first of consecutive failed requests to the next successful one, in
+//! the order they were sent; the longest of the rounds') and the procedure's wall time (median
+//! [min-max]); then the failures by kind and which pods answered (the load moved from the old
+//! pods to the new ones). The timeline (requests per second, successful and failed, one panel
+//! per procedure and round) goes to `docs/downtime.svg`.
 //!
 //! Environment:
 //! - `KUBECTL_ROTATE_BENCH_KUBECONFIG`: a running control plane to use (left running; it must
@@ -31,9 +34,10 @@
 //!   `--controllers` extended by `endpoint` (through a wrapper script given as
 //!   `KUBE_CONTROLLER_MANAGER`: the script's list has no endpoints controller), and stops it
 //!   with `scripts/cluster.sh down` at the end, also on an error, a panic or Ctrl-C.
-//! - `KUBECTL_ROTATE_BENCH_RATE` (requests per second, default 20), `KUBECTL_ROTATE_BENCH_TIMEOUT_MS`
-//!   (default 2000), `KUBECTL_ROTATE_BENCH_SETTLE` (seconds of load before and after each
-//!   procedure, default 5), `KUBECTL_ROTATE_BENCH_SVG` (the chart's path, default
+//! - `KUBECTL_ROTATE_BENCH_RATE` (requests per second, default 20),
+//!   `KUBECTL_ROTATE_BENCH_TIMEOUT_MS` (default 2000), `KUBECTL_ROTATE_BENCH_SETTLE` (seconds of
+//!   load before and after each procedure, default 5), `KUBECTL_ROTATE_BENCH_ROUNDS` (default
+//!   3), `KUBECTL_ROTATE_BENCH_SVG` (the chart's path, default
 //!   `docs/downtime.svg` of the repository; `-` for none), `CLUSTER_POD_NETWORK` (as for
 //!   `scripts/cluster.sh`, default 198.18.0.0/16: requests go only to addresses in it or of
 //!   this machine).
@@ -68,7 +72,7 @@ use tokio::runtime::Runtime;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use figures::{Row, Sample};
+use figures::{Round, Row, Sample};
 use load::LoadConfig;
 use support::{Run, TestEnv, assert_no_values, bin_dir, repo_root};
 
@@ -116,6 +120,7 @@ fn unit_tests() -> ExitCode {
 /// The bench's knobs (see the module doc).
 struct Settings {
     pod_network: load::Network,
+    rounds: u32,
     rate: u32,
     timeout: Duration,
     settle: Duration,
@@ -151,6 +156,7 @@ impl Settings {
             .with_context(|| format!("CLUSTER_POD_NETWORK={network:?} is not an IPv4 network"))?;
         Ok(Settings {
             pod_network,
+            rounds: number("KUBECTL_ROTATE_BENCH_ROUNDS", 3, 1..=20)? as u32,
             rate: number("KUBECTL_ROTATE_BENCH_RATE", 20, 1..=200)? as u32,
             timeout: Duration::from_millis(number(
                 "KUBECTL_ROTATE_BENCH_TIMEOUT_MS",
@@ -263,8 +269,11 @@ fn alphanumeric(len: usize) -> String {
 /// What one procedure under load gave.
 struct Measured {
     procedure: Procedure,
+    round: u32,
     samples: Vec<Sample>,
     wall_s: f64,
+    /// When the load started and was stopped, in seconds from the start of the procedure.
+    load_s: (f64, f64),
     /// The pod addresses that answered successfully: before the procedure, after it, in all.
     answered: [usize; 3],
 }
@@ -279,9 +288,11 @@ fn run() -> Result<()> {
         .enable_all()
         .build()?;
     let client = runtime.block_on(client(&plane.kubeconfig))?;
-    let mut envs = Vec::new(); // namespaces stay until the end: no deletion traffic meanwhile
-    let mut measured = Vec::new();
-    for procedure in [Procedure::Runbook, Procedure::Plugin] {
+    // One namespace per procedure, used by all its rounds; they stay until the end (no
+    // deletion traffic meanwhile).
+    let procedures = [Procedure::Runbook, Procedure::Plugin];
+    let mut envs = Vec::new();
+    for procedure in procedures {
         let env = TestEnv::new(&plane.kubeconfig, procedure.label())?;
         let started = std::time::Instant::now();
         let app = setup::deploy_app(&env)?;
@@ -292,8 +303,14 @@ fn run() -> Result<()> {
             env.namespace,
             started.elapsed().as_secs_f64()
         );
-        measured.push(measure(&runtime, &client, &env, procedure, &settings)?);
         envs.push(env);
+    }
+    let mut measured = Vec::new();
+    for round in 1..=settings.rounds {
+        for (procedure, env) in procedures.into_iter().zip(&envs) {
+            let m = measure(&runtime, &client, env, procedure, round, &settings)?;
+            measured.push(m);
+        }
     }
     let versions = kubectl(&envs[0], &["version", "-o", "json"], None)?;
     let versions: Value = serde_json::from_str(&versions.stdout)?;
@@ -315,6 +332,7 @@ fn measure(
     client: &kube::Client,
     env: &TestEnv,
     procedure: Procedure,
+    round: u32,
     settings: &Settings,
 ) -> Result<Measured> {
     let _entered = runtime.enter();
@@ -336,14 +354,22 @@ fn measure(
         max: settings.settle * 2 + PROCEDURE_LIMIT + Duration::from_secs(30),
     };
     let (stop, stopped) = watch::channel(false);
+    let load_started = Instant::now();
     let load = runtime.spawn(load::run(follower.addresses.clone(), config, stopped));
     std::thread::sleep(settings.settle);
-    eprintln!("bench: {}: running under load", procedure.name());
+    eprintln!(
+        "bench: {}, round {round}: running under load",
+        procedure.name()
+    );
     let started = Instant::now();
     let outcome = procedure.run(env);
     let wall_s = started.elapsed().as_secs_f64();
     std::thread::sleep(settings.settle);
     stop.send_replace(true);
+    let load_s = (
+        -(started - load_started).as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+    );
     let records = runtime.block_on(load).context("the load task")?;
     ensure!(!INTERRUPTED.load(Ordering::SeqCst), "interrupted");
     outcome?;
@@ -373,23 +399,39 @@ fn measure(
     ];
     let failed = samples.iter().filter(|s| !s.outcome.is_ok()).count();
     eprintln!(
-        "bench: {}: {wall_s:.1}s, {} requests, {failed} failed",
+        "bench: {}, round {round}: {wall_s:.1}s, {} requests, {failed} failed",
         procedure.name(),
         samples.len()
     );
     Ok(Measured {
         procedure,
+        round,
         samples,
         wall_s,
+        load_s,
         answered,
     })
 }
 
 /// Prints the table and the failures by kind, and writes the chart.
 fn report(measured: &[Measured], settings: &Settings, versions: &Value) -> Result<()> {
-    let rows: Vec<Row> = measured
+    let procedures = [Procedure::Runbook, Procedure::Plugin];
+    let of = |p: Procedure| {
+        measured
+            .iter()
+            .filter(move |m| m.procedure.name() == p.name())
+    };
+    let rows: Vec<Row> = procedures
         .iter()
-        .map(|m| Row::new(SECRET_KEY, m.procedure.name(), &m.samples, m.wall_s))
+        .map(|&p| {
+            let rounds: Vec<Round> = of(p)
+                .map(|m| Round {
+                    samples: m.samples.clone(),
+                    wall_s: m.wall_s,
+                })
+                .collect();
+            Row::new(SECRET_KEY, p.name(), &rounds)
+        })
         .collect();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let version = |side: &str| {
@@ -399,49 +441,56 @@ fn report(measured: &[Measured], settings: &Settings, versions: &Value) -> Resul
             .to_string()
     };
     let (rate, timeout) = (settings.rate, settings.timeout.as_millis());
-    let settle = settings.settle.as_secs();
+    let (settle, rounds) = (settings.settle.as_secs(), settings.rounds);
     println!(
         "\nkubectl-rotate downtime benchmark: {cores} cores, kube-apiserver {}, kubectl {}; \
          {rate} requests/s to GET {PATH} (timeout {timeout} ms), from {settle} s before each \
-         procedure to {settle} s after\n",
+         procedure to {settle} s after; {rounds} round(s), alternating; wall time: median \
+         [min-max]\n",
         version("serverVersion"),
         version("clientVersion"),
     );
     print!("{}", figures::table(&rows));
     println!();
-    for m in measured {
-        let kinds = figures::failure_kinds(&m.samples);
+    for p in procedures {
+        let samples: Vec<Sample> = of(p).flat_map(|m| m.samples.clone()).collect();
+        let kinds = figures::failure_kinds(&samples);
         let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{k}: {n}")).collect();
         let kinds = if kinds.is_empty() {
             "none".to_string()
         } else {
             kinds.join(", ")
         };
-        println!("failures, {}: {kinds}", m.procedure.name());
+        println!("failures, {}: {kinds}", p.name());
     }
-    for m in measured {
-        let [before, after, all] = m.answered;
+    for p in procedures {
+        let answered: Vec<String> = of(p)
+            .map(|m| {
+                let [before, after, all] = m.answered;
+                format!("{before}/{after}/{all}")
+            })
+            .collect();
         println!(
-            "pods that answered, {}: {before} before the procedure, {after} after it, {all} in all",
-            m.procedure.name()
+            "pods that answered before/after/in all, {}: {} (per round)",
+            p.name(),
+            answered.join(", ")
         );
     }
 
-    let (mut from, mut to) = (i64::MAX, i64::MIN);
-    for m in measured {
-        let (a, b) = figures::span(&m.samples);
-        (from, to) = (from.min(a), to.max(b));
-    }
+    let loads: Vec<(f64, f64)> = measured.iter().map(|m| m.load_s).collect();
+    let (from, to) = figures::common_seconds(&loads);
     let panels: Vec<chart::Panel> = measured
         .iter()
         .map(|m| chart::Panel {
-            title: m.procedure.name().to_string(),
+            title: format!("{}, round {}", m.procedure.name(), m.round),
             buckets: figures::per_second(&m.samples, from, to),
             wall_s: m.wall_s,
         })
         .collect();
-    let title = format!("Rotating {SECRET_KEY} under {rate} requests/s (timeout {timeout} ms)");
-    let svg = chart::render(&panels, &title)?;
+    let title = format!(
+        "Rotating {SECRET_KEY} under {rate} requests/s (timeout {timeout} ms): requests per second"
+    );
+    let svg = chart::render(&panels, procedures.len(), &title)?;
     if let Some(path) = &settings.svg {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
