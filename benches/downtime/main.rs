@@ -1,0 +1,684 @@
+//! Load and downtime benchmark (issue 10): a program that prints figures, not a timed test.
+//! `cargo bench --bench downtime` runs it (release build); without `--bench` (`cargo test`) it
+//! runs only its unit tests, without a cluster.
+//!
+//! It rotates the demo app's `openai-api-key` (the only one of the runbook's secrets the
+//! plugin has a procedure for) while a steady load of requests goes to the app, `ROUNDS` times
+//! with each procedure, alternating, each procedure in its own namespace with its own app
+//! (`setup::deploy_app`):
+//!
+//! - **runbook**: the runbook's manual procedure, scripted with real kubectl: a new key (`sk-`
+//!   and 40 alphanumerics), `kubectl patch secret app-secrets --patch-file /dev/stdin` (the
+//!   patch on stdin), `kubectl rollout restart deployment/api deployment/worker`, then `kubectl
+//!   rollout status` of each;
+//! - **plugin**: `kubectl rotate openai --from-stdin -y` through real kubectl with the built
+//!   plugin on PATH (the key on stdin).
+//!
+//! The load (`load`): `RATE` requests per second to `GET /api/v1/tenants/tenant-1/config` on
+//! the Ready addresses of the Endpoints `api` (filled by the endpoints controller for the
+//! Service `api`, followed with a watch), round-robin, a new connection per request, each within
+//! `TIMEOUT`; `SETTLE` seconds before the procedure, during it, and `SETTLE` seconds after.
+//! A request failed if it errored, timed out, answered non-2xx, or found no ready address.
+//!
+//! Printed (stdout): per procedure, over its rounds, the requests, the failed ones, the longest
+//! failure window (from the first of consecutive failed requests to the next successful one, in
+//! the order they were sent; the longest of the rounds') and the procedure's wall time (median
+//! [min-max]); then the failures by kind and which pods answered (the load moved from the old
+//! pods to the new ones). The timeline (requests per second, successful and failed, one panel
+//! per procedure and round) goes to `docs/downtime.svg`.
+//!
+//! Environment:
+//! - `KUBECTL_ROTATE_BENCH_KUBECONFIG`: a running control plane to use (left running; it must
+//!   run the endpoints controller). Otherwise the bench starts its own with
+//!   `scripts/cluster.sh up` in a temporary directory, with the controller manager's
+//!   `--controllers` extended by `endpoint` (through a wrapper script given as
+//!   `KUBE_CONTROLLER_MANAGER`: the script's list has no endpoints controller), and stops it
+//!   with `scripts/cluster.sh down` at the end, also on an error, a panic or Ctrl-C.
+//! - `KUBECTL_ROTATE_BENCH_RATE` (requests per second, default 20),
+//!   `KUBECTL_ROTATE_BENCH_TIMEOUT_MS` (default 2000), `KUBECTL_ROTATE_BENCH_SETTLE` (seconds of
+//!   load before and after each procedure, default 5), `KUBECTL_ROTATE_BENCH_ROUNDS` (default
+//!   3), `KUBECTL_ROTATE_BENCH_SVG` (the chart's path, default
+//!   `docs/downtime.svg` of the repository; `-` for none), `CLUSTER_POD_NETWORK` (as for
+//!   `scripts/cluster.sh`, default 198.18.0.0/16: requests go only to addresses in it or of
+//!   this machine).
+//!
+//! Secret values are generated here and reach kubectl through stdin only; the runs' output is
+//! checked not to contain them; the chart holds counts only.
+
+#[allow(dead_code)]
+#[path = "../../tests/e2e/servers.rs"]
+mod servers;
+#[allow(dead_code)]
+#[path = "../../tests/e2e/support.rs"]
+mod support;
+
+mod chart;
+mod figures;
+mod load;
+mod setup;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use base64::Engine;
+use rand::Rng;
+use serde_json::{Value, json};
+use tokio::runtime::Runtime;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use figures::{Round, Row, Sample};
+use load::LoadConfig;
+use support::{Run, TestEnv, assert_no_values, bin_dir, repo_root};
+
+/// The secret both procedures rotate.
+const SECRET_KEY: &str = "openai-api-key";
+/// The request the load sends.
+const PATH: &str = "/api/v1/tenants/tenant-1/config";
+/// The longest a procedure may take (its rollouts' own limit).
+const PROCEDURE_LIMIT: Duration = Duration::from_secs(300);
+
+fn main() -> ExitCode {
+    if !std::env::args().any(|a| a == "--bench") {
+        return unit_tests();
+    }
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        // Ctrl-C: the handler stops everything and exits with 130; what failed meanwhile is
+        // only the cluster going away.
+        Err(_) if INTERRUPTED.load(Ordering::SeqCst) => loop {
+            std::thread::park();
+        },
+        Err(err) => {
+            eprintln!("bench: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The pure parts' tests, under libtest's command line (`cargo test --bench downtime`).
+fn unit_tests() -> ExitCode {
+    let args = libtest_mimic::Arguments::from_args();
+    let trials = [figures::tests(), load::tests(), chart::tests()]
+        .into_iter()
+        .flatten()
+        .map(|(name, test)| {
+            libtest_mimic::Trial::test(name, move || {
+                test();
+                Ok(())
+            })
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit_code()
+}
+
+/// The bench's knobs (see the module doc).
+struct Settings {
+    pod_network: load::Network,
+    rounds: u32,
+    rate: u32,
+    timeout: Duration,
+    settle: Duration,
+    svg: Option<PathBuf>,
+}
+
+impl Settings {
+    fn from_env() -> Result<Settings> {
+        fn number(name: &str, default: u64, range: std::ops::RangeInclusive<u64>) -> Result<u64> {
+            let Ok(text) = std::env::var(name) else {
+                return Ok(default);
+            };
+            let value: u64 = text
+                .trim()
+                .parse()
+                .with_context(|| format!("{name}={text:?} is not a number"))?;
+            ensure!(
+                range.contains(&value),
+                "{name}={value} is outside {}..={}",
+                range.start(),
+                range.end()
+            );
+            Ok(value)
+        }
+        let svg = match std::env::var_os("KUBECTL_ROTATE_BENCH_SVG") {
+            Some(path) if path == "-" => None,
+            Some(path) => Some(PathBuf::from(path)),
+            None => Some(repo_root().join("docs/downtime.svg")),
+        };
+        let network = std::env::var("CLUSTER_POD_NETWORK");
+        let network = network.as_deref().unwrap_or("198.18.0.0/16");
+        let pod_network = load::Network::parse(network)
+            .with_context(|| format!("CLUSTER_POD_NETWORK={network:?} is not an IPv4 network"))?;
+        Ok(Settings {
+            pod_network,
+            rounds: number("KUBECTL_ROTATE_BENCH_ROUNDS", 3, 1..=20)? as u32,
+            rate: number("KUBECTL_ROTATE_BENCH_RATE", 20, 1..=200)? as u32,
+            timeout: Duration::from_millis(number(
+                "KUBECTL_ROTATE_BENCH_TIMEOUT_MS",
+                2000,
+                100..=30_000,
+            )?),
+            settle: Duration::from_secs(number("KUBECTL_ROTATE_BENCH_SETTLE", 5, 1..=60)?),
+            svg,
+        })
+    }
+}
+
+/// The two procedures compared.
+#[derive(Clone, Copy)]
+enum Procedure {
+    Runbook,
+    Plugin,
+}
+
+impl Procedure {
+    fn name(self) -> &'static str {
+        match self {
+            Procedure::Runbook => "runbook: kubectl patch + rollout restart",
+            Procedure::Plugin => "plugin: kubectl rotate openai",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Procedure::Runbook => "downtime-runbook",
+            Procedure::Plugin => "downtime-plugin",
+        }
+    }
+
+    /// Runs the procedure in `env`'s namespace, with a new key (on kubectl's stdin only);
+    /// checks that the Secret holds it and that no output shows a value of the Secret.
+    fn run(self, env: &TestEnv) -> Result<()> {
+        let key = format!("sk-{}", alphanumeric(40));
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&key);
+        let patch = json!({"data": {SECRET_KEY: encoded}}).to_string();
+        let line = format!("{key}\n");
+        let steps: Vec<(&[&str], Option<&[u8]>)> = match self {
+            Procedure::Runbook => vec![
+                (
+                    &[
+                        "patch",
+                        "secret",
+                        "app-secrets",
+                        "--patch-file",
+                        "/dev/stdin",
+                    ],
+                    Some(patch.as_bytes()),
+                ),
+                (
+                    &["rollout", "restart", "deployment/api", "deployment/worker"],
+                    None,
+                ),
+                (
+                    &["rollout", "status", "deployment/api", "--timeout=300s"],
+                    None,
+                ),
+                (
+                    &["rollout", "status", "deployment/worker", "--timeout=300s"],
+                    None,
+                ),
+            ],
+            Procedure::Plugin => vec![(
+                &["rotate", "openai", "--from-stdin", "-y"],
+                Some(line.as_bytes()),
+            )],
+        };
+        let mut runs = Vec::new();
+        for (args, stdin) in steps {
+            let run = kubectl(env, args, stdin)?;
+            let seconds = run.elapsed.as_secs_f64();
+            eprintln!("bench:   kubectl {}: {seconds:.2}s", args.join(" "));
+            runs.push(run);
+        }
+        let values = env.secret_values("app-secrets")?;
+        let stored = values.get(SECRET_KEY).map(Vec::as_slice);
+        ensure!(
+            stored == Some(key.as_bytes()),
+            "{}: app-secrets does not hold the new {SECRET_KEY}",
+            self.name()
+        );
+        for run in &runs {
+            assert_no_values(run, &values)?;
+        }
+        Ok(())
+    }
+}
+
+/// Real kubectl with `args` and `-n NAMESPACE`; fails unless it exits 0.
+fn kubectl(env: &TestEnv, args: &[&str], stdin: Option<&[u8]>) -> Result<Run> {
+    let mut all = args.to_vec();
+    all.extend(["-n", &env.namespace]);
+    let run = env.kubectl_with(&all, &[], stdin)?;
+    run.success()?;
+    Ok(run)
+}
+
+fn alphanumeric(len: usize) -> String {
+    rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+/// What one procedure under load gave.
+struct Measured {
+    procedure: Procedure,
+    round: u32,
+    samples: Vec<Sample>,
+    wall_s: f64,
+    /// When the load started and was stopped, in seconds from the start of the procedure.
+    load_s: (f64, f64),
+    /// The pod addresses that answered successfully: before the procedure, after it, in all.
+    answered: [usize; 3],
+}
+
+fn run() -> Result<()> {
+    let settings = Settings::from_env()?;
+    build_tools()?;
+    let plane = Plane::start()?; // declared first, dropped last: stops the control plane
+    let _servers = Servers; // dropped before the plane: stops PostgreSQL and Redis
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let client = runtime.block_on(client(&plane.kubeconfig))?;
+    // One namespace per procedure, used by all its rounds; they stay until the end (no
+    // deletion traffic meanwhile).
+    let procedures = [Procedure::Runbook, Procedure::Plugin];
+    let mut envs = Vec::new();
+    for procedure in procedures {
+        let env = TestEnv::new(&plane.kubeconfig, procedure.label())?;
+        let started = std::time::Instant::now();
+        let app = setup::deploy_app(&env)?;
+        RUNNING.lock().unwrap_or_else(|e| e.into_inner()).push(app);
+        eprintln!(
+            "bench: {}: app deployed in {} ({:.1}s)",
+            procedure.name(),
+            env.namespace,
+            started.elapsed().as_secs_f64()
+        );
+        envs.push(env);
+    }
+    let mut measured = Vec::new();
+    for round in 1..=settings.rounds {
+        for (procedure, env) in procedures.into_iter().zip(&envs) {
+            let m = measure(&runtime, &client, env, procedure, round, &settings)?;
+            measured.push(m);
+        }
+    }
+    let versions = kubectl(&envs[0], &["version", "-o", "json"], None)?;
+    let versions: Value = serde_json::from_str(&versions.stdout)?;
+    report(&measured, &settings, &versions)?;
+    Ok(())
+}
+
+/// A kube-rs client for `kubeconfig` (its current context).
+async fn client(kubeconfig: &Path) -> Result<kube::Client> {
+    let config = kube::config::Kubeconfig::read_from(kubeconfig)?;
+    let options = kube::config::KubeConfigOptions::default();
+    let config = kube::Config::from_custom_kubeconfig(config, &options).await?;
+    Ok(kube::Client::try_from(config)?)
+}
+
+/// The load before, during and after one procedure.
+fn measure(
+    runtime: &Runtime,
+    client: &kube::Client,
+    env: &TestEnv,
+    procedure: Procedure,
+    round: u32,
+    settings: &Settings,
+) -> Result<Measured> {
+    let _entered = runtime.enter();
+    let follower = load::follow(client.clone(), &env.namespace, "api", settings.pod_network);
+    let mut addresses = follower.addresses.clone();
+    let limit = Duration::from_secs(60);
+    let ready = runtime.block_on(load::wait_ready(&mut addresses, 2, limit));
+    ensure!(
+        ready,
+        "Endpoints {}/api did not list the 2 ready pods of api within 60 s: does the \
+         control plane run the endpoints controller (kube-controller-manager --controllers \
+         with `endpoint`)?",
+        env.namespace
+    );
+    let config = LoadConfig {
+        rate: settings.rate,
+        timeout: settings.timeout,
+        path: PATH.to_string(),
+        max: settings.settle * 2 + PROCEDURE_LIMIT + Duration::from_secs(30),
+    };
+    let (stop, stopped) = watch::channel(false);
+    let load_started = Instant::now();
+    let load = runtime.spawn(load::run(follower.addresses.clone(), config, stopped));
+    std::thread::sleep(settings.settle);
+    eprintln!(
+        "bench: {}, round {round}: running under load",
+        procedure.name()
+    );
+    let started = Instant::now();
+    let outcome = procedure.run(env);
+    let wall_s = started.elapsed().as_secs_f64();
+    std::thread::sleep(settings.settle);
+    stop.send_replace(true);
+    let load_s = (
+        -(started - load_started).as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+    );
+    let records = runtime.block_on(load).context("the load task")?;
+    ensure!(!INTERRUPTED.load(Ordering::SeqCst), "interrupted");
+    outcome?;
+    let samples: Vec<Sample> = records
+        .iter()
+        .map(|r| {
+            let seconds = if r.sent >= started {
+                (r.sent - started).as_secs_f64()
+            } else {
+                -(started - r.sent).as_secs_f64()
+            };
+            Sample {
+                at_ms: (seconds * 1000.0).floor() as i64,
+                outcome: r.outcome.clone(),
+            }
+        })
+        .collect();
+    let ended = started + Duration::from_secs_f64(wall_s);
+    let answered = |keep: &dyn Fn(Instant) -> bool| {
+        let ok = records.iter().filter(|r| r.outcome.is_ok() && keep(r.sent));
+        ok.filter_map(|r| r.target).collect::<BTreeSet<_>>().len()
+    };
+    let answered = [
+        answered(&|sent| sent < started),
+        answered(&|sent| sent > ended),
+        answered(&|_| true),
+    ];
+    let failed = samples.iter().filter(|s| !s.outcome.is_ok()).count();
+    eprintln!(
+        "bench: {}, round {round}: {wall_s:.1}s, {} requests, {failed} failed",
+        procedure.name(),
+        samples.len()
+    );
+    Ok(Measured {
+        procedure,
+        round,
+        samples,
+        wall_s,
+        load_s,
+        answered,
+    })
+}
+
+/// Prints the table and the failures by kind, and writes the chart.
+fn report(measured: &[Measured], settings: &Settings, versions: &Value) -> Result<()> {
+    let procedures = [Procedure::Runbook, Procedure::Plugin];
+    let of = |p: Procedure| {
+        measured
+            .iter()
+            .filter(move |m| m.procedure.name() == p.name())
+    };
+    let rows: Vec<Row> = procedures
+        .iter()
+        .map(|&p| {
+            let rounds: Vec<Round> = of(p)
+                .map(|m| Round {
+                    samples: m.samples.clone(),
+                    wall_s: m.wall_s,
+                })
+                .collect();
+            Row::new(SECRET_KEY, p.name(), &rounds)
+        })
+        .collect();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let version = |side: &str| {
+        versions[side]["gitVersion"]
+            .as_str()
+            .unwrap_or("?")
+            .to_string()
+    };
+    let (rate, timeout) = (settings.rate, settings.timeout.as_millis());
+    let (settle, rounds) = (settings.settle.as_secs(), settings.rounds);
+    println!(
+        "\nkubectl-rotate downtime benchmark: {cores} cores, kube-apiserver {}, kubectl {}; \
+         {rate} requests/s to GET {PATH} (timeout {timeout} ms), from {settle} s before each \
+         procedure to {settle} s after; {rounds} round(s), alternating; wall time: median \
+         [min-max]\n",
+        version("serverVersion"),
+        version("clientVersion"),
+    );
+    print!("{}", figures::table(&rows));
+    println!();
+    for p in procedures {
+        let samples: Vec<Sample> = of(p).flat_map(|m| m.samples.clone()).collect();
+        let kinds = figures::failure_kinds(&samples);
+        let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+        let kinds = if kinds.is_empty() {
+            "none".to_string()
+        } else {
+            kinds.join(", ")
+        };
+        println!("failures, {}: {kinds}", p.name());
+    }
+    for p in procedures {
+        let answered: Vec<String> = of(p)
+            .map(|m| {
+                let [before, after, all] = m.answered;
+                format!("{before}/{after}/{all}")
+            })
+            .collect();
+        println!(
+            "pods that answered before/after/in all, {}: {} (per round)",
+            p.name(),
+            answered.join(", ")
+        );
+    }
+
+    let loads: Vec<(f64, f64)> = measured.iter().map(|m| m.load_s).collect();
+    let (from, to) = figures::common_seconds(&loads);
+    let panels: Vec<chart::Panel> = measured
+        .iter()
+        .map(|m| chart::Panel {
+            title: format!("{}, round {}", m.procedure.name(), m.round),
+            buckets: figures::per_second(&m.samples, from, to),
+            wall_s: m.wall_s,
+        })
+        .collect();
+    let title = format!(
+        "Rotating {SECRET_KEY} under {rate} requests/s (timeout {timeout} ms): requests per second"
+    );
+    let svg = chart::render(&panels, procedures.len(), &title)?;
+    if let Some(path) = &settings.svg {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?;
+        println!("\ntimeline: {}", path.display());
+    }
+    Ok(())
+}
+
+/// Builds the fake kubelet and the demo app in the profile of this build (`cargo bench`:
+/// release); cargo builds the plugin itself for the bench.
+fn build_tools() -> Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build.args(["build", "--locked", "-p", "fake-kubelet", "-p", "demo-app"]);
+    // Not the variables cargo sets for running this bench: build scripts (ring's) ask to be
+    // rerun when they change, so the next `cargo bench` would rebuild them all again.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let per_target = [
+            "CARGO_MANIFEST_DIR",
+            "CARGO_MANIFEST_PATH",
+            "CARGO_MANIFEST_LINKS",
+            "CARGO_CRATE_NAME",
+            "CARGO_BIN_NAME",
+            "CARGO_PRIMARY_PACKAGE",
+            "CARGO_TARGET_TMPDIR",
+            "OUT_DIR",
+        ];
+        if name.starts_with("CARGO_PKG_") || per_target.contains(&name.as_ref()) {
+            build.env_remove(name.as_ref());
+        }
+    }
+    if bin_dir().file_name().is_some_and(|n| n == "release") {
+        build.arg("--release");
+    }
+    let built = build.current_dir(repo_root()).status()?;
+    ensure!(
+        built.success(),
+        "building the fake kubelet and the demo app failed"
+    );
+    Ok(())
+}
+
+/// The apps' PostgreSQL and Redis servers, here so that Ctrl-C can stop them too.
+static RUNNING: Mutex<Vec<setup::App>> = Mutex::new(Vec::new());
+
+/// Stops the servers in `RUNNING` when dropped.
+struct Servers;
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        stop_servers();
+    }
+}
+
+fn stop_servers() {
+    let apps = std::mem::take(&mut *RUNNING.lock().unwrap_or_else(|e| e.into_inner()));
+    drop(apps);
+}
+
+/// The control plane: the bench's own, in a temporary directory, or the one named by
+/// `KUBECTL_ROTATE_BENCH_KUBECONFIG` (left running).
+struct Plane {
+    kubeconfig: PathBuf,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Plane {
+    fn start() -> Result<Self> {
+        if let Some(path) = std::env::var_os("KUBECTL_ROTATE_BENCH_KUBECONFIG") {
+            let kubeconfig = PathBuf::from(path);
+            ensure!(
+                kubeconfig.is_file(),
+                "{} is not a file",
+                kubeconfig.display()
+            );
+            stop_on_interrupt(None);
+            return Ok(Plane {
+                kubeconfig,
+                dir: None,
+            });
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("rotate-downtime-")
+            .tempdir()?;
+        let wrapper = controller_manager_wrapper(dir.path())?;
+        let plane = Plane {
+            kubeconfig: dir.path().join("kubeconfig"),
+            dir: Some(dir),
+        };
+        let dir = plane.dir.as_ref().map(|d| d.path().to_path_buf());
+        stop_on_interrupt(dir.clone());
+        let started = std::time::Instant::now();
+        let mut up = Command::new(repo_root().join("scripts/cluster.sh"));
+        up.arg("up").args(&dir).stdout(Stdio::null());
+        up.env("FAKE_KUBELET", bin_dir().join("fake-kubelet"));
+        up.env("DEMO_APP", bin_dir().join("demo-app"));
+        up.env("KUBE_CONTROLLER_MANAGER", wrapper);
+        ensure!(up.status()?.success(), "the control plane did not start");
+        eprintln!(
+            "bench: control plane up in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+        Ok(plane)
+    }
+}
+
+impl Drop for Plane {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.dir {
+            cluster_down(dir.path());
+        }
+    }
+}
+
+fn cluster_down(dir: &Path) {
+    let script = repo_root().join("scripts/cluster.sh");
+    let _ = Command::new(script).arg("down").arg(dir).status();
+}
+
+/// The controller manager `scripts/cluster.sh` would run, as it resolves it, plus the
+/// endpoints controller: a script in `dir` that adds `endpoint` to its `--controllers`.
+fn controller_manager_wrapper(dir: &Path) -> Result<PathBuf> {
+    let cache = std::env::var_os("KUBECTL_ROTATE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::home_dir().unwrap_or_default();
+            home.join(".cache/kubectl-rotate")
+        });
+    let assets = std::env::var_os("KUBEBUILDER_ASSETS")
+        .map(|d| PathBuf::from(d).join("kube-controller-manager"))
+        .filter(|p| p.is_file());
+    let real = std::env::var_os("KUBE_CONTROLLER_MANAGER")
+        .map(PathBuf::from)
+        .or(assets)
+        .unwrap_or_else(|| cache.join("k8s-bin/kube-controller-manager"));
+    if !real.is_file() {
+        bail!(
+            "no kube-controller-manager at {} (run scripts/provision.sh)",
+            real.display()
+        );
+    }
+    let real = real
+        .to_str()
+        .context("a UTF-8 path")?
+        .replace('\'', r"'\''");
+    let script = format!(
+        "#!/usr/bin/env bash\n\
+         # Written by benches/downtime: scripts/cluster.sh's controller manager, with the\n\
+         # endpoints controller added to its --controllers.\n\
+         args=()\n\
+         for arg in \"$@\"; do\n\
+         \x20 case \"$arg\" in\n\
+         \x20   --controllers=*) [[ \",${{arg#--controllers=}},\" == *,endpoint,* ]] || arg=\"$arg,endpoint\" ;;\n\
+         \x20 esac\n\
+         \x20 args+=(\"$arg\")\n\
+         done\n\
+         exec '{real}' \"${{args[@]}}\"\n"
+    );
+    let path = dir.join("kube-controller-manager-with-endpoints");
+    std::fs::write(&path, script)?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))?;
+    Ok(path)
+}
+
+/// Set once Ctrl-C was pressed.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Ctrl-C skips destructors: stop the servers and the bench's own control plane, then exit.
+fn stop_on_interrupt(dir: Option<PathBuf>) {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        if let Ok(rt) = rt
+            && rt.block_on(tokio::signal::ctrl_c()).is_ok()
+        {
+            INTERRUPTED.store(true, Ordering::SeqCst);
+            eprintln!("bench: interrupted; stopping the servers and the control plane");
+            stop_servers();
+            if let Some(dir) = &dir {
+                cluster_down(dir);
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            std::process::exit(130);
+        }
+    });
+}
