@@ -29,10 +29,8 @@
 //!
 //! Environment:
 //! - `KUBECTL_ROTATE_BENCH_KUBECONFIG`: a running control plane to use (left running; it must
-//!   run the endpoints controller). Otherwise the bench starts its own with
-//!   `scripts/cluster.sh up` in a temporary directory, with the controller manager's
-//!   `--controllers` extended by `endpoint` (through a wrapper script given as
-//!   `KUBE_CONTROLLER_MANAGER`: the script's list has no endpoints controller), and stops it
+//!   run the endpoints controller and the fake kubelet with the demo's images). Otherwise the
+//!   bench starts its own with `scripts/cluster.sh up` in a temporary directory and stops it
 //!   with `scripts/cluster.sh down` at the end, also on an error, a panic or Ctrl-C.
 //! - `KUBECTL_ROTATE_BENCH_RATE` (requests per second, default 20),
 //!   `KUBECTL_ROTATE_BENCH_TIMEOUT_MS` (default 2000), `KUBECTL_ROTATE_BENCH_SETTLE` (seconds of
@@ -46,9 +44,6 @@
 //! checked not to contain them; the chart holds counts only.
 
 #[allow(dead_code)]
-#[path = "../../tests/e2e/servers.rs"]
-mod servers;
-#[allow(dead_code)]
 #[path = "../../tests/e2e/support.rs"]
 mod support;
 
@@ -60,11 +55,10 @@ mod setup;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use base64::Engine;
 use rand::Rng;
 use serde_json::{Value, json};
@@ -282,7 +276,6 @@ fn run() -> Result<()> {
     let settings = Settings::from_env()?;
     build_tools()?;
     let plane = Plane::start()?; // declared first, dropped last: stops the control plane
-    let _servers = Servers; // dropped before the plane: stops PostgreSQL and Redis
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -295,8 +288,7 @@ fn run() -> Result<()> {
     for procedure in procedures {
         let env = TestEnv::new(&plane.kubeconfig, procedure.label())?;
         let started = std::time::Instant::now();
-        let app = setup::deploy_app(&env)?;
-        RUNNING.lock().unwrap_or_else(|e| e.into_inner()).push(app);
+        setup::deploy_app(&env)?;
         eprintln!(
             "bench: {}: app deployed in {} ({:.1}s)",
             procedure.name(),
@@ -536,23 +528,6 @@ fn build_tools() -> Result<()> {
     Ok(())
 }
 
-/// The apps' PostgreSQL and Redis servers, here so that Ctrl-C can stop them too.
-static RUNNING: Mutex<Vec<setup::App>> = Mutex::new(Vec::new());
-
-/// Stops the servers in `RUNNING` when dropped.
-struct Servers;
-
-impl Drop for Servers {
-    fn drop(&mut self) {
-        stop_servers();
-    }
-}
-
-fn stop_servers() {
-    let apps = std::mem::take(&mut *RUNNING.lock().unwrap_or_else(|e| e.into_inner()));
-    drop(apps);
-}
-
 /// The control plane: the bench's own, in a temporary directory, or the one named by
 /// `KUBECTL_ROTATE_BENCH_KUBECONFIG` (left running).
 struct Plane {
@@ -578,7 +553,6 @@ impl Plane {
         let dir = tempfile::Builder::new()
             .prefix("rotate-downtime-")
             .tempdir()?;
-        let wrapper = controller_manager_wrapper(dir.path())?;
         let plane = Plane {
             kubeconfig: dir.path().join("kubeconfig"),
             dir: Some(dir),
@@ -590,7 +564,6 @@ impl Plane {
         up.arg("up").args(&dir).stdout(Stdio::null());
         up.env("FAKE_KUBELET", bin_dir().join("fake-kubelet"));
         up.env("DEMO_APP", bin_dir().join("demo-app"));
-        up.env("KUBE_CONTROLLER_MANAGER", wrapper);
         ensure!(up.status()?.success(), "the control plane did not start");
         eprintln!(
             "bench: control plane up in {:.1}s",
@@ -613,56 +586,11 @@ fn cluster_down(dir: &Path) {
     let _ = Command::new(script).arg("down").arg(dir).status();
 }
 
-/// The controller manager `scripts/cluster.sh` would run, as it resolves it, plus the
-/// endpoints controller: a script in `dir` that adds `endpoint` to its `--controllers`.
-fn controller_manager_wrapper(dir: &Path) -> Result<PathBuf> {
-    let cache = std::env::var_os("KUBECTL_ROTATE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::home_dir().unwrap_or_default();
-            home.join(".cache/kubectl-rotate")
-        });
-    let assets = std::env::var_os("KUBEBUILDER_ASSETS")
-        .map(|d| PathBuf::from(d).join("kube-controller-manager"))
-        .filter(|p| p.is_file());
-    let real = std::env::var_os("KUBE_CONTROLLER_MANAGER")
-        .map(PathBuf::from)
-        .or(assets)
-        .unwrap_or_else(|| cache.join("k8s-bin/kube-controller-manager"));
-    if !real.is_file() {
-        bail!(
-            "no kube-controller-manager at {} (run scripts/provision.sh)",
-            real.display()
-        );
-    }
-    let real = real
-        .to_str()
-        .context("a UTF-8 path")?
-        .replace('\'', r"'\''");
-    let script = format!(
-        "#!/usr/bin/env bash\n\
-         # Written by benches/downtime: scripts/cluster.sh's controller manager, with the\n\
-         # endpoints controller added to its --controllers.\n\
-         args=()\n\
-         for arg in \"$@\"; do\n\
-         \x20 case \"$arg\" in\n\
-         \x20   --controllers=*) [[ \",${{arg#--controllers=}},\" == *,endpoint,* ]] || arg=\"$arg,endpoint\" ;;\n\
-         \x20 esac\n\
-         \x20 args+=(\"$arg\")\n\
-         done\n\
-         exec '{real}' \"${{args[@]}}\"\n"
-    );
-    let path = dir.join("kube-controller-manager-with-endpoints");
-    std::fs::write(&path, script)?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))?;
-    Ok(path)
-}
-
 /// Set once Ctrl-C was pressed.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-/// Ctrl-C skips destructors: stop the servers and the bench's own control plane, then exit.
+/// Ctrl-C skips destructors: stop the bench's own control plane (and with it the app, its
+/// PostgreSQL and Redis, which the fake kubelet runs), then exit.
 fn stop_on_interrupt(dir: Option<PathBuf>) {
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -672,8 +600,7 @@ fn stop_on_interrupt(dir: Option<PathBuf>) {
             && rt.block_on(tokio::signal::ctrl_c()).is_ok()
         {
             INTERRUPTED.store(true, Ordering::SeqCst);
-            eprintln!("bench: interrupted; stopping the servers and the control plane");
-            stop_servers();
+            eprintln!("bench: interrupted; stopping the control plane");
             if let Some(dir) = &dir {
                 cluster_down(dir);
                 let _ = std::fs::remove_dir_all(dir);
