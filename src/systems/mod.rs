@@ -7,6 +7,7 @@
 //! Every write here is sent once. When its answer is an error or is lost, the module reads back
 //! what the system holds and says whether the write happened, did not, or cannot be told.
 
+pub mod postgres;
 pub mod secret;
 pub mod workloads;
 

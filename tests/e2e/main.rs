@@ -18,6 +18,7 @@ mod completion;
 mod fault_proxy;
 mod faults;
 mod krew;
+mod postgres;
 mod presets;
 mod runs;
 mod secret;
@@ -62,6 +63,7 @@ fn main() -> ExitCode {
         krew::tests(),
         app::tests(),
         stream::tests(),
+        postgres::tests(),
     ]
     .into_iter()
     .flatten()

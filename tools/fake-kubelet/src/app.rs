@@ -31,8 +31,9 @@
 //! - **Log**: stdout and stderr go to `STATE/pods/UID/CONTAINER.log` (0600), served by the
 //!   kubelet endpoint (see `logs::app_log`); at a restart the previous run's log becomes
 //!   `CONTAINER.previous.log` (`kubectl logs --previous`).
-//! - **Readiness**: a `readinessProbe.httpGet` is performed for real every second (2 s timeout)
-//!   against `http://PODIP:PORT/PATH`; without one the container is ready once it runs.
+//! - **Readiness**: a `readinessProbe` `httpGet` (`http://PODIP:PORT/PATH` answers 2xx/3xx) or
+//!   `tcpSocket` (PODIP:PORT accepts) is performed for real every second (2 s timeout); without
+//!   one the container is ready once it runs.
 //! - **Restarts**: with `restartPolicy: Always` (the default) an exit is a container restart:
 //!   restartCount + 1, lastState terminated with the exit code, state waiting `CrashLoopBackOff`
 //!   for a back-off of 1, 2, 4, 8 then 10 s (a kubelet's goes 10 s .. 5 min; shorter here to keep
@@ -676,45 +677,65 @@ fn write_private(path: &Path, value: &[u8]) -> std::io::Result<()> {
     file.write_all(value)
 }
 
-/// Where the container's readiness probe goes: (addr, port, path).
-fn probe_target(container: &Container, pod_ip: Ipv4Addr) -> Option<(Ipv4Addr, u16, String)> {
-    let get = container.readiness_probe.as_ref()?.http_get.as_ref()?;
-    let port = match &get.port {
-        IntOrString::Int(p) => u16::try_from(*p).ok()?,
+/// What the container's readiness probe checks.
+#[derive(Debug, PartialEq)]
+enum ProbeTarget {
+    /// `httpGet`: a GET of the path answers 2xx or 3xx.
+    Http(Ipv4Addr, u16, String),
+    /// `tcpSocket`: the port accepts a connection.
+    Tcp(Ipv4Addr, u16),
+}
+
+/// A probe's port: a number, or the name of one of the container's ports.
+fn probe_port(container: &Container, port: &IntOrString) -> Option<u16> {
+    match port {
+        IntOrString::Int(p) => u16::try_from(*p).ok(),
         IntOrString::String(name) => container
             .ports
             .iter()
             .flatten()
             .find(|p| p.name.as_deref() == Some(name.as_str()))
-            .and_then(|p| u16::try_from(p.container_port).ok())?,
-    };
-    let path = get.path.clone().unwrap_or_else(|| "/".into());
-    Some((pod_ip, port, path))
+            .and_then(|p| u16::try_from(p.container_port).ok()),
+    }
 }
 
-/// One HTTP GET probe: ready when the answer is 2xx or 3xx within 2 s.
+/// Where the container's readiness probe goes (`httpGet` or `tcpSocket`; `exec` is not run).
+fn probe_target(container: &Container, pod_ip: Ipv4Addr) -> Option<ProbeTarget> {
+    let probe = container.readiness_probe.as_ref()?;
+    if let Some(get) = &probe.http_get {
+        let port = probe_port(container, &get.port)?;
+        let path = get.path.clone().unwrap_or_else(|| "/".into());
+        return Some(ProbeTarget::Http(pod_ip, port, path));
+    }
+    let tcp = probe.tcp_socket.as_ref()?;
+    Some(ProbeTarget::Tcp(pod_ip, probe_port(container, &tcp.port)?))
+}
+
+/// One probe: ready when the answer is 2xx or 3xx (HTTP) or the port accepts (TCP), within 2 s.
 async fn probe(container: &Container, pod_ip: Ipv4Addr) -> bool {
-    let Some((ip, port, path)) = probe_target(container, pod_ip) else {
-        return false;
-    };
     let attempt = async {
-        let mut stream = TcpStream::connect((ip, port)).await.ok()?;
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {ip}:{port}\r\nUser-Agent: kube-probe/1.31\r\nConnection: close\r\n\r\n"
-        );
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut head = [0u8; 64];
-        let mut len = 0;
-        while len < 16 {
-            let n = stream.read(&mut head[len..]).await.ok()?;
-            if n == 0 {
-                break;
+        match probe_target(container, pod_ip)? {
+            ProbeTarget::Tcp(ip, port) => Some(TcpStream::connect((ip, port)).await.is_ok()),
+            ProbeTarget::Http(ip, port, path) => {
+                let mut stream = TcpStream::connect((ip, port)).await.ok()?;
+                let request = format!(
+                    "GET {path} HTTP/1.1\r\nHost: {ip}:{port}\r\nUser-Agent: kube-probe/1.31\r\nConnection: close\r\n\r\n"
+                );
+                stream.write_all(request.as_bytes()).await.ok()?;
+                let mut head = [0u8; 64];
+                let mut len = 0;
+                while len < 16 {
+                    let n = stream.read(&mut head[len..]).await.ok()?;
+                    if n == 0 {
+                        break;
+                    }
+                    len += n;
+                }
+                let line = String::from_utf8_lossy(&head[..len]).into_owned();
+                let code: u16 = line.split(' ').nth(1)?.parse().ok()?;
+                Some((200..400).contains(&code))
             }
-            len += n;
         }
-        let line = String::from_utf8_lossy(&head[..len]).into_owned();
-        let code: u16 = line.split(' ').nth(1)?.parse().ok()?;
-        Some((200..400).contains(&code))
     };
     tokio::time::timeout(Duration::from_secs(2), attempt)
         .await
@@ -879,6 +900,30 @@ mod tests {
             "T1",
         );
         assert_eq!(patch["status"]["phase"], "Failed");
+    }
+
+    #[test]
+    fn readiness_probes_are_http_or_tcp_by_number_or_port_name() {
+        let container: Container = serde_json::from_value(json!({
+            "name": "postgres",
+            "ports": [{"name": "postgres", "containerPort": 5432}],
+            "readinessProbe": {"tcpSocket": {"port": "postgres"}},
+        }))
+        .unwrap();
+        let ip = Ipv4Addr::new(198, 18, 0, 4);
+        assert_eq!(
+            probe_target(&container, ip),
+            Some(ProbeTarget::Tcp(ip, 5432))
+        );
+        let container: Container = serde_json::from_value(json!({
+            "name": "api",
+            "readinessProbe": {"httpGet": {"port": 8000, "path": "/health"}},
+        }))
+        .unwrap();
+        assert_eq!(
+            probe_target(&container, ip),
+            Some(ProbeTarget::Http(ip, 8000, "/health".into()))
+        );
     }
 
     #[test]
