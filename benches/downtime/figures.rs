@@ -83,12 +83,13 @@ pub fn per_second(samples: &[Sample], from: i64, to: i64) -> Vec<Bucket> {
     buckets
 }
 
-/// The whole seconds (from the start of the procedure) during which every round had load, as
-/// `[from, to)`, from each round's (load started, load stopped) in seconds: the chart leaves
-/// out the partial first and last seconds.
-pub fn common_seconds(loads: &[(f64, f64)]) -> (i64, i64) {
+/// The whole seconds (from the start of the procedure) the chart shows, as `[from, to)`, from
+/// each round's (load started, load stopped) in seconds: from when every round had load (the
+/// partial first second left out) to when the longest one stopped, so a long procedure is shown
+/// whole; a shorter round's bars end where its load stopped.
+pub fn chart_seconds(loads: &[(f64, f64)]) -> (i64, i64) {
     let from = loads.iter().map(|l| l.0.ceil() as i64).max().unwrap_or(0);
-    let to = loads.iter().map(|l| l.1.floor() as i64).min().unwrap_or(0);
+    let to = loads.iter().map(|l| l.1.floor() as i64).max().unwrap_or(0);
     (from, to.max(from))
 }
 
@@ -261,8 +262,8 @@ pub fn tests() -> Vec<(&'static str, fn())> {
             buckets_cover_empty_seconds_and_drop_outside,
         ),
         (
-            "figures::common_seconds_are_whole_and_shared",
-            common_seconds_are_whole_and_shared,
+            "figures::chart_seconds_are_whole_and_reach_the_longest_round",
+            chart_seconds_are_whole_and_reach_the_longest_round,
         ),
         ("figures::no_failure_no_window", no_failure_no_window),
         (
@@ -331,15 +332,12 @@ fn buckets_cover_empty_seconds_and_drop_outside() {
     assert!(per_second(&[], 0, 0).is_empty());
 }
 
-fn common_seconds_are_whole_and_shared() {
-    assert_eq!(common_seconds(&[(-5.02, 7.4), (-5.001, 6.9)]), (-5, 6));
-    assert_eq!(common_seconds(&[(-4.0, 8.0)]), (-4, 8));
-    assert_eq!(
-        common_seconds(&[(0.5, 0.7)]),
-        (1, 1),
-        "nothing whole: empty"
-    );
-    assert_eq!(common_seconds(&[]), (0, 0));
+fn chart_seconds_are_whole_and_reach_the_longest_round() {
+    assert_eq!(chart_seconds(&[(-5.02, 7.4), (-5.001, 6.9)]), (-5, 7));
+    assert_eq!(chart_seconds(&[(-5.0, 7.4), (-5.0, 35.2)]), (-5, 35));
+    assert_eq!(chart_seconds(&[(-4.0, 8.0)]), (-4, 8));
+    assert_eq!(chart_seconds(&[(0.5, 0.7)]), (1, 1), "nothing whole: empty");
+    assert_eq!(chart_seconds(&[]), (0, 0));
 }
 
 fn no_failure_no_window() {

@@ -2,17 +2,20 @@
 //! `cargo bench --bench downtime` runs it (release build); without `--bench` (`cargo test`) it
 //! runs only its unit tests, without a cluster.
 //!
-//! It rotates the demo app's `openai-api-key` (the only one of the runbook's secrets the
-//! plugin has a procedure for) while a steady load of requests goes to the app, `ROUNDS` times
-//! with each procedure, alternating, each procedure in its own namespace with its own app
-//! (`setup::deploy_app`):
+//! It rotates keys of the demo app's `app-secrets` while a steady load of requests goes to the
+//! app, `ROUNDS` times with each procedure, alternating, each procedure in its own namespace
+//! with its own app (`setup::deploy_app`):
 //!
-//! - **runbook**: the runbook's manual procedure, scripted with real kubectl: a new key (`sk-`
-//!   and 40 alphanumerics), `kubectl patch secret app-secrets --patch-file /dev/stdin` (the
-//!   patch on stdin), `kubectl rollout restart deployment/api deployment/worker`, then `kubectl
-//!   rollout status` of each;
-//! - **plugin**: `kubectl rotate openai --from-stdin -y` through real kubectl with the built
-//!   plugin on PATH (the key on stdin).
+//! - **runbook** (`openai-api-key`): the runbook's manual procedure, scripted with real
+//!   kubectl: a new key (`sk-` and 40 alphanumerics), `kubectl patch secret app-secrets
+//!   --patch-file /dev/stdin` (the patch on stdin), `kubectl rollout restart deployment/api
+//!   deployment/worker`, then `kubectl rollout status` of each;
+//! - **plugin** (`openai-api-key`): `kubectl rotate openai --from-stdin -y` through real
+//!   kubectl with the built plugin on PATH (the key on stdin);
+//! - **runbook, PostgreSQL** (`postgres-password`): the runbook's database procedure by hand:
+//!   `ALTER ROLE ai_agents PASSWORD '...'` through `kubectl exec -i postgres-0 -- psql -U
+//!   postgres` (the statement on stdin), then the same patch, restart and status as above. The
+//!   plugin's PostgreSQL rows come with its `postgres` preset (issue 11).
 //!
 //! The load (`load`): `RATE` requests per second to `GET /api/v1/tenants/tenant-1/config` on
 //! the Ready addresses of the Endpoints `api` (filled by the endpoints controller for the
@@ -35,7 +38,9 @@
 //! - `KUBECTL_ROTATE_BENCH_RATE` (requests per second, default 20),
 //!   `KUBECTL_ROTATE_BENCH_TIMEOUT_MS` (default 2000), `KUBECTL_ROTATE_BENCH_SETTLE` (seconds of
 //!   load before and after each procedure, default 5), `KUBECTL_ROTATE_BENCH_ROUNDS` (default
-//!   3), `KUBECTL_ROTATE_BENCH_SVG` (the chart's path, default
+//!   3), `KUBECTL_ROTATE_BENCH_OPERATOR_PAUSE` (seconds of pause before each command of a
+//!   manual procedure but its first and its last, default 0: a script, not a person),
+//!   `KUBECTL_ROTATE_BENCH_SVG` (the chart's path, default
 //!   `docs/downtime.svg` of the repository; `-` for none), `CLUSTER_POD_NETWORK` (as for
 //!   `scripts/cluster.sh`, default 198.18.0.0/16: requests go only to addresses in it or of
 //!   this machine).
@@ -71,7 +76,6 @@ use load::LoadConfig;
 use support::{Run, TestEnv, assert_no_values, bin_dir, repo_root};
 
 /// The secret both procedures rotate.
-const SECRET_KEY: &str = "openai-api-key";
 /// The request the load sends.
 const PATH: &str = "/api/v1/tenants/tenant-1/config";
 /// The longest a procedure may take (its rollouts' own limit).
@@ -118,6 +122,8 @@ struct Settings {
     rate: u32,
     timeout: Duration,
     settle: Duration,
+    /// Between the commands of a manual (runbook) procedure: an operator typing the next one.
+    pause: Duration,
     svg: Option<PathBuf>,
 }
 
@@ -158,23 +164,43 @@ impl Settings {
                 100..=30_000,
             )?),
             settle: Duration::from_secs(number("KUBECTL_ROTATE_BENCH_SETTLE", 5, 1..=60)?),
+            pause: Duration::from_secs(number("KUBECTL_ROTATE_BENCH_OPERATOR_PAUSE", 0, 0..=120)?),
             svg,
         })
     }
 }
 
-/// The two procedures compared.
+/// The procedures compared.
 #[derive(Clone, Copy)]
 enum Procedure {
     Runbook,
     Plugin,
+    /// The runbook's PostgreSQL procedure by hand: the role's password in the database first
+    /// (psql), then the Secret, then the restarts. The plugin's rows come with issue 11.
+    RunbookPostgres,
 }
+
+/// Every procedure, in the order of the table and the chart's columns.
+const PROCEDURES: [Procedure; 3] = [
+    Procedure::Runbook,
+    Procedure::Plugin,
+    Procedure::RunbookPostgres,
+];
 
 impl Procedure {
     fn name(self) -> &'static str {
         match self {
             Procedure::Runbook => "runbook: kubectl patch + rollout restart",
             Procedure::Plugin => "plugin: kubectl rotate openai",
+            Procedure::RunbookPostgres => "runbook: psql ALTER ROLE + kubectl patch + restart",
+        }
+    }
+
+    /// The key of `app-secrets` it rotates.
+    fn key(self) -> &'static str {
+        match self {
+            Procedure::Runbook | Procedure::Plugin => "openai-api-key",
+            Procedure::RunbookPostgres => "postgres-password",
         }
     }
 
@@ -182,16 +208,25 @@ impl Procedure {
         match self {
             Procedure::Runbook => "downtime-runbook",
             Procedure::Plugin => "downtime-plugin",
+            Procedure::RunbookPostgres => "downtime-runbook-pg",
         }
     }
 
     /// Runs the procedure in `env`'s namespace, with a new key (on kubectl's stdin only);
     /// checks that the Secret holds it and that no output shows a value of the Secret.
-    fn run(self, env: &TestEnv) -> Result<()> {
-        let key = format!("sk-{}", alphanumeric(40));
+    fn run(self, env: &TestEnv, pause: Duration) -> Result<()> {
+        let key = match self {
+            Procedure::RunbookPostgres => alphanumeric(32),
+            _ => format!("sk-{}", alphanumeric(40)),
+        };
         let encoded = base64::engine::general_purpose::STANDARD.encode(&key);
-        let patch = json!({"data": {SECRET_KEY: encoded}}).to_string();
+        let patch = json!({"data": {self.key(): encoded}}).to_string();
         let line = format!("{key}\n");
+        // The runbook's psql step, the statement on psql's stdin (never argv).
+        let alter = format!("ALTER ROLE ai_agents PASSWORD '{key}';\n");
+        let restart: &[&str] = &["rollout", "restart", "deployment/api", "deployment/worker"];
+        let api_status: &[&str] = &["rollout", "status", "deployment/api", "--timeout=300s"];
+        let worker_status: &[&str] = &["rollout", "status", "deployment/worker", "--timeout=300s"];
         let steps: Vec<(&[&str], Option<&[u8]>)> = match self {
             Procedure::Runbook => vec![
                 (
@@ -221,20 +256,58 @@ impl Procedure {
                 &["rotate", "openai", "--from-stdin", "-y"],
                 Some(line.as_bytes()),
             )],
+            Procedure::RunbookPostgres => vec![
+                (
+                    &[
+                        "exec",
+                        "-i",
+                        "postgres-0",
+                        "--",
+                        "psql",
+                        "-U",
+                        "postgres",
+                        "-d",
+                        "ai_agents",
+                        "-v",
+                        "ON_ERROR_STOP=1",
+                        "-q",
+                    ],
+                    Some(alter.as_bytes()),
+                ),
+                (
+                    &[
+                        "patch",
+                        "secret",
+                        "app-secrets",
+                        "--patch-file",
+                        "/dev/stdin",
+                    ],
+                    Some(patch.as_bytes()),
+                ),
+                (restart, None),
+                (api_status, None),
+                (worker_status, None),
+            ],
         };
         let mut runs = Vec::new();
-        for (args, stdin) in steps {
+        let count = steps.len();
+        for (i, (args, stdin)) in steps.into_iter().enumerate() {
+            // An operator's pause before the next command (the plugin is one command).
+            if i > 0 && i + 1 < count && !pause.is_zero() {
+                std::thread::sleep(pause);
+            }
             let run = kubectl(env, args, stdin)?;
             let seconds = run.elapsed.as_secs_f64();
             eprintln!("bench:   kubectl {}: {seconds:.2}s", args.join(" "));
             runs.push(run);
         }
         let values = env.secret_values("app-secrets")?;
-        let stored = values.get(SECRET_KEY).map(Vec::as_slice);
+        let stored = values.get(self.key()).map(Vec::as_slice);
         ensure!(
             stored == Some(key.as_bytes()),
-            "{}: app-secrets does not hold the new {SECRET_KEY}",
-            self.name()
+            "{}: app-secrets does not hold the new {}",
+            self.name(),
+            self.key()
         );
         for run in &runs {
             assert_no_values(run, &values)?;
@@ -243,10 +316,13 @@ impl Procedure {
     }
 }
 
-/// Real kubectl with `args` and `-n NAMESPACE`; fails unless it exits 0.
+/// Real kubectl with `args` and `-n NAMESPACE` (before any `--`); fails unless it exits 0.
 fn kubectl(env: &TestEnv, args: &[&str], stdin: Option<&[u8]>) -> Result<Run> {
-    let mut all = args.to_vec();
+    // Before a `--`: what follows it is the exec'd command's.
+    let at = args.iter().position(|a| *a == "--").unwrap_or(args.len());
+    let mut all = args[..at].to_vec();
     all.extend(["-n", &env.namespace]);
+    all.extend(&args[at..]);
     let run = env.kubectl_with(&all, &[], stdin)?;
     run.success()?;
     Ok(run)
@@ -283,7 +359,7 @@ fn run() -> Result<()> {
     let client = runtime.block_on(client(&plane.kubeconfig))?;
     // One namespace per procedure, used by all its rounds; they stay until the end (no
     // deletion traffic meanwhile).
-    let procedures = [Procedure::Runbook, Procedure::Plugin];
+    let procedures = PROCEDURES;
     let mut envs = Vec::new();
     for procedure in procedures {
         let env = TestEnv::new(&plane.kubeconfig, procedure.label())?;
@@ -354,7 +430,7 @@ fn measure(
         procedure.name()
     );
     let started = Instant::now();
-    let outcome = procedure.run(env);
+    let outcome = procedure.run(env, settings.pause);
     let wall_s = started.elapsed().as_secs_f64();
     std::thread::sleep(settings.settle);
     stop.send_replace(true);
@@ -407,7 +483,7 @@ fn measure(
 
 /// Prints the table and the failures by kind, and writes the chart.
 fn report(measured: &[Measured], settings: &Settings, versions: &Value) -> Result<()> {
-    let procedures = [Procedure::Runbook, Procedure::Plugin];
+    let procedures = PROCEDURES;
     let of = |p: Procedure| {
         measured
             .iter()
@@ -422,7 +498,7 @@ fn report(measured: &[Measured], settings: &Settings, versions: &Value) -> Resul
                     wall_s: m.wall_s,
                 })
                 .collect();
-            Row::new(SECRET_KEY, p.name(), &rounds)
+            Row::new(p.key(), p.name(), &rounds)
         })
         .collect();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
@@ -434,11 +510,12 @@ fn report(measured: &[Measured], settings: &Settings, versions: &Value) -> Resul
     };
     let (rate, timeout) = (settings.rate, settings.timeout.as_millis());
     let (settle, rounds) = (settings.settle.as_secs(), settings.rounds);
+    let pause = settings.pause.as_secs();
     println!(
         "\nkubectl-rotate downtime benchmark: {cores} cores, kube-apiserver {}, kubectl {}; \
          {rate} requests/s to GET {PATH} (timeout {timeout} ms), from {settle} s before each \
-         procedure to {settle} s after; {rounds} round(s), alternating; wall time: median \
-         [min-max]\n",
+         procedure to {settle} s after; {rounds} round(s), alternating; {pause} s of operator \
+         pause between a manual procedure's commands; wall time: median [min-max]\n",
         version("serverVersion"),
         version("clientVersion"),
     );
@@ -470,17 +547,22 @@ fn report(measured: &[Measured], settings: &Settings, versions: &Value) -> Resul
     }
 
     let loads: Vec<(f64, f64)> = measured.iter().map(|m| m.load_s).collect();
-    let (from, to) = figures::common_seconds(&loads);
+    let (from, to) = figures::chart_seconds(&loads);
     let panels: Vec<chart::Panel> = measured
         .iter()
         .map(|m| chart::Panel {
             title: format!("{}, round {}", m.procedure.name(), m.round),
-            buckets: figures::per_second(&m.samples, from, to),
+            // Each panel's bars end with its own load (its last whole second).
+            buckets: figures::per_second(
+                &m.samples,
+                from,
+                (m.load_s.1.floor() as i64).clamp(from, to),
+            ),
             wall_s: m.wall_s,
         })
         .collect();
     let title = format!(
-        "Rotating {SECRET_KEY} under {rate} requests/s (timeout {timeout} ms): requests per second"
+        "Rotating a key of app-secrets under {rate} requests/s (timeout {timeout} ms): requests per second"
     );
     let svg = chart::render(&panels, procedures.len(), &title)?;
     if let Some(path) = &settings.svg {
