@@ -60,7 +60,7 @@ pub struct GlobalArgs {
 
     /// How long to wait for one answer from the server before giving up, e.g. 10s, 1m, 500ms;
     /// 0 means no limit.
-    #[arg(long, global = true, value_name = "DURATION", default_value = "0")]
+    #[arg(long, global = true, value_name = "DURATION", default_value = "0", value_parser = duration_value)]
     pub request_timeout: String,
 
     /// The presets config file (default: $KUBECTL_ROTATE_CONFIG, else
@@ -306,12 +306,13 @@ pub struct RunArgs {
         long,
         value_name = "WORKLOADS",
         default_value = "auto",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = restart_value
     )]
     pub restart: Vec<String>,
 
     /// How long to wait for the restarted workloads to roll out.
-    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration_value)]
     pub timeout: String,
 
     /// `client`: preview only, nothing sent. `server`: the API server validates the change and
@@ -384,7 +385,7 @@ pub struct ResumeArgs {
     pub secret: String,
 
     /// How long to wait for restarted workloads to roll out.
-    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration_value)]
     pub timeout: String,
 
     /// Do not ask for confirmation.
@@ -485,11 +486,11 @@ pub struct VerifyArgs {
     pub keys: Vec<String>,
 
     /// A regular expression each consumer pod's log must match, e.g. 'Secrets loaded successfully'.
-    #[arg(long, value_name = "REGEX")]
+    #[arg(long, value_name = "REGEX", value_parser = regex_value)]
     pub logs: Option<String>,
 
     /// An HTTP GET each consumer pod must answer with 2xx, through the API server's pod proxy.
-    #[arg(long, value_name = "PORT/PATH")]
+    #[arg(long, value_name = "PORT/PATH", value_parser = health_value)]
     pub health: Option<String>,
 
     /// Output format.
@@ -623,4 +624,31 @@ mod tests {
             .expect_err("SECRET and -A conflict");
         assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
     }
+}
+
+// Value parsers: a malformed flag value is a usage error that clap reports, exit code 2, as
+// kubectl reports its flag errors. The values stay text; the verbs parse them again.
+
+fn duration_value(text: &str) -> Result<String, String> {
+    crate::settings::parse_duration(text)
+        .map(|_| text.to_string())
+        .map_err(|e| format!("{e}; use a number with a unit, such as 30s, 5m or 500ms"))
+}
+
+fn restart_value(text: &str) -> Result<String, String> {
+    crate::settings::parse_restart(text)
+        .map(|_| text.to_string())
+        .map_err(|e| e.to_string())
+}
+
+fn regex_value(text: &str) -> Result<String, String> {
+    regex::Regex::new(text)
+        .map(|_| text.to_string())
+        .map_err(|e| format!("not a regular expression: {e}"))
+}
+
+fn health_value(text: &str) -> Result<String, String> {
+    crate::commands::verify::parse_health(text)
+        .map(|_| text.to_string())
+        .map_err(|e| e.to_string())
 }

@@ -308,9 +308,14 @@ pub fn value_source(
     use commands::secret::ValueSource;
     use values::Generator;
     if length.is_some() && args.generate.is_none() {
-        anyhow::bail!(
-            "--length applies only to generated values; add --generate KIND or drop --length"
-        );
+        // A usage error (exit 2), like clap's.
+        return Err(crate::ExitWith {
+            code: crate::exit::USAGE,
+            message: "--length applies only to generated values; add --generate KIND or drop \
+                      --length"
+                .into(),
+        }
+        .into());
     }
     Ok(if let Some(kind) = args.generate {
         let generator = match kind {

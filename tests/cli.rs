@@ -77,9 +77,9 @@ fn a_bad_request_timeout_is_an_error_naming_the_flag() {
     rotate(home.path())
         .args(["status", "--request-timeout", "soon"])
         .assert()
-        .code(1)
+        .code(2)
         .stderr(predicate::str::starts_with(
-            "error: invalid --request-timeout \"soon\"",
+            "error: invalid value 'soon' for '--request-timeout <DURATION>'",
         ));
 }
 
@@ -147,4 +147,64 @@ fn the_default_kubeconfig_in_home_is_read_when_kubeconfig_is_unset() {
         .stderr(predicate::str::contains(
             ".kube/config; contexts there: dev, prod",
         ));
+}
+
+/// Every verb's malformed flags are usage errors: exit 2 and a message naming the flag, before
+/// any connection (the kubeconfig points at a port where nothing listens).
+#[test]
+fn usage_errors_of_every_verb_exit_2() {
+    let home = tempfile::tempdir().unwrap();
+    let config = kubeconfig(home.path());
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["status", "--request-timeout", "soon"],
+            "--request-timeout",
+        ),
+        (
+            &[
+                "secret",
+                "s",
+                "k",
+                "--generate",
+                "password",
+                "--timeout",
+                "x",
+            ],
+            "--timeout",
+        ),
+        (
+            &[
+                "secret",
+                "s",
+                "k",
+                "--generate",
+                "password",
+                "--restart",
+                "pod/x",
+            ],
+            "--restart",
+        ),
+        (
+            &["secret", "s", "k", "--from-stdin", "--length", "5"],
+            "--length",
+        ),
+        (&["rollback", "s", "--timeout", "1y"], "--timeout"),
+        (&["backup", "s", "--keep", "0"], "--keep"),
+        (&["verify", "s", "--health", "8000"], "--health"),
+        (&["verify", "s", "--logs", "["], "--logs"),
+        (&["resume", "s", "--timeout", "x"], "--timeout"),
+        (&["openai", "--timeout", "x"], "--timeout"),
+        (&["no-such-verb"], "no-such-verb"),
+    ];
+    for (args, flag) in cases {
+        let output = rotate(home.path())
+            .env("KUBECONFIG", &config)
+            .args(*args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(flag), "{args:?} names {flag}: {stderr}");
+        assert!(output.stdout.is_empty(), "{args:?} printed on stdout");
+    }
 }
