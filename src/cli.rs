@@ -538,6 +538,33 @@ pub enum CompletionShell {
     Kubectl,
 }
 
+// Value parsers: a malformed flag value is a usage error that clap reports, exit code 2, as
+// kubectl reports its flag errors. The values stay text; the verbs parse them again.
+
+fn duration_value(text: &str) -> Result<String, String> {
+    crate::settings::parse_duration(text)
+        .map(|_| text.to_string())
+        .map_err(|e| format!("{e}; use a number with a unit, such as 30s, 5m or 500ms"))
+}
+
+fn restart_value(text: &str) -> Result<String, String> {
+    crate::settings::parse_restart(text)
+        .map(|_| text.to_string())
+        .map_err(|e| e.to_string())
+}
+
+fn regex_value(text: &str) -> Result<String, String> {
+    regex::Regex::new(text)
+        .map(|_| text.to_string())
+        .map_err(|e| format!("not a regular expression: {e}"))
+}
+
+fn health_value(text: &str) -> Result<String, String> {
+    crate::commands::verify::parse_health(text)
+        .map(|_| text.to_string())
+        .map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -624,31 +651,4 @@ mod tests {
             .expect_err("SECRET and -A conflict");
         assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
     }
-}
-
-// Value parsers: a malformed flag value is a usage error that clap reports, exit code 2, as
-// kubectl reports its flag errors. The values stay text; the verbs parse them again.
-
-fn duration_value(text: &str) -> Result<String, String> {
-    crate::settings::parse_duration(text)
-        .map(|_| text.to_string())
-        .map_err(|e| format!("{e}; use a number with a unit, such as 30s, 5m or 500ms"))
-}
-
-fn restart_value(text: &str) -> Result<String, String> {
-    crate::settings::parse_restart(text)
-        .map(|_| text.to_string())
-        .map_err(|e| e.to_string())
-}
-
-fn regex_value(text: &str) -> Result<String, String> {
-    regex::Regex::new(text)
-        .map(|_| text.to_string())
-        .map_err(|e| format!("not a regular expression: {e}"))
-}
-
-fn health_value(text: &str) -> Result<String, String> {
-    crate::commands::verify::parse_health(text)
-        .map(|_| text.to_string())
-        .map_err(|e| e.to_string())
 }
