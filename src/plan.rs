@@ -227,15 +227,17 @@ pub fn precheck(
              with the new value and point the workloads at it"
         );
     }
-    if let Some(controller) = secret_meta::managing_controller(secret) {
+    if let Some(manager) = secret_meta::manager(secret) {
+        let (who, source) = (&manager.name, &manager.source);
         if !force {
             bail!(
-                "{object} is managed by {controller}, which would revert an in-place change; rotate \
-                 the value at its source, or pass --force to change it here anyway"
+                "{object} is managed by {who}, which would write the old value back; change the \
+                 value in {source} instead, or pass --force to change it here anyway"
             );
         }
         warnings.push(format!(
-            "{object} is managed by {controller}; it will likely revert this change (--force)"
+            "{object} is managed by {who}; it will likely revert this change (--force): the \
+             value must also change in {source}"
         ));
     }
 

@@ -71,26 +71,88 @@ pub fn is_backup(secret: &Secret) -> bool {
         .is_some_and(|l| l.contains_key(BACKUP_OF_LABEL))
 }
 
-/// The controller that would revert an in-place edit of this Secret, if any.
-pub fn managing_controller(secret: &Secret) -> Option<String> {
+/// What writes a Secret back: a controller or a GitOps tool that would revert an in-place
+/// edit, and where the value must change instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manager {
+    /// Who, e.g. "Argo CD (application web, tracking-id annotation)".
+    pub name: String,
+    /// Where the value must change instead, e.g. "the Git repository Argo CD syncs from".
+    pub source: String,
+}
+
+/// The manager that would revert an in-place edit of this Secret, if any: an owning
+/// ExternalSecret or SealedSecret, External Secrets Operator's label, Helm, Argo CD (its
+/// tracking-id annotation, or its label tracking `app.kubernetes.io/instance` when no other
+/// manager claims the Secret), Flux (a Kustomization's or HelmRelease's labels) or the Vault
+/// Secrets Operator.
+pub fn manager(secret: &Secret) -> Option<Manager> {
     let meta = &secret.metadata;
+    let found = |name: String, source: &str| {
+        Some(Manager {
+            name,
+            source: source.to_string(),
+        })
+    };
     for owner in meta.owner_references.iter().flatten() {
-        if matches!(owner.kind.as_str(), "ExternalSecret" | "SealedSecret") {
-            return Some(format!("{} {}", owner.kind, owner.name));
+        match owner.kind.as_str() {
+            "ExternalSecret" => {
+                return found(
+                    format!("ExternalSecret {}", owner.name),
+                    "the external secret store it syncs from",
+                );
+            }
+            "SealedSecret" => {
+                return found(
+                    format!("SealedSecret {}", owner.name),
+                    "a new SealedSecret (kubeseal) in the repository it is applied from",
+                );
+            }
+            _ => {}
         }
     }
-    let labels = meta.labels.as_ref();
-    if labels
-        .and_then(|l| l.get("reconcile.external-secrets.io/managed"))
-        .is_some_and(|v| v == "true")
-    {
-        return Some("External Secrets Operator".to_string());
+    let empty = Default::default();
+    let labels = meta.labels.as_ref().unwrap_or(&empty);
+    let annotations = meta.annotations.as_ref().unwrap_or(&empty);
+    let label = |key: &str| labels.get(key).map(String::as_str);
+    if label("reconcile.external-secrets.io/managed") == Some("true") {
+        return found(
+            "External Secrets Operator".into(),
+            "the external secret store it syncs from",
+        );
     }
-    if labels
-        .and_then(|l| l.get("app.kubernetes.io/managed-by"))
-        .is_some_and(|v| v == "Helm")
-    {
-        return Some("Helm".to_string());
+    if label("app.kubernetes.io/managed-by") == Some("hashicorp-vso") {
+        return found("the Vault Secrets Operator".into(), "Vault");
+    }
+    if let Some(name) = label("kustomize.toolkit.fluxcd.io/name") {
+        let namespace = label("kustomize.toolkit.fluxcd.io/namespace").unwrap_or("?");
+        return found(
+            format!("Flux (Kustomization {namespace}/{name})"),
+            "the Git repository Flux applies it from",
+        );
+    }
+    if let Some(name) = label("helm.toolkit.fluxcd.io/name") {
+        let namespace = label("helm.toolkit.fluxcd.io/namespace").unwrap_or("?");
+        return found(
+            format!("Flux (HelmRelease {namespace}/{name})"),
+            "the HelmRelease's values in the Git repository Flux applies",
+        );
+    }
+    if let Some(id) = annotations.get("argocd.argoproj.io/tracking-id") {
+        let app = id.split(':').next().unwrap_or(id);
+        return found(
+            format!("Argo CD (application {app})"),
+            "the Git repository Argo CD syncs it from",
+        );
+    }
+    if label("app.kubernetes.io/managed-by") == Some("Helm") {
+        return found("Helm".into(), "the release's values (helm upgrade)");
+    }
+    if let Some(app) = label("app.kubernetes.io/instance") {
+        return found(
+            format!("Argo CD (application {app}, label app.kubernetes.io/instance)"),
+            "the Git repository Argo CD syncs it from",
+        );
     }
     None
 }
@@ -122,8 +184,11 @@ pub fn warnings(secret: &Secret) -> Vec<String> {
         warnings
             .push("immutable: it cannot be patched; rotating it means replacing it".to_string());
     }
-    if let Some(controller) = managing_controller(secret) {
-        warnings.push(format!("managed by {controller}: an in-place rotation would be reverted; rotate it at its source"));
+    if let Some(manager) = manager(secret) {
+        warnings.push(format!(
+            "managed by {}: an in-place rotation would be reverted; change the value in {}",
+            manager.name, manager.source
+        ));
     }
     if last_applied_holds_values(secret) {
         warnings.push(
@@ -202,10 +267,7 @@ mod tests {
             uid: "u".into(),
             ..OwnerReference::default()
         }]);
-        assert_eq!(
-            managing_controller(&owned).as_deref(),
-            Some("SealedSecret db")
-        );
+        assert_eq!(manager(&owned).unwrap().name, "SealedSecret db");
         let mut helm = secret("Opaque");
         helm.metadata.labels = Some(
             [(
@@ -214,7 +276,7 @@ mod tests {
             )]
             .into(),
         );
-        assert_eq!(managing_controller(&helm).as_deref(), Some("Helm"));
+        assert_eq!(manager(&helm).unwrap().name, "Helm");
         let mut eso = secret("Opaque");
         eso.metadata.labels = Some(
             [(
@@ -223,8 +285,63 @@ mod tests {
             )]
             .into(),
         );
-        assert!(managing_controller(&eso).is_some());
-        assert!(managing_controller(&secret("Opaque")).is_none());
+        assert!(manager(&eso).is_some());
+        assert!(manager(&secret("Opaque")).is_none());
+    }
+
+    #[test]
+    fn gitops_tools_and_vault_are_recognised_with_where_to_change_the_value() {
+        let labelled = |pairs: &[(&str, &str)]| {
+            let mut s = secret("Opaque");
+            s.metadata.labels = Some(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            );
+            s
+        };
+        let argo = annotated(
+            "argocd.argoproj.io/tracking-id",
+            "web:/Secret:prod/app-secrets",
+        );
+        let m = manager(&argo).unwrap();
+        assert_eq!(m.name, "Argo CD (application web)");
+        assert!(m.source.contains("Git repository"));
+        let argo_label = labelled(&[("app.kubernetes.io/instance", "web")]);
+        assert!(
+            manager(&argo_label)
+                .unwrap()
+                .name
+                .starts_with("Argo CD (application web")
+        );
+        // A Helm chart's instance label is Helm's, not Argo CD's.
+        let helm = labelled(&[
+            ("app.kubernetes.io/instance", "web"),
+            ("app.kubernetes.io/managed-by", "Helm"),
+        ]);
+        assert_eq!(manager(&helm).unwrap().name, "Helm");
+        let flux = labelled(&[
+            ("kustomize.toolkit.fluxcd.io/name", "apps"),
+            ("kustomize.toolkit.fluxcd.io/namespace", "flux-system"),
+        ]);
+        assert_eq!(
+            manager(&flux).unwrap().name,
+            "Flux (Kustomization flux-system/apps)"
+        );
+        let flux_helm = labelled(&[("helm.toolkit.fluxcd.io/name", "web")]);
+        assert!(
+            manager(&flux_helm)
+                .unwrap()
+                .name
+                .starts_with("Flux (HelmRelease")
+        );
+        let vso = labelled(&[("app.kubernetes.io/managed-by", "hashicorp-vso")]);
+        let m = manager(&vso).unwrap();
+        assert_eq!(
+            (m.name.as_str(), m.source.as_str()),
+            ("the Vault Secrets Operator", "Vault")
+        );
     }
 
     #[test]

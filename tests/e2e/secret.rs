@@ -52,6 +52,10 @@ pub fn tests() -> Vec<(&'static str, TestFn)> {
             a_helm_managed_secret_needs_force,
         ),
         (
+            "secrets_that_gitops_tools_or_vault_write_back_are_refused_naming_where_to_change_them",
+            secrets_that_gitops_tools_or_vault_write_back_are_refused_naming_where_to_change_them,
+        ),
+        (
             "without_a_terminal_or_yes_it_refuses_at_once",
             without_a_terminal_or_yes_it_refuses_at_once,
         ),
@@ -898,5 +902,98 @@ fn last_applied_configuration_holding_the_old_value_is_removed(kubeconfig: &Path
             .is_none(),
         "{secret}"
     );
+    Ok(())
+}
+
+/// Argo CD (both tracking modes), Flux (Kustomization and HelmRelease) and the Vault Secrets
+/// Operator would write the old value back: each is refused, naming the tool and where the
+/// value must change instead; `--force` goes on with that warning.
+fn secrets_that_gitops_tools_or_vault_write_back_are_refused_naming_where_to_change_them(
+    kubeconfig: &Path,
+) -> Result<()> {
+    let env = TestEnv::new(kubeconfig, "gitops")?;
+    let ns = env.namespace.clone();
+    let cases: [(&str, serde_json::Value, &str, &str); 5] = [
+        (
+            "argo-annotated",
+            serde_json::json!({"annotations": {"argocd.argoproj.io/tracking-id": "web:/Secret:x/y"}}),
+            "Argo CD (application web)",
+            "the Git repository Argo CD syncs it from",
+        ),
+        (
+            "argo-labelled",
+            serde_json::json!({"labels": {"app.kubernetes.io/instance": "web"}}),
+            "Argo CD (application web, label app.kubernetes.io/instance)",
+            "the Git repository Argo CD syncs it from",
+        ),
+        (
+            "flux-kustomized",
+            serde_json::json!({"labels": {
+                "kustomize.toolkit.fluxcd.io/name": "apps",
+                "kustomize.toolkit.fluxcd.io/namespace": "flux-system",
+            }}),
+            "Flux (Kustomization flux-system/apps)",
+            "the Git repository Flux applies it from",
+        ),
+        (
+            "flux-helm",
+            serde_json::json!({"labels": {
+                "helm.toolkit.fluxcd.io/name": "web",
+                "helm.toolkit.fluxcd.io/namespace": "flux-system",
+            }}),
+            "Flux (HelmRelease flux-system/web)",
+            "the HelmRelease's values in the Git repository Flux applies",
+        ),
+        (
+            "vault-synced",
+            serde_json::json!({"labels": {"app.kubernetes.io/managed-by": "hashicorp-vso"}}),
+            "the Vault Secrets Operator",
+            "Vault",
+        ),
+    ];
+    for (name, meta, who, source) in cases {
+        let mut metadata = meta.clone();
+        metadata["name"] = serde_json::json!(name);
+        metadata["namespace"] = serde_json::json!(ns);
+        let secret = serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret", "metadata": metadata,
+            "data": {"password": "b2xkLXZhbHVlLTEyMw=="},
+        });
+        env.kubectl_with(
+            &["create", "-f", "-"],
+            &[],
+            Some(secret.to_string().as_bytes()),
+        )?
+        .success()?;
+        let before = env.secret_values(name)?;
+        let args = ["secret", name, "password", "--generate", "password", "-y"];
+        let run = env.rotate(&args)?;
+        run.failure(1)?;
+        ensure!(
+            run.stderr
+                .contains(&format!("Secret {ns}/{name} is managed by {who}"))
+                && run
+                    .stderr
+                    .contains(&format!("change the value in {source} instead"))
+                && run.stderr.contains("--force"),
+            "{name}: {}",
+            run.stderr
+        );
+        ensure!(
+            env.secret_values(name)? == before,
+            "{name}: nothing was written"
+        );
+        let mut forced = args.to_vec();
+        forced.push("--force");
+        let run = env.rotate(&forced)?;
+        run.success()?;
+        ensure!(
+            run.stdout.contains(&format!(
+                "managed by {who}; it will likely revert this change"
+            )),
+            "{name}: {}",
+            run.stdout
+        );
+    }
     Ok(())
 }
