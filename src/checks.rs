@@ -9,8 +9,9 @@ use serde::Serialize;
 use crate::rollout::pod_failure;
 
 /// What a key holds, where that is known (from its name, or a preset).
+/// Serialized as the config file spells it (`fernet`, `openai`, `opaque`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "lowercase")]
 pub enum KeyKind {
     /// 32 bytes in URL-safe base64.
     Fernet,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, anyhow, bail};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::ListParams;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
@@ -315,6 +315,16 @@ impl Cluster {
                  `kubectl rotate status -n {namespace}`, or pass -n NAMESPACE"
             ),
             Err(err) => Err(self.explain(err, &format!("read Secret {namespace}/{name}"))),
+        }
+    }
+
+    /// Whether namespace `name` exists: `None` when this user may not read namespaces (then
+    /// nothing can be said).
+    pub async fn namespace_exists(&self, name: &str) -> Option<bool> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        match api.get_opt(name).await {
+            Ok(found) => Some(found.is_some()),
+            Err(_) => None,
         }
     }
 

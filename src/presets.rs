@@ -319,10 +319,17 @@ fn apply(preset: &mut Preset, config: PresetConfig) {
 
 /// serde_yaml appends " at line L column C"; the message leads with it instead.
 fn strip_location(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_string(),
-        None => message.to_string(),
-    }
+    let message = match message.rfind(" at line ") {
+        Some(i) => &message[..i],
+        None => message,
+    };
+    // serde names this program's own types; say what the file should hold instead.
+    message
+        .replace(
+            "struct PresetConfig",
+            "a preset (a mapping with fields such as secret, key, generate)",
+        )
+        .replace("struct ConfigFile", "a mapping with a `presets` field")
 }
 
 /// The line where preset `name` is declared (its `name:` key), for error messages.
@@ -379,6 +386,13 @@ pub fn table_rows(presets: &[Preset]) -> Vec<Vec<String>> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_json_listing_spells_kinds_as_the_config_file_does() {
+        let openai = built_in().into_iter().find(|p| p.name == "openai").unwrap();
+        let json = serde_json::to_value(&openai).unwrap();
+        assert_eq!(json["kind"], "openai");
+    }
+
     fn merge(text: &str) -> Result<Vec<Preset>> {
         merge_config(built_in(), text, Path::new("/etc/rotate.yaml"))
     }
@@ -426,6 +440,13 @@ mod tests {
             .to_string();
         assert!(err.starts_with("/etc/rotate.yaml:4:"), "{err}");
         assert!(err.contains("unknown field `kee`"), "{err}");
+        // A wrong type names what was expected in the file's terms, not a Rust type.
+        let err = merge("presets:\n  stripe: just-a-string\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("/etc/rotate.yaml:2:"), "{err}");
+        assert!(err.contains("expected a preset (a mapping"), "{err}");
+        assert!(!err.contains("PresetConfig"), "{err}");
         let err = merge("presets:\n  stripe:\n    secret: stripe\n")
             .unwrap_err()
             .to_string();

@@ -76,6 +76,18 @@ pub async fn run(
                 "--check-key: the new key is {}",
                 verdict.describe()
             )),
+            // No verdict on the key: say so, not that the key is bad.
+            KeyCheck::Network(why) => bail!(
+                "--check-key: could not check the new key: cannot reach the OpenAI API at {} \
+                 ({why}); nothing was written. Check the network or HTTPS_PROXY and run it again, \
+                 or rotate without --check-key",
+                options.openai_base_url
+            ),
+            KeyCheck::Unexpected(code) => bail!(
+                "--check-key: could not check the new key: GET {}/v1/models answered {code}; \
+                 nothing was written. Run it again later, or rotate without --check-key",
+                options.openai_base_url.trim_end_matches('/')
+            ),
             other => bail!(
                 "--check-key: the new key is {}; nothing was written",
                 other.describe()

@@ -33,6 +33,15 @@ pub async fn run(
         Some(name) => vec![cluster.get_secret(&cluster.namespace, name).await?],
         None => report::listable(cluster.list_secrets(&scope).await?),
     };
+    // Listing a namespace that does not exist answers an empty list: say what is wrong.
+    if let (true, Scope::Namespace(ns)) = (secrets.is_empty(), &scope)
+        && cluster.namespace_exists(ns).await == Some(false)
+    {
+        anyhow::bail!(
+            "namespace {ns:?} does not exist; list the namespaces with `kubectl get namespaces`, \
+             or pass -n NAMESPACE"
+        );
+    }
     let workloads = if secrets.is_empty() {
         Vec::new()
     } else {

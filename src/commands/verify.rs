@@ -37,6 +37,9 @@ pub struct Check {
     pub check: &'static str,
     pub target: String,
     pub passed: bool,
+    /// Not applicable to this target (e.g. `--health` on a workload without that port): it
+    /// counts as passed, and is shown as SKIP.
+    pub skipped: bool,
     pub message: String,
 }
 
@@ -75,19 +78,7 @@ pub async fn run(
     let cluster = cluster::connect(connection).await?;
     let namespace = cluster.namespace.clone();
     let object = format!("{namespace}/{}", options.secret);
-    let mut checks = Vec::new();
-    let mut add = |check: &'static str, target: String, result: Result<String, String>| {
-        let (passed, message) = match result {
-            Ok(m) => (true, m),
-            Err(m) => (false, m),
-        };
-        checks.push(Check {
-            check,
-            target,
-            passed,
-            message,
-        });
-    };
+    let mut checks = Checks(Vec::new());
 
     let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), &namespace);
     let secret = secrets
@@ -95,14 +86,14 @@ pub async fn run(
         .await
         .map_err(|e| cluster.explain(e, &format!("read Secret {object}")))?;
     let Some(secret) = secret else {
-        add(
+        checks.add(
             "secret",
             format!("secret/{}", options.secret),
             Err(format!("Secret {object} does not exist")),
         );
-        return report(printer, &options, &namespace, checks);
+        return report(printer, &options, &namespace, checks.0);
     };
-    add(
+    checks.add(
         "secret",
         format!("secret/{}", options.secret),
         Ok(format!("Secret {object} exists")),
@@ -125,7 +116,7 @@ pub async fn run(
             None => Err(format!("key {key:?} is missing")),
             Some(value) => checks::check_value(kind, &value.0),
         };
-        add("key", key.clone(), result);
+        checks.add("key", key.clone(), result);
     }
 
     let records = secret_meta::rotation_records(&secret).unwrap_or_default();
@@ -147,7 +138,7 @@ pub async fn run(
         let workload = consumer.workload;
         let target = workload.reference();
         if !workload.kind.restartable() {
-            add(
+            checks.add(
                 "rollout",
                 target,
                 Ok("a CronJob: its next Job reads the current value".into()),
@@ -165,12 +156,12 @@ pub async fn run(
             .filter_map(|k| records.get(k).map(|r| r.at.clone()))
             .max();
         match &latest {
-            Some(at) => add(
+            Some(at) => checks.add(
                 "rollout",
                 target.clone(),
                 checks::check_pods_since(at, &own),
             ),
-            None => add(
+            None => checks.add(
                 "rollout",
                 target.clone(),
                 Ok("no recorded rotation of its keys to compare with".into()),
@@ -220,16 +211,14 @@ pub async fn run(
             } else {
                 Err(failures.join("; "))
             };
-            add("logs", target.clone(), result);
+            checks.add("logs", target.clone(), result);
         }
         if let Some((port, path)) = &options.health {
             if !declares_port(&workload.pod_spec, port) {
-                add(
+                checks.skip(
                     "health",
                     target.clone(),
-                    Ok(format!(
-                        "skipped: no container of its pods declares port {port}"
-                    )),
+                    format!("no container of its pods declares port {port}"),
                 );
             } else {
                 let mut failures = Vec::new();
@@ -247,11 +236,41 @@ pub async fn run(
                 } else {
                     Err(failures.join("; "))
                 };
-                add("health", target.clone(), result);
+                checks.add("health", target.clone(), result);
             }
         }
     }
-    report(printer, &options, &namespace, checks)
+    report(printer, &options, &namespace, checks.0)
+}
+
+/// The checks so far, in the order they ran.
+struct Checks(Vec<Check>);
+
+impl Checks {
+    fn add(&mut self, check: &'static str, target: String, result: Result<String, String>) {
+        let (passed, message) = match result {
+            Ok(m) => (true, m),
+            Err(m) => (false, m),
+        };
+        self.0.push(Check {
+            check,
+            target,
+            passed,
+            skipped: false,
+            message,
+        });
+    }
+
+    /// A check that does not apply to `target`: counted as passed, shown as SKIP.
+    fn skip(&mut self, check: &'static str, target: String, message: String) {
+        self.0.push(Check {
+            check,
+            target,
+            passed: true,
+            skipped: true,
+            message,
+        });
+    }
 }
 
 /// Whether a container of the pod template declares `port` (a number, or a port's name).
@@ -312,7 +331,12 @@ fn report(
                 .iter()
                 .map(|c| {
                     vec![
-                        if c.passed { "PASS" } else { "FAIL" }.to_string(),
+                        match (c.skipped, c.passed) {
+                            (true, _) => "SKIP",
+                            (false, true) => "PASS",
+                            (false, false) => "FAIL",
+                        }
+                        .to_string(),
                         c.check.to_string(),
                         c.target.clone(),
                         c.message.clone(),
@@ -323,16 +347,24 @@ fn report(
             for (i, line) in lines.iter().enumerate() {
                 let style = match i {
                     0 => Style::Plain,
+                    n if checks[n - 1].skipped => Style::Plain,
                     n if checks[n - 1].passed => Style::Good,
                     _ => Style::Bad,
                 };
                 printer.styled_line(line, style);
             }
             let failed = checks.iter().filter(|c| !c.passed).count();
-            if failed == 0 {
-                printer.line(&format!("All {} checks passed.", checks.len()));
+            let skipped = checks.iter().filter(|c| c.skipped).count();
+            let ran = checks.len() - skipped;
+            let also = if skipped > 0 {
+                format!(" ({skipped} skipped)")
             } else {
-                printer.line(&format!("{failed} of {} checks failed.", checks.len()));
+                String::new()
+            };
+            if failed == 0 {
+                printer.line(&format!("All {ran} checks passed{also}."));
+            } else {
+                printer.line(&format!("{failed} of {ran} checks failed{also}."));
             }
         }
     }

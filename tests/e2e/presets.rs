@@ -251,7 +251,14 @@ fn check_key_classifies_the_openai_answers(kubeconfig: &Path) -> Result<()> {
         Some(input.as_bytes()),
     )?;
     run.failure(1)?;
-    ensure!(run.stderr.contains("network error"), "{}", run.stderr);
+    ensure!(
+        run.stderr.contains(
+            "could not check the new key: cannot reach the OpenAI API at http://127.0.0.1:9"
+        ) && run.stderr.contains("nothing was written")
+            && !run.stderr.contains("the new key is"),
+        "{}",
+        run.stderr
+    );
 
     let (url, _) = fake_openai("200 OK", r#"{"object":"list","data":[]}"#)?;
     let run = env.kubectl_with(

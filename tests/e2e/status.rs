@@ -236,6 +236,17 @@ fn status_of_a_missing_secret_names_it_and_exits_1(kubeconfig: &Path) -> Result<
         run.stderr
     );
     ensure!(run.stdout.is_empty(), "{}", run.stdout);
+
+    // A namespace that does not exist is named, not reported as empty.
+    let missing = format!("{}-gone", env.namespace);
+    let run = env.kubectl(&["rotate", "status", "-n", &missing])?;
+    run.failure(1)?;
+    ensure!(
+        run.stderr
+            .starts_with(&format!("error: namespace {missing:?} does not exist")),
+        "{}",
+        run.stderr
+    );
     Ok(())
 }
 

@@ -54,7 +54,7 @@ fn rows(stdout: &str) -> Vec<(String, String, String)> {
                 cells.next()?.to_string(),
             ))
         })
-        .filter(|(result, ..)| result == "PASS" || result == "FAIL")
+        .filter(|(result, ..)| ["PASS", "FAIL", "SKIP"].contains(&result.as_str()))
         .collect()
 }
 
@@ -129,7 +129,33 @@ fn verify_passes_after_a_good_rotation_with_logs_and_health(kubeconfig: &Path) -
         .iter()
         .find(|c| c["target"] == "deployment/api")
         .expect("api health check");
-    ensure!(api["passed"] == true, "{report}");
+    ensure!(api["passed"] == true && api["skipped"] == false, "{report}");
+    // worker declares no port 8000: not applicable, shown as skipped, not as passed.
+    let worker = health
+        .iter()
+        .find(|c| c["target"] == "deployment/worker")
+        .expect("worker health check");
+    ensure!(
+        worker["skipped"] == true && worker["passed"] == true,
+        "{report}"
+    );
+    let run = env.rotate(&[
+        "verify",
+        "app-secrets",
+        "openai-api-key",
+        "--health",
+        "8000/health",
+    ])?;
+    run.success()?;
+    let table = self::rows(&run.stdout);
+    ensure!(
+        table
+            .iter()
+            .any(|(r, c, t)| r == "SKIP" && c == "health" && t == "deployment/worker"),
+        "{}",
+        run.stdout
+    );
+    ensure!(run.stdout.contains("skipped)."), "{}", run.stdout);
     Ok(())
 }
 
