@@ -285,9 +285,65 @@ pub fn git_work_tree_of(path: &std::path::Path) -> Option<std::path::PathBuf> {
         .map(|d| d.to_path_buf())
 }
 
+/// The keys a backup Secret holds, sorted.
+pub fn keys_of(backup: &k8s_openapi::api::core::v1::Secret) -> Vec<String> {
+    backup
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+/// The first of `backups` (newest first) that holds every key of `keys` (any backup when
+/// `keys` is empty).
+pub fn newest_holding<'a>(
+    backups: &'a [k8s_openapi::api::core::v1::Secret],
+    keys: &[String],
+) -> Option<&'a k8s_openapi::api::core::v1::Secret> {
+    backups.iter().find(|b| {
+        let data = b.data.as_ref();
+        keys.iter().all(|k| data.is_some_and(|d| d.contains_key(k)))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_newest_backup_holding_every_key_asked_for_is_chosen() {
+        let backup = |name: &str, keys: &[&str]| k8s_openapi::api::core::v1::Secret {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            data: Some(
+                keys.iter()
+                    .map(|k| (k.to_string(), k8s_openapi::ByteString(b"v".to_vec())))
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        // Newest first, as list_backups returns them.
+        let backups = [
+            backup("b3", &["openai-api-key"]),
+            backup("b2", &["redis-password"]),
+            backup("b1", &["openai-api-key", "redis-password"]),
+        ];
+        let name = |keys: &[&str]| {
+            let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+            newest_holding(&backups, &keys).and_then(|b| b.metadata.name.clone())
+        };
+        assert_eq!(name(&[]).as_deref(), Some("b3"));
+        assert_eq!(name(&["redis-password"]).as_deref(), Some("b2"));
+        assert_eq!(
+            name(&["redis-password", "openai-api-key"]).as_deref(),
+            Some("b1")
+        );
+        assert_eq!(name(&["encryption-key"]), None);
+        assert_eq!(keys_of(&backups[2]), ["openai-api-key", "redis-password"]);
+    }
 
     fn request() -> BackupRequest {
         BackupRequest {

@@ -112,12 +112,24 @@ pub async fn run(
                     options.secret
                 );
             };
+            // The newest backup that holds every key asked for (a rotation backs up only the
+            // keys it changes, so the newest backup may hold another key).
+            let Some(chosen) = backup::newest_holding(&backups, &options.keys) else {
+                bail!(
+                    "no backup of {object} holds {} (the newest, {}, holds: {}); list them with \
+                     `kubectl rotate backup {} --list -n {namespace}` and name one with --to",
+                    options.keys.join(", "),
+                    newest.metadata.name.clone().unwrap_or_default(),
+                    backup::keys_of(newest).join(", "),
+                    options.secret
+                );
+            };
             (
                 format!(
                     "backup {}",
-                    newest.metadata.name.clone().unwrap_or_default()
+                    chosen.metadata.name.clone().unwrap_or_default()
                 ),
-                values_of(newest),
+                values_of(chosen),
             )
         }
     };

@@ -33,6 +33,10 @@ pub fn tests() -> Vec<(&'static str, TestFn)> {
             rollback_from_a_backup_without_the_key_is_a_clear_error,
         ),
         (
+            "rollback_of_a_key_uses_the_newest_backup_that_holds_it",
+            rollback_of_a_key_uses_the_newest_backup_that_holds_it,
+        ),
+        (
             "a_crash_looping_rotation_is_rolled_back_automatically",
             a_crash_looping_rotation_is_rolled_back_automatically,
         ),
@@ -444,6 +448,65 @@ fn no_rollback_keeps_the_new_value_and_prints_the_command(kubeconfig: &Path) -> 
     ensure!(
         env.secret_values("app-secrets")? == original,
         "the printed rollback restores the old value"
+    );
+    Ok(())
+}
+
+/// The demo's own next steps: rotate redis-password, then openai-api-key, then roll back
+/// redis-password. The newest backup holds only openai-api-key; the one before holds
+/// redis-password, and that is the one used.
+fn rollback_of_a_key_uses_the_newest_backup_that_holds_it(kubeconfig: &Path) -> Result<()> {
+    let env = TestEnv::new(kubeconfig, "rbkey")?;
+    env.seed_demo_app()?;
+    let original = env.secret_values("app-secrets")?;
+    env.rotate(&[
+        "secret",
+        "app-secrets",
+        "redis-password",
+        "--generate",
+        "password",
+        "-y",
+    ])?
+    .success()?;
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // backups named by the second
+    let key = b"sk-proj-rollbackkey0123456789abcdefghijklmn\n";
+    env.kubectl_with(
+        &[
+            "rotate",
+            "secret",
+            "app-secrets",
+            "openai-api-key",
+            "--from-stdin",
+            "-y",
+            "-n",
+            &env.namespace,
+        ],
+        &[],
+        Some(key),
+    )?
+    .success()?;
+    let run = env.rotate(&["rollback", "app-secrets", "redis-password", "-y"])?;
+    run.success()?;
+    let after = env.secret_values("app-secrets")?;
+    ensure!(
+        after["redis-password"] == original["redis-password"],
+        "redis-password is back to its value before the rotation\n{}{}",
+        run.stdout,
+        run.stderr
+    );
+    ensure!(
+        after["openai-api-key"] == key[..key.len() - 1],
+        "openai-api-key is left alone"
+    );
+    // A key no backup holds: the error names the newest backup's keys and --to.
+    let run = env.rotate(&["rollback", "app-secrets", "encryption-key", "-y"])?;
+    run.failure(1)?;
+    ensure!(
+        run.stderr.contains("no backup of Secret")
+            && run.stderr.contains("holds encryption-key")
+            && run.stderr.contains("--to"),
+        "{}",
+        run.stderr
     );
     Ok(())
 }
