@@ -163,7 +163,7 @@ Register-ArgumentCompleter -Native -CommandName 'kubectl-rotate' -ScriptBlock {
         }
         'kubectl-rotate;backup' {
             [CompletionResult]::new('--to-file', '--to-file', [CompletionResultType]::ParameterName, 'Write the backup to a local file instead (mode 0600, never overwritten, refused inside a git work tree); `-` writes it to stdout, e.g. to pipe into a password manager')
-            [CompletionResult]::new('--keep', '--keep', [CompletionResultType]::ParameterName, 'How many in-cluster backups of the Secret to keep; older ones are deleted')
+            [CompletionResult]::new('--keep', '--keep', [CompletionResultType]::ParameterName, 'Also delete older backups of the Secret so that the newest N are kept (never one an unfinished run needs; listed in the preview). Without it, no backup is deleted')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format (for --list)')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format (for --list)')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Namespace to work in (default: the context''s namespace, else "default")')

@@ -149,7 +149,7 @@ complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand resume" -s
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand resume" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand resume" -s V -l version -d 'Print version'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand backup" -l to-file -d 'Write the backup to a local file instead (mode 0600, never overwritten, refused inside a git work tree); `-` writes it to stdout, e.g. to pipe into a password manager' -r -F
-complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand backup" -l keep -d 'How many in-cluster backups of the Secret to keep; older ones are deleted' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand backup" -l keep -d 'Also delete older backups of the Secret so that the newest N are kept (never one an unfinished run needs; listed in the preview). Without it, no backup is deleted' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand backup" -s o -l output -d 'Output format (for --list)' -r -f -a "text\t'A table for people'
 json\t'A stable JSON object for scripts (documented in the README)'"
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand backup" -s n -l namespace -d 'Namespace to work in (default: the context\'s namespace, else "default")' -r

@@ -420,9 +420,10 @@ pub struct BackupArgs {
     #[arg(long, value_name = "PATH")]
     pub to_file: Option<PathBuf>,
 
-    /// How many in-cluster backups of the Secret to keep; older ones are deleted.
-    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
-    pub keep: u32,
+    /// Also delete older backups of the Secret so that the newest N are kept (never one an
+    /// unfinished run needs; listed in the preview). Without it, no backup is deleted.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep: Option<u32>,
 
     /// Do not ask for confirmation.
     #[arg(short = 'y', long)]

@@ -251,7 +251,7 @@ pub async fn run_verb(
                 commands::backup::Mode::File(path)
             } else {
                 commands::backup::Mode::InCluster {
-                    keep: args.keep as usize,
+                    keep: args.keep.map(|k| k as usize),
                     yes: args.yes,
                 }
             };

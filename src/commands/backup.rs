@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result, anyhow, bail};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::PostParams;
 
 use crate::backup::{self, BackupRequest};
 use crate::cli::OutputFormat;
@@ -23,7 +23,11 @@ use crate::values::SecretValue;
 pub enum Mode {
     List(OutputFormat),
     File(PathBuf),
-    InCluster { keep: usize, yes: bool },
+    /// `keep`: prune to the newest N afterwards (the rotations' policy); `None`: delete nothing.
+    InCluster {
+        keep: Option<usize>,
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -148,19 +152,35 @@ pub async fn run(
         }
         Mode::InCluster { keep, yes } => {
             let name = backup::backup_name(&options.secret, &request.rotation_id);
-            let existing = cluster.list_backups(&namespace, &options.secret).await?;
-            let prune: Vec<String> = existing
-                .iter()
-                .skip(keep.saturating_sub(1))
-                .filter_map(|b| b.metadata.name.clone())
-                .collect();
+            // What `--keep` would delete once the new backup exists: the rotations' policy
+            // (`pipeline::prune`), which spares backups that unfinished runs need.
+            let prune: Vec<String> = match keep {
+                None => Vec::new(),
+                Some(keep) => {
+                    let needed: Vec<String> =
+                        pipeline::unfinished_runs(&cluster, &namespace, &options.secret)
+                            .await?
+                            .into_iter()
+                            .filter_map(|j| j.backup)
+                            .collect();
+                    let existing = cluster.list_backups(&namespace, &options.secret).await?;
+                    existing
+                        .iter()
+                        .skip(keep.saturating_sub(1))
+                        .filter_map(|b| b.metadata.name.clone())
+                        .filter(|n| !needed.contains(n))
+                        .collect()
+                }
+            };
             printer.line(&format!(
                 "Back up {} of {object} to Secret {namespace}/{name}.",
                 keys.join(", ")
             ));
-            if !prune.is_empty() {
+            if let Some(keep) = keep
+                && !prune.is_empty()
+            {
                 printer.line(&format!(
-                    "Keeping the newest {keep}, this deletes: {}.",
+                    "--keep {keep}: then deletes the older backups {}.",
                     prune.join(", ")
                 ));
             }
@@ -210,22 +230,16 @@ pub async fn run(
                 "Backed up {} of {object} to {name} (read back, verified).",
                 keys.join(", ")
             ));
-            for old in &prune {
-                api.delete(old, &DeleteParams::default())
-                    .await
-                    .map_err(|e| {
-                        anyhow!(
-                            "cannot delete the old backup {namespace}/{old}: {}",
-                            short_error(&e)
-                        )
-                    })?;
-            }
-            if !prune.is_empty() {
-                printer.line(&format!(
-                    "Pruned {} older backup(s): {}.",
-                    prune.len(),
-                    prune.join(", ")
-                ));
+            if let Some(keep) = keep {
+                pipeline::prune(
+                    &cluster,
+                    &namespace,
+                    &options.secret,
+                    keep,
+                    &request.rotation_id,
+                    printer,
+                )
+                .await;
             }
             Ok(crate::exit::SUCCESS)
         }

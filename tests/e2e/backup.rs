@@ -116,6 +116,18 @@ fn backups_are_created_listed_and_pruned_to_keep(kubeconfig: &Path) -> Result<()
         status["secrets"].as_array().is_some_and(|s| s.len() == 1),
         "{status}"
     );
+
+    // Without --keep, taking a backup deletes none.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let run = env.rotate(&["backup", "app-secrets", "-y"])?;
+    run.success()?;
+    let after = backup_names(&env)?;
+    ensure!(
+        after.len() == 3 && names.iter().all(|n| after.contains(n)),
+        "no backup deleted without --keep: {after:?}\n{}{}",
+        run.stdout,
+        run.stderr
+    );
     Ok(())
 }
 
