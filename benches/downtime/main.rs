@@ -356,7 +356,7 @@ fn run() -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let client = runtime.block_on(client(&plane.kubeconfig))?;
+    let client = runtime.block_on(support::kube_client(&plane.kubeconfig))?;
     // One namespace per procedure, used by all its rounds; they stay until the end (no
     // deletion traffic meanwhile).
     let procedures = PROCEDURES;
@@ -384,14 +384,6 @@ fn run() -> Result<()> {
     let versions: Value = serde_json::from_str(&versions.stdout)?;
     report(&measured, &settings, &versions)?;
     Ok(())
-}
-
-/// A kube-rs client for `kubeconfig` (its current context).
-async fn client(kubeconfig: &Path) -> Result<kube::Client> {
-    let config = kube::config::Kubeconfig::read_from(kubeconfig)?;
-    let options = kube::config::KubeConfigOptions::default();
-    let config = kube::Config::from_custom_kubeconfig(config, &options).await?;
-    Ok(kube::Client::try_from(config)?)
 }
 
 /// The load before, during and after one procedure.

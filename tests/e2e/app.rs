@@ -441,20 +441,7 @@ fn demo_stack_serves_tenants_and_its_servers_are_reachable_by_exec_and_port_forw
 
     // kubectl exec in the database's pod: psql reaches that pod's server as the superuser.
     let ns = env.namespace.as_str();
-    let count = env.kubectl(&[
-        "exec",
-        "postgres-0",
-        "-n",
-        ns,
-        "--",
-        "psql",
-        "-U",
-        "postgres",
-        "-d",
-        "ai_agents",
-        "-tAc",
-        "SELECT count(*) FROM tenant_configs",
-    ])?;
+    let count = env.psql("SELECT count(*) FROM tenant_configs")?;
     count.success()?;
     ensure!(count.stdout.trim() == "3", "tenants: {:?}", count.stdout);
     // kubectl exec -i in Redis's pod: redis-cli with the password from the pod's environment.
@@ -547,20 +534,7 @@ fn demo_stack_serves_tenants_and_its_servers_are_reachable_by_exec_and_port_forw
                 .is_ok_and(|p| is_ready(&p) && p["metadata"]["uid"] != old_uid.stdout.as_str())
         },
     )?;
-    let count = env.kubectl(&[
-        "exec",
-        "postgres-0",
-        "-n",
-        ns,
-        "--",
-        "psql",
-        "-U",
-        "postgres",
-        "-d",
-        "ai_agents",
-        "-tAc",
-        "SELECT count(*) FROM tenant_configs",
-    ])?;
+    let count = env.psql("SELECT count(*) FROM tenant_configs")?;
     count.success()?;
     ensure!(
         count.stdout.trim() == "3",

@@ -482,19 +482,15 @@ fn rollback_of_a_key_uses_the_newest_backup_that_holds_it(kubeconfig: &Path) -> 
     .success()?;
     std::thread::sleep(std::time::Duration::from_millis(1100)); // backups named by the second
     let key = b"sk-proj-rollbackkey0123456789abcdefghijklmn\n";
-    env.kubectl_with(
+    env.rotate_with_stdin(
         &[
-            "rotate",
             "secret",
             "app-secrets",
             "openai-api-key",
             "--from-stdin",
             "-y",
-            "-n",
-            &env.namespace,
         ],
-        &[],
-        Some(key),
+        key,
     )?
     .success()?;
     let run = env.rotate(&["rollback", "app-secrets", "redis-password", "-y"])?;

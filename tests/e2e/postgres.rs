@@ -7,7 +7,6 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail, ensure};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kubectl_rotate::systems::postgres::{self, Credentials, Login, Server};
 use kubectl_rotate::values::SecretValue;
 use rand::Rng;
@@ -42,19 +41,7 @@ fn postgres_password_changes_by_verifier_through_the_api_server(kubeconfig: &Pat
         "ALTER SYSTEM SET log_statement = 'all'",
         "SELECT pg_reload_conf()",
     ] {
-        env.kubectl(&[
-            "exec",
-            "postgres-0",
-            "-n",
-            &ns,
-            "--",
-            "psql",
-            "-U",
-            "postgres",
-            "-c",
-            sql,
-        ])?
-        .success()?;
+        env.psql(sql)?.success()?;
     }
     let values = env.secret_values("app-secrets")?;
     let current = SecretValue::new(values["postgres-password"].clone());
@@ -64,10 +51,7 @@ fn postgres_password_changes_by_verifier_through_the_api_server(kubeconfig: &Pat
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let config = Kubeconfig::read_from(kubeconfig)?;
-        let config =
-            kube::Config::from_custom_kubeconfig(config, &KubeConfigOptions::default()).await?;
-        let client = kube::Client::try_from(config)?;
+        let client = crate::support::kube_client(kubeconfig).await?;
         let service = Server::Service {
             name: "postgres".into(),
             port: 5432,
@@ -157,10 +141,7 @@ fn postgres_password_changes_by_verifier_through_the_api_server(kubeconfig: &Pat
     )?;
     let err = runtime
         .block_on(async {
-            let config = Kubeconfig::read_from(kubeconfig)?;
-            let config =
-                kube::Config::from_custom_kubeconfig(config, &KubeConfigOptions::default()).await?;
-            let client = kube::Client::try_from(config)?;
+            let client = crate::support::kube_client(kubeconfig).await?;
             let service = Server::Service {
                 name: "postgres".into(),
                 port: 5432,

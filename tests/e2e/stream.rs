@@ -14,7 +14,6 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::TestFn;
@@ -254,10 +253,7 @@ pub fn forward_once(
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let config = Kubeconfig::read_from(kubeconfig)?;
-        let config =
-            kube::Config::from_custom_kubeconfig(config, &KubeConfigOptions::default()).await?;
-        let client = kube::Client::try_from(config)?;
+        let client = crate::support::kube_client(kubeconfig).await?;
         let pods: Api<Pod> = Api::namespaced(client, namespace);
         let exchange = async {
             let mut forwarder = pods.portforward(pod, &[port]).await?;
@@ -298,10 +294,7 @@ pub fn forward_exchange(
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let config = Kubeconfig::read_from(kubeconfig)?;
-        let config =
-            kube::Config::from_custom_kubeconfig(config, &KubeConfigOptions::default()).await?;
-        let client = kube::Client::try_from(config)?;
+        let client = crate::support::kube_client(kubeconfig).await?;
         let pods: Api<Pod> = Api::namespaced(client, namespace);
         let exchange = async {
             let mut forwarder = pods.portforward(pod, &[port]).await?;

@@ -294,13 +294,7 @@ impl TestEnv {
     /// Seeds the runbook's demo app into this namespace: `app-secrets` with generated values
     /// (through stdin, never argv) and the api, worker and frontend Deployments, rolled out.
     pub fn seed_demo_app(&self) -> Result<()> {
-        let secret = Command::new("python3")
-            .arg(repo_root().join("demo/secret.py"))
-            .arg(&self.namespace)
-            .output()?;
-        ensure!(secret.status.success(), "demo/secret.py failed");
-        self.kubectl_with(&["create", "-f", "-"], &[], Some(&secret.stdout))?
-            .success()?;
+        self.create_secrets_from_script(&[])?;
         let app = repo_root().join("demo/simulated-app.yaml");
         self.kubectl(&[
             "apply",
@@ -316,15 +310,46 @@ impl TestEnv {
     /// Creates the demo's Secrets `app-secrets` and `postgres-admin` with generated values
     /// (through stdin, never argv).
     pub fn create_demo_secrets(&self) -> Result<()> {
+        self.create_secrets_from_script(&["--postgres-admin"])
+    }
+
+    /// `demo/secret.py NAMESPACE ARGS...` piped into `kubectl create -f -`.
+    fn create_secrets_from_script(&self, args: &[&str]) -> Result<()> {
         let secrets = Command::new("python3")
             .arg(repo_root().join("demo/secret.py"))
             .arg(&self.namespace)
-            .arg("--postgres-admin")
+            .args(args)
             .output()?;
         ensure!(secrets.status.success(), "demo/secret.py failed");
         self.kubectl_with(&["create", "-f", "-"], &[], Some(&secrets.stdout))?
             .success()?;
         Ok(())
+    }
+
+    /// `psql -U postgres -d ai_agents -tAc SQL` in the demo's database pod (`postgres-0`).
+    pub fn psql(&self, sql: &str) -> Result<Run> {
+        self.kubectl(&[
+            "exec",
+            "postgres-0",
+            "-n",
+            &self.namespace,
+            "--",
+            "psql",
+            "-U",
+            "postgres",
+            "-d",
+            "ai_agents",
+            "-tAc",
+            sql,
+        ])
+    }
+
+    /// `kubectl rotate ARGS... -n NAMESPACE` with `input` on its stdin.
+    pub fn rotate_with_stdin(&self, args: &[&str], input: &[u8]) -> Result<Run> {
+        let mut all = vec!["rotate"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["-n", &self.namespace]);
+        self.kubectl_with(&all, &[], Some(input))
     }
 
     /// Applies the objects of the real demo stack (demo/app.yaml) whose label `app` is one of
@@ -763,4 +788,13 @@ pub fn bind_in_pod_network(kubeconfig: &Path, ip: &str) -> Result<std::net::TcpL
     })
     .join()
     .map_err(|_| anyhow::anyhow!("the binding thread panicked"))?
+}
+
+/// A kube-rs client for `kubeconfig` (its current context), for the tests that speak the API
+/// directly (port-forward).
+pub async fn kube_client(kubeconfig: &Path) -> Result<kube::Client> {
+    let config = kube::config::Kubeconfig::read_from(kubeconfig)?;
+    let options = kube::config::KubeConfigOptions::default();
+    let config = kube::Config::from_custom_kubeconfig(config, &options).await?;
+    Ok(kube::Client::try_from(config)?)
 }

@@ -62,19 +62,15 @@ fn verify_passes_after_a_good_rotation_with_logs_and_health(kubeconfig: &Path) -
     let env = TestEnv::new(kubeconfig, "vgood")?;
     env.seed_demo_app()?;
     let key = b"sk-proj-verifyme0123456789abcdefghijklmnopq\n";
-    env.kubectl_with(
+    env.rotate_with_stdin(
         &[
-            "rotate",
             "secret",
             "app-secrets",
             "openai-api-key",
             "--from-stdin",
             "-y",
-            "-n",
-            &env.namespace,
         ],
-        &[],
-        Some(key),
+        key,
     )?
     .success()?;
     let values = env.secret_values("app-secrets")?;
