@@ -551,7 +551,18 @@ fn duration_value(text: &str) -> Result<String, String> {
 fn restart_value(text: &str) -> Result<String, String> {
     crate::settings::parse_restart(text)
         .map(|_| text.to_string())
-        .map_err(|e| e.to_string())
+        .map_err(|e| without_flag(&e.to_string(), "--restart"))
+}
+
+/// A message without its leading `--flag "value": `: clap's error already names both.
+fn without_flag(message: &str, flag: &str) -> String {
+    match message.strip_prefix(flag) {
+        Some(rest) if rest.starts_with(" \"") => match rest.find("\": ") {
+            Some(end) => rest[end + 3..].to_string(),
+            None => message.to_string(),
+        },
+        _ => message.to_string(),
+    }
 }
 
 fn regex_value(text: &str) -> Result<String, String> {
@@ -563,12 +574,24 @@ fn regex_value(text: &str) -> Result<String, String> {
 fn health_value(text: &str) -> Result<String, String> {
     crate::commands::verify::parse_health(text)
         .map(|_| text.to_string())
-        .map_err(|e| e.to_string())
+        .map_err(|e| without_flag(&e.to_string(), "--health"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn value_errors_do_not_repeat_the_flag_clap_already_names() {
+        assert_eq!(
+            without_flag("--health \"8000\": use PORT/PATH", "--health"),
+            "use PORT/PATH"
+        );
+        assert_eq!(
+            without_flag("--restart is empty: use auto", "--restart"),
+            "--restart is empty: use auto"
+        );
+    }
     use clap::CommandFactory;
 
     #[test]
