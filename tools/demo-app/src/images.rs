@@ -19,7 +19,8 @@
 //!   start the `requirepass` line is set again from `REDIS_PASSWORD`, as the Bitnami image does,
 //!   so a restarted server takes its password from the Secret.
 //!
-//! Passwords reach the servers through a 0600 file or a connection, never argv or the log.
+//! Passwords reach the servers through a 0600 file (initdb, redis.conf) or as a SCRAM verifier
+//! (the app's role), never argv or the log.
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -315,13 +316,14 @@ fn bootstrap(
             )
         };
         if let Some((user, password)) = app {
-            // Utility statements take no parameters: the password goes in as a literal, over
-            // the Unix socket (statements are not logged: log_statement is `none`).
+            // A SCRAM-SHA-256 verifier, not the password: the plaintext never reaches the
+            // server (utility statements take no parameters, so it is a literal).
+            let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
             client
                 .batch_execute(&format!(
                     "CREATE ROLE {} LOGIN PASSWORD {}",
                     sql_ident(user),
-                    sql_literal(password)
+                    sql_literal(&verifier)
                 ))
                 .await
                 .map_err(fail)?;
