@@ -24,6 +24,9 @@ def b64(text: str) -> str:
 
 
 values = {
+    # the role the app logs in as (`kubectl rotate postgres --strategy alternating-users`
+    # switches it between ai_agents and ai_agents_clone)
+    "postgres-user": "ai_agents",
     # like `openssl rand -base64 32`
     "postgres-password": base64.b64encode(secrets.token_bytes(32)).decode(),
     "redis-password": base64.b64encode(secrets.token_bytes(32)).decode(),

@@ -30,7 +30,7 @@ pub struct Need {
 }
 
 impl Need {
-    fn new(
+    pub fn new(
         verb: &'static str,
         group: &'static str,
         resource: &'static str,

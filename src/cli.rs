@@ -474,6 +474,12 @@ pub struct PresetArgs {
     /// The OpenAI API's base URL for --check-key.
     #[arg(long, value_name = "URL", default_value = "https://api.openai.com")]
     pub openai_base_url: String,
+
+    /// PostgreSQL presets: `single-user` changes the role's password in place;
+    /// `alternating-users` switches the Secret between two roles, for no downtime
+    /// (default: the preset's).
+    #[arg(long, value_enum, value_name = "STRATEGY")]
+    pub strategy: Option<crate::presets::Strategy>,
 }
 
 #[derive(Debug, Args)]

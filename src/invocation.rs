@@ -216,6 +216,13 @@ pub async fn run_verb(
                 .filter(|p| p.secret == args.secret)
                 .map(|p| (p.key.clone(), p.kind))
                 .collect();
+            // A PostgreSQL preset's key is checked by logging in with it.
+            let databases = presets
+                .presets
+                .iter()
+                .filter(|p| p.secret == args.secret)
+                .filter_map(|p| p.postgres.clone().map(|pg| (p.key.clone(), pg)))
+                .collect();
             let options = commands::verify::VerifyOptions {
                 secret: args.secret,
                 keys: args.keys,
@@ -223,6 +230,7 @@ pub async fn run_verb(
                 health,
                 output: args.output,
                 kinds,
+                databases,
             };
             commands::verify::run(&connection, options, printer)
                 .await
@@ -296,6 +304,7 @@ pub async fn run_preset(
         no_rollback: args.rotation.no_rollback,
         check_key: args.check_key,
         openai_base_url: args.openai_base_url,
+        strategy: args.strategy,
         run: run_options(&args.rotation.run)?,
     };
     commands::preset::run(&connection, options, printer).await

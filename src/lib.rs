@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod commands;
 pub mod completion;
 pub mod consumers;
+pub mod database;
 pub mod engine;
 pub mod interrupt;
 pub mod invocation;

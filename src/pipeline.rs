@@ -76,6 +76,10 @@ pub struct Change {
     pub unhealthy: Vec<(String, String)>,
     /// Extra lines for the preview (a preset's downtime and impact).
     pub notes: Vec<String>,
+    /// What the run changes in a database besides the Secret (a PostgreSQL preset).
+    pub database: Option<steps::DatabaseChange>,
+    /// Permissions the database steps need besides the Secret's (reaching the server).
+    pub extra_needs: Vec<access::Need>,
 }
 
 impl Change {
@@ -95,7 +99,12 @@ impl Change {
                 name: r.name.clone(),
             })
             .collect();
-        steps::plan_change(self.backup_name().as_deref(), &workloads, restarted_at)
+        steps::plan_rotation(
+            self.backup_name().as_deref(),
+            self.database.as_ref(),
+            &workloads,
+            restarted_at,
+        )
     }
 }
 
@@ -276,6 +285,8 @@ pub async fn execute(
             &lock::lease_name(&secret_name),
             &restarts,
         );
+        let mut needs = needs;
+        needs.extend(change.extra_needs.iter().cloned());
         let lacking = access::missing(&cluster.client, &namespace, &needs).await?;
         if !lacking.is_empty() {
             return Err(access::refusal(&object, &lacking));
@@ -338,7 +349,11 @@ pub async fn execute(
             note(
                 printer,
                 options,
-                "\nDry run (client): nothing was sent to the API server.",
+                if change.database.is_some() {
+                    "\nDry run (client): nothing was written (the preflight only logged in to the database, through the API server)."
+                } else {
+                    "\nDry run (client): nothing was sent to the API server."
+                },
             );
             report.succeeded = true;
             return finish(printer, options, report, started);
@@ -1012,6 +1027,8 @@ pub async fn plan_change(cluster: &Cluster, request: Request) -> Result<Change> 
         old_values,
         unhealthy,
         notes: request.notes,
+        database: None,
+        extra_needs: Vec::new(),
     })
 }
 

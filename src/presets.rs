@@ -2,9 +2,10 @@
 //! overridden by a YAML config file. Each preset becomes a verb (`kubectl rotate openai`) that
 //! runs the `secret` pipeline with its Secret, key, value source, checks and notes.
 //!
-//! Only presets whose whole procedure this tool can carry out are built in: `openai`. The
-//! PostgreSQL, Redis and encryption-key procedures need database-side steps and a data
-//! migration and are not offered until those exist (no half-working preset).
+//! Only presets whose whole procedure this tool can carry out are built in: `openai` and
+//! `postgres` (the password changes in the database and in the Secret as one run). The Redis
+//! and encryption-key procedures need their own steps and are not offered until those exist
+//! (no half-working preset).
 //!
 //! Config file (`--config PATH`, else `KUBECTL_ROTATE_CONFIG`, else
 //! `~/.config/kubectl-rotate/config.yaml`; schema in the README):
@@ -13,6 +14,14 @@
 //!   stripe:
 //!     secret: stripe
 //!     key: api-key
+//!   orders-db:
+//!     secret: orders
+//!     key: password
+//!     postgres:
+//!       server: service/orders-db:5432   # or pod/NAME:PORT, or HOST:PORT outside the cluster
+//!       database: orders
+//!       user: orders
+//!       admin: {user: postgres, secret: orders-db-admin, key: postgres-password}
 //! ```
 
 use std::collections::BTreeMap;
@@ -22,6 +31,7 @@ use anyhow::{Result, anyhow};
 use serde::{Deserialize, Serialize};
 
 use crate::checks::KeyKind;
+use crate::steps::AdminLogin;
 use crate::values::Generator;
 
 /// Where a preset's new value comes from by default.
@@ -77,6 +87,60 @@ pub struct Preset {
     pub after: Vec<String>,
     /// `built-in`, or the config file it came from.
     pub origin: String,
+    /// The value is a PostgreSQL role's password: the database changes with the Secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<PostgresSettings>,
+}
+
+/// How a rotation changes a PostgreSQL password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// One role; its password changes in place (old pods fail new logins until replaced).
+    SingleUser,
+    /// Two roles with the same rights; each rotation switches the Secret to the other one.
+    AlternatingUsers,
+}
+
+impl Strategy {
+    /// The preview's Downtime and Impact lines for this strategy, where they differ from the
+    /// preset's (single user is the runbook's procedure, whose text the preset carries).
+    pub fn downtime_and_impact(self, user: &str, clone: &str) -> Option<(String, String)> {
+        match self {
+            Strategy::SingleUser => None,
+            Strategy::AlternatingUsers => Some((
+                "none expected (alternating users: the old role keeps working until its pods are replaced)".into(),
+                format!(
+                    "None: pods switch between roles {user} and {clone}; the old role's login is disabled only after the rollout"
+                ),
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::SingleUser => "single-user",
+            Strategy::AlternatingUsers => "alternating-users",
+        }
+    }
+}
+
+/// Where a preset's PostgreSQL role lives and who may change it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PostgresSettings {
+    /// `service/NAME:PORT`, `pod/NAME:PORT` (through the API server) or `HOST:PORT`.
+    pub server: String,
+    pub database: String,
+    /// The role whose password the key holds (alternating users: the first of the two).
+    pub user: String,
+    /// The Secret key naming the role the pods log in as (alternating users).
+    pub user_key: String,
+    /// The second role of alternating users.
+    pub clone_user: String,
+    /// The login that changes passwords; `None`: the role itself (single user only).
+    pub admin: Option<AdminLogin>,
+    pub strategy: Strategy,
 }
 
 /// The runbook's presets this tool can carry out completely.
@@ -102,6 +166,39 @@ pub fn built_in() -> Vec<Preset> {
                 .into(),
         ],
         origin: "built-in".into(),
+        postgres: None,
+    },
+    Preset {
+        name: "postgres".into(),
+        description: "Rotate the PostgreSQL password in the database and the Secret (the runbook's PostgreSQL procedure)".into(),
+        service: "AI Agents".into(),
+        secret_type: "the PostgreSQL database password".into(),
+        secret: "app-secrets".into(),
+        key: "postgres-password".into(),
+        // 32 URL-safe characters: a connection string needs no escaping.
+        source: DefaultSource::Generate(Generator::Token),
+        length: Some(32),
+        kind: KeyKind::Opaque,
+        verify_logs: Some("database.*healthy".into()),
+        verify_health: None,
+        downtime: "2-3 minutes (rolling restart)".into(),
+        impact: "All pods will temporarily lose database connectivity".into(),
+        steps: Vec::new(),
+        after: Vec::new(),
+        origin: "built-in".into(),
+        postgres: Some(PostgresSettings {
+            server: "service/postgres:5432".into(),
+            database: "ai_agents".into(),
+            user: "ai_agents".into(),
+            user_key: "postgres-user".into(),
+            clone_user: "ai_agents_clone".into(),
+            admin: Some(AdminLogin {
+                user: "postgres".into(),
+                secret: "postgres-admin".into(),
+                key: "postgres-password".into(),
+            }),
+            strategy: Strategy::SingleUser,
+        }),
     }]
 }
 
@@ -125,6 +222,37 @@ struct PresetConfig {
     impact: Option<String>,
     steps: Option<Vec<String>>,
     after: Option<Vec<String>>,
+    postgres: Option<PostgresConfig>,
+}
+
+/// `postgres:` of a preset; every field optional when it overrides a built-in's.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PostgresConfig {
+    server: Option<String>,
+    database: Option<String>,
+    user: Option<String>,
+    user_key: Option<String>,
+    clone_user: Option<String>,
+    /// Absent: as before (none for a new preset); `null`: the role changes its own password.
+    #[serde(default, deserialize_with = "present")]
+    admin: Option<Option<AdminConfig>>,
+    strategy: Option<Strategy>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdminConfig {
+    user: String,
+    secret: String,
+    key: String,
+}
+
+/// A field that may be given as `null` (`Some(None)`), unlike an absent one (`None`).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> std::result::Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -238,6 +366,7 @@ pub fn merge_config(mut presets: Vec<Preset>, text: &str, path: &Path) -> Result
                     steps: Vec::new(),
                     after: Vec::new(),
                     origin: String::new(),
+                    postgres: None,
                 }
             }
         };
@@ -246,7 +375,11 @@ pub fn merge_config(mut presets: Vec<Preset>, text: &str, path: &Path) -> Result
         {
             return Err(anyhow!("{}: {key:?} is not a valid Secret key", at("key")));
         }
+        let postgres = config.postgres.clone();
         apply(&mut preset, config);
+        if let Some(pg) = postgres {
+            preset.postgres = Some(merge_postgres(preset.postgres.take(), pg, &preset, &at)?);
+        }
         if let Some(health) = &preset.verify_health
             && !health.contains('/')
         {
@@ -315,6 +448,90 @@ fn apply(preset: &mut Preset, config: PresetConfig) {
     if let Some(after) = config.after {
         preset.after = after;
     }
+}
+
+/// A preset's `postgres:` over what it had (a built-in's settings, or none).
+fn merge_postgres(
+    base: Option<PostgresSettings>,
+    config: PostgresConfig,
+    preset: &Preset,
+    at: &dyn Fn(&str) -> String,
+) -> Result<PostgresSettings> {
+    let had = base.is_some();
+    let required = |value: Option<String>, old: Option<&String>, field: &str| {
+        value.or_else(|| old.cloned()).ok_or_else(|| {
+            anyhow!(
+                "{}: missing field `{field}` (needed to reach the database)",
+                at(&format!("postgres.{field}"))
+            )
+        })
+    };
+    let server = required(config.server, base.as_ref().map(|b| &b.server), "server")?;
+    crate::systems::postgres::parse_server(&server)
+        .map_err(|e| anyhow!("{}: {e}", at("postgres.server")))?;
+    let database = required(
+        config.database,
+        base.as_ref().map(|b| &b.database),
+        "database",
+    )?;
+    let user = required(config.user, base.as_ref().map(|b| &b.user), "user")?;
+    crate::systems::postgres::check_role_name(&user)
+        .map_err(|e| anyhow!("{}: {e}", at("postgres.user")))?;
+    let user_key = config
+        .user_key
+        .or_else(|| base.as_ref().map(|b| b.user_key.clone()))
+        .unwrap_or_else(|| match preset.key.strip_suffix("password") {
+            Some(stem) => format!("{stem}user"),
+            None => format!("{}-user", preset.key),
+        });
+    if !crate::plan::valid_key(&user_key) {
+        return Err(anyhow!(
+            "{}: {user_key:?} is not a valid Secret key",
+            at("postgres.userKey")
+        ));
+    }
+    let clone_user = config
+        .clone_user
+        .or_else(|| {
+            base.as_ref()
+                .filter(|b| b.user == user)
+                .map(|b| b.clone_user.clone())
+        })
+        .unwrap_or_else(|| format!("{user}_clone"));
+    if clone_user == user {
+        return Err(anyhow!(
+            "{}: the clone must be another role than {user:?}",
+            at("postgres.cloneUser")
+        ));
+    }
+    let admin = match config.admin {
+        Some(admin) => admin.map(|a| AdminLogin {
+            user: a.user,
+            secret: a.secret,
+            key: a.key,
+        }),
+        None if had => base.as_ref().and_then(|b| b.admin.clone()),
+        None => None,
+    };
+    let strategy = config
+        .strategy
+        .or(base.as_ref().map(|b| b.strategy))
+        .unwrap_or(Strategy::SingleUser);
+    if strategy == Strategy::AlternatingUsers && admin.is_none() {
+        return Err(anyhow!(
+            "{}: alternating users need an admin login (postgres.admin) to change the second role",
+            at("postgres.strategy")
+        ));
+    }
+    Ok(PostgresSettings {
+        server,
+        database,
+        user,
+        user_key,
+        clone_user,
+        admin,
+        strategy,
+    })
 }
 
 /// serde_yaml appends " at line L column C"; the message leads with it instead.
@@ -502,5 +719,58 @@ mod tests {
     fn the_openai_notice_matches_its_snapshot() {
         let openai = &built_in()[0];
         insta::assert_snapshot!(notice(openai, "2026-12-01 02:00 UTC", "#platform-oncall"));
+    }
+
+    #[test]
+    fn a_config_describes_any_apps_postgres_credential() {
+        let presets = merge(
+            "presets:\n  orders-db:\n    secret: orders\n    key: password\n    postgres:\n      \
+             server: db.internal:5432\n      database: orders\n      user: orders\n      \
+             admin: {user: postgres, secret: orders-admin, key: pw}\n      strategy: alternating-users\n",
+        )
+        .unwrap();
+        let pg = presets
+            .iter()
+            .find(|p| p.name == "orders-db")
+            .and_then(|p| p.postgres.clone())
+            .unwrap();
+        assert_eq!(pg.server, "db.internal:5432");
+        assert_eq!(pg.user_key, "user");
+        assert_eq!(pg.clone_user, "orders_clone");
+        assert_eq!(pg.strategy, Strategy::AlternatingUsers);
+        assert_eq!(pg.admin.unwrap().secret, "orders-admin");
+    }
+
+    #[test]
+    fn a_config_may_drop_the_built_in_admin_and_must_name_a_server() {
+        let presets = merge("presets:\n  postgres:\n    postgres:\n      admin: null\n").unwrap();
+        let pg = presets
+            .iter()
+            .find(|p| p.name == "postgres")
+            .and_then(|p| p.postgres.clone())
+            .unwrap();
+        assert_eq!(pg.admin, None);
+        assert_eq!(pg.server, "service/postgres:5432");
+        let err =
+            merge("presets:\n  db:\n    secret: s\n    key: k\n    postgres:\n      user: u\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("postgres.server: missing field `server`"),
+            "{err}"
+        );
+        let err = merge(
+            "presets:\n  postgres:\n    postgres:\n      admin: null\n      strategy: alternating-users\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("alternating users need an admin login"),
+            "{err}"
+        );
+        let err = merge("presets:\n  postgres:\n    postgres:\n      server: deployment/db:5432\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not pod or service"), "{err}");
     }
 }

@@ -2,10 +2,12 @@
 //! data that the journal records and the engine (`engine.rs`) runs; the systems at the edge
 //! (`systems/`) know how to apply it, check that it took effect, and undo it.
 //!
-//! A rotation is "back up", "patch the Secret", "restart the consumers", "watch the rollouts".
-//! Undoing a run is planned here too, from what its journal says was applied: put the old
-//! values back (only where the Secret still holds this run's), then restart and watch the
-//! same workloads again. Nothing here talks to a cluster.
+//! A rotation is "back up", "patch the Secret", "restart the consumers", "watch the rollouts";
+//! a database password adds its own steps around the patch (`plan_rotation`). Undoing a run is
+//! planned here too, from what its journal says was applied (`plan_undo`): every step that may
+//! have been applied is undone in reverse order; the consumers are restarted once the old
+//! values are back, and access that only the run's new pods use is removed after they are gone.
+//! Nothing here talks to a cluster or a database.
 
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +24,68 @@ impl WorkloadRef {
     pub fn reference(&self) -> String {
         format!("{}/{}", self.kind.short(), self.name)
     }
+}
+
+/// A PostgreSQL server and the login that changes roles, as the journal records it (no value:
+/// passwords are read from Secrets when a step runs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Database {
+    /// `pod/NAME:PORT` or `service/NAME:PORT` (through the API server), or `HOST:PORT`.
+    pub server: String,
+    /// The database to log in to.
+    pub database: String,
+    /// The login that changes passwords; `None`: the role itself, with its current password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<AdminLogin>,
+}
+
+/// Admin credentials: a user, and the Secret key in the run's namespace holding its password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminLogin {
+    pub user: String,
+    pub secret: String,
+    pub key: String,
+}
+
+impl Database {
+    /// Who changes passwords, in words.
+    pub fn changer(&self, role: &str) -> String {
+        match &self.admin {
+            Some(admin) => format!(
+                "as {}, password from Secret {} key {}",
+                admin.user, admin.secret, admin.key
+            ),
+            None => format!("as {role} itself, with its current password"),
+        }
+    }
+}
+
+/// What a rotation changes in a database besides the Secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseChange {
+    /// One role: its password changes in place (the runbook's procedure). Old pods lose
+    /// their new logins from the `ALTER ROLE` until they are replaced.
+    SingleUser {
+        db: Database,
+        role: String,
+        /// The Secret key holding the password.
+        password_key: String,
+    },
+    /// Two roles with the same rights, one in use: the other gets a fresh password and login,
+    /// the Secret switches to it, and the old one's login is disabled once no pod uses it.
+    AlternatingUsers {
+        db: Database,
+        /// The role the Secret names now.
+        from: String,
+        /// The role the run switches to.
+        to: String,
+        /// Create `to` first, as a member of `from` whose sessions act as `from`.
+        create: bool,
+        user_key: String,
+        password_key: String,
+    },
 }
 
 /// One step of a change. The values it writes are never in here: the old ones are in the
@@ -51,6 +115,46 @@ pub enum Step {
         workloads: Vec<WorkloadRef>,
         restarted_at: String,
     },
+    /// `CREATE ROLE role NOLOGIN IN ROLE member_of` and `ALTER ROLE role SET role = member_of`:
+    /// a second role with `member_of`'s rights whose sessions act as `member_of` (so objects
+    /// it creates belong to the same owner). Kept by an undo (it has no login).
+    #[serde(rename_all = "camelCase")]
+    CreateRole {
+        db: Database,
+        role: String,
+        member_of: String,
+    },
+    /// `ALTER ROLE role [LOGIN] PASSWORD '<SCRAM verifier>'` with the run's new value of `key`;
+    /// checked by logging in with it.
+    #[serde(rename_all = "camelCase")]
+    SetPassword {
+        db: Database,
+        role: String,
+        key: String,
+        /// Also allow the role to log in (alternating users).
+        login: bool,
+    },
+    /// The undo of a single-user `SetPassword`: the role's password back to the backed-up
+    /// value of `key`.
+    #[serde(rename_all = "camelCase")]
+    RevertPassword {
+        db: Database,
+        role: String,
+        key: String,
+    },
+    /// Log in as `role` with the Secret's value of `key` (reads only).
+    #[serde(rename_all = "camelCase")]
+    CheckLogin {
+        db: Database,
+        role: String,
+        key: String,
+    },
+    /// `ALTER ROLE role NOLOGIN`: sessions already open go on; new logins are refused.
+    #[serde(rename_all = "camelCase")]
+    DisableLogin { db: Database, role: String },
+    /// `ALTER ROLE role LOGIN`.
+    #[serde(rename_all = "camelCase")]
+    EnableLogin { db: Database, role: String },
 }
 
 impl Step {
@@ -62,6 +166,12 @@ impl Step {
             Step::RestoreSecret { .. } => "restore",
             Step::Restart { .. } => "restart",
             Step::Watch { .. } => "watch",
+            Step::CreateRole { .. } => "create-role",
+            Step::SetPassword { .. } => "set-password",
+            Step::RevertPassword { .. } => "revert-password",
+            Step::CheckLogin { .. } => "check-login",
+            Step::DisableLogin { .. } => "disable-login",
+            Step::EnableLogin { .. } => "enable-login",
         }
     }
 
@@ -99,12 +209,46 @@ impl Step {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
+            Step::CreateRole {
+                db,
+                role,
+                member_of,
+            } => format!(
+                "PostgreSQL {}: CREATE ROLE {role} NOLOGIN IN ROLE {member_of}; ALTER ROLE {role} SET role = {member_of} ({})",
+                db.server,
+                db.changer(member_of)
+            ),
+            Step::SetPassword {
+                db,
+                role,
+                key,
+                login,
+            } => format!(
+                "PostgreSQL {}: ALTER ROLE {role}{} PASSWORD <SCRAM-SHA-256 verifier of the new {key}> ({}); then log in with it",
+                db.server,
+                if *login { " LOGIN" } else { "" },
+                db.changer(role)
+            ),
+            Step::RevertPassword { db, role, key } => format!(
+                "PostgreSQL {}: ALTER ROLE {role} PASSWORD <verifier of the backed-up {key}>, then log in with it",
+                db.server
+            ),
+            Step::CheckLogin { db, role, key } => format!(
+                "PostgreSQL {}: log in as {role} with the Secret's {key}",
+                db.server
+            ),
+            Step::DisableLogin { db, role } => {
+                format!("PostgreSQL {}: ALTER ROLE {role} NOLOGIN", db.server)
+            }
+            Step::EnableLogin { db, role } => {
+                format!("PostgreSQL {}: ALTER ROLE {role} LOGIN", db.server)
+            }
         }
     }
 
     /// Whether applying it writes anything (a watch only reads).
     pub fn writes(&self) -> bool {
-        !matches!(self, Step::Watch { .. })
+        !matches!(self, Step::Watch { .. } | Step::CheckLogin { .. })
     }
 }
 
@@ -135,6 +279,88 @@ pub fn plan_change(
     steps
 }
 
+/// Plans a rotation whose value is also a database password: the database is changed first,
+/// so that the Secret never names a password the database does not accept.
+///
+/// - single user: back up, set the role's password (and log in with it), patch, restart,
+///   watch, log in with the Secret's value;
+/// - alternating users: (create the second role,) back up, give the unused role the new
+///   password and its login, patch user and password, restart, watch, log in with the
+///   Secret's values, then disable the old role's login: no new pod uses it any more.
+pub fn plan_rotation(
+    backup: Option<&str>,
+    database: Option<&DatabaseChange>,
+    workloads: &[WorkloadRef],
+    restarted_at: &str,
+) -> Vec<Step> {
+    let Some(database) = database else {
+        return plan_change(backup, workloads, restarted_at);
+    };
+    let mut before = Vec::new();
+    let mut after = Vec::new();
+    match database {
+        DatabaseChange::SingleUser {
+            db,
+            role,
+            password_key,
+        } => {
+            before.push(Step::SetPassword {
+                db: db.clone(),
+                role: role.clone(),
+                key: password_key.clone(),
+                login: false,
+            });
+            after.push(Step::CheckLogin {
+                db: db.clone(),
+                role: role.clone(),
+                key: password_key.clone(),
+            });
+        }
+        DatabaseChange::AlternatingUsers {
+            db,
+            from,
+            to,
+            create,
+            password_key,
+            ..
+        } => {
+            before.push(Step::SetPassword {
+                db: db.clone(),
+                role: to.clone(),
+                key: password_key.clone(),
+                login: true,
+            });
+            after.push(Step::CheckLogin {
+                db: db.clone(),
+                role: to.clone(),
+                key: password_key.clone(),
+            });
+            after.push(Step::DisableLogin {
+                db: db.clone(),
+                role: from.clone(),
+            });
+            if *create {
+                before.insert(
+                    0,
+                    Step::CreateRole {
+                        db: db.clone(),
+                        role: to.clone(),
+                        member_of: from.clone(),
+                    },
+                );
+            }
+        }
+    }
+    let mut steps = plan_change(backup, workloads, restarted_at);
+    // After the backup (the old value is safe before anything changes), before the patch.
+    let at = usize::from(matches!(steps.first(), Some(Step::BackUp { .. })));
+    for (offset, step) in before.into_iter().enumerate() {
+        steps.insert(at + offset, step);
+    }
+    steps.extend(after);
+    steps
+}
+
 /// Where a step of a run stands, as the journal records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -150,10 +376,14 @@ pub enum StepStatus {
     Failed,
 }
 
-/// Plans the undo of a run from its forward steps and their status: every step that started
-/// is undone, in reverse. Undoing a patch is a guarded restore; undoing a restart is another
-/// restart of the same workloads once the old values are back (so their pods read them), then
-/// a watch. Backups are kept (they are how the old values stay recoverable); a watch only read.
+/// Plans the undo of a run from its forward steps and their status: every step that may have
+/// been applied is undone, in reverse order. Backups are kept (they are how the old values stay
+/// recoverable), a created role is kept (without login), reads need no undo.
+///
+/// The undos that give the old pods back what they use (the Secret's old values, a role's old
+/// password, a disabled login) come first; then the workloads the run restarted are restarted
+/// again, so their pods read the old values, and watched; last, the undos that take away what
+/// only the run's new pods used (the login given to the second role), once those pods are gone.
 pub fn plan_undo(
     forward: &[(Step, StepStatus)],
     backup: Option<&str>,
@@ -163,17 +393,47 @@ pub fn plan_undo(
     // one that may have is left `Started`.
     let may_have_applied =
         |status: &StepStatus| matches!(status, StepStatus::Started | StepStatus::Done);
-    let touched = |wanted: fn(&Step) -> bool| {
-        forward
-            .iter()
-            .any(|(step, status)| wanted(step) && may_have_applied(status))
-    };
-    let mut steps = Vec::new();
-    if touched(|s| matches!(s, Step::PatchSecret)) {
-        steps.push(Step::RestoreSecret {
-            backup: backup.map(str::to_string),
-        });
+    let mut restore = Vec::new();
+    let mut after_restart = Vec::new();
+    for (step, _) in forward.iter().rev().filter(|(_, s)| may_have_applied(s)) {
+        match step {
+            Step::PatchSecret => restore.push(Step::RestoreSecret {
+                backup: backup.map(str::to_string),
+            }),
+            Step::SetPassword {
+                db,
+                role,
+                key,
+                login: false,
+            } => restore.push(Step::RevertPassword {
+                db: db.clone(),
+                role: role.clone(),
+                key: key.clone(),
+            }),
+            Step::SetPassword {
+                db,
+                role,
+                login: true,
+                ..
+            } => after_restart.push(Step::DisableLogin {
+                db: db.clone(),
+                role: role.clone(),
+            }),
+            Step::DisableLogin { db, role } => restore.push(Step::EnableLogin {
+                db: db.clone(),
+                role: role.clone(),
+            }),
+            Step::BackUp { .. }
+            | Step::Restart { .. }
+            | Step::Watch { .. }
+            | Step::CreateRole { .. }
+            | Step::CheckLogin { .. }
+            | Step::RestoreSecret { .. }
+            | Step::RevertPassword { .. }
+            | Step::EnableLogin { .. } => {}
+        }
     }
+    let mut steps = restore;
     let restarted = forward.iter().find_map(|(step, status)| match step {
         Step::Restart { workloads, .. } if may_have_applied(status) => Some(workloads),
         _ => None,
@@ -188,6 +448,7 @@ pub fn plan_undo(
             restarted_at: restarted_at.to_string(),
         });
     }
+    steps.extend(after_restart);
     steps
 }
 
@@ -285,5 +546,158 @@ mod tests {
             ])
             .collect();
         assert_eq!(names(&plan_undo(&forward, Some("b"), "T2")), ["restore"]);
+    }
+
+    fn db() -> Database {
+        Database {
+            server: "service/postgres:5432".into(),
+            database: "ai_agents".into(),
+            admin: None,
+        }
+    }
+
+    fn single() -> DatabaseChange {
+        DatabaseChange::SingleUser {
+            db: db(),
+            role: "ai_agents".into(),
+            password_key: "postgres-password".into(),
+        }
+    }
+
+    fn alternating(create: bool) -> DatabaseChange {
+        DatabaseChange::AlternatingUsers {
+            db: db(),
+            from: "ai_agents".into(),
+            to: "ai_agents_clone".into(),
+            create,
+            user_key: "postgres-user".into(),
+            password_key: "postgres-password".into(),
+        }
+    }
+
+    fn with_status(steps: Vec<Step>, done: usize, then: StepStatus) -> Vec<(Step, StepStatus)> {
+        steps
+            .into_iter()
+            .enumerate()
+            .map(|(i, step)| {
+                let status = match i.cmp(&done) {
+                    std::cmp::Ordering::Less => StepStatus::Done,
+                    std::cmp::Ordering::Equal => then,
+                    std::cmp::Ordering::Greater => StepStatus::Pending,
+                };
+                (step, status)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_database_password_changes_in_the_database_before_the_secret_names_it() {
+        let steps = plan_rotation(Some("b"), Some(&single()), &api(), "T1");
+        assert_eq!(
+            names(&steps),
+            [
+                "backup",
+                "set-password",
+                "patch",
+                "restart",
+                "watch",
+                "check-login"
+            ]
+        );
+        assert!(
+            steps[1]
+                .describe("prod/app-secrets", &[])
+                .contains("ALTER ROLE ai_agents PASSWORD <SCRAM-SHA-256 verifier of the new postgres-password> (as ai_agents itself, with its current password); then log in")
+        );
+        assert!(!steps[5].writes());
+    }
+
+    #[test]
+    fn alternating_users_switch_roles_and_disable_the_old_login_last() {
+        let steps = plan_rotation(Some("b"), Some(&alternating(true)), &api(), "T1");
+        assert_eq!(
+            names(&steps),
+            [
+                "backup",
+                "create-role",
+                "set-password",
+                "patch",
+                "restart",
+                "watch",
+                "check-login",
+                "disable-login"
+            ]
+        );
+        assert_eq!(
+            steps[7],
+            Step::DisableLogin {
+                db: db(),
+                role: "ai_agents".into()
+            }
+        );
+        let again = plan_rotation(Some("b"), Some(&alternating(false)), &api(), "T1");
+        assert_eq!(names(&again)[1], "set-password");
+    }
+
+    #[test]
+    fn undo_of_a_single_user_rotation_restores_the_secret_and_the_password_then_restarts() {
+        let forward = plan_rotation(Some("b"), Some(&single()), &api(), "T1");
+        // The rollout failed.
+        let undo = plan_undo(
+            &with_status(forward, 4, StepStatus::Started),
+            Some("b"),
+            "T2",
+        );
+        assert_eq!(
+            names(&undo),
+            ["restore", "revert-password", "restart", "watch"]
+        );
+    }
+
+    #[test]
+    fn a_run_killed_between_alter_role_and_the_patch_undoes_only_the_password() {
+        let forward = plan_rotation(Some("b"), Some(&single()), &api(), "T1");
+        let undo = plan_undo(
+            &with_status(forward, 2, StepStatus::Pending),
+            Some("b"),
+            "T2",
+        );
+        assert_eq!(names(&undo), ["revert-password"]);
+    }
+
+    #[test]
+    fn undo_of_alternating_users_keeps_the_new_role_until_its_pods_are_gone() {
+        let forward = plan_rotation(Some("b"), Some(&alternating(true)), &api(), "T1");
+        // Stopped in the last step: the old role's login may be disabled.
+        let undo = plan_undo(
+            &with_status(forward, 7, StepStatus::Started),
+            Some("b"),
+            "T2",
+        );
+        assert_eq!(
+            names(&undo),
+            [
+                "enable-login",
+                "restore",
+                "restart",
+                "watch",
+                "disable-login"
+            ]
+        );
+        assert_eq!(
+            undo[4],
+            Step::DisableLogin {
+                db: db(),
+                role: "ai_agents_clone".into()
+            }
+        );
+    }
+
+    #[test]
+    fn database_steps_round_trip_through_the_journal_format() {
+        for step in plan_rotation(Some("b"), Some(&alternating(true)), &api(), "T1") {
+            let json = serde_json::to_string(&step).unwrap();
+            assert_eq!(serde_json::from_str::<Step>(&json).unwrap(), step, "{json}");
+        }
     }
 }

@@ -14,8 +14,11 @@
 //!   kubectl with the built plugin on PATH (the key on stdin);
 //! - **runbook, PostgreSQL** (`postgres-password`): the runbook's database procedure by hand:
 //!   `ALTER ROLE ai_agents PASSWORD '...'` through `kubectl exec -i postgres-0 -- psql -U
-//!   postgres` (the statement on stdin), then the same patch, restart and status as above. The
-//!   plugin's PostgreSQL rows come with its `postgres` preset (issue 11).
+//!   postgres` (the statement on stdin), then the same patch, restart and status as above;
+//! - **plugin, PostgreSQL, single user** (`postgres-password`): `kubectl rotate postgres -y`
+//!   (the plugin generates the password and changes it in the database and the Secret);
+//! - **plugin, PostgreSQL, alternating users**: `kubectl rotate postgres --strategy
+//!   alternating-users -y` (the Secret switches between `ai_agents` and `ai_agents_clone`).
 //!
 //! The load (`load`): `RATE` requests per second to `GET /api/v1/tenants/tenant-1/config` on
 //! the Ready addresses of the Endpoints `api` (filled by the endpoints controller for the
@@ -176,15 +179,21 @@ enum Procedure {
     Runbook,
     Plugin,
     /// The runbook's PostgreSQL procedure by hand: the role's password in the database first
-    /// (psql), then the Secret, then the restarts. The plugin's rows come with issue 11.
+    /// (psql), then the Secret, then the restarts.
     RunbookPostgres,
+    /// `kubectl rotate postgres`: the same order, as one journaled run.
+    PluginPostgres,
+    /// `kubectl rotate postgres --strategy alternating-users`.
+    PluginAlternating,
 }
 
 /// Every procedure, in the order of the table and the chart's columns.
-const PROCEDURES: [Procedure; 3] = [
+const PROCEDURES: [Procedure; 5] = [
     Procedure::Runbook,
     Procedure::Plugin,
     Procedure::RunbookPostgres,
+    Procedure::PluginPostgres,
+    Procedure::PluginAlternating,
 ];
 
 impl Procedure {
@@ -193,6 +202,10 @@ impl Procedure {
             Procedure::Runbook => "runbook: kubectl patch + rollout restart",
             Procedure::Plugin => "plugin: kubectl rotate openai",
             Procedure::RunbookPostgres => "runbook: psql ALTER ROLE + kubectl patch + restart",
+            Procedure::PluginPostgres => "plugin: kubectl rotate postgres (single user)",
+            Procedure::PluginAlternating => {
+                "plugin: kubectl rotate postgres --strategy alternating-users"
+            }
         }
     }
 
@@ -200,7 +213,9 @@ impl Procedure {
     fn key(self) -> &'static str {
         match self {
             Procedure::Runbook | Procedure::Plugin => "openai-api-key",
-            Procedure::RunbookPostgres => "postgres-password",
+            Procedure::RunbookPostgres
+            | Procedure::PluginPostgres
+            | Procedure::PluginAlternating => "postgres-password",
         }
     }
 
@@ -209,12 +224,15 @@ impl Procedure {
             Procedure::Runbook => "downtime-runbook",
             Procedure::Plugin => "downtime-plugin",
             Procedure::RunbookPostgres => "downtime-runbook-pg",
+            Procedure::PluginPostgres => "downtime-plugin-pg",
+            Procedure::PluginAlternating => "downtime-plugin-pg-alt",
         }
     }
 
     /// Runs the procedure in `env`'s namespace, with a new key (on kubectl's stdin only);
     /// checks that the Secret holds it and that no output shows a value of the Secret.
     fn run(self, env: &TestEnv, pause: Duration) -> Result<()> {
+        let before = env.secret_values("app-secrets")?;
         let key = match self {
             Procedure::RunbookPostgres => alphanumeric(32),
             _ => format!("sk-{}", alphanumeric(40)),
@@ -255,6 +273,18 @@ impl Procedure {
             Procedure::Plugin => vec![(
                 &["rotate", "openai", "--from-stdin", "-y"],
                 Some(line.as_bytes()),
+            )],
+            // The plugin generates the password itself.
+            Procedure::PluginPostgres => vec![(&["rotate", "postgres", "-y"], None)],
+            Procedure::PluginAlternating => vec![(
+                &[
+                    "rotate",
+                    "postgres",
+                    "--strategy",
+                    "alternating-users",
+                    "-y",
+                ],
+                None,
             )],
             Procedure::RunbookPostgres => vec![
                 (
@@ -303,12 +333,21 @@ impl Procedure {
         }
         let values = env.secret_values("app-secrets")?;
         let stored = values.get(self.key()).map(Vec::as_slice);
+        let expected = match self {
+            Procedure::PluginPostgres | Procedure::PluginAlternating => {
+                stored.is_some() && stored != before.get(self.key()).map(Vec::as_slice)
+            }
+            _ => stored == Some(key.as_bytes()),
+        };
         ensure!(
-            stored == Some(key.as_bytes()),
+            expected,
             "{}: app-secrets does not hold the new {}",
             self.name(),
             self.key()
         );
+        for run in &runs {
+            assert_no_values(run, &before)?;
+        }
         for run in &runs {
             assert_no_values(run, &values)?;
         }

@@ -9,11 +9,15 @@ use anyhow::{Result, bail};
 use crate::checks::{self, KeyKind};
 use crate::cluster;
 use crate::commands::secret::{ValueSource, read_value};
+use crate::database;
 use crate::openai::{self, KeyCheck};
 use crate::pipeline::{self, Action, Request, RunOptions};
+use crate::plan::NotRestarted;
 use crate::plan::{self, KeyChange, RestartMode};
-use crate::presets::{DefaultSource, Preset};
+use crate::presets::{DefaultSource, Preset, Strategy};
 use crate::settings::ConnectionSettings;
+use crate::steps::DatabaseChange;
+use crate::systems::postgres;
 use crate::ui::{Printer, Style};
 use crate::values::SecretValue;
 
@@ -29,6 +33,8 @@ pub struct PresetOptions {
     pub no_rollback: bool,
     pub check_key: bool,
     pub openai_base_url: String,
+    /// `--strategy`, for a PostgreSQL preset.
+    pub strategy: Option<Strategy>,
     pub run: RunOptions,
 }
 
@@ -41,6 +47,12 @@ pub async fn run(
     if options.check_key && preset.kind != KeyKind::OpenAi {
         bail!(
             "--check-key asks the OpenAI API; preset {:?} does not hold an OpenAI key",
+            preset.name
+        );
+    }
+    if options.strategy.is_some() && preset.postgres.is_none() {
+        bail!(
+            "--strategy is for PostgreSQL presets; preset {:?} has no postgres settings",
             preset.name
         );
     }
@@ -100,19 +112,70 @@ pub async fn run(
         format!("Impact: {}", preset.impact),
     ];
     notes.extend(preset.steps.iter().map(|s| format!("Before: {s}")));
+    // A PostgreSQL password: what changes in the database, planned from the Secret as read.
+    let database = match &preset.postgres {
+        Some(settings) => {
+            let strategy = options.strategy.unwrap_or(settings.strategy);
+            let plan = database::plan_database(
+                settings,
+                strategy,
+                &secret,
+                &preset.key,
+                options.create_key,
+            )?;
+            let current = secret
+                .data
+                .as_ref()
+                .and_then(|d| d.get(&preset.key))
+                .map(|v| SecretValue::new(v.0.clone()))
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "Secret {}/{} has no key {}: there is no current password to log in with; \
+                         nothing was changed",
+                        cluster.namespace,
+                        preset.secret,
+                        preset.key
+                    )
+                })?;
+            notes.push(format!("Strategy: {}", strategy.name()));
+            if let Some((downtime, impact)) =
+                strategy.downtime_and_impact(&settings.user, &settings.clone_user)
+            {
+                notes[0] = format!("Downtime: {downtime}");
+                notes[1] = format!("Impact: {impact}");
+            }
+            Some((plan, current))
+        }
+        None => None,
+    };
+    let mut changes = vec![KeyChange {
+        key: preset.key.clone(),
+        value,
+    }];
+    if let Some((plan, _)) = &database {
+        changes.extend(plan.key_changes());
+    }
     let request = Request {
         action: Action::Rotate,
         secret,
-        changes: vec![KeyChange {
-            key: preset.key.clone(),
-            value,
-        }],
+        changes,
         create_key: options.create_key,
         force: options.force,
         restart: options.restart.clone(),
         notes,
     };
-    let change = pipeline::plan_change(&cluster, request).await?;
+    let mut change = pipeline::plan_change(&cluster, request).await?;
+    if let Some((plan, current)) = database {
+        let mut db_change = plan.change;
+        let found = postgres::preflight(&cluster, &cluster.namespace, &db_change, &current).await?;
+        if let DatabaseChange::AlternatingUsers { create, .. } = &mut db_change {
+            *create = found.create_role;
+        }
+        leave_server_running(&mut change, &found.server_workloads);
+        change.notes.extend(found.notes);
+        change.extra_needs = found.needs;
+        change.database = Some(db_change);
+    }
     let dry_run = options.run.dry_run != crate::cli::DryRun::None;
     let code =
         pipeline::execute(&cluster, change, &options.run, options.no_rollback, printer).await?;
@@ -133,6 +196,31 @@ pub async fn run(
         printer.note(&format!("Verify: {verify}"));
     }
     Ok(code)
+}
+
+/// The database server's own workload reads the password only to initialise an empty data
+/// directory (the official image, Bitnami's); restarting it would not apply the new value and
+/// would cut every connection. It is left running, and the preview says why.
+fn leave_server_running(
+    change: &mut pipeline::Change,
+    servers: &[(crate::consumers::WorkloadKind, String)],
+) {
+    let restarts = &mut change.restarts;
+    let (server, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut restarts.restart)
+        .into_iter()
+        .partition(|r| servers.iter().any(|(k, n)| *k == r.kind && *n == r.name));
+    restarts.restart = rest;
+    for r in server {
+        change.unhealthy.retain(|(w, _)| *w != r.reference());
+        restarts.not_restarted.push(NotRestarted {
+            why: "it is the PostgreSQL server: the password changes live in the database; its own \
+                  variables only initialise an empty data directory, and a restart would cut every connection"
+                .into(),
+            kind: r.kind,
+            name: r.name,
+            usages: r.usages,
+        });
+    }
 }
 
 /// Refuses a value that does not look like the preset's kind, before anything is written.

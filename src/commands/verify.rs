@@ -27,13 +27,15 @@ pub struct VerifyOptions {
     pub output: OutputFormat,
     /// Known kinds of keys (from a preset); others are guessed from the key's name.
     pub kinds: Vec<(String, KeyKind)>,
+    /// Keys that are PostgreSQL passwords (from a preset): checked by logging in.
+    pub databases: Vec<(String, crate::presets::PostgresSettings)>,
 }
 
 /// One check's outcome.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Check {
-    /// `secret`, `key`, `rollout`, `logs` or `health`.
+    /// `secret`, `key`, `login`, `rollout`, `logs` or `health`.
     pub check: &'static str,
     pub target: String,
     pub passed: bool,
@@ -118,6 +120,52 @@ pub async fn run(
         };
         checks.add("key", key.clone(), result);
     }
+    // The database server's own workload reads the password only at its first start.
+    let mut servers: Vec<(crate::consumers::WorkloadKind, String, String)> = Vec::new();
+    for (key, settings) in options.databases.iter().filter(|(k, _)| keys.contains(k)) {
+        if let Ok(server) = crate::systems::postgres::parse_server(&settings.server)
+            && let Ok(found) =
+                crate::systems::postgres::server_workloads(&cluster.client, &namespace, &server)
+                    .await
+        {
+            servers.extend(found.into_iter().map(|(k, n)| (k, n, key.clone())));
+        }
+        let Some(value) = data.get(key) else {
+            continue;
+        };
+        let role = data
+            .get(&settings.user_key)
+            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+            .unwrap_or_else(|| settings.user.clone());
+        let password = crate::values::SecretValue::new(value.0.clone());
+        let result = match crate::systems::postgres::parse_server(&settings.server) {
+            Err(err) => Err(format!("{err:#}")),
+            Ok(server) => {
+                let login = crate::systems::postgres::Credentials {
+                    user: &role,
+                    database: &settings.database,
+                    password: &password,
+                };
+                match crate::systems::postgres::check_login(
+                    &cluster.client,
+                    &namespace,
+                    &server,
+                    &login,
+                )
+                .await
+                {
+                    Ok(crate::systems::postgres::Login::Accepted) => Ok(format!(
+                        "PostgreSQL at {server} accepts {role}'s login with {key}"
+                    )),
+                    Ok(crate::systems::postgres::Login::Rejected(why)) => Err(format!(
+                        "PostgreSQL at {server} refuses {role}'s login with {key}: {why}"
+                    )),
+                    Err(err) => Err(format!("could not log in to check {key}: {err:#}")),
+                }
+            }
+        };
+        checks.add("login", key.clone(), result);
+    }
 
     let records = secret_meta::rotation_records(&secret).unwrap_or_default();
     let workloads = cluster
@@ -137,6 +185,20 @@ pub async fn run(
     {
         let workload = consumer.workload;
         let target = workload.reference();
+        if let Some((_, _, key)) = servers
+            .iter()
+            .find(|(k, n, _)| *k == workload.kind && *n == workload.name)
+        {
+            checks.skip(
+                "rollout",
+                target,
+                format!(
+                    "the PostgreSQL server of {key}: the password changes live in the database; \
+                     its own variables only initialise an empty data directory"
+                ),
+            );
+            continue;
+        }
         if !workload.kind.restartable() {
             checks.add(
                 "rollout",

@@ -1,7 +1,7 @@
 //! The edge where steps meet the systems they change. Each system has one module that knows
 //! how to apply its steps, check whether they took effect, and (through the undo steps that
 //! `steps::plan_undo` plans) undo them: `secret` for the Secret and its backup, `workloads`
-//! for restarts and rollouts. The engine only calls `apply` and `check`; adding a system adds
+//! for restarts and rollouts, `postgres` for a role's password and login. The engine only calls `apply` and `check`; adding a system adds
 //! steps and a module here, not code in the engine.
 //!
 //! Every write here is sent once. When its answer is an error or is lost, the module reads back
@@ -112,6 +112,23 @@ pub async fn apply(step: &Step, ctx: &Ctx<'_>, printer: &mut Printer) -> StepOut
             workloads,
             restarted_at,
         } => workloads::watch(ctx, workloads, restarted_at, printer).await,
+        Step::CreateRole {
+            db,
+            role,
+            member_of,
+        } => postgres::apply_create_role(ctx, db, role, member_of).await,
+        Step::SetPassword {
+            db,
+            role,
+            key,
+            login,
+        } => postgres::apply_set_password(ctx, db, role, key, *login).await,
+        Step::RevertPassword { db, role, key } => {
+            postgres::apply_revert_password(ctx, db, role, key).await
+        }
+        Step::CheckLogin { db, role, key } => postgres::apply_check_login(ctx, db, role, key).await,
+        Step::DisableLogin { db, role } => postgres::apply_set_login(ctx, db, role, false).await,
+        Step::EnableLogin { db, role } => postgres::apply_set_login(ctx, db, role, true).await,
     }
 }
 
@@ -126,6 +143,18 @@ pub async fn check(step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Checked> {
             restarted_at,
         } => workloads::check_restart(ctx, workloads, restarted_at).await,
         // A watch only reads: watching again is the check.
-        Step::Watch { .. } => Ok(Checked::NotApplied),
+        Step::Watch { .. } | Step::CheckLogin { .. } => Ok(Checked::NotApplied),
+        Step::CreateRole { db, role, .. } => postgres::check_create_role(ctx, db, role).await,
+        Step::SetPassword {
+            db,
+            role,
+            key,
+            login,
+        } => postgres::check_set_password(ctx, db, role, key, *login).await,
+        Step::RevertPassword { db, role, key } => {
+            postgres::check_revert_password(ctx, db, role, key).await
+        }
+        Step::DisableLogin { db, role } => postgres::check_set_login(ctx, db, role, false).await,
+        Step::EnableLogin { db, role } => postgres::check_set_login(ctx, db, role, true).await,
     }
 }

@@ -242,6 +242,717 @@ pub fn check_role_name(role: &str) -> Result<()> {
     Ok(())
 }
 
+/// Reads `pod/NAME:PORT`, `service/NAME:PORT` (also `svc/`) or `HOST:PORT`.
+pub fn parse_server(text: &str) -> Result<Server> {
+    let (target, port) = text.rsplit_once(':').ok_or_else(|| {
+        anyhow!("{text:?} is not a server: use service/NAME:PORT, pod/NAME:PORT or HOST:PORT")
+    })?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| anyhow!("{text:?}: {port:?} is not a port number"))?;
+    let (kind, name) = match target.split_once('/') {
+        Some((kind, name)) => (Some(kind), name),
+        None => (None, target),
+    };
+    if name.is_empty() {
+        bail!("{text:?} names no pod, Service or host");
+    }
+    Ok(match kind {
+        Some("pod" | "pods" | "po") => Server::Pod {
+            name: name.to_string(),
+            port,
+        },
+        Some("service" | "services" | "svc") => Server::Service {
+            name: name.to_string(),
+            port,
+        },
+        Some(other) => bail!("{text:?}: {other:?} is not pod or service"),
+        None => Server::Direct {
+            host: name
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            port,
+        },
+    })
+}
+
+// ---- The steps (see `steps::Step`): apply and check, each safe to run twice. ----
+
+use super::{Applied, Checked, Ctx, StepOutcome};
+use crate::steps::{AdminLogin, Database};
+
+/// A database step's connection settings, resolved.
+struct Target<'a> {
+    ctx: &'a Ctx<'a>,
+    db: &'a Database,
+    server: Server,
+}
+
+impl<'a> Target<'a> {
+    fn new(ctx: &'a Ctx<'a>, db: &'a Database) -> Result<Self> {
+        Ok(Target {
+            ctx,
+            db,
+            server: parse_server(&db.server)?,
+        })
+    }
+
+    async fn login(
+        &self,
+        user: &str,
+        password: &SecretValue,
+    ) -> Result<std::result::Result<Client, String>> {
+        connect(
+            &self.ctx.cluster.client,
+            self.ctx.namespace(),
+            &self.server,
+            &Credentials {
+                user,
+                database: &self.db.database,
+                password,
+            },
+        )
+        .await
+    }
+
+    async fn accepts(&self, user: &str, password: &SecretValue) -> Result<Login> {
+        Ok(match self.login(user, password).await? {
+            Ok(_) => Login::Accepted,
+            Err(why) => Login::Rejected(why),
+        })
+    }
+
+    /// The admin's connection; an error when the preset names no admin.
+    async fn admin(&self) -> Result<Client> {
+        let Some(admin) = &self.db.admin else {
+            bail!(
+                "this step needs an admin login and the preset names none (postgres.admin in the config file)"
+            );
+        };
+        let password = admin_password(self.ctx, admin).await?;
+        self.login(&admin.user, &password).await?.map_err(|why| {
+            anyhow!(
+                "PostgreSQL at {} refused the admin login {} (password from Secret {}/{} key {}): {why}",
+                self.server,
+                admin.user,
+                self.ctx.namespace(),
+                admin.secret,
+                admin.key
+            )
+        })
+    }
+
+    /// The connection that changes `role`'s password: the admin's, or `role` itself logged in
+    /// with `current`. `Ok(Err(why))` when `role` rejected `current`.
+    async fn changer(
+        &self,
+        role: &str,
+        current: &SecretValue,
+    ) -> Result<std::result::Result<Client, String>> {
+        match &self.db.admin {
+            Some(_) => self.admin().await.map(Ok),
+            None => self.login(role, current).await,
+        }
+    }
+}
+
+/// The admin's password, read from its Secret when the step runs (never stored elsewhere).
+async fn admin_password(ctx: &Ctx<'_>, admin: &AdminLogin) -> Result<SecretValue> {
+    let secret = ctx
+        .cluster
+        .get_secret(ctx.namespace(), &admin.secret)
+        .await?;
+    super::secret::value_of(&secret, &admin.key)
+        .map(|v| SecretValue::new(v.to_vec()))
+        .ok_or_else(|| {
+            anyhow!(
+                "Secret {}/{} has no key {} (the PostgreSQL admin's password)",
+                ctx.namespace(),
+                admin.secret,
+                admin.key
+            )
+        })
+}
+
+fn new_value<'a>(ctx: &'a Ctx<'_>, key: &str) -> Result<&'a SecretValue> {
+    ctx.new_values
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
+        .ok_or_else(|| anyhow!("the run's journal holds no new value for {key}"))
+}
+
+/// The value of `key` before the run, from the run's backup.
+async fn old_value(ctx: &Ctx<'_>, key: &str) -> Result<SecretValue> {
+    let old = super::secret::old_values(ctx, ctx.journal.backup.as_deref()).await?;
+    old.into_iter()
+        .find(|(k, _)| k == key)
+        .and_then(|(_, v)| v)
+        .ok_or_else(|| anyhow!("the run's backup holds no old value of {key}"))
+}
+
+/// Whether an error came from the server (a statement it refused: nothing was changed) rather
+/// than from a lost connection (the statement may or may not have run).
+fn refused_by_server(err: &tokio_postgres::Error) -> bool {
+    err.as_db_error().is_some()
+}
+
+/// Gives `role` the password `to` (and its login), where it had `from`; then logs in with
+/// `to`. Used forward (`from` old, `to` new) and by the undo (`from` new, `to` old).
+async fn change_password(
+    target: &Target<'_>,
+    role: &str,
+    from: &SecretValue,
+    to: &SecretValue,
+    login: bool,
+) -> StepOutcome {
+    let server = &target.server;
+    let pg = match target.changer(role, from).await {
+        Ok(Ok(pg)) => pg,
+        Ok(Err(why)) => {
+            // Self-service login refused: maybe a previous attempt already changed it.
+            return match target.accepts(role, to).await {
+                Ok(Login::Accepted) => {
+                    StepOutcome::done(format!("{role} already accepted that password"))
+                }
+                _ => StepOutcome::failed(
+                    format!(
+                        "PostgreSQL at {server} refused {role}'s login with its current password ({why}); \
+                         nothing was changed. The role's password is not the one the Secret holds: \
+                         check it with `kubectl rotate verify`"
+                    ),
+                    Applied::No,
+                ),
+            };
+        }
+        Err(err) => {
+            return StepOutcome::failed(format!("{err:#}; nothing was changed"), Applied::No);
+        }
+    };
+    let statement = if login {
+        alter_role_statement(role, to).replacen(" PASSWORD ", " LOGIN PASSWORD ", 1)
+    } else {
+        alter_role_statement(role, to)
+    };
+    if let Err(err) = pg.batch_execute(&statement).await {
+        let why = server_message(&err);
+        if refused_by_server(&err) {
+            return StepOutcome::failed(
+                format!(
+                    "PostgreSQL at {server} refused ALTER ROLE {role}: {why}; nothing was changed"
+                ),
+                Applied::No,
+            );
+        }
+        // The connection broke: read back by logging in.
+        return match target.accepts(role, to).await {
+            Ok(Login::Accepted) => StepOutcome::done(format!(
+                "ALTER ROLE {role}: the answer was lost ({why}), but {role} logs in with the password"
+            )),
+            Ok(Login::Rejected(_)) => StepOutcome::failed(
+                format!("ALTER ROLE {role} failed ({why}); read back: the password did not change"),
+                Applied::No,
+            ),
+            Err(read) => StepOutcome::failed(
+                format!(
+                    "cannot tell whether ALTER ROLE {role} took effect: {why}; logging in to check failed: {read:#}"
+                ),
+                Applied::Unknown,
+            ),
+        };
+    }
+    drop(pg);
+    match target.accepts(role, to).await {
+        Ok(Login::Accepted) => StepOutcome::done(format!(
+            "ALTER ROLE {role}{}: logged in with the password",
+            if login { " LOGIN" } else { "" }
+        )),
+        Ok(Login::Rejected(why)) => StepOutcome::failed(
+            format!(
+                "PostgreSQL at {server} took ALTER ROLE {role} but refuses a login with the password: {why} \
+                 (pg_hba.conf or the role's VALID UNTIL may forbid it)"
+            ),
+            Applied::Yes,
+        ),
+        Err(err) => StepOutcome::failed(
+            format!("ALTER ROLE {role} succeeded, but logging in to check it failed: {err:#}"),
+            Applied::Yes,
+        ),
+    }
+}
+
+/// Where `role` stands between `from` and `to`, the way AWS's rotation recovers: `to`
+/// accepted: applied; `from` accepted: not applied; neither: someone else changed it.
+async fn where_is(
+    target: &Target<'_>,
+    role: &str,
+    from: &SecretValue,
+    to: &SecretValue,
+) -> Result<Checked> {
+    if target.accepts(role, to).await? == Login::Accepted {
+        return Ok(Checked::Applied(format!("{role} logs in with it")));
+    }
+    if target.accepts(role, from).await? == Login::Accepted {
+        return Ok(Checked::NotApplied);
+    }
+    Ok(Checked::Conflict(format!(
+        "PostgreSQL role {role} at {} accepts neither the run's new password nor the old one: \
+         someone else changed it; not touching it",
+        target.server
+    )))
+}
+
+pub async fn apply_set_password(
+    ctx: &Ctx<'_>,
+    db: &Database,
+    role: &str,
+    key: &str,
+    login: bool,
+) -> StepOutcome {
+    let prepared = async {
+        let target = Target::new(ctx, db)?;
+        let new = new_value(ctx, key)?.clone();
+        // The role's current password: the old value (single user); a role being switched
+        // to is changed by the admin, whatever its password was.
+        let old = if db.admin.is_none() {
+            old_value(ctx, key).await?
+        } else {
+            SecretValue::new(Vec::new())
+        };
+        anyhow::Ok((target, new, old))
+    };
+    match prepared.await {
+        Ok((target, new, old)) => change_password(&target, role, &old, &new, login).await,
+        Err(err) => StepOutcome::failed(format!("{err:#}; nothing was changed"), Applied::No),
+    }
+}
+
+pub async fn check_set_password(
+    ctx: &Ctx<'_>,
+    db: &Database,
+    role: &str,
+    key: &str,
+    login: bool,
+) -> Result<Checked> {
+    let target = Target::new(ctx, db)?;
+    let new = new_value(ctx, key)?;
+    if login {
+        // A role the Secret does not name yet: setting it again is harmless.
+        return Ok(match target.accepts(role, new).await? {
+            Login::Accepted => Checked::Applied(format!("{role} logs in with the new password")),
+            Login::Rejected(_) => Checked::NotApplied,
+        });
+    }
+    let old = old_value(ctx, key).await?;
+    where_is(&target, role, &old, new).await
+}
+
+pub async fn apply_revert_password(
+    ctx: &Ctx<'_>,
+    db: &Database,
+    role: &str,
+    key: &str,
+) -> StepOutcome {
+    let prepared = async {
+        let target = Target::new(ctx, db)?;
+        let new = new_value(ctx, key)?.clone();
+        let old = old_value(ctx, key).await?;
+        anyhow::Ok((target, new, old))
+    };
+    match prepared.await {
+        Ok((target, new, old)) => change_password(&target, role, &new, &old, false).await,
+        Err(err) => StepOutcome::failed(format!("{err:#}; nothing was changed"), Applied::No),
+    }
+}
+
+pub async fn check_revert_password(
+    ctx: &Ctx<'_>,
+    db: &Database,
+    role: &str,
+    key: &str,
+) -> Result<Checked> {
+    let target = Target::new(ctx, db)?;
+    let new = new_value(ctx, key)?.clone();
+    let old = old_value(ctx, key).await?;
+    where_is(&target, role, &new, &old).await
+}
+
+/// Logs in as `role` with the Secret's current value of `key`.
+pub async fn apply_check_login(ctx: &Ctx<'_>, db: &Database, role: &str, key: &str) -> StepOutcome {
+    let checked = async {
+        let target = Target::new(ctx, db)?;
+        let live = super::secret::read_live(ctx).await?;
+        let value = super::secret::value_of(&live, key)
+            .map(|v| SecretValue::new(v.to_vec()))
+            .ok_or_else(|| anyhow!("{} has no key {key}", ctx.object()))?;
+        target.accepts(role, &value).await
+    };
+    match checked.await {
+        Ok(Login::Accepted) => StepOutcome::done(format!(
+            "{role} logs in with the Secret's {key} (fingerprint {})",
+            crate::values::fingerprint(new_value(ctx, key).map(|v| v.expose()).unwrap_or_default())
+        )),
+        Ok(Login::Rejected(why)) => StepOutcome::failed(
+            format!("PostgreSQL refuses {role}'s login with the Secret's {key}: {why}"),
+            Applied::No,
+        ),
+        Err(err) => StepOutcome::failed(
+            format!("cannot log in to check the new password: {err:#}"),
+            Applied::No,
+        ),
+    }
+}
+
+/// Whether `role` may log in, as `pg_roles` says (`None`: no such role).
+async fn can_login(pg: &Client, role: &str) -> Result<Option<bool>> {
+    let row = pg
+        .query_opt(
+            "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1",
+            &[&role],
+        )
+        .await
+        .map_err(|e| anyhow!("cannot read role {role}: {}", server_message(&e)))?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// How many sessions `role` has open.
+async fn sessions_of(pg: &Client, role: &str) -> Result<i64> {
+    let row = pg
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = $1",
+            &[&role],
+        )
+        .await
+        .map_err(|e| anyhow!("cannot count {role}'s sessions: {}", server_message(&e)))?;
+    Ok(row.get(0))
+}
+
+/// `ALTER ROLE role LOGIN` or `NOLOGIN`.
+pub async fn apply_set_login(
+    ctx: &Ctx<'_>,
+    db: &Database,
+    role: &str,
+    enabled: bool,
+) -> StepOutcome {
+    let word = if enabled { "LOGIN" } else { "NOLOGIN" };
+    let result = async {
+        let target = Target::new(ctx, db)?;
+        let pg = target.admin().await?;
+        let statement = format!("ALTER ROLE {} {word}", quote_ident(role));
+        match pg.batch_execute(&statement).await {
+            Ok(()) => {}
+            Err(err) if refused_by_server(&err) => {
+                return anyhow::Ok(StepOutcome::failed(
+                    format!(
+                        "PostgreSQL refused ALTER ROLE {role} {word}: {}",
+                        server_message(&err)
+                    ),
+                    Applied::No,
+                ));
+            }
+            Err(err) => {
+                let why = server_message(&err);
+                let pg = target.admin().await?;
+                return Ok(match can_login(&pg, role).await? {
+                    Some(now) if now == enabled => StepOutcome::done(format!(
+                        "ALTER ROLE {role} {word}: the answer was lost ({why}), but the role reads so"
+                    )),
+                    _ => StepOutcome::failed(
+                        format!("ALTER ROLE {role} {word} failed: {why}"),
+                        Applied::No,
+                    ),
+                });
+            }
+        }
+        let open = sessions_of(&pg, role).await.unwrap_or(0);
+        Ok(StepOutcome::done(if enabled || open == 0 {
+            format!("ALTER ROLE {role} {word}")
+        } else {
+            format!(
+                "ALTER ROLE {role} {word}; {open} session(s) of {role} are still open and go on until they close"
+            )
+        }))
+    };
+    match result.await {
+        Ok(outcome) => outcome,
+        Err(err) => StepOutcome::failed(format!("{err:#}; nothing was changed"), Applied::No),
+    }
+}
+
+pub async fn check_set_login(
+    ctx: &Ctx<'_>,
+    db: &Database,
+    role: &str,
+    enabled: bool,
+) -> Result<Checked> {
+    let target = Target::new(ctx, db)?;
+    let pg = target.admin().await?;
+    Ok(match can_login(&pg, role).await? {
+        Some(now) if now == enabled => Checked::Applied(format!(
+            "{role} {}",
+            if enabled {
+                "can log in"
+            } else {
+                "cannot log in"
+            }
+        )),
+        Some(_) => Checked::NotApplied,
+        None => Checked::Conflict(format!("PostgreSQL role {role} no longer exists")),
+    })
+}
+
+/// The statements that create `role` as a clone of `member_of`: no login yet (the next step
+/// gives it its password and login), a member of `member_of` (its rights), acting as
+/// `member_of` in its sessions (so what it creates has the same owner).
+pub fn create_role_statement(role: &str, member_of: &str) -> String {
+    let (role, member_of) = (quote_ident(role), quote_ident(member_of));
+    format!(
+        "BEGIN; CREATE ROLE {role} NOLOGIN IN ROLE {member_of}; ALTER ROLE {role} SET role = {member_of}; COMMIT"
+    )
+}
+
+pub async fn apply_create_role(
+    ctx: &Ctx<'_>,
+    db: &Database,
+    role: &str,
+    member_of: &str,
+) -> StepOutcome {
+    let result = async {
+        let target = Target::new(ctx, db)?;
+        let pg = target.admin().await?;
+        if can_login(&pg, role).await?.is_some() {
+            return anyhow::Ok(StepOutcome::done(format!("role {role} already exists")));
+        }
+        Ok(
+            match pg
+                .batch_execute(&create_role_statement(role, member_of))
+                .await
+            {
+                Ok(()) => StepOutcome::done(format!(
+                    "created role {role}, a member of {member_of} acting as {member_of}"
+                )),
+                Err(err) => {
+                    let why = server_message(&err);
+                    let pg = target.admin().await?;
+                    if can_login(&pg, role).await?.is_some() {
+                        StepOutcome::done(format!(
+                            "created role {role} (the answer was lost: {why})"
+                        ))
+                    } else {
+                        StepOutcome::failed(
+                            format!("cannot create role {role}: {why}"),
+                            Applied::No,
+                        )
+                    }
+                }
+            },
+        )
+    };
+    match result.await {
+        Ok(outcome) => outcome,
+        Err(err) => StepOutcome::failed(format!("{err:#}; nothing was changed"), Applied::No),
+    }
+}
+
+pub async fn check_create_role(ctx: &Ctx<'_>, db: &Database, role: &str) -> Result<Checked> {
+    let target = Target::new(ctx, db)?;
+    let pg = target.admin().await?;
+    Ok(match can_login(&pg, role).await? {
+        Some(_) => Checked::Applied(format!("role {role} exists")),
+        None => Checked::NotApplied,
+    })
+}
+
+// ---- Preflight: everything checked before the first write. ----
+
+/// What the preflight found.
+#[derive(Debug, Default)]
+pub struct Preflight {
+    /// The workloads whose pods are the database server: never restarted by the run.
+    pub server_workloads: Vec<(crate::consumers::WorkloadKind, String)>,
+    /// The permissions reaching the server needs (checked with the Secret's).
+    pub needs: Vec<crate::access::Need>,
+    /// Alternating users: the role to switch to does not exist yet.
+    pub create_role: bool,
+    /// Lines for the preview.
+    pub notes: Vec<String>,
+}
+
+/// Checks, before anything is written, that the server is reachable through the API server,
+/// that the Secret's current password logs in as the role in use, and that the login that
+/// changes passwords works (and, for alternating users, whether the second role exists).
+pub async fn preflight(
+    cluster: &crate::cluster::Cluster,
+    namespace: &str,
+    change: &crate::steps::DatabaseChange,
+    current_password: &SecretValue,
+) -> Result<Preflight> {
+    use crate::access::Need;
+    use crate::steps::DatabaseChange;
+    let client = &cluster.client;
+    let (db, role) = match change {
+        DatabaseChange::SingleUser { db, role, .. } => (db, role),
+        DatabaseChange::AlternatingUsers { db, from, .. } => (db, from),
+    };
+    let server = parse_server(&db.server)?;
+    let mut found = Preflight::default();
+    let pod = resolve_pod(client, namespace, &server).await?;
+    if let Server::Service { name, .. } = &server {
+        found.needs.push(Need::new(
+            "get",
+            "",
+            "endpoints",
+            Some(name),
+            namespace,
+            "to find the database's pod behind its Service",
+        ));
+    }
+    if let Some((pod, _)) = &pod {
+        for verb in ["get", "create"] {
+            found.needs.push(Need::new(
+                verb,
+                "",
+                "pods/portforward",
+                Some(pod),
+                namespace,
+                "to reach PostgreSQL through the API server (a WebSocket port-forward is authorized as get, and from Kubernetes 1.35 also as create)",
+            ));
+        }
+        found.server_workloads = owners_of_pod(client, namespace, pod).await?;
+    }
+    if let Some(admin) = &db.admin {
+        found.needs.push(Need::new(
+            "get",
+            "",
+            "secrets",
+            Some(&admin.secret),
+            namespace,
+            "to read the PostgreSQL admin's password",
+        ));
+    }
+    let login = Credentials {
+        user: role,
+        database: &db.database,
+        password: current_password,
+    };
+    match connect(client, namespace, &server, &login).await? {
+        Ok(_) => {}
+        Err(why) => bail!(
+            "PostgreSQL at {server} refuses {role}'s login with the password the Secret holds now ({why}); \
+             the database and the Secret disagree already. Find out why before rotating (`kubectl rotate verify` \
+             checks the login); nothing was changed"
+        ),
+    }
+    found.notes.push(format!(
+        "PostgreSQL: {server} (namespace {namespace}), database {}: {role} logs in with the Secret's current password",
+        db.database
+    ));
+    if let Some(admin) = &db.admin {
+        let secret = cluster.get_secret(namespace, &admin.secret).await.map_err(|e| {
+            anyhow!(
+                "{e:#}\nthe preset names Secret {}/{} key {} as the PostgreSQL admin's password (postgres.admin in the config file)",
+                namespace, admin.secret, admin.key
+            )
+        })?;
+        let password = super::secret::value_of(&secret, &admin.key)
+            .map(|v| SecretValue::new(v.to_vec()))
+            .ok_or_else(|| {
+                anyhow!(
+                    "Secret {namespace}/{} has no key {} (the PostgreSQL admin's password, postgres.admin in the config file); nothing was changed",
+                    admin.secret,
+                    admin.key
+                )
+            })?;
+        let admin_login = Credentials {
+            user: &admin.user,
+            database: &db.database,
+            password: &password,
+        };
+        let pg = match connect(client, namespace, &server, &admin_login).await? {
+            Ok(pg) => pg,
+            Err(why) => bail!(
+                "PostgreSQL at {server} refuses the admin login {} with the password in Secret {namespace}/{} key {} ({why}); \
+                 fix the admin Secret or postgres.admin in the config file; nothing was changed",
+                admin.user,
+                admin.secret,
+                admin.key
+            ),
+        };
+        let row = pg
+            .query_one(
+                "SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user",
+                &[],
+            )
+            .await
+            .map_err(|e| anyhow!("cannot read the admin's rights: {}", server_message(&e)))?;
+        let may: bool = row.get(0);
+        if !may {
+            bail!(
+                "the admin login {} may not change other roles (it has neither SUPERUSER nor CREATEROLE); nothing was changed",
+                admin.user
+            );
+        }
+        if let DatabaseChange::AlternatingUsers { to, .. } = change {
+            found.create_role = can_login(&pg, to).await?.is_none();
+        }
+        found.notes.push(format!(
+            "PostgreSQL: passwords are changed as {} (Secret {}/{} key {})",
+            admin.user, namespace, admin.secret, admin.key
+        ));
+    }
+    Ok(found)
+}
+
+/// The workloads whose pods serve `server` (none for a server outside the cluster).
+pub async fn server_workloads(
+    client: &kube::Client,
+    namespace: &str,
+    server: &Server,
+) -> Result<Vec<(crate::consumers::WorkloadKind, String)>> {
+    match resolve_pod(client, namespace, server).await? {
+        Some((pod, _)) => owners_of_pod(client, namespace, &pod).await,
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The Deployment, StatefulSet or DaemonSet that runs `pod`, by its owner references.
+async fn owners_of_pod(
+    client: &kube::Client,
+    namespace: &str,
+    pod: &str,
+) -> Result<Vec<(crate::consumers::WorkloadKind, String)>> {
+    use crate::consumers::WorkloadKind;
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let Some(found) = pods
+        .get_opt(pod)
+        .await
+        .with_context(|| format!("reading pod {namespace}/{pod}"))?
+    else {
+        return Ok(Vec::new());
+    };
+    let mut owners = Vec::new();
+    for owner in found.metadata.owner_references.iter().flatten() {
+        match owner.kind.as_str() {
+            "StatefulSet" => owners.push((WorkloadKind::StatefulSet, owner.name.clone())),
+            "DaemonSet" => owners.push((WorkloadKind::DaemonSet, owner.name.clone())),
+            "ReplicaSet" => {
+                let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace);
+                if let Ok(Some(set)) = sets.get_opt(&owner.name).await {
+                    for up in set.metadata.owner_references.iter().flatten() {
+                        if up.kind == "Deployment" {
+                            owners.push((WorkloadKind::Deployment, up.name.clone()));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(owners)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,7 +20,7 @@ fn api(ctx: &Ctx<'_>) -> Api<Secret> {
     Api::namespaced(ctx.cluster.client.clone(), ctx.namespace())
 }
 
-fn value_of<'s>(secret: &'s Secret, key: &str) -> Option<&'s [u8]> {
+pub(super) fn value_of<'s>(secret: &'s Secret, key: &str) -> Option<&'s [u8]> {
     secret
         .data
         .as_ref()
@@ -55,7 +55,7 @@ fn key_changed_by_someone_else(live: &Secret, ctx: &Ctx<'_>, or_new: bool) -> Op
     })
 }
 
-async fn read_live(ctx: &Ctx<'_>) -> Result<Secret> {
+pub(super) async fn read_live(ctx: &Ctx<'_>) -> Result<Secret> {
     api(ctx)
         .get(&ctx.journal.secret)
         .await
@@ -303,7 +303,7 @@ pub async fn check_patch(ctx: &Ctx<'_>) -> Result<Checked> {
 
 /// The old values to put back: from the backup (keys that had a value); keys the run added
 /// are removed.
-async fn old_values(
+pub(super) async fn old_values(
     ctx: &Ctx<'_>,
     backup: Option<&str>,
 ) -> Result<Vec<(String, Option<SecretValue>)>> {

@@ -18,6 +18,7 @@ mod completion;
 mod fault_proxy;
 mod faults;
 mod krew;
+mod pg_rotation;
 mod postgres;
 mod presets;
 mod runs;
@@ -64,6 +65,7 @@ fn main() -> ExitCode {
         app::tests(),
         stream::tests(),
         postgres::tests(),
+        pg_rotation::tests(),
     ]
     .into_iter()
     .flatten()

@@ -563,8 +563,12 @@ pub fn assert_silent_helper(run: &Run) -> Result<()> {
 }
 
 /// Fails if any of `values` (decoded or base64-encoded) appears in the run's stdout or stderr.
+/// A `*-user` key holds a role name, which a PostgreSQL preset's preview names on purpose.
 pub fn assert_no_values(run: &Run, values: &BTreeMap<String, Vec<u8>>) -> Result<()> {
     for (key, value) in values {
+        if key.ends_with("-user") {
+            continue;
+        }
         if value.len() < 6 {
             continue; // too short to tell a leak from a coincidence
         }

@@ -1,0 +1,506 @@
+//! `kubectl rotate postgres` end to end (issue 11): the role's password changes in the demo's
+//! real PostgreSQL 15 and in the Secret as one journaled run, against the real app (`api` and
+//! `worker` of demo/app.yaml, which log in with the Secret's user and password). Nothing is
+//! mocked: the server checks every password, its log is read with `log_statement = all`, and
+//! the kill points are real SIGKILLs of the plugin at the engine's step boundaries.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail, ensure};
+use kubectl_rotate::systems::postgres::{self, Credentials, Login, Server};
+use kubectl_rotate::values::SecretValue;
+use serde_json::Value;
+
+use crate::TestFn;
+use crate::support::{Pause, TestEnv};
+
+pub fn tests() -> Vec<(&'static str, TestFn)> {
+    vec![
+        (
+            "postgres_preset_changes_the_password_in_the_database_and_the_secret_as_one_run",
+            postgres_preset_changes_the_password_in_the_database_and_the_secret_as_one_run,
+        ),
+        (
+            "postgres_alternating_users_switch_roles_and_disable_the_old_login",
+            postgres_alternating_users_switch_roles_and_disable_the_old_login,
+        ),
+        (
+            "postgres_rotation_killed_between_alter_role_and_the_patch_is_resumed",
+            postgres_rotation_killed_between_alter_role_and_the_patch_is_resumed,
+        ),
+        (
+            "postgres_rotation_killed_between_alter_role_and_the_patch_is_undone",
+            postgres_rotation_killed_between_alter_role_and_the_patch_is_undone,
+        ),
+        (
+            "postgres_rotation_whose_new_pods_fail_restores_the_database_password_too",
+            postgres_rotation_whose_new_pods_fail_restores_the_database_password_too,
+        ),
+        (
+            "postgres_rotation_refuses_wrong_admin_credentials_and_an_unreachable_database_before_any_write",
+            postgres_rotation_refuses_wrong_admin_credentials_and_an_unreachable_database_before_any_write,
+        ),
+    ]
+}
+
+/// The demo stack in a fresh namespace: PostgreSQL (logging every statement), Redis, the
+/// seeded tenants, and the app (`api`, `worker`).
+fn start(kubeconfig: &Path, label: &str) -> Result<TestEnv> {
+    let env = TestEnv::new(kubeconfig, label)?;
+    env.create_demo_secrets()?;
+    env.apply_demo_stack(&["postgres", "redis", "seed-tenants"])?;
+    env.wait_job_complete("seed-tenants")?;
+    for sql in [
+        "ALTER SYSTEM SET log_statement = 'all'",
+        "SELECT pg_reload_conf()",
+    ] {
+        env.psql(sql)?.success()?;
+    }
+    env.apply_demo_stack(&["api", "worker"])?;
+    env.wait_rolled_out(&["deployment/api", "deployment/worker"])?;
+    Ok(env)
+}
+
+/// Whether PostgreSQL accepts `role` with `password`, through the API server.
+fn login(env: &TestEnv, role: &str, password: &[u8]) -> Result<Login> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let client = crate::support::kube_client(&env.kubeconfig).await?;
+        let password = SecretValue::new(password.to_vec());
+        let credentials = Credentials {
+            user: role,
+            database: "ai_agents",
+            password: &password,
+        };
+        let server = Server::Service {
+            name: "postgres".into(),
+            port: 5432,
+        };
+        postgres::check_login(&client, &env.namespace, &server, &credentials).await
+    })
+}
+
+fn accepts(env: &TestEnv, role: &str, password: &[u8]) -> Result<bool> {
+    Ok(login(env, role, password)? == Login::Accepted)
+}
+
+/// The server's log holds none of `values` (a password in plain text).
+fn log_has_none_of(env: &TestEnv, values: &[&[u8]]) -> Result<String> {
+    let log = env.kubectl(&["logs", "postgres-0", "-n", &env.namespace])?;
+    log.success()?;
+    for value in values {
+        let text = String::from_utf8_lossy(value);
+        ensure!(
+            !log.stdout.contains(text.as_ref()),
+            "a password is in PostgreSQL's log"
+        );
+    }
+    Ok(log.stdout)
+}
+
+fn restarted_at(env: &TestEnv, kind: &str, name: &str) -> Result<Option<String>> {
+    let object = env.get_json(kind, name)?;
+    Ok(
+        object["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"]
+            .as_str()
+            .map(str::to_string),
+    )
+}
+
+/// Every pod of `app` that is Ready logged in to the database (its log says so).
+fn app_pods_healthy(env: &TestEnv, app: &str) -> Result<()> {
+    let run = env.kubectl(&[
+        "get",
+        "pods",
+        "-n",
+        &env.namespace,
+        "-l",
+        &format!("app={app}"),
+        "-o",
+        "json",
+    ])?;
+    run.success()?;
+    let list: Value = serde_json::from_str(&run.stdout)?;
+    let mut seen = 0;
+    for pod in list["items"].as_array().into_iter().flatten() {
+        if pod["metadata"]["deletionTimestamp"].is_string() {
+            continue;
+        }
+        let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+        let log = env.kubectl(&["logs", name, "-n", &env.namespace])?;
+        ensure!(
+            log.stdout.contains("database connection healthy"),
+            "pod {name} did not log in to the database:\n{}",
+            log.stdout
+        );
+        seen += 1;
+    }
+    ensure!(seen > 0, "no pod of {app}");
+    Ok(())
+}
+
+fn postgres_preset_changes_the_password_in_the_database_and_the_secret_as_one_run(
+    kubeconfig: &Path,
+) -> Result<()> {
+    let env = start(kubeconfig, "pg-single")?;
+    let before = env.secret_values("app-secrets")?;
+    let old = before["postgres-password"].clone();
+    let sts_before = restarted_at(&env, "statefulset", "postgres")?;
+
+    let run = env.rotate(&["postgres", "-y"])?;
+    run.success()?;
+    let after = env.secret_values("app-secrets")?;
+    let new = after["postgres-password"].clone();
+    ensure!(new != old, "the Secret holds a new password");
+    ensure!(
+        new.len() == 32
+            && new
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_'),
+        "the new password is 32 URL-safe characters"
+    );
+    // The database and the Secret agree; the old password is gone.
+    ensure!(
+        accepts(&env, "ai_agents", &new)?,
+        "the new password logs in"
+    );
+    ensure!(
+        !accepts(&env, "ai_agents", &old)?,
+        "the old password no longer logs in"
+    );
+    // The preview named every step, and the server's own workload was left running.
+    let text = format!("{}{}", run.stdout, run.stderr);
+    for line in [
+        "ALTER ROLE ai_agents PASSWORD <SCRAM-SHA-256 verifier of the new postgres-password>",
+        "it is the PostgreSQL server",
+        "check-login: ai_agents logs in",
+    ] {
+        ensure!(
+            text.contains(line),
+            "{line:?} is not in the output:\n{text}"
+        );
+    }
+    ensure!(
+        restarted_at(&env, "statefulset", "postgres")? == sts_before,
+        "statefulset/postgres was not restarted"
+    );
+    ensure!(
+        restarted_at(&env, "deployment", "api")?.is_some()
+            && restarted_at(&env, "deployment", "worker")?.is_some(),
+        "api and worker were restarted"
+    );
+    app_pods_healthy(&env, "api")?;
+    app_pods_healthy(&env, "worker")?;
+    // The plaintext never reached the server, even with log_statement = all.
+    let log = log_has_none_of(&env, &[&new, &old])?;
+    ensure!(
+        log.contains("ALTER ROLE \"ai_agents\" PASSWORD 'SCRAM-SHA-256$4096:"),
+        "the statement the server ran is a verifier:\n{log}"
+    );
+    // Nor did any value reach the plugin's output.
+    crate::support::assert_no_values(&run, &after)?;
+    crate::support::assert_no_values(&run, &before)?;
+
+    // `verify` logs in with the Secret's value.
+    let verify = env.rotate(&["verify", "app-secrets", "postgres-password"])?;
+    verify.success()?;
+    ensure!(
+        verify
+            .stdout
+            .contains("accepts ai_agents's login with postgres-password"),
+        "verify:\n{}",
+        verify.stdout
+    );
+    Ok(())
+}
+
+fn postgres_alternating_users_switch_roles_and_disable_the_old_login(
+    kubeconfig: &Path,
+) -> Result<()> {
+    let env = start(kubeconfig, "pg-alt")?;
+    let before = env.secret_values("app-secrets")?;
+    let old = before["postgres-password"].clone();
+
+    let run = env.rotate(&["postgres", "--strategy", "alternating-users", "-y"])?;
+    run.success()?;
+    let text = format!("{}{}", run.stdout, run.stderr);
+    ensure!(
+        text.contains("CREATE ROLE ai_agents_clone NOLOGIN IN ROLE ai_agents"),
+        "the preview shows the clone's creation:\n{text}"
+    );
+    let after = env.secret_values("app-secrets")?;
+    ensure!(
+        after["postgres-user"] == b"ai_agents_clone",
+        "the Secret names the clone"
+    );
+    let new = after["postgres-password"].clone();
+    ensure!(accepts(&env, "ai_agents_clone", &new)?, "the clone logs in");
+    ensure!(
+        !accepts(&env, "ai_agents", &old)?,
+        "the old role's login is disabled"
+    );
+    ensure!(
+        env.psql("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'ai_agents'")?
+            .stdout
+            .trim()
+            == "f",
+        "ai_agents is NOLOGIN"
+    );
+    // The clone acts as the app's role: the app reads the tenants owned by ai_agents.
+    app_pods_healthy(&env, "api")?;
+    app_pods_healthy(&env, "worker")?;
+    log_has_none_of(&env, &[&new, &old])?;
+
+    // The next rotation switches back.
+    env.rotate(&["postgres", "--strategy", "alternating-users", "-y"])?
+        .success()?;
+    let again = env.secret_values("app-secrets")?;
+    ensure!(again["postgres-user"] == b"ai_agents", "back to ai_agents");
+    ensure!(
+        accepts(&env, "ai_agents", &again["postgres-password"])?,
+        "ai_agents logs in with the newest password"
+    );
+    ensure!(
+        !accepts(&env, "ai_agents_clone", &new)?,
+        "the clone's login is disabled"
+    );
+    app_pods_healthy(&env, "api")?;
+    Ok(())
+}
+
+/// Starts a rotation that pauses after `ALTER ROLE` (before the patch) and SIGKILLs it there.
+fn kill_between_alter_role_and_patch(env: &TestEnv) -> Result<()> {
+    let pause = Pause::new()?;
+    let background = env.spawn_rotate(&["postgres", "-y"], &pause.env("before:patch"))?;
+    pause.wait_paused(&background)?;
+    background.signal("KILL")?;
+    let _ = background.finish()?;
+    let journals = env.journals_of("app-secrets")?;
+    ensure!(journals.len() == 1, "one run journal");
+    let steps = &journals[0]["steps"];
+    ensure!(
+        steps[1]["step"]["type"] == "setPassword" && steps[1]["status"] == "done",
+        "the journal says the password was set: {steps}"
+    );
+    ensure!(steps[2]["status"] == "pending", "the patch is pending");
+    Ok(())
+}
+
+fn postgres_rotation_killed_between_alter_role_and_the_patch_is_resumed(
+    kubeconfig: &Path,
+) -> Result<()> {
+    let env = start(kubeconfig, "pg-kill-resume")?;
+    let old = env.secret_values("app-secrets")?["postgres-password"].clone();
+    kill_between_alter_role_and_patch(&env)?;
+    // The dangerous moment: the database has the new password, the Secret the old one.
+    ensure!(
+        !accepts(&env, "ai_agents", &old)?,
+        "the database changed first"
+    );
+    let status = env.rotate(&["status", "app-secrets"])?;
+    ensure!(
+        status.stdout.contains("unfinished run") || status.stderr.contains("unfinished run"),
+        "status shows the unfinished run:\n{}{}",
+        status.stdout,
+        status.stderr
+    );
+    env.rotate(&["resume", "app-secrets", "-y"])?.success()?;
+    let new = env.secret_values("app-secrets")?["postgres-password"].clone();
+    ensure!(new != old, "the Secret holds the new password");
+    ensure!(accepts(&env, "ai_agents", &new)?, "and the database agrees");
+    app_pods_healthy(&env, "api")?;
+    Ok(())
+}
+
+fn postgres_rotation_killed_between_alter_role_and_the_patch_is_undone(
+    kubeconfig: &Path,
+) -> Result<()> {
+    let env = start(kubeconfig, "pg-kill-undo")?;
+    let old = env.secret_values("app-secrets")?["postgres-password"].clone();
+    kill_between_alter_role_and_patch(&env)?;
+    let id = env.journals_of("app-secrets")?[0]["id"]
+        .as_str()
+        .context("run id")?
+        .to_string();
+    let undo = env.rotate(&["rollback", "app-secrets", "--run", &id, "-y"])?;
+    undo.success()?;
+    ensure!(
+        format!("{}{}", undo.stdout, undo.stderr).contains("revert-password"),
+        "the undo reverted the database password:\n{}{}",
+        undo.stdout,
+        undo.stderr
+    );
+    ensure!(
+        env.secret_values("app-secrets")?["postgres-password"] == old,
+        "the Secret still holds the old password"
+    );
+    ensure!(
+        accepts(&env, "ai_agents", &old)?,
+        "the database accepts the old password again"
+    );
+    app_pods_healthy(&env, "api")?;
+    Ok(())
+}
+
+/// A second app shares the Secret's password but logs in as its own role, whose password the
+/// rotation does not change: its new pods fail, and the run is undone in both places.
+fn postgres_rotation_whose_new_pods_fail_restores_the_database_password_too(
+    kubeconfig: &Path,
+) -> Result<()> {
+    let env = start(kubeconfig, "pg-undo")?;
+    let old = env.secret_values("app-secrets")?["postgres-password"].clone();
+    // The role `reporting` gets the same password, as its verifier (no plaintext in argv).
+    let verifier = postgres_protocol::password::scram_sha_256(&old);
+    env.psql(&format!(
+        "CREATE ROLE reporting LOGIN IN ROLE ai_agents PASSWORD '{verifier}'"
+    ))?
+    .success()?;
+    let manifest = std::fs::read_to_string(crate::support::repo_root().join("demo/app.yaml"))?;
+    // A copy of `api` (its readiness probe logs in to the database).
+    let api = manifest
+        .split("\n---\n")
+        .find(|doc| doc.contains("kind: Deployment") && doc.contains("name: api"))
+        .context("the api Deployment in demo/app.yaml")?;
+    let reporting = api
+        .replace("name: api", "name: reporting")
+        .replace("app: api", "app: reporting")
+        .replace(
+            "replicas: 2",
+            "replicas: 1\n  progressDeadlineSeconds: 600",
+        )
+        .replace(
+            "            - name: DATABASE_USER\n              valueFrom:\n                secretKeyRef: {name: app-secrets, key: postgres-user}\n",
+            "            - {name: DATABASE_USER, value: reporting}\n",
+        );
+    ensure!(
+        reporting.contains("value: reporting"),
+        "reporting logs in as itself"
+    );
+    env.apply(&reporting)?;
+    env.wait_rolled_out(&["deployment/reporting"])?;
+
+    let run = env.rotate(&["postgres", "-y", "--timeout", "90s"])?;
+    ensure!(
+        run.code == Some(1),
+        "the rotation fails: {:?}\n{}",
+        run.code,
+        run.stderr
+    );
+    ensure!(
+        run.stderr.contains("rolled back"),
+        "and says it rolled back:\n{}",
+        run.stderr
+    );
+    ensure!(
+        env.secret_values("app-secrets")?["postgres-password"] == old,
+        "the Secret holds the old password again"
+    );
+    ensure!(
+        accepts(&env, "ai_agents", &old)?,
+        "the database accepts the old password again"
+    );
+    ensure!(
+        accepts(&env, "reporting", &old)?,
+        "and the other role was never touched"
+    );
+    env.wait_rolled_out(&["deployment/api", "deployment/reporting"])?;
+    app_pods_healthy(&env, "api")?;
+    Ok(())
+}
+
+fn postgres_rotation_refuses_wrong_admin_credentials_and_an_unreachable_database_before_any_write(
+    kubeconfig: &Path,
+) -> Result<()> {
+    let env = start(kubeconfig, "pg-refuse")?;
+    let before = env.secret_values("app-secrets")?;
+    let admin = env.secret_values("postgres-admin")?;
+    let wrong = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        "not-the-admin-password",
+    );
+    env.merge_patch_secret(
+        "postgres-admin",
+        &serde_json::json!({"data": {"postgres-password": wrong}}).to_string(),
+    )?;
+    let run = env.rotate(&["postgres", "-y"])?;
+    ensure!(
+        run.code == Some(1),
+        "refused: {:?}\n{}",
+        run.code,
+        run.stderr
+    );
+    ensure!(
+        run.stderr.contains("refuses the admin login postgres")
+            && run.stderr.contains("nothing was changed"),
+        "the error names the admin login:\n{}",
+        run.stderr
+    );
+    let nothing_written = |env: &TestEnv| -> Result<()> {
+        ensure!(
+            env.secret_values("app-secrets")? == before,
+            "the Secret is unchanged"
+        );
+        ensure!(env.journals_of("app-secrets")?.is_empty(), "no run started");
+        ensure!(env.backups_of("app-secrets")?.is_empty(), "no backup taken");
+        ensure!(
+            accepts(env, "ai_agents", &before["postgres-password"])?,
+            "the database is unchanged"
+        );
+        Ok(())
+    };
+    nothing_written(&env)?;
+    let restore = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        &admin["postgres-password"],
+    );
+    env.merge_patch_secret(
+        "postgres-admin",
+        &serde_json::json!({"data": {"postgres-password": restore}}).to_string(),
+    )?;
+
+    // No server behind the Service.
+    env.kubectl(&[
+        "scale",
+        "statefulset/postgres",
+        "-n",
+        &env.namespace,
+        "--replicas=0",
+    ])?
+    .success()?;
+    env.wait_until(
+        "postgres-0 to be gone",
+        &[
+            "get",
+            "pods",
+            "-n",
+            &env.namespace,
+            "-l",
+            "app=postgres",
+            "-o",
+            "name",
+        ],
+        |out| out.trim().is_empty(),
+    )?;
+    let run = env.rotate(&["postgres", "-y"])?;
+    ensure!(
+        run.code == Some(1),
+        "refused: {:?}\n{}",
+        run.code,
+        run.stderr
+    );
+    ensure!(
+        run.stderr.contains("has no Ready pod"),
+        "the error says the database is not there:\n{}",
+        run.stderr
+    );
+    ensure!(
+        env.secret_values("app-secrets")? == before && env.journals_of("app-secrets")?.is_empty(),
+        "nothing was written"
+    );
+    if run.stderr.contains("password") && !run.stderr.contains("has no Ready pod") {
+        bail!("unexpected error: {}", run.stderr);
+    }
+    Ok(())
+}
