@@ -3,8 +3,9 @@
 `kubectl create -f -` (stdin, so no value ever appears in a process's arguments).
 
 Usage: demo/secret.py [NAMESPACE] [--postgres-admin]
-With --postgres-admin, prints a List that also holds `postgres-admin` (key postgres-password:
-the superuser's password of the demo's PostgreSQL, demo/app.yaml).
+With --postgres-admin (the real stack, demo/app.yaml), app-secrets also holds `postgres-user`
+(the role the app logs in as), and the output is a List that also holds `postgres-admin` (key
+postgres-password: the superuser's password of the demo's PostgreSQL).
 The values are random on every run and never written to disk.
 """
 import base64
@@ -24,9 +25,6 @@ def b64(text: str) -> str:
 
 
 values = {
-    # the role the app logs in as (`kubectl rotate postgres --strategy alternating-users`
-    # switches it between ai_agents and ai_agents_clone)
-    "postgres-user": "ai_agents",
     # like `openssl rand -base64 32`
     "postgres-password": base64.b64encode(secrets.token_bytes(32)).decode(),
     "redis-password": base64.b64encode(secrets.token_bytes(32)).decode(),
@@ -35,6 +33,10 @@ values = {
     # a Fernet key: 32 random bytes, URL-safe base64
     "encryption-key": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
 }
+if with_admin:
+    # The real stack's app logs in as the role this key names (`kubectl rotate postgres
+    # --strategy alternating-users` switches it between ai_agents and ai_agents_clone).
+    values = {"postgres-user": "ai_agents", **values}
 app_secrets = {
     "apiVersion": "v1",
     "kind": "Secret",

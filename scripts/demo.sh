@@ -93,6 +93,15 @@ kubectl get deployments,statefulsets -n "$ns" >&2
 say "\$ kubectl rotate status -n $ns"
 kubectl rotate status -n "$ns"
 
+if [ "$local_cluster" = 1 ]; then
+  # The runbook's PostgreSQL procedure for real: the password changes in the database and in
+  # the Secret as one run; the app's new pods log in with it.
+  say "\$ kubectl rotate postgres -y -n $ns"
+  kubectl rotate postgres -y -n "$ns"
+  say "\$ kubectl rotate verify app-secrets postgres-password -n $ns --logs 'database.*healthy'"
+  kubectl rotate verify app-secrets postgres-password -n "$ns" --logs 'database.*healthy'
+fi
+
 cat >&2 <<NEXT
 
 Next, in your shell:
@@ -109,6 +118,7 @@ NEXT
 if [ "$local_cluster" = 1 ]; then
   cat >&2 <<NEXT
 The app, its database and its cache are real processes:
+  kubectl rotate postgres --strategy alternating-users -n $ns   # zero downtime: switches to a second role
   kubectl logs -n $ns deployment/api     # Secrets loaded successfully, database/redis connection healthy
   kubectl get --raw /api/v1/namespaces/$ns/services/api:8000/proxy/api/v1/tenants/tenant-1/config
   kubectl exec -n $ns postgres-0 -- psql -U postgres -d ai_agents -c 'SELECT tenant_id FROM tenant_configs'

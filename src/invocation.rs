@@ -169,9 +169,17 @@ pub async fn run_verb(
                 (None, None, Some(path)) => commands::rollback::BackupSource::File(path),
                 (None, None, None) => commands::rollback::BackupSource::Newest,
             };
+            // A PostgreSQL preset's password rolls back in the database too.
+            let databases = presets
+                .presets
+                .iter()
+                .filter(|p| p.secret == args.secret)
+                .filter_map(|p| p.postgres.clone().map(|pg| (p.key.clone(), pg)))
+                .collect();
             let options = commands::rollback::RollbackOptions {
                 secret: args.secret,
                 keys: args.keys,
+                databases,
                 source,
                 force: args.run.force,
                 restart: settings::parse_restart(&args.run.restart.join(","))?,

@@ -24,7 +24,7 @@ use crate::engine::{self, Ending, Engine};
 use crate::interrupt::{self, Interrupt};
 use crate::journal::{self, Journal, JournalKey, RunState, StepRecord};
 use crate::lock::{self, Holder};
-use crate::plan::{DataPlan, RestartPlan, ValueSummary};
+use crate::plan::{DataPlan, NotRestarted, RestartPlan, ValueSummary};
 use crate::rollout::{FIELD_MANAGER, Outcome, WorkloadResult};
 use crate::secret_meta::{ROTATIONS_ANNOTATION, RotationRecord};
 use crate::steps::{self, Step, StepStatus, WorkloadRef};
@@ -1030,6 +1030,56 @@ pub async fn plan_change(cluster: &Cluster, request: Request) -> Result<Change> 
         database: None,
         extra_needs: Vec::new(),
     })
+}
+
+/// Adds a database change to `change` after its preflight (`systems::postgres::preflight`:
+/// the server reachable, `current_password` and the admin login accepted, nothing written):
+/// the second role's creation when it does not exist, the permissions reaching the server
+/// needs, the preflight's lines for the preview, and the server's own workload moved out of
+/// the restarts.
+pub async fn attach_database(
+    cluster: &Cluster,
+    change: &mut Change,
+    mut database: steps::DatabaseChange,
+    current_password: &SecretValue,
+) -> Result<()> {
+    let found = crate::systems::postgres::preflight(
+        cluster,
+        &change.data.namespace,
+        &database,
+        current_password,
+    )
+    .await?;
+    if let steps::DatabaseChange::AlternatingUsers { create, .. } = &mut database {
+        *create = found.create_role;
+    }
+    leave_server_running(change, &found.server_workloads);
+    change.notes.extend(found.notes);
+    change.extra_needs = found.needs;
+    change.database = Some(database);
+    Ok(())
+}
+
+/// The database server's own workload reads the password only to initialise an empty data
+/// directory (the official image, Bitnami's); restarting it would not apply the new value and
+/// would cut every connection. It is left running, and the preview says why.
+fn leave_server_running(change: &mut Change, servers: &[(crate::consumers::WorkloadKind, String)]) {
+    let restarts = &mut change.restarts;
+    let (server, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut restarts.restart)
+        .into_iter()
+        .partition(|r| servers.iter().any(|(k, n)| *k == r.kind && *n == r.name));
+    restarts.restart = rest;
+    for r in server {
+        change.unhealthy.retain(|(w, _)| *w != r.reference());
+        restarts.not_restarted.push(NotRestarted {
+            why: "it is the PostgreSQL server: the password changes live in the database; its own \
+                  variables only initialise an empty data directory, and a restart would cut every connection"
+                .into(),
+            kind: r.kind,
+            name: r.name,
+            usages: r.usages,
+        });
+    }
 }
 
 /// Now, in the RFC 3339 form records use (UTC, seconds).

@@ -12,12 +12,9 @@ use crate::commands::secret::{ValueSource, read_value};
 use crate::database;
 use crate::openai::{self, KeyCheck};
 use crate::pipeline::{self, Action, Request, RunOptions};
-use crate::plan::NotRestarted;
 use crate::plan::{self, KeyChange, RestartMode};
 use crate::presets::{DefaultSource, Preset, Strategy};
 use crate::settings::ConnectionSettings;
-use crate::steps::DatabaseChange;
-use crate::systems::postgres;
 use crate::ui::{Printer, Style};
 use crate::values::SecretValue;
 
@@ -166,15 +163,7 @@ pub async fn run(
     };
     let mut change = pipeline::plan_change(&cluster, request).await?;
     if let Some((plan, current)) = database {
-        let mut db_change = plan.change;
-        let found = postgres::preflight(&cluster, &cluster.namespace, &db_change, &current).await?;
-        if let DatabaseChange::AlternatingUsers { create, .. } = &mut db_change {
-            *create = found.create_role;
-        }
-        leave_server_running(&mut change, &found.server_workloads);
-        change.notes.extend(found.notes);
-        change.extra_needs = found.needs;
-        change.database = Some(db_change);
+        pipeline::attach_database(&cluster, &mut change, plan.change, &current).await?;
     }
     let dry_run = options.run.dry_run != crate::cli::DryRun::None;
     let code =
@@ -196,31 +185,6 @@ pub async fn run(
         printer.note(&format!("Verify: {verify}"));
     }
     Ok(code)
-}
-
-/// The database server's own workload reads the password only to initialise an empty data
-/// directory (the official image, Bitnami's); restarting it would not apply the new value and
-/// would cut every connection. It is left running, and the preview says why.
-fn leave_server_running(
-    change: &mut pipeline::Change,
-    servers: &[(crate::consumers::WorkloadKind, String)],
-) {
-    let restarts = &mut change.restarts;
-    let (server, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut restarts.restart)
-        .into_iter()
-        .partition(|r| servers.iter().any(|(k, n)| *k == r.kind && *n == r.name));
-    restarts.restart = rest;
-    for r in server {
-        change.unhealthy.retain(|(w, _)| *w != r.reference());
-        restarts.not_restarted.push(NotRestarted {
-            why: "it is the PostgreSQL server: the password changes live in the database; its own \
-                  variables only initialise an empty data directory, and a restart would cut every connection"
-                .into(),
-            kind: r.kind,
-            name: r.name,
-            usages: r.usages,
-        });
-    }
 }
 
 /// Refuses a value that does not look like the preset's kind, before anything is written.

@@ -15,6 +15,7 @@ use crate::pipeline::{self, Action, Request, RunOptions};
 use crate::plan::{KeyChange, RestartMode};
 use crate::secret_meta;
 use crate::settings::ConnectionSettings;
+use crate::steps::{Database, DatabaseChange};
 use crate::ui::Printer;
 use crate::values::SecretValue;
 
@@ -32,6 +33,8 @@ pub enum BackupSource {
 pub struct RollbackOptions {
     pub secret: String,
     pub keys: Vec<String>,
+    /// Keys that are PostgreSQL passwords (from a preset): restored in the database too.
+    pub databases: Vec<(String, crate::presets::PostgresSettings)>,
     pub source: BackupSource,
     pub force: bool,
     pub restart: RestartMode,
@@ -188,8 +191,72 @@ pub async fn run(
         restart: options.restart.clone(),
         notes,
     };
-    let change = pipeline::plan_change(&cluster, request).await?;
+    let database = database_rollback(&options, &request, &object)?;
+    let mut change = pipeline::plan_change(&cluster, request).await?;
+    if let Some((database, current)) = database {
+        let server = match &database {
+            DatabaseChange::SingleUser { db, .. } | DatabaseChange::AlternatingUsers { db, .. } => {
+                crate::systems::postgres::parse_server(&db.server)?
+            }
+        };
+        if crate::systems::postgres::server_exists(&cluster.client, &namespace, &server).await? {
+            pipeline::attach_database(&cluster, &mut change, database, &current).await?;
+        } else {
+            change.notes.push(format!(
+                "PostgreSQL: {server}, the preset's server, does not exist in namespace {namespace}: \
+                 only the Secret is restored (set postgres.server in the config file if the database is elsewhere)"
+            ));
+        }
+    }
     pipeline::execute(&cluster, change, &options.run, true, printer).await
+}
+
+/// A PostgreSQL password restored in the Secret is restored in the database first (the role
+/// the Secret names gets the backed-up password), or the app would be locked out. Switching
+/// the Secret back to another role is refused: that is an alternating-users rotation.
+fn database_rollback(
+    options: &RollbackOptions,
+    request: &Request,
+    object: &str,
+) -> Result<Option<(DatabaseChange, SecretValue)>> {
+    let current = request.secret.data.clone().unwrap_or_default();
+    for (key, settings) in &options.databases {
+        if !request.changes.iter().any(|c| &c.key == key) {
+            continue;
+        }
+        let role = current
+            .get(&settings.user_key)
+            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+            .unwrap_or_else(|| settings.user.clone());
+        if let Some(change) = request.changes.iter().find(|c| c.key == settings.user_key)
+            && change.value.expose() != role.as_bytes()
+        {
+            bail!(
+                "the backup names another PostgreSQL role in {} than {object} does now ({role}); switching roles back \
+                 is a rotation: `kubectl rotate postgres --strategy alternating-users` (or roll back only {key} \
+                 with `kubectl rotate rollback {} {key}`); nothing was changed",
+                settings.user_key,
+                options.secret
+            );
+        }
+        let Some(password) = current.get(key) else {
+            bail!(
+                "{object} has no key {key} now: there is no current password to log in to PostgreSQL with; \
+                 restore it by hand; nothing was changed"
+            );
+        };
+        let database = DatabaseChange::SingleUser {
+            db: Database {
+                server: settings.server.clone(),
+                database: settings.database.clone(),
+                admin: settings.admin.clone(),
+            },
+            role,
+            password_key: key.clone(),
+        };
+        return Ok(Some((database, SecretValue::new(password.0.clone()))));
+    }
+    Ok(None)
 }
 
 fn values_of(backup: &k8s_openapi::api::core::v1::Secret) -> Vec<(String, SecretValue)> {

@@ -138,6 +138,22 @@ pub async fn run(
             .map(|v| String::from_utf8_lossy(&v.0).into_owned())
             .unwrap_or_else(|| settings.user.clone());
         let password = crate::values::SecretValue::new(value.0.clone());
+        // A preset whose server is not in this namespace (the runbook's preset on another
+        // app's Secret of the same name): not a failed login, a check that does not apply.
+        if let Ok(server) = crate::systems::postgres::parse_server(&settings.server)
+            && let Ok(false) =
+                crate::systems::postgres::server_exists(&cluster.client, &namespace, &server).await
+        {
+            checks.skip(
+                "login",
+                key.clone(),
+                format!(
+                    "{server} (the database of the preset for {key}) does not exist in namespace {namespace}; \
+                     set postgres.server in the config file to check the login"
+                ),
+            );
+            continue;
+        }
         let result = match crate::systems::postgres::parse_server(&settings.server) {
             Err(err) => Err(format!("{err:#}")),
             Ok(server) => {

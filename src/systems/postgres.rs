@@ -904,6 +904,26 @@ pub async fn preflight(
     Ok(found)
 }
 
+/// Whether the pod or Service `server` names exists (a server outside the cluster: assumed).
+pub async fn server_exists(
+    client: &kube::Client,
+    namespace: &str,
+    server: &Server,
+) -> Result<bool> {
+    use k8s_openapi::api::core::v1::Service;
+    Ok(match server {
+        Server::Pod { name, .. } => {
+            let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+            pods.get_opt(name).await?.is_some()
+        }
+        Server::Service { name, .. } => {
+            let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+            services.get_opt(name).await?.is_some()
+        }
+        Server::Direct { .. } => true,
+    })
+}
+
 /// The workloads whose pods serve `server` (none for a server outside the cluster).
 pub async fn server_workloads(
     client: &kube::Client,

@@ -73,9 +73,10 @@ fn kubectl_completes_the_verbs_of_rotate_with_descriptions(kubeconfig: &Path) ->
                 "presets",
                 "notice",
                 "completion",
-                "openai"
+                "openai",
+                "postgres"
             ],
-        "every verb and the built-in preset: {values:?}"
+        "every verb and the built-in presets: {values:?}"
     );
     ensure!(directive == ":4", "{directive}");
     assert_silent_helper(&run)?;

@@ -213,6 +213,26 @@ fn postgres_preset_changes_the_password_in_the_database_and_the_secret_as_one_ru
         "verify:\n{}",
         verify.stdout
     );
+
+    // `rollback` restores the password in the database too, before the Secret.
+    let rollback = env.rotate(&["rollback", "app-secrets", "postgres-password", "-y"])?;
+    rollback.success()?;
+    ensure!(
+        format!("{}{}", rollback.stdout, rollback.stderr)
+            .contains("set-password: ALTER ROLE ai_agents"),
+        "the rollback changed the database:\n{}",
+        rollback.stderr
+    );
+    ensure!(
+        env.secret_values("app-secrets")?["postgres-password"] == old,
+        "the Secret holds the old password again"
+    );
+    ensure!(accepts(&env, "ai_agents", &old)?, "and the database agrees");
+    ensure!(
+        !accepts(&env, "ai_agents", &new)?,
+        "the rotated password no longer logs in"
+    );
+    app_pods_healthy(&env, "api")?;
     Ok(())
 }
 

@@ -403,18 +403,10 @@ fn the_notice_carries_date_contact_duration_and_impact(kubeconfig: &Path) -> Res
             run.stdout
         );
     }
-    let run = env.kubectl(&[
-        "rotate",
-        "notice",
-        "postgres",
-        "--date",
-        "x",
-        "--contact",
-        "y",
-    ])?;
+    let run = env.kubectl(&["rotate", "notice", "redis", "--date", "x", "--contact", "y"])?;
     run.failure(1)?;
     ensure!(
-        run.stderr.contains("no preset named \"postgres\""),
+        run.stderr.contains("no preset named \"redis\""),
         "{}",
         run.stderr
     );
