@@ -80,6 +80,9 @@ pub struct Change {
     pub database: Option<steps::DatabaseChange>,
     /// Permissions the database steps need besides the Secret's (reaching the server).
     pub extra_needs: Vec<access::Need>,
+    /// With a database change: the pattern every new pod's log must match (the preset's
+    /// `verify.logs`).
+    pub log_check: Option<String>,
 }
 
 impl Change {
@@ -104,6 +107,7 @@ impl Change {
             self.database.as_ref(),
             &workloads,
             restarted_at,
+            self.log_check.as_deref(),
         )
     }
 }
@@ -1029,6 +1033,7 @@ pub async fn plan_change(cluster: &Cluster, request: Request) -> Result<Change> 
         notes: request.notes,
         database: None,
         extra_needs: Vec::new(),
+        log_check: None,
     })
 }
 

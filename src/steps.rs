@@ -149,6 +149,13 @@ pub enum Step {
         role: String,
         key: String,
     },
+    /// Every current pod of each workload logged a line matching `pattern` (reads only): the
+    /// runbook's `kubectl logs <pod> | grep "database.*healthy"`.
+    #[serde(rename_all = "camelCase")]
+    CheckLogs {
+        workloads: Vec<WorkloadRef>,
+        pattern: String,
+    },
     /// `ALTER ROLE role NOLOGIN`: sessions already open go on; new logins are refused.
     #[serde(rename_all = "camelCase")]
     DisableLogin { db: Database, role: String },
@@ -170,6 +177,7 @@ impl Step {
             Step::SetPassword { .. } => "set-password",
             Step::RevertPassword { .. } => "revert-password",
             Step::CheckLogin { .. } => "check-login",
+            Step::CheckLogs { .. } => "check-logs",
             Step::DisableLogin { .. } => "disable-login",
             Step::EnableLogin { .. } => "enable-login",
         }
@@ -237,6 +245,14 @@ impl Step {
                 "PostgreSQL {}: log in as {role} with the Secret's {key}",
                 db.server
             ),
+            Step::CheckLogs { workloads, pattern } => format!(
+                "check that every new pod of {} logged a line matching {pattern:?}",
+                workloads
+                    .iter()
+                    .map(WorkloadRef::reference)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             Step::DisableLogin { db, role } => {
                 format!("PostgreSQL {}: ALTER ROLE {role} NOLOGIN", db.server)
             }
@@ -248,7 +264,10 @@ impl Step {
 
     /// Whether applying it writes anything (a watch only reads).
     pub fn writes(&self) -> bool {
-        !matches!(self, Step::Watch { .. } | Step::CheckLogin { .. })
+        !matches!(
+            self,
+            Step::Watch { .. } | Step::CheckLogin { .. } | Step::CheckLogs { .. }
+        )
     }
 }
 
@@ -283,7 +302,7 @@ pub fn plan_change(
 /// so that the Secret never names a password the database does not accept.
 ///
 /// - single user: back up, set the role's password (and log in with it), patch, restart,
-///   watch, log in with the Secret's value;
+///   watch, (check the new pods' logs for `logs`,) log in with the Secret's value;
 /// - alternating users: (create the second role,) back up, give the unused role the new
 ///   password and its login, patch user and password, restart, watch, log in with the
 ///   Secret's values, then disable the old role's login: no new pod uses it any more.
@@ -292,6 +311,7 @@ pub fn plan_rotation(
     database: Option<&DatabaseChange>,
     workloads: &[WorkloadRef],
     restarted_at: &str,
+    logs: Option<&str>,
 ) -> Vec<Step> {
     let Some(database) = database else {
         return plan_change(backup, workloads, restarted_at);
@@ -350,6 +370,16 @@ pub fn plan_rotation(
                 );
             }
         }
+    }
+    // The new pods' logs first: they say why a login failed.
+    if let Some(pattern) = logs.filter(|_| !workloads.is_empty()) {
+        after.insert(
+            0,
+            Step::CheckLogs {
+                workloads: workloads.to_vec(),
+                pattern: pattern.to_string(),
+            },
+        );
     }
     let mut steps = plan_change(backup, workloads, restarted_at);
     // After the backup (the old value is safe before anything changes), before the patch.
@@ -428,6 +458,7 @@ pub fn plan_undo(
             | Step::Watch { .. }
             | Step::CreateRole { .. }
             | Step::CheckLogin { .. }
+            | Step::CheckLogs { .. }
             | Step::RestoreSecret { .. }
             | Step::RevertPassword { .. }
             | Step::EnableLogin { .. } => {}
@@ -592,7 +623,7 @@ mod tests {
 
     #[test]
     fn a_database_password_changes_in_the_database_before_the_secret_names_it() {
-        let steps = plan_rotation(Some("b"), Some(&single()), &api(), "T1");
+        let steps = plan_rotation(Some("b"), Some(&single()), &api(), "T1", None);
         assert_eq!(
             names(&steps),
             [
@@ -614,7 +645,7 @@ mod tests {
 
     #[test]
     fn alternating_users_switch_roles_and_disable_the_old_login_last() {
-        let steps = plan_rotation(Some("b"), Some(&alternating(true)), &api(), "T1");
+        let steps = plan_rotation(Some("b"), Some(&alternating(true)), &api(), "T1", None);
         assert_eq!(
             names(&steps),
             [
@@ -635,13 +666,13 @@ mod tests {
                 role: "ai_agents".into()
             }
         );
-        let again = plan_rotation(Some("b"), Some(&alternating(false)), &api(), "T1");
+        let again = plan_rotation(Some("b"), Some(&alternating(false)), &api(), "T1", None);
         assert_eq!(names(&again)[1], "set-password");
     }
 
     #[test]
     fn undo_of_a_single_user_rotation_restores_the_secret_and_the_password_then_restarts() {
-        let forward = plan_rotation(Some("b"), Some(&single()), &api(), "T1");
+        let forward = plan_rotation(Some("b"), Some(&single()), &api(), "T1", None);
         // The rollout failed.
         let undo = plan_undo(
             &with_status(forward, 4, StepStatus::Started),
@@ -656,7 +687,7 @@ mod tests {
 
     #[test]
     fn a_run_killed_between_alter_role_and_the_patch_undoes_only_the_password() {
-        let forward = plan_rotation(Some("b"), Some(&single()), &api(), "T1");
+        let forward = plan_rotation(Some("b"), Some(&single()), &api(), "T1", None);
         let undo = plan_undo(
             &with_status(forward, 2, StepStatus::Pending),
             Some("b"),
@@ -667,7 +698,7 @@ mod tests {
 
     #[test]
     fn undo_of_alternating_users_keeps_the_new_role_until_its_pods_are_gone() {
-        let forward = plan_rotation(Some("b"), Some(&alternating(true)), &api(), "T1");
+        let forward = plan_rotation(Some("b"), Some(&alternating(true)), &api(), "T1", None);
         // Stopped in the last step: the old role's login may be disabled.
         let undo = plan_undo(
             &with_status(forward, 7, StepStatus::Started),
@@ -695,9 +726,36 @@ mod tests {
 
     #[test]
     fn database_steps_round_trip_through_the_journal_format() {
-        for step in plan_rotation(Some("b"), Some(&alternating(true)), &api(), "T1") {
+        for step in plan_rotation(Some("b"), Some(&alternating(true)), &api(), "T1", None) {
             let json = serde_json::to_string(&step).unwrap();
             assert_eq!(serde_json::from_str::<Step>(&json).unwrap(), step, "{json}");
         }
+    }
+
+    #[test]
+    fn the_new_pods_logs_are_checked_before_the_login_when_the_preset_has_a_pattern() {
+        let steps = plan_rotation(
+            Some("b"),
+            Some(&single()),
+            &api(),
+            "T1",
+            Some("database.*healthy"),
+        );
+        assert_eq!(
+            names(&steps),
+            [
+                "backup",
+                "set-password",
+                "patch",
+                "restart",
+                "watch",
+                "check-logs",
+                "check-login"
+            ]
+        );
+        assert!(!steps[5].writes());
+        // Nothing restarted, nothing to read.
+        let steps = plan_rotation(Some("b"), Some(&single()), &[], "T1", Some("x"));
+        assert!(!names(&steps).contains(&"check-logs"));
     }
 }

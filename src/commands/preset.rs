@@ -164,6 +164,7 @@ pub async fn run(
     let mut change = pipeline::plan_change(&cluster, request).await?;
     if let Some((plan, current)) = database {
         pipeline::attach_database(&cluster, &mut change, plan.change, &current).await?;
+        change.log_check = preset.verify_logs.clone();
     }
     let dry_run = options.run.dry_run != crate::cli::DryRun::None;
     let code =

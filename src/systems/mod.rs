@@ -127,6 +127,9 @@ pub async fn apply(step: &Step, ctx: &Ctx<'_>, printer: &mut Printer) -> StepOut
             postgres::apply_revert_password(ctx, db, role, key).await
         }
         Step::CheckLogin { db, role, key } => postgres::apply_check_login(ctx, db, role, key).await,
+        Step::CheckLogs { workloads, pattern } => {
+            workloads::check_logs(ctx, workloads, pattern).await
+        }
         Step::DisableLogin { db, role } => postgres::apply_set_login(ctx, db, role, false).await,
         Step::EnableLogin { db, role } => postgres::apply_set_login(ctx, db, role, true).await,
     }
@@ -143,7 +146,9 @@ pub async fn check(step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Checked> {
             restarted_at,
         } => workloads::check_restart(ctx, workloads, restarted_at).await,
         // A watch only reads: watching again is the check.
-        Step::Watch { .. } | Step::CheckLogin { .. } => Ok(Checked::NotApplied),
+        Step::Watch { .. } | Step::CheckLogin { .. } | Step::CheckLogs { .. } => {
+            Ok(Checked::NotApplied)
+        }
         Step::CreateRole { db, role, .. } => postgres::check_create_role(ctx, db, role).await,
         Step::SetPassword {
             db,

@@ -144,3 +144,68 @@ pub async fn watch(
         }
     }
 }
+
+/// Every current pod (not being deleted) of each workload logged a line matching `pattern`,
+/// in one of its containers (the last 5000 lines).
+pub async fn check_logs(ctx: &Ctx<'_>, workloads: &[WorkloadRef], pattern: &str) -> StepOutcome {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::Api;
+    use kube::api::{ListParams, LogParams};
+    let result = async {
+        let regex = regex::Regex::new(pattern)
+            .map_err(|e| anyhow::anyhow!("{pattern:?} is not a regular expression: {e}"))?;
+        let pods: Api<Pod> = Api::namespaced(ctx.cluster.client.clone(), ctx.namespace());
+        let all = pods
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot list pods: {}", short_error(&e)))?
+            .items;
+        let mut checked = 0;
+        let mut failures = Vec::new();
+        for workload in workloads {
+            for pod in all.iter().filter(|p| {
+                p.metadata.deletion_timestamp.is_none()
+                    && rollout::pod_belongs_to(p, workload.kind, &workload.name)
+            }) {
+                let name = pod.metadata.name.clone().unwrap_or_default();
+                let containers = pod
+                    .spec
+                    .iter()
+                    .flat_map(|s| s.containers.iter().map(|c| c.name.clone()));
+                let mut matched = false;
+                for container in containers {
+                    let params = LogParams {
+                        container: Some(container.clone()),
+                        tail_lines: Some(5000),
+                        ..LogParams::default()
+                    };
+                    let log = pods.logs(&name, &params).await.map_err(|e| {
+                        anyhow::anyhow!(
+                            "cannot read the log of pod {name} container {container}: {}",
+                            short_error(&e)
+                        )
+                    })?;
+                    if regex.is_match(&log) {
+                        matched = true;
+                        break;
+                    }
+                }
+                checked += 1;
+                if !matched {
+                    failures.push(format!(
+                        "pod {name} ({}): no log line matches {pattern:?}",
+                        workload.reference()
+                    ));
+                }
+            }
+        }
+        anyhow::Ok((checked, failures))
+    };
+    match result.await {
+        Ok((checked, failures)) if failures.is_empty() => StepOutcome::done(format!(
+            "{checked} pod(s) logged a line matching {pattern:?}"
+        )),
+        Ok((_, failures)) => StepOutcome::failed(failures.join("\n"), Applied::No),
+        Err(err) => StepOutcome::failed(format!("{err:#}"), Applied::No),
+    }
+}

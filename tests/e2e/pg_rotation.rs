@@ -33,6 +33,10 @@ pub fn tests() -> Vec<(&'static str, TestFn)> {
             postgres_rotation_killed_between_alter_role_and_the_patch_is_undone,
         ),
         (
+            "postgres_rotation_killed_before_alter_role_was_journaled_is_found_done_by_logging_in",
+            postgres_rotation_killed_before_alter_role_was_journaled_is_found_done_by_logging_in,
+        ),
+        (
             "postgres_rotation_whose_new_pods_fail_restores_the_database_password_too",
             postgres_rotation_whose_new_pods_fail_restores_the_database_password_too,
         ),
@@ -175,6 +179,7 @@ fn postgres_preset_changes_the_password_in_the_database_and_the_secret_as_one_ru
     for line in [
         "ALTER ROLE ai_agents PASSWORD <SCRAM-SHA-256 verifier of the new postgres-password>",
         "it is the PostgreSQL server",
+        "check-logs: 4 pod(s) logged a line matching \"database.*healthy\"",
         "check-login: ai_agents logs in",
     ] {
         ensure!(
@@ -290,10 +295,11 @@ fn postgres_alternating_users_switch_roles_and_disable_the_old_login(
     Ok(())
 }
 
-/// Starts a rotation that pauses after `ALTER ROLE` (before the patch) and SIGKILLs it there.
-fn kill_between_alter_role_and_patch(env: &TestEnv) -> Result<()> {
+/// Starts a rotation that pauses at `at` and SIGKILLs it there; the journal then says the
+/// password step is `status`.
+fn kill_at(env: &TestEnv, at: &str, status: &str) -> Result<()> {
     let pause = Pause::new()?;
-    let background = env.spawn_rotate(&["postgres", "-y"], &pause.env("before:patch"))?;
+    let background = env.spawn_rotate(&["postgres", "-y"], &pause.env(at))?;
     pause.wait_paused(&background)?;
     background.signal("KILL")?;
     let _ = background.finish()?;
@@ -301,11 +307,16 @@ fn kill_between_alter_role_and_patch(env: &TestEnv) -> Result<()> {
     ensure!(journals.len() == 1, "one run journal");
     let steps = &journals[0]["steps"];
     ensure!(
-        steps[1]["step"]["type"] == "setPassword" && steps[1]["status"] == "done",
-        "the journal says the password was set: {steps}"
+        steps[1]["step"]["type"] == "setPassword" && steps[1]["status"] == status,
+        "the journal says the password step is {status}: {steps}"
     );
     ensure!(steps[2]["status"] == "pending", "the patch is pending");
     Ok(())
+}
+
+/// Killed after `ALTER ROLE` was journaled as done, before the patch started.
+fn kill_between_alter_role_and_patch(env: &TestEnv) -> Result<()> {
+    kill_at(env, "before:patch", "done")
 }
 
 fn postgres_rotation_killed_between_alter_role_and_the_patch_is_resumed(
@@ -361,6 +372,36 @@ fn postgres_rotation_killed_between_alter_role_and_the_patch_is_undone(
         "the database accepts the old password again"
     );
     app_pods_healthy(&env, "api")?;
+    Ok(())
+}
+
+/// The journal says `started` (the process died between `ALTER ROLE` and its journal entry):
+/// resume logs in with the pending, current and previous passwords to find where the role is.
+fn postgres_rotation_killed_before_alter_role_was_journaled_is_found_done_by_logging_in(
+    kubeconfig: &Path,
+) -> Result<()> {
+    let env = start(kubeconfig, "pg-kill-probe")?;
+    let old = env.secret_values("app-secrets")?["postgres-password"].clone();
+    kill_at(&env, "after:set-password", "started")?;
+    ensure!(
+        !accepts(&env, "ai_agents", &old)?,
+        "the database has the new password"
+    );
+    let resume = env.rotate(&["resume", "app-secrets", "-y"])?;
+    resume.success()?;
+    let text = format!("{}{}", resume.stdout, resume.stderr);
+    ensure!(
+        text.contains("set-password: found done (ai_agents logs in with it)"),
+        "resume found the step done by logging in:\n{text}"
+    );
+    let new = env.secret_values("app-secrets")?["postgres-password"].clone();
+    ensure!(accepts(&env, "ai_agents", &new)?, "the run finished");
+    // The verifier was set once: the log holds one ALTER ROLE of ai_agents.
+    let log = log_has_none_of(&env, &[&new, &old])?;
+    ensure!(
+        log.matches("ALTER ROLE \"ai_agents\" PASSWORD").count() == 1,
+        "ALTER ROLE ran once:\n{log}"
+    );
     Ok(())
 }
 

@@ -83,7 +83,14 @@ fn verify_passes_after_a_good_rotation_with_logs_and_health(kubeconfig: &Path) -
     run.success()?;
     assert_no_values(&run, &values)?;
     let rows = rows(&run.stdout);
-    ensure!(rows.iter().all(|(r, ..)| r == "PASS"), "{}", run.stdout);
+    // The simulated app has no database: the postgres preset's login check does not apply.
+    ensure!(
+        rows.iter()
+            .all(|(r, c, t)| r == "PASS"
+                || (r == "SKIP" && c == "login" && t == "postgres-password")),
+        "{}",
+        run.stdout
+    );
     for expected in [
         ("secret", "secret/app-secrets"),
         ("key", "encryption-key"),
