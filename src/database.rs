@@ -60,6 +60,7 @@ pub fn plan_database(
         server: settings.server.clone(),
         database: settings.database.clone(),
         admin,
+        tls: settings.tls.clone(),
     };
     match strategy {
         Strategy::SingleUser => Ok(DatabasePlan {

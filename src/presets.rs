@@ -31,7 +31,7 @@ use anyhow::{Result, anyhow};
 use serde::{Deserialize, Serialize};
 
 use crate::checks::KeyKind;
-use crate::steps::AdminLogin;
+use crate::steps::{AdminLogin, Tls, TlsMode};
 use crate::values::Generator;
 
 /// Where a preset's new value comes from by default.
@@ -141,6 +141,8 @@ pub struct PostgresSettings {
     /// The login that changes passwords; `None`: the role itself (single user only).
     pub admin: Option<AdminLogin>,
     pub strategy: Strategy,
+    /// TLS to a server reached directly.
+    pub tls: Tls,
 }
 
 /// The runbook's presets this tool can carry out completely.
@@ -198,6 +200,7 @@ pub fn built_in() -> Vec<Preset> {
                 key: "postgres-password".into(),
             }),
             strategy: Strategy::SingleUser,
+            tls: Tls::default(),
         }),
     }]
 }
@@ -238,6 +241,10 @@ struct PostgresConfig {
     #[serde(default, deserialize_with = "present")]
     admin: Option<Option<AdminConfig>>,
     strategy: Option<Strategy>,
+    /// `disable`, `prefer` (default), `require`, `verify-full`: for a server at HOST:PORT.
+    tls: Option<TlsMode>,
+    /// The CA (PEM) that `tls: verify-full` trusts.
+    ca_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -523,6 +530,21 @@ fn merge_postgres(
             at("postgres.strategy")
         ));
     }
+    let tls = Tls {
+        mode: config
+            .tls
+            .or(base.as_ref().map(|b| b.tls.mode))
+            .unwrap_or_default(),
+        ca_file: config
+            .ca_file
+            .or_else(|| base.as_ref().and_then(|b| b.tls.ca_file.clone())),
+    };
+    if tls.mode == TlsMode::VerifyFull && tls.ca_file.is_none() {
+        return Err(anyhow!(
+            "{}: tls: verify-full needs caFile (the PEM file of the CA that signed the server's certificate)",
+            at("postgres.caFile")
+        ));
+    }
     Ok(PostgresSettings {
         server,
         database,
@@ -531,6 +553,7 @@ fn merge_postgres(
         clone_user,
         admin,
         strategy,
+        tls,
     })
 }
 

@@ -38,6 +38,45 @@ pub struct Database {
     /// The login that changes passwords; `None`: the role itself, with its current password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin: Option<AdminLogin>,
+    /// TLS to a server reached directly (`HOST:PORT`); a tunnel through the API server is
+    /// inside the API server's TLS.
+    #[serde(default)]
+    pub tls: Tls,
+}
+
+/// How a connection to a directly reached server is secured (libpq's `sslmode` names).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tls {
+    pub mode: TlsMode,
+    /// PEM file of the CA (or the server's own certificate) that `verify-full` trusts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    /// No TLS.
+    Disable,
+    /// TLS when the server offers it, not verified; plain otherwise (libpq's default).
+    #[default]
+    Prefer,
+    /// TLS, not verified (encrypts; does not prove who the server is).
+    Require,
+    /// TLS, the certificate chain checked against `ca_file` and the host name against it.
+    VerifyFull,
+}
+
+impl TlsMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            TlsMode::Disable => "disable",
+            TlsMode::Prefer => "prefer",
+            TlsMode::Require => "require",
+            TlsMode::VerifyFull => "verify-full",
+        }
+    }
 }
 
 /// Admin credentials: a user, and the Secret key in the run's namespace holding its password.
@@ -584,6 +623,7 @@ mod tests {
             server: "service/postgres:5432".into(),
             database: "ai_agents".into(),
             admin: None,
+            tls: Tls::default(),
         }
     }
 

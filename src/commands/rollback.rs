@@ -250,6 +250,7 @@ fn database_rollback(
                 server: settings.server.clone(),
                 database: settings.database.clone(),
                 admin: settings.admin.clone(),
+                tls: settings.tls.clone(),
             },
             role,
             password_key: key.clone(),

@@ -157,6 +157,7 @@ pub async fn run(
         let result = match crate::systems::postgres::parse_server(&settings.server) {
             Err(err) => Err(format!("{err:#}")),
             Ok(server) => {
+                let server = server.with_tls(&settings.tls);
                 let login = crate::systems::postgres::Credentials {
                     user: &role,
                     database: &settings.database,

@@ -21,8 +21,12 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use k8s_openapi::api::core::v1::{Endpoints, Pod};
 use kube::Api;
+use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::steps::{Tls, TlsMode};
 
 use crate::values::SecretValue;
 
@@ -33,8 +37,26 @@ pub enum Server {
     Pod { name: String, port: u16 },
     /// A Service: a Ready pod of its Endpoints, through the API server's port-forward.
     Service { name: String, port: u16 },
-    /// A server outside the cluster.
-    Direct { host: String, port: u16 },
+    /// A server outside the cluster, and how the connection is secured.
+    Direct {
+        host: String,
+        port: u16,
+        tls: crate::steps::Tls,
+    },
+}
+
+impl Server {
+    /// The same server with `tls` (which matters only for a server reached directly).
+    pub fn with_tls(self, tls: &crate::steps::Tls) -> Server {
+        match self {
+            Server::Direct { host, port, .. } => Server::Direct {
+                host,
+                port,
+                tls: tls.clone(),
+            },
+            other => other,
+        }
+    }
 }
 
 impl std::fmt::Display for Server {
@@ -42,7 +64,7 @@ impl std::fmt::Display for Server {
         match self {
             Server::Pod { name, port } => write!(f, "pod/{name}:{port}"),
             Server::Service { name, port } => write!(f, "service/{name}:{port}"),
-            Server::Direct { host, port } => write!(f, "{host}:{port}"),
+            Server::Direct { host, port, .. } => write!(f, "{host}:{port}"),
         }
     }
 }
@@ -155,14 +177,29 @@ pub async fn connect(
                     .map(|(c, conn)| (c, Box::pin(conn) as ConnectionTask))
             }
             None => {
-                let Server::Direct { host, port } = server else {
+                let Server::Direct { host, port, tls } = server else {
                     unreachable!("only a direct server has no pod")
                 };
                 config.host(host).port(*port);
-                config
-                    .connect(NoTls)
-                    .await
-                    .map(|(c, conn)| (c, Box::pin(conn) as ConnectionTask))
+                match tls.mode {
+                    TlsMode::Disable => config
+                        .ssl_mode(SslMode::Disable)
+                        .connect(NoTls)
+                        .await
+                        .map(|(c, conn)| (c, Box::pin(conn) as ConnectionTask)),
+                    mode => {
+                        config.ssl_mode(if mode == TlsMode::Prefer {
+                            SslMode::Prefer
+                        } else {
+                            SslMode::Require
+                        });
+                        let connector = MakeRustlsConnect::new(tls_config(tls)?);
+                        config
+                            .connect(connector)
+                            .await
+                            .map(|(c, conn)| (c, Box::pin(conn) as ConnectionTask))
+                    }
+                }
             }
         };
         match connected {
@@ -173,10 +210,17 @@ pub async fn connect(
                 Ok(Ok(pg))
             }
             Err(err) if is_rejection(&err) => Ok(Err(server_message(&err))),
-            Err(err) => Err(anyhow!(
-                "cannot reach PostgreSQL at {server} in namespace {namespace}: {}",
-                server_message(&err)
-            )),
+            Err(err) => {
+                let why = server_message(&err);
+                let hint = if why.contains("certificate") {
+                    " (tls: verify-full checks the server's certificate against caFile and its name against the host)"
+                } else {
+                    ""
+                };
+                Err(anyhow!(
+                    "cannot reach PostgreSQL at {server} in namespace {namespace}: {why}{hint}"
+                ))
+            }
         }
     };
     tokio::time::timeout(CONNECT_TIMEOUT, attempt)
@@ -230,7 +274,21 @@ fn is_rejection(err: &tokio_postgres::Error) -> bool {
 fn server_message(err: &tokio_postgres::Error) -> String {
     match err.as_db_error() {
         Some(db) => db.message().to_string(),
-        None => err.to_string(),
+        None => {
+            // The cause is in the source chain ("error performing TLS handshake: invalid peer
+            // certificate: UnknownIssuer").
+            let mut text = err.to_string();
+            let mut source = std::error::Error::source(err);
+            while let Some(cause) = source {
+                let cause_text = cause.to_string();
+                if !text.contains(&cause_text) {
+                    text.push_str(": ");
+                    text.push_str(&cause_text);
+                }
+                source = cause.source();
+            }
+            text
+        }
     }
 }
 
@@ -240,6 +298,94 @@ pub fn check_role_name(role: &str) -> Result<()> {
         bail!("{role:?} is not a PostgreSQL role name");
     }
     Ok(())
+}
+
+/// The rustls configuration for `tls`: `verify-full` trusts only `ca_file`'s certificates
+/// (webpki's checks, host name included); `prefer` and `require` encrypt without checking
+/// who the server is, as libpq's modes of those names do.
+fn tls_config(tls: &Tls) -> Result<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| anyhow!("TLS setup: {e}"))?;
+    let config = match tls.mode {
+        TlsMode::VerifyFull => {
+            let path = tls.ca_file.as_deref().ok_or_else(|| {
+                anyhow!(
+                    "tls: verify-full needs caFile (the CA that signed the server's certificate)"
+                )
+            })?;
+            let mut roots = rustls::RootCertStore::empty();
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .map_err(|e| anyhow!("cannot read caFile {path}: {e}"))?
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| anyhow!("caFile {path} is not PEM certificates: {e}"))?;
+            if certs.is_empty() {
+                bail!("caFile {path} holds no certificate");
+            }
+            for cert in certs {
+                roots.add(cert).map_err(|e| anyhow!("caFile {path}: {e}"))?;
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        _ => builder
+            .dangerous()
+            .with_custom_certificate_verifier(std::sync::Arc::new(Unverified(provider)))
+            .with_no_client_auth(),
+    };
+    Ok(config)
+}
+
+/// `prefer`/`require`: any certificate is accepted (the handshake's signatures are still
+/// checked); what libpq does in those modes.
+#[derive(Debug)]
+struct Unverified(std::sync::Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for Unverified {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 /// Reads `pod/NAME:PORT`, `service/NAME:PORT` (also `svc/`) or `HOST:PORT`.
@@ -273,6 +419,7 @@ pub fn parse_server(text: &str) -> Result<Server> {
                 .trim_end_matches(']')
                 .to_string(),
             port,
+            tls: Tls::default(),
         },
     })
 }
@@ -294,7 +441,7 @@ impl<'a> Target<'a> {
         Ok(Target {
             ctx,
             db,
-            server: parse_server(&db.server)?,
+            server: parse_server(&db.server)?.with_tls(&db.tls),
         })
     }
 
@@ -795,8 +942,19 @@ pub async fn preflight(
         DatabaseChange::SingleUser { db, role, .. } => (db, role),
         DatabaseChange::AlternatingUsers { db, from, .. } => (db, from),
     };
-    let server = parse_server(&db.server)?;
+    let server = parse_server(&db.server)?.with_tls(&db.tls);
     let mut found = Preflight::default();
+    if let Server::Direct { tls, .. } = &server {
+        found.notes.push(format!(
+            "PostgreSQL: TLS {}{}",
+            tls.mode.name(),
+            match (tls.mode, &tls.ca_file) {
+                (TlsMode::VerifyFull, Some(ca)) => format!(" (certificate and host name checked against {ca})"),
+                (TlsMode::Disable, _) => " (no encryption)".to_string(),
+                _ => " (encrypted when the server offers it; the server's certificate is not checked: use verify-full)".to_string(),
+            }
+        ));
+    }
     let pod = resolve_pod(client, namespace, &server).await?;
     if let Server::Service { name, .. } = &server {
         found.needs.push(Need::new(
@@ -819,8 +977,8 @@ pub async fn preflight(
                 "to reach PostgreSQL through the API server (a WebSocket port-forward is authorized as get, and from Kubernetes 1.35 also as create)",
             ));
         }
-        found.server_workloads = owners_of_pod(client, namespace, pod).await?;
     }
+    found.server_workloads = server_workloads(client, namespace, &server).await?;
     if let Some(admin) = &db.admin {
         found.needs.push(Need::new(
             "get",
@@ -924,16 +1082,68 @@ pub async fn server_exists(
     })
 }
 
-/// The workloads whose pods serve `server` (none for a server outside the cluster).
+/// The workloads whose pods serve `server`: the owner of the pod it resolves to, or of the
+/// pod whose address a direct `HOST:PORT` names; and any workload whose pods look like a
+/// PostgreSQL server (an image named postgres* that declares port 5432), since restarting a
+/// database cuts every connection and never applies a password.
 pub async fn server_workloads(
     client: &kube::Client,
     namespace: &str,
     server: &Server,
 ) -> Result<Vec<(crate::consumers::WorkloadKind, String)>> {
-    match resolve_pod(client, namespace, server).await? {
-        Some((pod, _)) => owners_of_pod(client, namespace, &pod).await,
-        None => Ok(Vec::new()),
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let all = pods
+        .list(&kube::api::ListParams::default())
+        .await
+        .with_context(|| format!("listing the pods of namespace {namespace}"))?
+        .items;
+    let mut names: Vec<String> = all
+        .iter()
+        .filter(|p| looks_like_postgres(p))
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    match resolve_pod(client, namespace, server).await {
+        Ok(Some((pod, _))) => names.push(pod),
+        Ok(None) => {
+            if let Server::Direct { host, .. } = server {
+                names.extend(
+                    all.iter()
+                        .filter(|p| {
+                            p.status.as_ref().and_then(|s| s.pod_ip.as_deref())
+                                == Some(host.as_str())
+                        })
+                        .filter_map(|p| p.metadata.name.clone()),
+                );
+            }
+        }
+        Err(_) => {}
     }
+    let mut owners = Vec::new();
+    for pod in names {
+        for owner in owners_of_pod(client, namespace, &pod).await? {
+            if !owners.contains(&owner) {
+                owners.push(owner);
+            }
+        }
+    }
+    Ok(owners)
+}
+
+/// A container of an image named like PostgreSQL (`postgres`, `postgresql`, any registry or
+/// tag) that declares port 5432: a server, not a client such as an exporter.
+pub fn looks_like_postgres(pod: &Pod) -> bool {
+    pod.spec.iter().flat_map(|s| &s.containers).any(|c| {
+        let image = c.image.as_deref().unwrap_or_default();
+        let name = image
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .split([':', '@'])
+            .next()
+            .unwrap_or_default();
+        (name == "postgres" || name == "postgresql")
+            && c.ports.iter().flatten().any(|p| p.container_port == 5432)
+    })
 }
 
 /// The Deployment, StatefulSet or DaemonSet that runs `pod`, by its owner references.
@@ -1017,7 +1227,33 @@ mod tests {
         let direct = Server::Direct {
             host: "db.example".into(),
             port: 5432,
+            tls: Tls::default(),
         };
         assert_eq!(direct.to_string(), "db.example:5432");
+    }
+
+    #[test]
+    fn a_postgres_image_that_serves_5432_is_a_server_and_an_exporter_is_not() {
+        let pod = |image: &str, port: i32| -> Pod {
+            serde_json::from_value(json!({
+                "metadata": {"name": "p"},
+                "spec": {"containers": [{"name": "c", "image": image, "ports": [{"containerPort": port}]}]},
+            }))
+            .unwrap()
+        };
+        assert!(looks_like_postgres(&pod("postgres:15", 5432)));
+        assert!(looks_like_postgres(&pod(
+            "docker.io/bitnami/postgresql:16.2.0",
+            5432
+        )));
+        assert!(looks_like_postgres(&pod(
+            "kubectl-rotate.io/postgres:15",
+            5432
+        )));
+        assert!(!looks_like_postgres(&pod(
+            "quay.io/prometheuscommunity/postgres-exporter:v0.15",
+            9187
+        )));
+        assert!(!looks_like_postgres(&pod("postgres:15", 6432)));
     }
 }

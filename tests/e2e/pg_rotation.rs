@@ -41,6 +41,10 @@ pub fn tests() -> Vec<(&'static str, TestFn)> {
             postgres_rotation_whose_new_pods_fail_restores_the_database_password_too,
         ),
         (
+            "postgres_reached_directly_with_tls_verify_full_rotates_and_a_wrong_ca_is_refused",
+            postgres_reached_directly_with_tls_verify_full_rotates_and_a_wrong_ca_is_refused,
+        ),
+        (
             "postgres_rotation_refuses_wrong_admin_credentials_and_an_unreachable_database_before_any_write",
             postgres_rotation_refuses_wrong_admin_credentials_and_an_unreachable_database_before_any_write,
         ),
@@ -563,5 +567,157 @@ fn postgres_rotation_refuses_wrong_admin_credentials_and_an_unreachable_database
     if run.stderr.contains("password") && !run.stderr.contains("has no Ready pod") {
         bail!("unexpected error: {}", run.stderr);
     }
+    Ok(())
+}
+
+/// A database outside the cluster, as RDS is: the preset names `HOST:PORT` (here postgres-0's
+/// address, reached from this machine through the cluster's network) and `tls: verify-full`
+/// with the CA that signed the server's certificate (the demo image makes both with
+/// `POSTGRES_SSL=on` and logs the CA). A CA that did not sign it is refused before any write.
+fn postgres_reached_directly_with_tls_verify_full_rotates_and_a_wrong_ca_is_refused(
+    kubeconfig: &Path,
+) -> Result<()> {
+    let env = start(kubeconfig, "pg-tls")?;
+    let ns = env.namespace.clone();
+    env.psql("ALTER SYSTEM SET log_connections = on")?
+        .success()?;
+    env.kubectl(&[
+        "set",
+        "env",
+        "statefulset/postgres",
+        "-n",
+        &ns,
+        "POSTGRES_SSL=on",
+    ])?
+    .success()?;
+    env.wait_rolled_out(&["statefulset/postgres"])?;
+    // The app's pods went unready while their database restarted; wait for them to recover.
+    for app in ["api", "worker"] {
+        env.wait_until(
+            &format!("deployment {app} to be available again"),
+            &[
+                "get",
+                "deployment",
+                app,
+                "-n",
+                &ns,
+                "-o",
+                "jsonpath={.status.availableReplicas}",
+            ],
+            |out| out.trim() == "2",
+        )?;
+    }
+    let ip = env.kubectl(&[
+        "get",
+        "pod",
+        "postgres-0",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.status.podIP}",
+    ])?;
+    ip.success()?;
+    let ip = ip.stdout.trim().to_string();
+    ensure!(!ip.is_empty(), "postgres-0 has an address");
+    // The CA the server logged at start (public).
+    let mut ca = String::new();
+    env.wait_until(
+        "postgres-0 to log its TLS CA",
+        &["logs", "postgres-0", "-n", &ns],
+        |log| log.contains("END CERTIFICATE"),
+    )?;
+    let log = env.kubectl(&["logs", "postgres-0", "-n", &ns])?.stdout;
+    let mut inside = false;
+    for line in log.lines().skip_while(|l| !l.contains("signed by this CA")) {
+        if line.contains("BEGIN CERTIFICATE") {
+            inside = true;
+        }
+        if inside {
+            match line.find("-----") {
+                Some(at) => ca.push_str(&line[at..]),
+                None => ca.push_str(line.trim()),
+            }
+            ca.push('\n');
+        }
+        if line.contains("END CERTIFICATE") {
+            break;
+        }
+    }
+    ensure!(
+        ca.contains("BEGIN CERTIFICATE"),
+        "the CA in the log:\n{log}"
+    );
+    let dir = tempfile::tempdir()?;
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca)?;
+    // Another CA: the control plane's own.
+    let kubeconfig_text = std::fs::read_to_string(kubeconfig)?;
+    let other = kubeconfig_text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("certificate-authority-data: "))
+        .context("the kubeconfig's CA")?;
+    let other_file = dir.path().join("other-ca.pem");
+    std::fs::write(
+        &other_file,
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, other.trim())?,
+    )?;
+    let config = |ca: &Path| {
+        format!(
+            "presets:\n  postgres:\n    postgres:\n      server: \"{ip}:5432\"\n      tls: verify-full\n      caFile: {}\n",
+            ca.display()
+        )
+    };
+    let wrong = dir.path().join("wrong.yaml");
+    std::fs::write(&wrong, config(&other_file))?;
+    let before = env.secret_values("app-secrets")?;
+    let run = env.rotate(&[
+        "postgres",
+        "-y",
+        "--config",
+        wrong.to_str().context("utf-8")?,
+    ])?;
+    ensure!(
+        run.code == Some(1),
+        "a wrong CA is refused: {:?}\n{}",
+        run.code,
+        run.stderr
+    );
+    ensure!(
+        run.stderr.contains("certificate") && run.stderr.contains(&format!("{ip}:5432")),
+        "the error names the certificate problem and the server:\n{}",
+        run.stderr
+    );
+    ensure!(
+        env.secret_values("app-secrets")? == before && env.journals_of("app-secrets")?.is_empty(),
+        "nothing was written"
+    );
+
+    let right = dir.path().join("right.yaml");
+    std::fs::write(&right, config(&ca_file))?;
+    let run = env.rotate(&[
+        "postgres",
+        "-y",
+        "--config",
+        right.to_str().context("utf-8")?,
+    ])?;
+    run.success()?;
+    ensure!(
+        format!("{}{}", run.stdout, run.stderr)
+            .contains("TLS verify-full (certificate and host name checked"),
+        "the preview says how the connection is secured:\n{}",
+        run.stdout
+    );
+    let new = env.secret_values("app-secrets")?["postgres-password"].clone();
+    ensure!(
+        accepts(&env, "ai_agents", &new)?,
+        "the new password logs in"
+    );
+    // The plugin's connections were encrypted (log_connections).
+    let log = log_has_none_of(&env, &[&new, &before["postgres-password"]])?;
+    ensure!(
+        log.lines()
+            .any(|l| l.contains("user=postgres database=ai_agents") && l.contains("SSL enabled")),
+        "the admin's login used TLS:\n{log}"
+    );
     Ok(())
 }

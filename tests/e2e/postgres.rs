@@ -106,6 +106,7 @@ fn postgres_password_changes_by_verifier_through_the_api_server(kubeconfig: &Pat
         let direct = Server::Direct {
             host: "127.0.0.1".into(),
             port: closed,
+            tls: Default::default(),
         };
         ensure!(
             check(direct, current.clone()).await.is_err(),

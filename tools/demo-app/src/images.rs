@@ -185,7 +185,7 @@ pub fn postgres() -> Result<(), String> {
     if !data.join("PG_VERSION").exists() {
         log("PostgreSQL init process: initialising the data directory");
         initialise(&bin, &data, &run, owner, &superuser_password)?;
-        let mut server = start_postgres(&bin, &data, &run, owner, "", &port)?;
+        let mut server = start_postgres(&bin, &data, &run, owner, "", &port, &[])?;
         let setup = bootstrap(&run, &port, &database, app.as_ref());
         stop_postgres(&mut server);
         setup?;
@@ -193,7 +193,11 @@ pub fn postgres() -> Result<(), String> {
     } else {
         log("PostgreSQL Database directory appears to contain a database; Skipping initialization");
     }
-    let mut server = start_postgres(&bin, &data, &run, owner, &listen, &port)?;
+    let mut extra = Vec::new();
+    if env("POSTGRES_SSL").as_deref() == Some("on") {
+        extra = server_certificate(&run, owner, &listen)?;
+    }
+    let mut server = start_postgres(&bin, &data, &run, owner, &listen, &port, &extra)?;
     let code = wait_forwarding_signals(&mut server)?;
     if code == 0 {
         Ok(())
@@ -246,6 +250,48 @@ fn initialise(
     Ok(())
 }
 
+/// `POSTGRES_SSL=on`: a fresh CA and a server certificate it signs for `listen` (the pod's
+/// address), written to `run/` (the key 0600, owned by postgres); the CA certificate (public)
+/// is logged between BEGIN/END lines so a client can trust it (`kubectl logs`). Returns the
+/// server's `-c` settings.
+fn server_certificate(
+    run: &Path,
+    owner: Option<(u32, u32)>,
+    listen: &str,
+) -> Result<Vec<String>, String> {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let fail = |e: rcgen::Error| format!("cannot make the TLS certificate: {e}");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "demo PostgreSQL CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().map_err(fail)?)
+        .map_err(fail)?;
+    let key = KeyPair::generate().map_err(fail)?;
+    let mut params = CertificateParams::new(vec![listen.to_string()]).map_err(fail)?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, listen);
+    let cert = params.signed_by(&key, &ca).map_err(fail)?;
+    let cert_file = run.join("server.crt");
+    let key_file = run.join("server.key");
+    write_private(&cert_file, &cert.pem(), owner)?;
+    write_private(&key_file, &key.serialize_pem(), owner)?;
+    log(format_args!(
+        "PostgreSQL TLS: server certificate for {listen}, signed by this CA:\n{}",
+        ca.pem().trim_end()
+    ));
+    Ok(vec![
+        "-c".into(),
+        "ssl=on".into(),
+        "-c".into(),
+        format!("ssl_cert_file={}", cert_file.display()),
+        "-c".into(),
+        format!("ssl_key_file={}", key_file.display()),
+    ])
+}
+
 fn start_postgres(
     bin: &Path,
     data: &Path,
@@ -253,8 +299,10 @@ fn start_postgres(
     owner: Option<(u32, u32)>,
     listen: &str,
     port: &str,
+    extra: &[String],
 ) -> Result<std::process::Child, String> {
     as_user(&mut Command::new(bin.join("postgres")), owner)
+        .args(extra)
         .arg("-D")
         .arg(data)
         .args(["-p", port])
