@@ -181,12 +181,13 @@ pub fn postgres() -> Result<(), String> {
     let data = dir.join("pgdata");
     let run = dir.join("run");
     private_dir(&run, owner)?;
+    let sockets = socket_dir(&dir, &run, owner)?;
 
     if !data.join("PG_VERSION").exists() {
         log("PostgreSQL init process: initialising the data directory");
         initialise(&bin, &data, &run, owner, &superuser_password)?;
-        let mut server = start_postgres(&bin, &data, &run, owner, "", &port, &[])?;
-        let setup = bootstrap(&run, &port, &database, app.as_ref());
+        let mut server = start_postgres(&bin, &data, &sockets, owner, "", &port, &[])?;
+        let setup = bootstrap(&sockets, &port, &database, app.as_ref());
         stop_postgres(&mut server);
         setup?;
         log("PostgreSQL init process complete; ready for start up.");
@@ -197,8 +198,11 @@ pub fn postgres() -> Result<(), String> {
     if env("POSTGRES_SSL").as_deref() == Some("on") {
         extra = server_certificate(&run, owner, &listen)?;
     }
-    let mut server = start_postgres(&bin, &data, &run, owner, &listen, &port, &extra)?;
-    let code = wait_forwarding_signals(&mut server)?;
+    let mut server = start_postgres(&bin, &data, &sockets, owner, &listen, &port, &extra)?;
+    let code = wait_forwarding_signals(&mut server);
+    // Empty once the server removed its socket and lock file.
+    let _ = std::fs::remove_dir(&sockets);
+    let code = code?;
     if code == 0 {
         Ok(())
     } else {
@@ -248,6 +252,21 @@ fn initialise(
     conf.push_str("host all all 0.0.0.0/0 scram-sha-256\n");
     std::fs::write(&hba, conf).map_err(|e| format!("writing pg_hba: {e}"))?;
     Ok(())
+}
+
+/// The server's Unix socket directory: short, because a socket's path may not exceed 107
+/// bytes and a pod's working directory can be deep (`/tmp/kubectl-rotate-pg-<hash of the
+/// working directory>`, private to postgres). Its path is written to `run/socket-dir`, where
+/// the fake kubelet reads it to set `PGHOST` for `kubectl exec`.
+fn socket_dir(dir: &Path, run: &Path, owner: Option<(u32, u32)>) -> Result<PathBuf, String> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    dir.hash(&mut hasher);
+    let sockets = std::env::temp_dir().join(format!("kubectl-rotate-pg-{:016x}", hasher.finish()));
+    private_dir(&sockets, owner)?;
+    std::fs::write(run.join("socket-dir"), sockets.display().to_string())
+        .map_err(|e| format!("writing {}: {e}", run.join("socket-dir").display()))?;
+    Ok(sockets)
 }
 
 /// `POSTGRES_SSL=on`: a fresh CA and a server certificate it signs for `listen` (the pod's

@@ -491,8 +491,12 @@ pub async fn exec_env(
     let mut env = resolve_env(pod, container, pod_ip, services, &secrets, &config_maps).await?;
     env.insert("LISTEN_ADDRESS".into(), pod_ip.to_string());
     if pod_image(pod) == Some(Image::Postgres) && !env.contains_key("PGHOST") {
+        // The server writes where its socket is (a short path: see demo-app's socket_dir).
         let run = work_dir(state_dir, pod).join("run");
-        env.insert("PGHOST".into(), run.display().to_string());
+        let sockets = std::fs::read_to_string(run.join("socket-dir"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| run.display().to_string());
+        env.insert("PGHOST".into(), sockets);
     }
     Ok(env)
 }
