@@ -29,9 +29,12 @@ fi
 scripts/provision.sh
 say "building kubectl-rotate"
 cargo build --workspace --quiet
+# Where cargo put the binaries (CARGO_TARGET_DIR or build.target-dir may move them).
+target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+bin_dir="$target_dir/debug"
 
 mkdir -p "$demo/bin"
-ln -sfn "$root/target/debug/kubectl-rotate" "$demo/bin/kubectl-rotate"
+ln -sfn "$bin_dir/kubectl-rotate" "$demo/bin/kubectl-rotate"
 ln -sfn "${KUBECTL_ROTATE_CACHE:-$HOME/.cache/kubectl-rotate}/venv/bin/kubectl" "$demo/bin/kubectl"
 export PATH="$demo/bin:$PATH"
 
@@ -44,7 +47,7 @@ else
     say "local control plane already running"
   else
     say "starting the local control plane (kube-apiserver, kube-controller-manager, etcd, fake kubelet)"
-    FAKE_KUBELET="$root/target/debug/fake-kubelet" scripts/cluster.sh up "$cluster_dir" >/dev/null
+    FAKE_KUBELET="$bin_dir/fake-kubelet" DEMO_APP="$bin_dir/demo-app" scripts/cluster.sh up "$cluster_dir" >/dev/null
   fi
   kubeconfig="$cluster_dir/kubeconfig"
   local_cluster=1

@@ -149,6 +149,23 @@ fn app_pods_healthy(env: &TestEnv, app: &str) -> Result<()> {
     Ok(())
 }
 
+/// The app answers a request that reads the database (a tenant's config, decrypted), through
+/// the API server's proxy to the Service `api`.
+fn app_serves_a_tenant(env: &TestEnv) -> Result<()> {
+    let path = format!(
+        "/api/v1/namespaces/{}/services/api:8000/proxy/api/v1/tenants/tenant-1/config",
+        env.namespace
+    );
+    let run = env.kubectl(&["get", "--raw", &path])?;
+    run.success()?;
+    ensure!(
+        run.stdout.contains("tenant-1"),
+        "the app served tenant-1: {}",
+        run.stdout
+    );
+    Ok(())
+}
+
 fn postgres_preset_changes_the_password_in_the_database_and_the_secret_as_one_run(
     kubeconfig: &Path,
 ) -> Result<()> {
@@ -202,6 +219,7 @@ fn postgres_preset_changes_the_password_in_the_database_and_the_secret_as_one_ru
     );
     app_pods_healthy(&env, "api")?;
     app_pods_healthy(&env, "worker")?;
+    app_serves_a_tenant(&env)?;
     // The plaintext never reached the server, even with log_statement = all.
     let log = log_has_none_of(&env, &[&new, &old])?;
     ensure!(
@@ -280,6 +298,7 @@ fn postgres_alternating_users_switch_roles_and_disable_the_old_login(
     // The clone acts as the app's role: the app reads the tenants owned by ai_agents.
     app_pods_healthy(&env, "api")?;
     app_pods_healthy(&env, "worker")?;
+    app_serves_a_tenant(&env)?;
     log_has_none_of(&env, &[&new, &old])?;
 
     // The next rotation switches back.
