@@ -66,6 +66,8 @@ fn resource_of(kind: WorkloadKind) -> &'static str {
         WorkloadKind::StatefulSet => "statefulsets",
         WorkloadKind::DaemonSet => "daemonsets",
         WorkloadKind::CronJob => "cronjobs",
+        WorkloadKind::Job => "jobs",
+        WorkloadKind::Pod => "pods",
     }
 }
 
@@ -150,7 +152,7 @@ pub fn needs_for_change(
     ));
     let mut kinds: Vec<WorkloadKind> = Vec::new();
     for (kind, name) in restarts {
-        let group = if *kind == WorkloadKind::CronJob {
+        let group = if matches!(kind, WorkloadKind::CronJob | WorkloadKind::Job) {
             "batch"
         } else {
             "apps"

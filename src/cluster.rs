@@ -377,9 +377,9 @@ impl Cluster {
         Ok(list.items)
     }
 
-    /// Every workload that could consume a Secret: Deployments, StatefulSets, DaemonSets and
-    /// CronJobs. A server that does not serve batch/v1 CronJobs (before Kubernetes 1.21) simply
-    /// has none to report.
+    /// Every workload that could consume a Secret: Deployments, StatefulSets, DaemonSets,
+    /// CronJobs, unfinished Jobs of their own and pods without a controller. A server that does
+    /// not serve batch/v1 CronJobs (before Kubernetes 1.21) simply has none to report.
     pub async fn list_workloads(&self, scope: &Scope) -> Result<Vec<Workload>> {
         let lp = ListParams::default();
         let (deployment_api, statefulset_api, daemonset_api, cronjob_api) = (
@@ -388,11 +388,15 @@ impl Cluster {
             self.api::<DaemonSet>(scope),
             self.api::<CronJob>(scope),
         );
-        let (deployments, statefulsets, daemonsets, cronjobs) = futures::join!(
+        let job_api = self.api::<k8s_openapi::api::batch::v1::Job>(scope);
+        let pod_api = self.api::<k8s_openapi::api::core::v1::Pod>(scope);
+        let (deployments, statefulsets, daemonsets, cronjobs, jobs, pods) = futures::join!(
             deployment_api.list(&lp),
             statefulset_api.list(&lp),
             daemonset_api.list(&lp),
             cronjob_api.list(&lp),
+            job_api.list(&lp),
+            pod_api.list(&lp),
         );
         let what = |kind: &str| {
             format!(
@@ -411,6 +415,18 @@ impl Cluster {
             Ok(list) => workloads.extend(list.items.iter().map(Workload::from_cronjob)),
             Err(kube::Error::Api(status)) if status.code == 404 => {}
             Err(err) => return Err(self.explain(err, &what("CronJobs"))),
+        }
+        // Jobs of their own and pods without a controller are only reported (nothing restarts
+        // them); a user who may not list them still rotates, and sees none.
+        match jobs {
+            Ok(list) => workloads.extend(list.items.iter().filter_map(Workload::from_job)),
+            Err(kube::Error::Api(status)) if matches!(status.code, 403 | 404) => {}
+            Err(err) => return Err(self.explain(err, &what("Jobs"))),
+        }
+        match pods {
+            Ok(list) => workloads.extend(list.items.iter().filter_map(Workload::from_pod)),
+            Err(kube::Error::Api(status)) if matches!(status.code, 403 | 404) => {}
+            Err(err) => return Err(self.explain(err, &what("pods"))),
         }
         Ok(workloads)
     }

@@ -24,6 +24,10 @@ pub enum WorkloadKind {
     StatefulSet,
     DaemonSet,
     CronJob,
+    /// A Job of its own (not a CronJob's) that has not finished.
+    Job,
+    /// A pod without a controller, not finished.
+    Pod,
 }
 
 impl WorkloadKind {
@@ -34,12 +38,18 @@ impl WorkloadKind {
             WorkloadKind::StatefulSet => "statefulset",
             WorkloadKind::DaemonSet => "daemonset",
             WorkloadKind::CronJob => "cronjob",
+            WorkloadKind::Job => "job",
+            WorkloadKind::Pod => "pod",
         }
     }
 
-    /// Whether a rolling restart applies: a CronJob's pods are Jobs that start fresh anyway.
+    /// Whether a rolling restart applies: a CronJob's pods are Jobs that start fresh anyway;
+    /// a Job or a bare pod has nothing that would replace its pods with new ones.
     pub fn restartable(self) -> bool {
-        !matches!(self, WorkloadKind::CronJob)
+        matches!(
+            self,
+            WorkloadKind::Deployment | WorkloadKind::StatefulSet | WorkloadKind::DaemonSet
+        )
     }
 }
 
@@ -158,6 +168,54 @@ impl Workload {
             .and_then(|j| j.template.spec.clone());
         let suspended = c.spec.as_ref().and_then(|s| s.suspend).unwrap_or(false);
         Self::new(WorkloadKind::CronJob, &c.metadata, pod_spec, suspended)
+    }
+
+    /// A Job that is its own (not a CronJob's: that one is reported) and has not finished;
+    /// `None` otherwise.
+    pub fn from_job(j: &k8s_openapi::api::batch::v1::Job) -> Option<Self> {
+        let owned_by_cronjob = j
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.kind == "CronJob");
+        let finished = j
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .into_iter()
+            .flatten()
+            .any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True");
+        if owned_by_cronjob || finished {
+            return None;
+        }
+        let pod_spec = j.spec.as_ref().and_then(|s| s.template.spec.clone());
+        Some(Self::new(WorkloadKind::Job, &j.metadata, pod_spec, false))
+    }
+
+    /// A pod that no controller owns and that has not ended; `None` otherwise (a controller's
+    /// pod is accounted for by its workload).
+    pub fn from_pod(p: &k8s_openapi::api::core::v1::Pod) -> Option<Self> {
+        let controlled = p
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.controller == Some(true));
+        let ended = p
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .is_some_and(|phase| phase == "Succeeded" || phase == "Failed");
+        if controlled || ended || p.metadata.deletion_timestamp.is_some() {
+            return None;
+        }
+        Some(Self::new(
+            WorkloadKind::Pod,
+            &p.metadata,
+            p.spec.clone(),
+            false,
+        ))
     }
 
     fn new(
@@ -725,5 +783,42 @@ mod tests {
             Some("true")
         );
         assert_eq!(w.reference(), "deployment/api");
+    }
+
+    #[test]
+    fn a_bare_running_pod_and_an_unfinished_job_of_its_own_are_consumers_never_restarted() {
+        let pod = |owner: serde_json::Value, phase: &str| -> k8s_openapi::api::core::v1::Pod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "debug", "namespace": "prod", "ownerReferences": owner},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+                "status": {"phase": phase},
+            }))
+            .unwrap()
+        };
+        let bare = Workload::from_pod(&pod(serde_json::json!([]), "Running")).unwrap();
+        assert_eq!(bare.reference(), "pod/debug");
+        assert!(!bare.kind.restartable());
+        let replicaset = serde_json::json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "api-1", "uid": "u", "controller": true}]);
+        assert!(Workload::from_pod(&pod(replicaset, "Running")).is_none());
+        assert!(Workload::from_pod(&pod(serde_json::json!([]), "Succeeded")).is_none());
+
+        let job = |owner: serde_json::Value,
+                   conditions: serde_json::Value|
+         -> k8s_openapi::api::batch::v1::Job {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "migrate", "namespace": "prod", "ownerReferences": owner},
+                "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "app"}], "restartPolicy": "Never"}}},
+                "status": {"active": 1, "conditions": conditions},
+            }))
+            .unwrap()
+        };
+        let running =
+            Workload::from_job(&job(serde_json::json!([]), serde_json::json!([]))).unwrap();
+        assert_eq!(running.reference(), "job/migrate");
+        assert!(!running.kind.restartable());
+        let done = serde_json::json!([{"type": "Complete", "status": "True"}]);
+        assert!(Workload::from_job(&job(serde_json::json!([]), done)).is_none());
+        let cron = serde_json::json!([{"apiVersion": "batch/v1", "kind": "CronJob", "name": "report", "uid": "u", "controller": true}]);
+        assert!(Workload::from_job(&job(cron, serde_json::json!([]))).is_none());
     }
 }

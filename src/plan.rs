@@ -536,8 +536,25 @@ fn on_delete(workload: &Workload) -> Option<String> {
 }
 
 fn not_restartable(workload: &Workload) -> Option<String> {
-    if workload.kind == WorkloadKind::CronJob {
-        return Some("a CronJob's next Job reads the new value".to_string());
+    match workload.kind {
+        WorkloadKind::CronJob => {
+            return Some("a CronJob's next Job reads the new value".to_string());
+        }
+        WorkloadKind::Job => {
+            return Some(format!(
+                "a Job: its running pods keep the old value until they end (restarting a Job would run it again); \
+                 if it must use the new value, let it finish and run it again (`kubectl get job {} -n {}`)",
+                workload.name, workload.namespace
+            ));
+        }
+        WorkloadKind::Pod => {
+            return Some(format!(
+                "a pod without a controller: nothing re-creates it, so it keeps the old value until you delete \
+                 and re-create it (`kubectl get pod {} -n {} -o yaml`, then `kubectl replace --force -f` that manifest)",
+                workload.name, workload.namespace
+            ));
+        }
+        WorkloadKind::Deployment | WorkloadKind::StatefulSet | WorkloadKind::DaemonSet => {}
     }
     if workload.paused {
         return Some(
@@ -832,6 +849,29 @@ mod tests {
                     .iter()
                     .any(|w| w.contains("deployment/paused is paused"))
             );
+        }
+
+        #[test]
+        fn a_job_and_a_bare_pod_are_listed_as_not_restarted_with_what_to_do() {
+            let workloads = vec![
+                workload(WorkloadKind::Deployment, "api", true),
+                workload(WorkloadKind::Job, "migrate", true),
+                workload(WorkloadKind::Pod, "debug", true),
+            ];
+            let consumers = find_consumers("prod", "app-secrets", &workloads);
+            let plan = plan_restarts(&consumers, &["k"], &RestartMode::Auto, &workloads).unwrap();
+            let restarted: Vec<String> = plan.restart.iter().map(Restart::reference).collect();
+            assert_eq!(restarted, ["deployment/api"]);
+            let job = &plan.not_restarted[0];
+            assert_eq!(job.reference(), "job/migrate");
+            assert!(
+                job.why.contains("keep the old value until they end"),
+                "{}",
+                job.why
+            );
+            let pod = &plan.not_restarted[1];
+            assert_eq!(pod.reference(), "pod/debug");
+            assert!(pod.why.contains("replace --force"), "{}", pod.why);
         }
 
         #[test]

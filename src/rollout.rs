@@ -310,7 +310,8 @@ pub fn pod_belongs_to(pod: &Pod, kind: WorkloadKind, name: &str) -> bool {
             }
             WorkloadKind::StatefulSet => owner.kind == "StatefulSet" && owner.name == name,
             WorkloadKind::DaemonSet => owner.kind == "DaemonSet" && owner.name == name,
-            WorkloadKind::CronJob => false,
+            WorkloadKind::Job => owner.kind == "Job" && owner.name == name,
+            WorkloadKind::CronJob | WorkloadKind::Pod => false,
         })
 }
 
@@ -432,7 +433,8 @@ pub async fn restart(
                     .patch(&t.name, &params, &patch)
                     .await
                     .map(drop),
-                WorkloadKind::CronJob => Ok(()),
+                // Never restarted (not `restartable`).
+                WorkloadKind::CronJob | WorkloadKind::Job | WorkloadKind::Pod => Ok(()),
             };
             result
         }
@@ -466,7 +468,7 @@ pub async fn current_restarted_at(
             .spec
             .and_then(|s| s.template.metadata)
             .and_then(|m| m.annotations),
-        WorkloadKind::CronJob => None,
+        WorkloadKind::CronJob | WorkloadKind::Job | WorkloadKind::Pod => None,
     };
     Ok(template_restarted_at(annotations.as_ref()).map(str::to_string))
 }

@@ -216,7 +216,7 @@ pub async fn run(
             );
             continue;
         }
-        if !workload.kind.restartable() {
+        if workload.kind == crate::consumers::WorkloadKind::CronJob {
             checks.add(
                 "rollout",
                 target,
@@ -224,9 +224,16 @@ pub async fn run(
             );
             continue;
         }
+        // A Job's pods, a bare pod itself: nothing replaced them, so they pass only if they
+        // started after the rotation.
         let own: Vec<Pod> = all_pods
             .iter()
-            .filter(|p| pod_belongs_to(p, workload.kind, &workload.name))
+            .filter(|p| match workload.kind {
+                crate::consumers::WorkloadKind::Pod => {
+                    p.metadata.name.as_deref() == Some(workload.name.as_str())
+                }
+                kind => pod_belongs_to(p, kind, &workload.name),
+            })
             .cloned()
             .collect();
         let latest = keys

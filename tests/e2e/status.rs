@@ -13,6 +13,10 @@ use crate::support::{TestEnv, assert_no_values};
 pub fn tests() -> Vec<(&'static str, TestFn)> {
     vec![
         (
+            "a_bare_pod_and_a_running_job_that_read_the_key_are_shown_and_left_with_what_to_do",
+            a_bare_pod_and_a_running_job_that_read_the_key_are_shown_and_left_with_what_to_do,
+        ),
+        (
             "status_shows_the_demo_apps_keys_with_api_and_worker_as_consumers",
             status_shows_the_demo_apps_keys_with_api_and_worker_as_consumers,
         ),
@@ -595,5 +599,110 @@ fn all_namespaces_adds_a_namespace_column(kubeconfig: &Path) -> Result<()> {
         env.namespace,
         run.stdout
     );
+    Ok(())
+}
+
+/// Issue 15, finding 9: a pod without a controller and a running Job that read the key
+/// (`secretKeyRef`) used to appear nowhere; they keep the old value, and after a database-side
+/// change they lose access without warning.
+fn a_bare_pod_and_a_running_job_that_read_the_key_are_shown_and_left_with_what_to_do(
+    kubeconfig: &Path,
+) -> Result<()> {
+    let env = TestEnv::new(kubeconfig, "unseen")?;
+    env.seed_demo_app()?;
+    let container = serde_json::json!({
+        "name": "c",
+        "image": "registry.k8s.io/pause:3.9",
+        "env": [{"name": "REDIS_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "app-secrets", "key": "redis-password"}}}],
+    });
+    env.apply(
+        &serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "debug"},
+            "spec": {"containers": [container.clone()]},
+        })
+        .to_string(),
+    )?;
+    env.apply(
+        &serde_json::json!({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "migrate"},
+            "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [container]}}},
+        })
+        .to_string(),
+    )?;
+    env.wait_until(
+        "the Job's pod to run",
+        &[
+            "get",
+            "pods",
+            "-n",
+            &env.namespace,
+            "-l",
+            "job-name=migrate",
+            "-o",
+            "jsonpath={.items[*].status.phase}",
+        ],
+        |out| out.contains("Running"),
+    )?;
+
+    let status = env.rotate(&["status", "app-secrets"])?;
+    status.success()?;
+    let line = status
+        .stdout
+        .lines()
+        .find(|l| l.contains("redis-password"))
+        .unwrap_or_default()
+        .to_string();
+    for consumer in ["pod/debug", "job/migrate"] {
+        ensure!(
+            line.contains(consumer),
+            "status lists {consumer}:\n{}",
+            status.stdout
+        );
+    }
+
+    let preview = env.rotate(&[
+        "secret",
+        "app-secrets",
+        "redis-password",
+        "--generate",
+        "password",
+        "--dry-run",
+    ])?;
+    preview.success()?;
+    let text = format!("{}{}", preview.stdout, preview.stderr);
+    for expected in [
+        "pod/debug (env REDIS_PASSWORD in c): a pod without a controller",
+        "job/migrate (env REDIS_PASSWORD in c): a Job: its running pods keep the old value",
+    ] {
+        ensure!(
+            text.contains(expected),
+            "the preview says {expected:?}:\n{text}"
+        );
+    }
+
+    let run = env.rotate(&[
+        "secret",
+        "app-secrets",
+        "redis-password",
+        "--generate",
+        "password",
+        "-y",
+        "-o",
+        "json",
+    ])?;
+    run.success()?;
+    let report: serde_json::Value = serde_json::from_str(&run.stdout)?;
+    let workloads = report["workloads"].as_array().cloned().unwrap_or_default();
+    for (kind, name) in [("Pod", "debug"), ("Job", "migrate")] {
+        ensure!(
+            workloads
+                .iter()
+                .any(|w| w["kind"] == kind && w["name"] == name && w["outcome"] == "notRestarted"),
+            "the report lists {kind} {name} as not restarted: {}",
+            run.stdout
+        );
+    }
     Ok(())
 }
