@@ -138,7 +138,8 @@ pub struct ChangeReport {
     pub keys: Vec<KeyReport>,
     pub rotation_id: String,
     pub dry_run: &'static str,
-    /// `null` when nothing was backed up (dry run, or only new keys).
+    /// The backup Secret: made by the run; for a dry run, the one a run would make; `null`
+    /// when there is none (only new keys, or the run failed before it).
     pub backup: Option<String>,
     pub workloads: Vec<WorkloadReport>,
     /// The run's steps and how far each got.
@@ -305,7 +306,7 @@ pub async fn execute(
     let context = PreviewContext {
         action: change.action.verb(),
         rotation_id: &change.record.id,
-        backup: backup_name.as_deref().unwrap_or("(none: only new keys)"),
+        backup: backup_name.as_deref().unwrap_or(""),
         show_secrets: options.show_secrets,
         notes: &change.notes,
         steps: &step_lines,
@@ -348,6 +349,46 @@ pub async fn execute(
         rollback: None,
     };
 
+    if options.dry_run != DryRun::None {
+        // The plan, as the text preview shows it: the backup a run would make, the workloads
+        // it would restart (and those it leaves, with why), and its steps, all pending.
+        report.backup = backup_name.clone();
+        report.workloads = change
+            .restarts
+            .restart
+            .iter()
+            .map(|r| WorkloadReport {
+                kind: r.kind,
+                name: r.name.clone(),
+                outcome: "toRestart",
+                message: r.usages.join(", "),
+                seconds: 0.0,
+            })
+            .chain(
+                change
+                    .restarts
+                    .not_restarted
+                    .iter()
+                    .map(|n| WorkloadReport {
+                        kind: n.kind,
+                        name: n.name.clone(),
+                        outcome: "notRestarted",
+                        message: n.why.clone(),
+                        seconds: 0.0,
+                    }),
+            )
+            .collect();
+        report.steps = planned_steps
+            .iter()
+            .zip(&step_lines)
+            .map(|(step, line)| StepReport {
+                name: step.name(),
+                description: line.clone(),
+                status: "pending",
+                note: None,
+            })
+            .collect();
+    }
     match options.dry_run {
         DryRun::Client => {
             note(

@@ -12,6 +12,7 @@ pub struct PreviewContext<'a> {
     /// `rotate` or `roll back`, for the headline.
     pub action: &'a str,
     pub rotation_id: &'a str,
+    /// The backup Secret's name; empty when there is nothing to back up (only new keys).
     pub backup: &'a str,
     pub show_secrets: bool,
     /// Extra lines shown under the headline (a preset's downtime and impact).
@@ -86,10 +87,14 @@ pub fn render(
     lines.push((Style::Plain, String::new()));
     lines.push((
         Style::Plain,
-        format!(
-            "Backup: the old value is saved first in Secret {}/{}",
-            data.namespace, context.backup
-        ),
+        if context.backup.is_empty() {
+            "Backup: no backup needed: the key is new".to_string()
+        } else {
+            format!(
+                "Backup: the old value is saved first in Secret {}/{}",
+                data.namespace, context.backup
+            )
+        },
     ));
 
     if restarts.restart.is_empty() {

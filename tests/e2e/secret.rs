@@ -16,6 +16,10 @@ use crate::support::{Run, TestEnv, assert_no_values};
 pub fn tests() -> Vec<(&'static str, TestFn)> {
     vec![
         (
+            "a_dry_run_in_json_is_the_plan_the_text_preview_shows",
+            a_dry_run_in_json_is_the_plan_the_text_preview_shows,
+        ),
+        (
             "rotation_with_a_generated_password_changes_only_that_key_and_restarts_its_consumers",
             rotation_with_a_generated_password_changes_only_that_key_and_restarts_its_consumers,
         ),
@@ -995,5 +999,91 @@ fn secrets_that_gitops_tools_or_vault_write_back_are_refused_naming_where_to_cha
             run.stdout
         );
     }
+    Ok(())
+}
+
+/// Issue 15, finding 7: `-o json` with a dry run showed no plan (`"workloads": []` while the
+/// text listed two restarts), and a new key's preview named a backup "(none: only new keys)".
+fn a_dry_run_in_json_is_the_plan_the_text_preview_shows(kubeconfig: &Path) -> Result<()> {
+    let env = TestEnv::new(kubeconfig, "dryjson")?;
+    env.seed_demo_app()?;
+    let run = env.rotate(&[
+        "secret",
+        "app-secrets",
+        "redis-password",
+        "--generate",
+        "password",
+        "--dry-run",
+        "-o",
+        "json",
+    ])?;
+    run.success()?;
+    let report: Value = serde_json::from_str(&run.stdout)?;
+    ensure!(
+        report["state"] == "dryRun" && report["dryRun"] == "client",
+        "{report}"
+    );
+    let backup = report["backup"].as_str().unwrap_or_default();
+    ensure!(
+        backup.starts_with("app-secrets-backup-") && run.stderr.contains(backup),
+        "the backup a run would make, as the preview names it: {report}"
+    );
+    let restarts: Vec<String> = report["workloads"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|w| w["outcome"] == "toRestart")
+        .map(|w| {
+            format!(
+                "{}/{}",
+                w["kind"].as_str().unwrap_or_default(),
+                w["name"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    ensure!(
+        restarts == ["Deployment/api", "Deployment/worker"],
+        "the workloads to restart: {restarts:?}"
+    );
+    let steps: Vec<&str> = report["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| s["name"].as_str().unwrap_or_default())
+        .collect();
+    ensure!(
+        steps == ["backup", "patch", "restart", "watch"],
+        "steps: {steps:?}"
+    );
+    ensure!(
+        report["steps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|s| s["status"] == "pending"),
+        "every step is pending: {report}"
+    );
+    ensure!(
+        env.backups_of("app-secrets")?.is_empty(),
+        "nothing was written"
+    );
+
+    let new_key = env.rotate(&[
+        "secret",
+        "app-secrets",
+        "session-key",
+        "--generate",
+        "token",
+        "--create-key",
+        "--dry-run",
+    ])?;
+    new_key.success()?;
+    ensure!(
+        new_key
+            .stdout
+            .contains("Backup: no backup needed: the key is new"),
+        "{}",
+        new_key.stdout
+    );
     Ok(())
 }
