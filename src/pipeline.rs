@@ -1128,6 +1128,14 @@ fn leave_server_running(change: &mut Change, servers: &[(crate::consumers::Workl
     }
 }
 
+/// Now, to the millisecond (UTC), as backups record their creation so that two taken within
+/// one second keep their order.
+pub fn now_rfc3339_millis() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
 /// Now, in the RFC 3339 form records use (UTC, seconds).
 pub fn now_rfc3339() -> String {
     jiff::Timestamp::now()

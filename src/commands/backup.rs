@@ -129,7 +129,7 @@ pub async fn run(
         secret: options.secret.clone(),
         source_resource_version: secret.metadata.resource_version.clone().unwrap_or_default(),
         keys: values,
-        at: pipeline::now_rfc3339(),
+        at: pipeline::now_rfc3339_millis(),
         by: cluster.identity().await,
         rotation_id: pipeline::new_rotation_id(),
         reason: "kubectl rotate backup".to_string(),

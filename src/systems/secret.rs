@@ -79,9 +79,7 @@ fn backup_request(live: &Secret, ctx: &Ctx<'_>) -> BackupRequest {
         source_resource_version: live.metadata.resource_version.clone().unwrap_or_default(),
         keys,
         // To the millisecond, so backups taken within one second keep their order.
-        at: jiff::Timestamp::now()
-            .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
-            .to_string(),
+        at: crate::pipeline::now_rfc3339_millis(),
         by: ctx.journal.by.clone(),
         rotation_id: ctx.journal.id.clone(),
         reason: format!(

@@ -12,6 +12,10 @@ use crate::support::{TestEnv, assert_no_values};
 pub fn tests() -> Vec<(&'static str, TestFn)> {
     vec![
         (
+            "backups_taken_within_one_second_are_listed_in_the_order_they_were_taken",
+            backups_taken_within_one_second_are_listed_in_the_order_they_were_taken,
+        ),
+        (
             "backups_are_created_listed_and_pruned_to_keep",
             backups_are_created_listed_and_pruned_to_keep,
         ),
@@ -516,5 +520,51 @@ fn rollback_of_a_key_uses_the_newest_backup_that_holds_it(kubeconfig: &Path) -> 
         "{}",
         run.stderr
     );
+    Ok(())
+}
+
+/// Issue 15, finding 1: the `backup` verb recorded its time to the second, so backups taken
+/// within one second were ordered by their run id's random suffix.
+fn backups_taken_within_one_second_are_listed_in_the_order_they_were_taken(
+    kubeconfig: &Path,
+) -> Result<()> {
+    let env = TestEnv::new(kubeconfig, "bkorder")?;
+    env.seed_demo_app()?;
+    let mut taken = Vec::new();
+    for _ in 0..3 {
+        let run = env.rotate(&["backup", "app-secrets", "-y"])?;
+        run.success()?;
+        // "Backed up ... to app-secrets-backup-<run id> (read back, verified)."
+        let line = run
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("Backed up"))
+            .context("the backup's report line")?;
+        let name = line
+            .split_whitespace()
+            .find(|w| w.starts_with("app-secrets-backup-"))
+            .context("the backup's name")?
+            .to_string();
+        taken.push(name);
+    }
+    let list = env.rotate(&["backup", "app-secrets", "--list", "-o", "json"])?;
+    list.success()?;
+    let list: Value = serde_json::from_str(&list.stdout)?;
+    let listed: Vec<String> = list["backups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| b["name"].as_str().map(str::to_string))
+        .collect();
+    let mut newest_first = taken.clone();
+    newest_first.reverse();
+    ensure!(
+        listed == newest_first,
+        "listed {listed:?}, taken (oldest first) {taken:?}"
+    );
+    for backup in list["backups"].as_array().into_iter().flatten() {
+        let at = backup["createdAt"].as_str().unwrap_or_default();
+        ensure!(at.contains('.'), "createdAt {at} is to the millisecond");
+    }
     Ok(())
 }
