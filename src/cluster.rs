@@ -348,6 +348,21 @@ impl Cluster {
         Ok(crate::backup::newest_first(list.items))
     }
 
+    /// The journals of runs (`journal.rs`), finished or not (the finished ones are kept,
+    /// without values, up to each Secret's backup retention).
+    pub async fn list_runs(&self, scope: &Scope) -> Result<Vec<crate::journal::Journal>> {
+        let api: Api<Secret> = self.api(scope);
+        let list = api
+            .list(&ListParams::default().labels(crate::journal::RUN_OF_LABEL))
+            .await
+            .map_err(|err| self.explain(err, &format!("list the runs {}", scope.describe())))?;
+        Ok(list
+            .items
+            .iter()
+            .filter_map(|s| crate::journal::from_secret(s).ok().map(|(j, _)| j))
+            .collect())
+    }
+
     /// The journals of unfinished runs (`journal.rs`).
     pub async fn list_unfinished_runs(
         &self,

@@ -84,7 +84,23 @@ pub struct KeyStatus {
     pub bytes: usize,
     /// `null` when kubectl-rotate has no record of rotating this key.
     pub last_rotation: Option<RotationRecord>,
+    /// The newest rotation of this key that failed and was undone (or changed nothing), when
+    /// it came after `lastRotation`: the value is still the one `lastRotation` describes.
+    pub last_failed_attempt: Option<FailedAttempt>,
     pub consumers: Vec<ConsumerStatus>,
+}
+
+/// A rotation run that did not succeed, from its journal.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedAttempt {
+    pub id: String,
+    pub at: String,
+    pub by: String,
+    /// `rolledBack` (failed, then undone) or `abandoned` (failed before it changed anything).
+    pub state: String,
+    /// Why it failed, as the run recorded it.
+    pub message: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -104,7 +120,8 @@ impl ConsumerStatus {
 }
 
 /// Builds the report for `secrets`, in the order given, using `workloads` for consumers and
-/// `runs` (journals of unfinished runs) for what is left to finish.
+/// `runs` (run journals: the unfinished ones for what is left to finish, the finished ones for
+/// failed attempts).
 pub fn build_status(
     secrets: &[Secret],
     workloads: &[Workload],
@@ -117,6 +134,10 @@ pub fn build_status(
             .iter()
             .map(|s| {
                 let mut status = secret_status(s, workloads);
+                for key in &mut status.keys {
+                    key.last_failed_attempt =
+                        last_failed_attempt(runs, &status.namespace, &status.name, key);
+                }
                 status.unfinished_runs = runs
                     .iter()
                     .filter(|r| r.namespace == status.namespace && r.secret == status.name)
@@ -127,6 +148,48 @@ pub fn build_status(
             })
             .collect(),
     }
+}
+
+/// The newest finished rotation of `key` that did not succeed, if it is newer than the key's
+/// last recorded rotation.
+fn last_failed_attempt(
+    runs: &[crate::journal::Journal],
+    namespace: &str,
+    secret: &str,
+    key: &KeyStatus,
+) -> Option<FailedAttempt> {
+    use crate::journal::RunState;
+    let newest = runs
+        .iter()
+        .filter(|r| r.namespace == namespace && r.secret == secret && r.action == "rotate")
+        .filter(|r| r.keys.iter().any(|k| k.name == key.name))
+        .max_by(|a, b| a.started_at.cmp(&b.started_at))?;
+    if !matches!(newest.state, RunState::RolledBack | RunState::Abandoned) {
+        return None;
+    }
+    let after_record = key.last_rotation.as_ref().is_none_or(|r| {
+        let (Ok(record), Ok(attempt)) = (
+            r.at.parse::<jiff::Timestamp>(),
+            newest.started_at.parse::<jiff::Timestamp>(),
+        ) else {
+            return true;
+        };
+        attempt > record
+    });
+    after_record.then(|| FailedAttempt {
+        id: newest.id.clone(),
+        at: newest.started_at.clone(),
+        by: newest.by.clone(),
+        state: serde_json::to_value(newest.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        message: newest
+            .message
+            .as_deref()
+            .and_then(|m| m.lines().next())
+            .map(str::to_string),
+    })
 }
 
 /// The Secrets an all-secrets view shows: without tokens, Helm records and backups, sorted by
@@ -152,6 +215,7 @@ fn secret_status(secret: &Secret, workloads: &[Workload]) -> SecretStatus {
             name: key.clone(),
             bytes: value.0.len(),
             last_rotation: records.get(key).cloned(),
+            last_failed_attempt: None,
             consumers: consumers
                 .iter()
                 .filter(|c| c.uses_key(key))

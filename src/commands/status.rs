@@ -50,10 +50,12 @@ pub async fn run(
     let runs = if secrets.is_empty() {
         Vec::new()
     } else {
-        match cluster.list_unfinished_runs(&scope).await {
+        match cluster.list_runs(&scope).await {
             Ok(runs) => runs,
             Err(err) => {
-                printer.warn(&format!("cannot tell whether runs are unfinished: {err:#}"));
+                printer.warn(&format!(
+                    "cannot tell whether runs are unfinished or failed: {err:#}"
+                ));
                 Vec::new()
             }
         }
@@ -75,6 +77,36 @@ pub async fn run(
                 printer.line(&line);
             }
             for secret in &status.secrets {
+                for key in &secret.keys {
+                    let Some(attempt) = &key.last_failed_attempt else {
+                        continue;
+                    };
+                    printer.line("");
+                    printer.line(&format!(
+                        "last rotation of {} in Secret {}/{} FAILED: run {} by {} at {} ({}){}; \
+                         the value is still {}",
+                        key.name,
+                        secret.namespace,
+                        secret.name,
+                        attempt.id,
+                        attempt.by,
+                        attempt.at,
+                        if attempt.state == "abandoned" {
+                            "nothing was changed"
+                        } else {
+                            "rolled back"
+                        },
+                        attempt
+                            .message
+                            .as_deref()
+                            .map(|m| format!(": {m}"))
+                            .unwrap_or_default(),
+                        match &key.last_rotation {
+                            Some(r) => format!("the one rotated at {} (run {})", r.at, r.id),
+                            None => "the one it had before (no recorded rotation)".to_string(),
+                        }
+                    ));
+                }
                 for run in &secret.unfinished_runs {
                     printer.line("");
                     printer.line(&format!(

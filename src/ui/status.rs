@@ -98,6 +98,7 @@ mod tests {
                                 id: "r-1".into(),
                                 by: "alice".into(),
                             }),
+                            last_failed_attempt: None,
                             consumers: vec![
                                 consumer(WorkloadKind::Deployment, "api", vec![env_from.clone()]),
                                 consumer(
@@ -123,6 +124,7 @@ mod tests {
                             name: "unused".into(),
                             bytes: 4,
                             last_rotation: None,
+                            last_failed_attempt: None,
                             consumers: vec![],
                         },
                     ],

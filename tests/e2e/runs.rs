@@ -828,6 +828,38 @@ fn after_an_automatic_rollback_a_plain_rollback_never_restores_the_rejected_valu
     let original = env.secret_values("app-secrets")?;
     env.rotate(ROTATE_OPENAI_BAD)?.failure(1)?;
     ensure!(env.secret_values("app-secrets")? == original);
+    // Issue 15, finding 4: `status` does not show the failed attempt as the key's last
+    // rotation; it shows it as failed, with its run id.
+    let (journal, id) = only_journal(&env)?;
+    ensure!(journal["state"] == "rolledBack", "{journal}");
+    let status = env.rotate(&["status", "app-secrets", "-o", "json"])?;
+    status.success()?;
+    let report: Value = serde_json::from_str(&status.stdout)?;
+    let key = report["secrets"][0]["keys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|k| k["name"] == "openai-api-key")
+        .cloned()
+        .context("openai-api-key in status")?;
+    ensure!(
+        key["lastRotation"].is_null(),
+        "the failed run is not the key's last rotation: {key}"
+    );
+    ensure!(
+        key["lastFailedAttempt"]["id"] == id.as_str()
+            && key["lastFailedAttempt"]["state"] == "rolledBack",
+        "the failed attempt is shown: {key}"
+    );
+    let text = env.rotate(&["status", "app-secrets"])?;
+    ensure!(
+        text.stdout.contains(&format!(
+            "last rotation of openai-api-key in Secret {}/app-secrets FAILED: run {id}",
+            env.namespace
+        )),
+        "{}",
+        text.stdout
+    );
     // No backup holds the rejected value: whatever `rollback` picks, it is not that.
     for backup in env.backups_of("app-secrets")? {
         let saved = base64::engine::general_purpose::STANDARD.decode(
