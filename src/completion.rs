@@ -190,7 +190,17 @@ pub fn helper_words(args: &[OsString]) -> Option<Vec<String>> {
 pub async fn complete<L: Lookup>(root: &Command, words: &[String], lookup: &L) -> Completion {
     let mut root = root.clone();
     root.build();
-    let line = analyse(&root, words);
+    let mut line = analyse(&root, words);
+    // The presets are the verbs that are not kubectl-rotate's own (built in, or from the
+    // config file loaded for this command line).
+    line.presets = root
+        .get_subcommands()
+        .filter(|c| !crate::cli::VERBS.contains(&c.get_name()) && c.get_name() != "help")
+        .map(|c| Candidate {
+            value: c.get_name().to_string(),
+            description: first_line(c.get_about()),
+        })
+        .collect();
     match &line.target {
         Target::FlagName(prefix) => flag_names(&line, prefix),
         Target::FlagValue { arg, prefix } => values(arg, prefix, &line, lookup).await,
@@ -219,6 +229,8 @@ struct Line<'c> {
     /// Ids of the flags present, so that a flag given once is not offered again.
     used: BTreeSet<String>,
     target: Target<'c>,
+    /// The presets, for a PRESET argument (`notice PRESET`).
+    presets: Vec<Candidate>,
 }
 
 enum Target<'c> {
@@ -252,6 +264,7 @@ fn analyse<'c>(root: &'c Command, words: &[String]) -> Line<'c> {
         flags: TypedFlags::default(),
         used: BTreeSet::new(),
         target: Target::Word(String::new()),
+        presets: Vec::new(),
     };
     let mut pending: Option<&Arg> = None;
     let mut only_positionals = false;
@@ -457,6 +470,9 @@ async fn values<L: Lookup>(arg: &Arg, prefix: &str, line: &Line<'_>, lookup: &L)
         .collect();
     if !possible.is_empty() {
         return filtered(possible, "", prefix);
+    }
+    if value_name(arg) == Some("PRESET") {
+        return filtered(line.presets.clone(), "", prefix);
     }
     let Some(query) = query_for(arg, line) else {
         return match arg.get_value_hint() {
@@ -938,5 +954,14 @@ mod tests {
             Some(vec!["-".to_string()])
         );
         assert_eq!(helper_words(&args(&["kubectl-rotate", "status"])), None);
+    }
+
+    #[test]
+    fn notice_completes_the_preset_names() {
+        let root = crate::invocation::command(&crate::presets::built_in());
+        let completion = run_on(&root, &["notice", ""], &FakeLookup::default());
+        assert_eq!(values_of(&completion), ["openai", "postgres"]);
+        let completion = run_on(&root, &["notice", "po"], &FakeLookup::default());
+        assert_eq!(values_of(&completion), ["postgres"]);
     }
 }

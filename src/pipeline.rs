@@ -258,7 +258,7 @@ pub async fn execute(
     no_rollback: bool,
     printer: &mut Printer,
 ) -> Result<u8> {
-    let started = Instant::now();
+    let mut started = Instant::now();
     let namespace = change.data.namespace.clone();
     let secret_name = change.data.secret.clone();
     let object = format!("Secret {namespace}/{secret_name}");
@@ -416,7 +416,10 @@ pub async fn execute(
         DryRun::None => {}
     }
     if !options.yes {
+        let asked = Instant::now();
         confirm(printer, &change, &object)?;
+        // The reported duration is the change's own, not the time the question waited.
+        started += asked.elapsed();
     }
 
     let holder = Holder::this_process(&change.record.id, &change.record.by);

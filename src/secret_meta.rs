@@ -180,6 +180,27 @@ pub fn last_applied_holds_values(secret: &Secret) -> bool {
 /// Warnings a person should see next to this Secret in any view.
 pub fn warnings(secret: &Secret) -> Vec<String> {
     let mut warnings = Vec::new();
+    // A backup is immutable on purpose: say what it is, not how to rotate it.
+    if is_backup(secret) {
+        let of = secret
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(BACKUP_OF_LABEL))
+            .cloned()
+            .unwrap_or_default();
+        warnings.push(format!(
+            "a kubectl-rotate backup of Secret {of} (immutable on purpose; it is not rotated): \
+             `kubectl rotate backup {of} --list` lists the backups, `kubectl rotate rollback {of} --to NAME` restores one"
+        ));
+        return warnings;
+    }
+    if crate::journal::is_journal(secret) {
+        warnings.push(
+            "a kubectl-rotate run journal (the record of one run; it is not rotated)".to_string(),
+        );
+        return warnings;
+    }
     if secret.immutable == Some(true) {
         warnings
             .push("immutable: it cannot be patched; rotating it means replacing it".to_string());
@@ -356,5 +377,17 @@ mod tests {
             r#"{"kind":"Secret"}"#,
         );
         assert!(!last_applied_holds_values(&no_data));
+    }
+
+    #[test]
+    fn a_backup_is_said_to_be_a_backup_not_an_immutable_secret_to_rotate() {
+        let mut backup = secret("Opaque");
+        backup.immutable = Some(true);
+        backup.metadata.labels =
+            Some([(BACKUP_OF_LABEL.to_string(), "app-secrets".to_string())].into());
+        let warnings = warnings(&backup);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].starts_with("a kubectl-rotate backup of Secret app-secrets"));
+        assert!(!warnings[0].contains("replacing it"));
     }
 }

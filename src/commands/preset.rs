@@ -76,6 +76,13 @@ pub async fn run(
             preset.name
         ),
     };
+    // What must happen before the value exists (get the new key from the provider) is said
+    // before the prompt that asks for it.
+    if matches!(source, ValueSource::Prompt) {
+        for step in &preset.steps {
+            printer.styled_note(&format!("Before: {step}"), Style::Bold);
+        }
+    }
     let value = read_value(&source, &preset.key)?;
     check_shape(preset, &value)?;
     if options.check_key {

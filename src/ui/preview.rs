@@ -76,6 +76,27 @@ pub fn render(
     lines.push((Style::Plain, "  metadata.annotations:".into()));
     for change in &data.annotations {
         match change {
+            AnnotationChange::Set { name, value }
+                if name == crate::secret_meta::ROTATIONS_ANNOTATION =>
+            {
+                // The changed keys' new records only; the others are kept as they are.
+                let records: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_str(value).unwrap_or_default();
+                for key in &data.keys {
+                    if let Some(record) = records.get(&key.key) {
+                        lines.push((
+                            Style::Good,
+                            format!(
+                                "+   {name}: {} rotated at {} by {} (run {})",
+                                key.key,
+                                record["at"].as_str().unwrap_or("?"),
+                                record["by"].as_str().unwrap_or("?"),
+                                record["id"].as_str().unwrap_or("?"),
+                            ),
+                        ));
+                    }
+                }
+            }
             AnnotationChange::Set { name, value } => {
                 lines.push((Style::Good, format!("+   {name}: {value}")))
             }

@@ -16,6 +16,10 @@ use crate::support::{Run, TestEnv, assert_no_values};
 pub fn tests() -> Vec<(&'static str, TestFn)> {
     vec![
         (
+            "the_openai_preset_says_what_to_do_before_it_asks_for_the_key",
+            the_openai_preset_says_what_to_do_before_it_asks_for_the_key,
+        ),
+        (
             "a_dry_run_in_json_is_the_plan_the_text_preview_shows",
             a_dry_run_in_json_is_the_plan_the_text_preview_shows,
         ),
@@ -1084,6 +1088,32 @@ fn a_dry_run_in_json_is_the_plan_the_text_preview_shows(kubeconfig: &Path) -> Re
             .contains("Backup: no backup needed: the key is new"),
         "{}",
         new_key.stdout
+    );
+    Ok(())
+}
+
+/// Issue 15, finding 8: the preset's "Before: get the new API key ..." was printed in the
+/// preview, after the key had been typed.
+fn the_openai_preset_says_what_to_do_before_it_asks_for_the_key(kubeconfig: &Path) -> Result<()> {
+    let env = TestEnv::new(kubeconfig, "before")?;
+    env.seed_demo_app()?;
+    let new = "sk-proj-typedatprompt0123456789abcdefghijk";
+    let command = format!("kubectl rotate openai -n {}", env.namespace);
+    let typed = format!("{new}\n{new}\ny\n");
+    let run = env.run_with_terminal(&command, typed.as_bytes())?;
+    ensure!(run.code == Some(0), "{:?}\n{}", run.code, run.stdout);
+    let before = run
+        .stdout
+        .find("Before: Get the new API key")
+        .context("the Before line")?;
+    let prompt = run
+        .stdout
+        .find("New value for openai-api-key")
+        .context("the prompt")?;
+    ensure!(before < prompt, "Before comes first:\n{}", run.stdout);
+    ensure!(
+        env.secret_values("app-secrets")?["openai-api-key"] == new.as_bytes(),
+        "the typed key was stored"
     );
     Ok(())
 }
