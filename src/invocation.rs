@@ -291,6 +291,17 @@ pub async fn run_preset(
     printer: &mut Printer,
 ) -> Result<u8> {
     presets.ok()?;
+    if args.strategy.is_some() && preset.postgres.is_none() {
+        // A usage error (exit 2), like clap's.
+        return Err(crate::ExitWith {
+            code: crate::exit::USAGE,
+            message: format!(
+                "--strategy is for PostgreSQL presets; preset {:?} has no postgres settings",
+                preset.name
+            ),
+        }
+        .into());
+    }
     let connection = settings::resolve_connection(&global, env)?;
     let any_source = args.source.generate.is_some()
         || args.source.from_stdin

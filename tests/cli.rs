@@ -194,6 +194,8 @@ fn usage_errors_of_every_verb_exit_2() {
         (&["verify", "s", "--logs", "["], "--logs"),
         (&["resume", "s", "--timeout", "x"], "--timeout"),
         (&["openai", "--timeout", "x"], "--timeout"),
+        (&["openai", "--strategy", "single-user"], "--strategy"),
+        (&["postgres", "--strategy", "both"], "--strategy"),
         (&["no-such-verb"], "no-such-verb"),
     ];
     for (args, flag) in cases {

@@ -47,12 +47,6 @@ pub async fn run(
             preset.name
         );
     }
-    if options.strategy.is_some() && preset.postgres.is_none() {
-        bail!(
-            "--strategy is for PostgreSQL presets; preset {:?} has no postgres settings",
-            preset.name
-        );
-    }
     let cluster = cluster::connect(connection).await?;
     let secret = cluster
         .get_secret(&cluster.namespace, &preset.secret)
