@@ -30,8 +30,7 @@ scripts/provision.sh
 say "building kubectl-rotate"
 cargo build --workspace --quiet
 # Where cargo put the binaries (CARGO_TARGET_DIR or build.target-dir may move them).
-target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-bin_dir="$target_dir/debug"
+bin_dir="$(scripts/target-dir.sh)/debug"
 
 mkdir -p "$demo/bin"
 ln -sfn "$bin_dir/kubectl-rotate" "$demo/bin/kubectl-rotate"

@@ -210,3 +210,26 @@ fn usage_errors_of_every_verb_exit_2() {
         assert!(output.stdout.is_empty(), "{args:?} printed on stdout");
     }
 }
+
+/// Issue 15, finding 11: `scripts/demo.sh` assumed `target/`, and failed for anyone with
+/// `CARGO_TARGET_DIR` set. It asks cargo (`scripts/target-dir.sh`) where the binaries are.
+#[test]
+fn the_scripts_ask_cargo_where_it_builds() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let elsewhere = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(root.join("scripts/target-dir.sh"))
+        .env("CARGO_TARGET_DIR", elsewhere.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        elsewhere.path().to_string_lossy()
+    );
+    let demo = std::fs::read_to_string(root.join("scripts/demo.sh")).unwrap();
+    assert!(demo.contains("scripts/target-dir.sh"));
+    assert!(
+        !demo.contains("target/debug"),
+        "demo.sh assumes target/ somewhere"
+    );
+}
