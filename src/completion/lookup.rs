@@ -6,6 +6,7 @@
 //! in time) is an `Err` that completion turns into "nothing to offer": an error message would
 //! end up in the user's command line. Only names and keys leave this module, never a value.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -194,13 +195,28 @@ async fn backups(cluster: &Cluster, secret: Option<&str>) -> Result<Vec<Candidat
                 .and_then(|l| l.get(BACKUP_OF_LABEL))
                 .cloned()
                 .unwrap_or_default();
-            let created = meta
-                .creation_timestamp
-                .map(|t| format!(", {}", t.0))
+            let annotations = meta.annotations.clone().unwrap_or_default();
+            let created = annotations
+                .get(crate::backup::CREATED_AT)
+                .cloned()
+                .or_else(|| meta.creation_timestamp.map(|t| t.0.to_string()))
+                .map(|t| format!(", {t}"))
                 .unwrap_or_default();
+            // Which keys it holds (from its fingerprints annotation: names only), so the
+            // backup to restore a given key is the one to pick.
+            let keys: Vec<String> = annotations
+                .get(crate::backup::FINGERPRINTS)
+                .and_then(|f| serde_json::from_str::<BTreeMap<String, String>>(f).ok())
+                .map(|f| f.into_keys().collect())
+                .unwrap_or_default();
+            let keys = if keys.is_empty() {
+                String::new()
+            } else {
+                format!(", keys: {}", keys.join(", "))
+            };
             Some(Candidate::described(
                 meta.name?,
-                format!("backup of {of}{created}"),
+                format!("backup of {of}{created}{keys}"),
             ))
         })
         .collect())

@@ -115,6 +115,35 @@ fn kubectl_completes_secret_names_in_the_namespace_typed(kubeconfig: &Path) -> R
     ensure!(candidates(&run).0 == ["app-secrets"], "{}", run.stdout);
     let run = env.complete(&["status", "-n", &env.namespace, "x"])?;
     ensure!(run.stdout == ":4\n", "{}", run.stdout);
+
+    // Issue 15, finding 2: after --to, each backup says which keys it holds (names only).
+    env.rotate(&[
+        "secret",
+        "app-secrets",
+        "redis-password",
+        "--generate",
+        "password",
+        "-y",
+    ])?
+    .success()?;
+    let run = env.complete(&[
+        "rollback",
+        "app-secrets",
+        "redis-password",
+        "-n",
+        &env.namespace,
+        "--to",
+        "",
+    ])?;
+    run.success()?;
+    ensure!(
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with("app-secrets-backup-2") && l.ends_with(", keys: redis-password")),
+        "the rotation's backup names its key:\n{}",
+        run.stdout
+    );
+    assert_no_values(&run, &values)?;
     Ok(())
 }
 
