@@ -8,6 +8,8 @@
 //! what the system holds and says whether the write happened, did not, or cannot be told.
 
 pub mod postgres;
+pub mod reach;
+pub mod redis;
 pub mod secret;
 pub mod workloads;
 

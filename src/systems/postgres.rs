@@ -19,7 +19,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use k8s_openapi::api::core::v1::{Endpoints, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
@@ -30,44 +30,8 @@ use crate::steps::{Tls, TlsMode};
 
 use crate::values::SecretValue;
 
-/// Where the server is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Server {
-    /// A pod, through the API server's port-forward.
-    Pod { name: String, port: u16 },
-    /// A Service: a Ready pod of its Endpoints, through the API server's port-forward.
-    Service { name: String, port: u16 },
-    /// A server outside the cluster, and how the connection is secured.
-    Direct {
-        host: String,
-        port: u16,
-        tls: crate::steps::Tls,
-    },
-}
-
-impl Server {
-    /// The same server with `tls` (which matters only for a server reached directly).
-    pub fn with_tls(self, tls: &crate::steps::Tls) -> Server {
-        match self {
-            Server::Direct { host, port, .. } => Server::Direct {
-                host,
-                port,
-                tls: tls.clone(),
-            },
-            other => other,
-        }
-    }
-}
-
-impl std::fmt::Display for Server {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Server::Pod { name, port } => write!(f, "pod/{name}:{port}"),
-            Server::Service { name, port } => write!(f, "service/{name}:{port}"),
-            Server::Direct { host, port, .. } => write!(f, "{host}:{port}"),
-        }
-    }
-}
+pub use super::reach::{Server, parse_server, ready_pod, resolve_pod, server_exists};
+use super::reach::{open_stream, owners_of_pod};
 
 /// What a login attempt showed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,61 +52,6 @@ pub struct Credentials<'a> {
 /// How long a connection may take, port-forward included.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The pod and port behind `server` in `namespace` (a Service: the first Ready address of its
-/// Endpoints that names a pod, at the endpoint's port for the Service's `port`).
-pub async fn resolve_pod(
-    client: &kube::Client,
-    namespace: &str,
-    server: &Server,
-) -> Result<Option<(String, u16)>> {
-    match server {
-        Server::Pod { name, port } => Ok(Some((name.clone(), *port))),
-        Server::Direct { .. } => Ok(None),
-        Server::Service { name, port } => {
-            let endpoints: Api<Endpoints> = Api::namespaced(client.clone(), namespace);
-            let found = endpoints
-                .get_opt(name)
-                .await
-                .with_context(|| format!("reading the Endpoints of service {namespace}/{name}"))?
-                .ok_or_else(|| anyhow!("service {namespace}/{name} has no Endpoints object"))?;
-            ready_pod(&found, *port).map(Some).ok_or_else(|| {
-                anyhow!(
-                    "service {namespace}/{name} has no Ready pod for port {port}; check `kubectl \
-                     get endpoints {name} -n {namespace}` and the database's pods"
-                )
-            })
-        }
-    }
-}
-
-/// The first Ready address of `endpoints` that names a pod, with its port. The Service's
-/// `port` is matched by number against the endpoint ports when several are listed; a single
-/// endpoint port is the target port of the Service's only port.
-pub fn ready_pod(endpoints: &Endpoints, port: u16) -> Option<(String, u16)> {
-    for subset in endpoints.subsets.iter().flatten() {
-        let ports: Vec<u16> = subset
-            .ports
-            .iter()
-            .flatten()
-            .filter_map(|p| u16::try_from(p.port).ok())
-            .collect();
-        let target = match ports.as_slice() {
-            [only] => *only,
-            many => *many.iter().find(|p| **p == port)?,
-        };
-        for address in subset.addresses.iter().flatten() {
-            let pod = address
-                .target_ref
-                .as_ref()
-                .filter(|r| r.kind.as_deref() == Some("Pod"));
-            if let Some(name) = pod.and_then(|r| r.name.clone()) {
-                return Some((name, target));
-            }
-        }
-    }
-    None
-}
-
 /// Logs in and returns the connection, or why the password was rejected.
 pub async fn connect(
     client: &kube::Client,
@@ -160,17 +69,7 @@ pub async fn connect(
     let attempt = async {
         let connected = match resolve_pod(client, namespace, server).await? {
             Some((pod, port)) => {
-                let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-                let mut forwarder = pods.portforward(&pod, &[port]).await.with_context(|| {
-                    format!("port-forward to pod {namespace}/{pod}:{port} through the API server")
-                })?;
-                let stream = forwarder
-                    .take_stream(port)
-                    .ok_or_else(|| anyhow!("port-forward to {pod}:{port} gave no stream"))?;
-                // The forwarder ends with the stream: dropping the connection closes both.
-                tokio::spawn(async move {
-                    let _ = forwarder.join().await;
-                });
+                let stream = open_stream(client, namespace, &pod, port).await?;
                 config
                     .connect_raw(stream, NoTls)
                     .await
@@ -386,42 +285,6 @@ impl rustls::client::danger::ServerCertVerifier for Unverified {
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
     }
-}
-
-/// Reads `pod/NAME:PORT`, `service/NAME:PORT` (also `svc/`) or `HOST:PORT`.
-pub fn parse_server(text: &str) -> Result<Server> {
-    let (target, port) = text.rsplit_once(':').ok_or_else(|| {
-        anyhow!("{text:?} is not a server: use service/NAME:PORT, pod/NAME:PORT or HOST:PORT")
-    })?;
-    let port: u16 = port
-        .parse()
-        .map_err(|_| anyhow!("{text:?}: {port:?} is not a port number"))?;
-    let (kind, name) = match target.split_once('/') {
-        Some((kind, name)) => (Some(kind), name),
-        None => (None, target),
-    };
-    if name.is_empty() {
-        bail!("{text:?} names no pod, Service or host");
-    }
-    Ok(match kind {
-        Some("pod" | "pods" | "po") => Server::Pod {
-            name: name.to_string(),
-            port,
-        },
-        Some("service" | "services" | "svc") => Server::Service {
-            name: name.to_string(),
-            port,
-        },
-        Some(other) => bail!("{text:?}: {other:?} is not pod or service"),
-        None => Server::Direct {
-            host: name
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string(),
-            port,
-            tls: Tls::default(),
-        },
-    })
 }
 
 // ---- The steps (see `steps::Step`): apply and check, each safe to run twice. ----
@@ -1062,26 +925,6 @@ pub async fn preflight(
     Ok(found)
 }
 
-/// Whether the pod or Service `server` names exists (a server outside the cluster: assumed).
-pub async fn server_exists(
-    client: &kube::Client,
-    namespace: &str,
-    server: &Server,
-) -> Result<bool> {
-    use k8s_openapi::api::core::v1::Service;
-    Ok(match server {
-        Server::Pod { name, .. } => {
-            let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-            pods.get_opt(name).await?.is_some()
-        }
-        Server::Service { name, .. } => {
-            let services: Api<Service> = Api::namespaced(client.clone(), namespace);
-            services.get_opt(name).await?.is_some()
-        }
-        Server::Direct { .. } => true,
-    })
-}
-
 /// The workloads whose pods serve `server`: the owner of the pod it resolves to, or of the
 /// pod whose address a direct `HOST:PORT` names; and any workload whose pods look like a
 /// PostgreSQL server (an image named postgres* that declares port 5432), since restarting a
@@ -1146,43 +989,6 @@ pub fn looks_like_postgres(pod: &Pod) -> bool {
     })
 }
 
-/// The Deployment, StatefulSet or DaemonSet that runs `pod`, by its owner references.
-async fn owners_of_pod(
-    client: &kube::Client,
-    namespace: &str,
-    pod: &str,
-) -> Result<Vec<(crate::consumers::WorkloadKind, String)>> {
-    use crate::consumers::WorkloadKind;
-    use k8s_openapi::api::apps::v1::ReplicaSet;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let Some(found) = pods
-        .get_opt(pod)
-        .await
-        .with_context(|| format!("reading pod {namespace}/{pod}"))?
-    else {
-        return Ok(Vec::new());
-    };
-    let mut owners = Vec::new();
-    for owner in found.metadata.owner_references.iter().flatten() {
-        match owner.kind.as_str() {
-            "StatefulSet" => owners.push((WorkloadKind::StatefulSet, owner.name.clone())),
-            "DaemonSet" => owners.push((WorkloadKind::DaemonSet, owner.name.clone())),
-            "ReplicaSet" => {
-                let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace);
-                if let Ok(Some(set)) = sets.get_opt(&owner.name).await {
-                    for up in set.metadata.owner_references.iter().flatten() {
-                        if up.kind == "Deployment" {
-                            owners.push((WorkloadKind::Deployment, up.name.clone()));
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(owners)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1196,40 +1002,6 @@ mod tests {
         assert!(!statement.contains("correct horse"));
         // A fresh salt each time: the same password gives another verifier.
         assert_ne!(statement, alter_role_statement("ai\"agents", &password));
-    }
-
-    #[test]
-    fn a_service_resolves_to_a_ready_pod_at_the_endpoint_port() {
-        let endpoints: Endpoints = serde_json::from_value(json!({
-            "metadata": {"name": "postgres"},
-            "subsets": [{
-                "addresses": [{"ip": "198.18.0.5", "targetRef": {"kind": "Pod", "name": "postgres-0"}}],
-                "notReadyAddresses": [{"ip": "198.18.0.6", "targetRef": {"kind": "Pod", "name": "postgres-1"}}],
-                "ports": [{"name": "postgres", "port": 5432}],
-            }],
-        }))
-        .unwrap();
-        assert_eq!(
-            ready_pod(&endpoints, 5432),
-            Some(("postgres-0".into(), 5432))
-        );
-        let none: Endpoints = serde_json::from_value(json!({"metadata": {"name": "x"}})).unwrap();
-        assert_eq!(ready_pod(&none, 5432), None);
-    }
-
-    #[test]
-    fn servers_are_named_as_kubectl_names_them() {
-        let pod = Server::Pod {
-            name: "postgres-0".into(),
-            port: 5432,
-        };
-        assert_eq!(pod.to_string(), "pod/postgres-0:5432");
-        let direct = Server::Direct {
-            host: "db.example".into(),
-            port: 5432,
-            tls: Tls::default(),
-        };
-        assert_eq!(direct.to_string(), "db.example:5432");
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod krew;
 mod pg_rotation;
 mod postgres;
 mod presets;
+mod redis;
 mod runs;
 mod secret;
 mod status;
@@ -66,6 +67,7 @@ fn main() -> ExitCode {
         stream::tests(),
         postgres::tests(),
         pg_rotation::tests(),
+        redis::tests(),
     ]
     .into_iter()
     .flatten()
