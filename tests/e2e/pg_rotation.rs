@@ -33,6 +33,10 @@ pub fn tests() -> Vec<(&'static str, TestFn)> {
             postgres_rotation_killed_between_alter_role_and_the_patch_is_undone,
         ),
         (
+            "postgres_alternating_run_killed_as_it_disabled_the_old_login_is_undone_in_reverse",
+            postgres_alternating_run_killed_as_it_disabled_the_old_login_is_undone_in_reverse,
+        ),
+        (
             "postgres_rotation_killed_before_alter_role_was_journaled_is_found_done_by_logging_in",
             postgres_rotation_killed_before_alter_role_was_journaled_is_found_done_by_logging_in,
         ),
@@ -395,6 +399,76 @@ fn postgres_rotation_killed_between_alter_role_and_the_patch_is_undone(
         "the database accepts the old password again"
     );
     app_pods_healthy(&env, "api")?;
+    Ok(())
+}
+
+/// Alternating users, SIGKILL after `ALTER ROLE ai_agents NOLOGIN` ran but before the journal
+/// said so (the step is `started`): the undo gives `ai_agents` its login back first, restores
+/// the Secret (user and password), restarts the app, and only then takes the clone's login
+/// away, once no pod uses it.
+fn postgres_alternating_run_killed_as_it_disabled_the_old_login_is_undone_in_reverse(
+    kubeconfig: &Path,
+) -> Result<()> {
+    let env = start(kubeconfig, "pg-alt-undo")?;
+    let before = env.secret_values("app-secrets")?;
+    let pause = Pause::new()?;
+    let background = env.spawn_rotate(
+        &["postgres", "--strategy", "alternating-users", "-y"],
+        &pause.env("after:disable-login"),
+    )?;
+    pause.wait_paused(&background)?;
+    background.signal("KILL")?;
+    let _ = background.finish()?;
+    let journals = env.journals_of("app-secrets")?;
+    ensure!(journals.len() == 1, "one run journal");
+    let steps = journals[0]["steps"].as_array().cloned().unwrap_or_default();
+    let last = steps.last().context("steps")?;
+    ensure!(
+        last["step"]["type"] == "disableLogin" && last["status"] == "started",
+        "the journal says the old login's step started: {last}"
+    );
+    ensure!(
+        !accepts(&env, "ai_agents", &before["postgres-password"])?,
+        "ai_agents' login is disabled"
+    );
+    let new = env.secret_values("app-secrets")?;
+    ensure!(
+        new["postgres-user"] == b"ai_agents_clone",
+        "the Secret names the clone"
+    );
+    let id = journals[0]["id"].as_str().context("run id")?.to_string();
+
+    let undo = env.rotate(&["rollback", "app-secrets", "--run", &id, "-y"])?;
+    undo.success()?;
+    let text = format!("{}{}", undo.stdout, undo.stderr);
+    let order: Vec<usize> = [
+        "undo enable-login",
+        "undo restore",
+        "undo restart",
+        "undo watch",
+        "undo disable-login",
+    ]
+    .iter()
+    .map(|step| text.find(step).unwrap_or(usize::MAX))
+    .collect();
+    ensure!(
+        order.windows(2).all(|w| w[0] < w[1]) && order[4] != usize::MAX,
+        "the undo ran in reverse order, the clone's login last:\n{text}"
+    );
+    ensure!(
+        env.secret_values("app-secrets")? == before,
+        "the Secret holds the old user and password"
+    );
+    ensure!(
+        accepts(&env, "ai_agents", &before["postgres-password"])?,
+        "ai_agents logs in again"
+    );
+    ensure!(
+        !accepts(&env, "ai_agents_clone", &new["postgres-password"])?,
+        "the clone's login is disabled again"
+    );
+    app_pods_healthy(&env, "api")?;
+    app_serves_a_tenant(&env)?;
     Ok(())
 }
 
