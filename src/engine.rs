@@ -192,9 +192,7 @@ impl<'a> Engine<'a> {
             .iter()
             .map(|s| (s.step.clone(), s.status))
             .collect();
-        let restarted_at = jiff::Timestamp::now()
-            .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
-            .to_string();
+        let restarted_at = crate::pipeline::now_rfc3339_millis();
         self.journal.undo =
             steps::plan_undo(&forward, self.journal.backup.as_deref(), &restarted_at)
                 .into_iter()

@@ -29,6 +29,16 @@ impl Presets {
             None => Ok(&self.presets),
         }
     }
+
+    /// The keys of `secret` that a PostgreSQL preset describes, with its settings (rolled back
+    /// in the database too; verified by logging in).
+    pub fn databases_of(&self, secret: &str) -> Vec<(String, crate::presets::PostgresSettings)> {
+        self.presets
+            .iter()
+            .filter(|p| p.secret == secret)
+            .filter_map(|p| p.postgres.clone().map(|pg| (p.key.clone(), pg)))
+            .collect()
+    }
 }
 
 /// Loads the presets, finding the config file from `--config` in `args` (before clap runs,
@@ -169,13 +179,7 @@ pub async fn run_verb(
                 (None, None, Some(path)) => commands::rollback::BackupSource::File(path),
                 (None, None, None) => commands::rollback::BackupSource::Newest,
             };
-            // A PostgreSQL preset's password rolls back in the database too.
-            let databases = presets
-                .presets
-                .iter()
-                .filter(|p| p.secret == args.secret)
-                .filter_map(|p| p.postgres.clone().map(|pg| (p.key.clone(), pg)))
-                .collect();
+            let databases = presets.databases_of(&args.secret);
             let options = commands::rollback::RollbackOptions {
                 secret: args.secret,
                 keys: args.keys,
@@ -224,13 +228,7 @@ pub async fn run_verb(
                 .filter(|p| p.secret == args.secret)
                 .map(|p| (p.key.clone(), p.kind))
                 .collect();
-            // A PostgreSQL preset's key is checked by logging in with it.
-            let databases = presets
-                .presets
-                .iter()
-                .filter(|p| p.secret == args.secret)
-                .filter_map(|p| p.postgres.clone().map(|pg| (p.key.clone(), pg)))
-                .collect();
+            let databases = presets.databases_of(&args.secret);
             let options = commands::verify::VerifyOptions {
                 secret: args.secret,
                 keys: args.keys,

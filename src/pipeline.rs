@@ -263,9 +263,7 @@ pub async fn execute(
     let secret_name = change.data.secret.clone();
     let object = format!("Secret {namespace}/{secret_name}");
     let backup_name = change.backup_name();
-    let restarted_at = jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string();
+    let restarted_at = now_rfc3339_millis();
     let planned_steps = change.steps(&restarted_at);
 
     // An unfinished run comes first: until it is finished or undone, its journal is the truth

@@ -98,6 +98,19 @@ fn accepts(env: &TestEnv, role: &str, password: &[u8]) -> Result<bool> {
     Ok(login(env, role, password)? == Login::Accepted)
 }
 
+/// The Secret holds `password` and `ai_agents` logs in with it: the two systems agree.
+fn secret_and_database_hold(env: &TestEnv, password: &[u8]) -> Result<()> {
+    ensure!(
+        env.secret_values("app-secrets")?["postgres-password"] == password,
+        "the Secret holds the expected password"
+    );
+    ensure!(
+        accepts(env, "ai_agents", password)?,
+        "the database accepts the password the Secret holds"
+    );
+    Ok(())
+}
+
 /// The server's log holds none of `values` (a password in plain text).
 fn log_has_none_of(env: &TestEnv, values: &[&[u8]]) -> Result<String> {
     let log = env.kubectl(&["logs", "postgres-0", "-n", &env.namespace])?;
@@ -254,11 +267,7 @@ fn postgres_preset_changes_the_password_in_the_database_and_the_secret_as_one_ru
         "the rollback changed the database:\n{}",
         rollback.stderr
     );
-    ensure!(
-        env.secret_values("app-secrets")?["postgres-password"] == old,
-        "the Secret holds the old password again"
-    );
-    ensure!(accepts(&env, "ai_agents", &old)?, "and the database agrees");
+    secret_and_database_hold(&env, &old)?;
     ensure!(
         !accepts(&env, "ai_agents", &new)?,
         "the rotated password no longer logs in"
@@ -390,14 +399,7 @@ fn postgres_rotation_killed_between_alter_role_and_the_patch_is_undone(
         undo.stdout,
         undo.stderr
     );
-    ensure!(
-        env.secret_values("app-secrets")?["postgres-password"] == old,
-        "the Secret still holds the old password"
-    );
-    ensure!(
-        accepts(&env, "ai_agents", &old)?,
-        "the database accepts the old password again"
-    );
+    secret_and_database_hold(&env, &old)?;
     app_pods_healthy(&env, "api")?;
     Ok(())
 }
@@ -511,9 +513,28 @@ fn postgres_rotation_whose_new_pods_fail_restores_the_database_password_too(
     let old = env.secret_values("app-secrets")?["postgres-password"].clone();
     // The role `reporting` gets the same password, as its verifier (no plaintext in argv).
     let verifier = postgres_protocol::password::scram_sha_256(&old);
-    env.psql(&format!(
-        "CREATE ROLE reporting LOGIN IN ROLE ai_agents PASSWORD '{verifier}'"
-    ))?
+    let sql = format!("CREATE ROLE reporting LOGIN IN ROLE ai_agents PASSWORD '{verifier}';\n");
+    // The statement on psql's stdin: not even the verifier in a process's arguments.
+    env.kubectl_with(
+        &[
+            "exec",
+            "-i",
+            "postgres-0",
+            "-n",
+            &env.namespace,
+            "--",
+            "psql",
+            "-U",
+            "postgres",
+            "-d",
+            "ai_agents",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-q",
+        ],
+        &[],
+        Some(sql.as_bytes()),
+    )?
     .success()?;
     let manifest = std::fs::read_to_string(crate::support::repo_root().join("demo/app.yaml"))?;
     // A copy of `api` (its readiness probe logs in to the database).
@@ -551,14 +572,7 @@ fn postgres_rotation_whose_new_pods_fail_restores_the_database_password_too(
         "and says it rolled back:\n{}",
         run.stderr
     );
-    ensure!(
-        env.secret_values("app-secrets")?["postgres-password"] == old,
-        "the Secret holds the old password again"
-    );
-    ensure!(
-        accepts(&env, "ai_agents", &old)?,
-        "the database accepts the old password again"
-    );
+    secret_and_database_hold(&env, &old)?;
     ensure!(
         accepts(&env, "reporting", &old)?,
         "and the other role was never touched"

@@ -9,25 +9,15 @@ use std::path::Path;
 use anyhow::{Context, Result, bail, ensure};
 use kubectl_rotate::systems::postgres::{self, Credentials, Login, Server};
 use kubectl_rotate::values::SecretValue;
-use rand::Rng;
 
 use crate::TestFn;
-use crate::support::TestEnv;
+use crate::support::{TestEnv, random_password as password};
 
 pub fn tests() -> Vec<(&'static str, TestFn)> {
     vec![(
         "postgres_password_changes_by_verifier_through_the_api_server",
         postgres_password_changes_by_verifier_through_the_api_server,
     )]
-}
-
-fn password() -> SecretValue {
-    let text: String = rand::rng()
-        .sample_iter(rand::distr::Alphanumeric)
-        .take(32)
-        .map(char::from)
-        .collect();
-    SecretValue::new(text.into_bytes())
 }
 
 fn postgres_password_changes_by_verifier_through_the_api_server(kubeconfig: &Path) -> Result<()> {

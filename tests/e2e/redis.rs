@@ -9,25 +9,15 @@ use anyhow::{Result, bail, ensure};
 use kubectl_rotate::systems::reach::Server;
 use kubectl_rotate::systems::redis::{self, Auth, Credentials, Persistence};
 use kubectl_rotate::values::SecretValue;
-use rand::Rng;
 
 use crate::TestFn;
-use crate::support::TestEnv;
+use crate::support::{TestEnv, random_password as password};
 
 pub fn tests() -> Vec<(&'static str, TestFn)> {
     vec![(
         "redis_passwords_overlap_by_hash_through_the_api_server_and_persist",
         redis_passwords_overlap_by_hash_through_the_api_server_and_persist,
     )]
-}
-
-fn password() -> SecretValue {
-    let text: String = rand::rng()
-        .sample_iter(rand::distr::Alphanumeric)
-        .take(32)
-        .map(char::from)
-        .collect();
-    SecretValue::new(text.into_bytes())
 }
 
 fn redis_passwords_overlap_by_hash_through_the_api_server_and_persist(

@@ -802,3 +802,14 @@ pub async fn kube_client(kubeconfig: &Path) -> Result<kube::Client> {
     let config = kube::Config::from_custom_kubeconfig(config, &options).await?;
     Ok(kube::Client::try_from(config)?)
 }
+
+/// A random 32-character alphanumeric password for a test (generated here, never printed).
+pub fn random_password() -> kubectl_rotate::values::SecretValue {
+    use rand::Rng;
+    let text: String = rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(32)
+        .map(char::from)
+        .collect();
+    kubectl_rotate::values::SecretValue::new(text.into_bytes())
+}
