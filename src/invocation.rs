@@ -107,6 +107,32 @@ patch, restart, watch, automatic rollback).\nDowntime: {}\nImpact: {}\nValue: {}
                 presets::DefaultSource::Supplied => "you supply it: a hidden prompt on a terminal, or --from-stdin/--from-file/--from-env".into(),
             }
         );
+        let long = match &preset.postgres {
+            Some(pg) => format!(
+                "{long}\n\nPostgreSQL: the password of role {user} changes in database {db} at {server} first \
+(ALTER ROLE with a SCRAM verifier, {who}), then in the Secret; every step is journaled, \
+resumable and undone in both places. {server_note}\n\nStrategies (--strategy, default {default}): \
+single-user changes the role's password in place (old pods fail new logins until they are \
+replaced); alternating-users switches the Secret ({user_key}) between roles {user} and {clone}, \
+giving the unused one a fresh password, and disables the old one's login after the rollout: no \
+downtime.",
+                user = pg.user,
+                db = pg.database,
+                server = pg.server,
+                who = match &pg.admin {
+                    Some(a) => format!(
+                        "as {} with the password in Secret {} key {}",
+                        a.user, a.secret, a.key
+                    ),
+                    None => "as the role itself, with its current password".to_string(),
+                },
+                server_note = "The server's own workload is not restarted.",
+                default = pg.strategy.name(),
+                user_key = pg.user_key,
+                clone = pg.clone_user,
+            ),
+            None => long,
+        };
         let sub = PresetArgs::augment_args(clap::Command::new(preset.name.clone()))
             .about(about)
             .long_about(long)

@@ -806,6 +806,13 @@ pub async fn preflight(
         DatabaseChange::AlternatingUsers { db, from, .. } => (db, from),
     };
     let server = parse_server(&db.server)?.with_tls(&db.tls);
+    if !server_exists(client, namespace, &server).await? {
+        bail!(
+            "the PostgreSQL server {server} does not exist in namespace {namespace}: deploy it there, or point \
+             postgres.server of the preset in the config file at your database (service/NAME:PORT, pod/NAME:PORT \
+             or HOST:PORT); nothing was changed"
+        );
+    }
     let mut found = Preflight::default();
     if let Server::Direct { tls, .. } = &server {
         found.notes.push(format!(
