@@ -47,6 +47,7 @@ Register-ArgumentCompleter -Native -CommandName 'kubectl-rotate' -ScriptBlock {
             [CompletionResult]::new('completion', 'completion', [CompletionResultType]::ParameterValue, 'Print a shell completion script, or set up completion inside kubectl')
             [CompletionResult]::new('openai', 'openai', [CompletionResultType]::ParameterValue, 'Rotate the OpenAI API key (the runbook''s OpenAI procedure)')
             [CompletionResult]::new('postgres', 'postgres', [CompletionResultType]::ParameterValue, 'Rotate the PostgreSQL password in the database and the Secret (the runbook''s PostgreSQL procedure)')
+            [CompletionResult]::new('redis', 'redis', [CompletionResultType]::ParameterValue, 'Rotate the Redis password on the server and in the Secret, with an overlap (the runbook''s Redis procedure)')
             break
         }
         'kubectl-rotate;status' {
@@ -308,6 +309,45 @@ Register-ArgumentCompleter -Native -CommandName 'kubectl-rotate' -ScriptBlock {
             break
         }
         'kubectl-rotate;postgres' {
+            [CompletionResult]::new('--generate', '--generate', [CompletionResultType]::ParameterName, 'Generate the new value with the operating system''s CSPRNG')
+            [CompletionResult]::new('--from-file', '--from-file', [CompletionResultType]::ParameterName, 'Read the new value from a file, byte for byte')
+            [CompletionResult]::new('--from-env', '--from-env', [CompletionResultType]::ParameterName, 'Read the new value from an environment variable')
+            [CompletionResult]::new('--length', '--length', [CompletionResultType]::ParameterName, 'With --generate: bytes of randomness (characters for `token`)')
+            [CompletionResult]::new('--restart', '--restart', [CompletionResultType]::ParameterName, 'Which workloads to restart: `auto` (every consumer of the key), `none`, or a comma-separated list such as deployment/api,statefulset/db')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the restarted workloads to roll out')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, '`client`: preview only, nothing sent. `server`: the API server validates the change and stores nothing')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format of the result')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format of the result')
+            [CompletionResult]::new('--keep', '--keep', [CompletionResultType]::ParameterName, 'How many backups of the Secret to keep after a successful run; older ones are deleted (never one an unfinished run needs)')
+            [CompletionResult]::new('--openai-base-url', '--openai-base-url', [CompletionResultType]::ParameterName, 'The OpenAI API''s base URL for --check-key')
+            [CompletionResult]::new('--strategy', '--strategy', [CompletionResultType]::ParameterName, 'PostgreSQL presets: `single-user` changes the role''s password in place; `alternating-users` switches the Secret between two roles, for no downtime (default: the preset''s)')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Namespace to work in (default: the context''s namespace, else "default")')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Namespace to work in (default: the context''s namespace, else "default")')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'The kubeconfig context to use (default: the current context)')
+            [CompletionResult]::new('--kubeconfig', '--kubeconfig', [CompletionResultType]::ParameterName, 'Path to the kubeconfig file; only this file is loaded (default: $KUBECONFIG, else ~/.kube/config)')
+            [CompletionResult]::new('--cluster', '--cluster', [CompletionResultType]::ParameterName, 'The kubeconfig cluster to use, overriding the context''s')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'The kubeconfig user to use, overriding the context''s')
+            [CompletionResult]::new('--as', '--as', [CompletionResultType]::ParameterName, 'Username to impersonate for the operation')
+            [CompletionResult]::new('--as-group', '--as-group', [CompletionResultType]::ParameterName, 'Group to impersonate for the operation; repeat for several groups')
+            [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'How long to wait for one answer from the server before giving up, e.g. 10s, 1m, 500ms; 0 means no limit')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The presets config file (default: $KUBECTL_ROTATE_CONFIG, else ~/.config/kubectl-rotate/config.yaml)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour the output. `auto` colours a terminal unless NO_COLOR is set or TERM=dumb')
+            [CompletionResult]::new('--from-stdin', '--from-stdin', [CompletionResultType]::ParameterName, 'Read the new value from stdin (one trailing newline is stripped)')
+            [CompletionResult]::new('--prompt', '--prompt', [CompletionResultType]::ParameterName, 'Ask for the new value on the terminal, hidden, twice')
+            [CompletionResult]::new('--create-key', '--create-key', [CompletionResultType]::ParameterName, 'Add the key if the Secret does not have it yet')
+            [CompletionResult]::new('--no-rollback', '--no-rollback', [CompletionResultType]::ParameterName, 'Keep the new value when the rollout fails, instead of restoring the old one')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
+            [CompletionResult]::new('--show-secrets', '--show-secrets', [CompletionResultType]::ParameterName, 'Show the old and new values in the preview instead of `***`')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Change even a Secret that a controller (External Secrets, Sealed Secrets, Helm) manages, or whose consumers are failing or mid-rollout before the change')
+            [CompletionResult]::new('--check-key', '--check-key', [CompletionResultType]::ParameterName, 'Before anything is written, ask the OpenAI API whether the new key works (GET /v1/models): valid, invalid, missing scopes, or a network error')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'kubectl-rotate;redis' {
             [CompletionResult]::new('--generate', '--generate', [CompletionResultType]::ParameterName, 'Generate the new value with the operating system''s CSPRNG')
             [CompletionResult]::new('--from-file', '--from-file', [CompletionResultType]::ParameterName, 'Read the new value from a file, byte for byte')
             [CompletionResult]::new('--from-env', '--from-env', [CompletionResultType]::ParameterName, 'Read the new value from an environment variable')

@@ -34,6 +34,9 @@ _kubectl__rotate() {
             kubectl__rotate,presets)
                 cmd="kubectl__rotate__subcmd__presets"
                 ;;
+            kubectl__rotate,redis)
+                cmd="kubectl__rotate__subcmd__redis"
+                ;;
             kubectl__rotate,resume)
                 cmd="kubectl__rotate__subcmd__resume"
                 ;;
@@ -56,7 +59,7 @@ _kubectl__rotate() {
 
     case "${cmd}" in
         kubectl__rotate)
-            opts="-n -h -V --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version status secret rollback resume backup verify presets notice completion openai postgres"
+            opts="-n -h -V --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version status secret rollback resume backup verify presets notice completion openai postgres redis"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -363,7 +366,7 @@ _kubectl__rotate() {
                     return 0
                     ;;
                 --strategy)
-                    COMPREPLY=($(compgen -W "single-user alternating-users" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "single-user alternating-users overlap requirepass" -- "${cur}"))
                     return 0
                     ;;
                 --namespace)
@@ -469,7 +472,7 @@ _kubectl__rotate() {
                     return 0
                     ;;
                 --strategy)
-                    COMPREPLY=($(compgen -W "single-user alternating-users" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "single-user alternating-users overlap requirepass" -- "${cur}"))
                     return 0
                     ;;
                 --namespace)
@@ -536,6 +539,112 @@ _kubectl__rotate() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --as)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --as-group)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --request-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kubectl__rotate__subcmd__redis)
+            opts="-y -o -n -h -V --generate --from-stdin --from-file --from-env --prompt --length --create-key --no-rollback --restart --timeout --dry-run --yes --output --show-secrets --force --keep --check-key --openai-base-url --strategy --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --generate)
+                    COMPREPLY=($(compgen -W "password hex token fernet" -- "${cur}"))
+                    return 0
+                    ;;
+                --from-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from-env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --length)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --restart)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dry-run)
+                    COMPREPLY=($(compgen -W "none client server" -- "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --keep)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --openai-base-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --strategy)
+                    COMPREPLY=($(compgen -W "single-user alternating-users overlap requirepass" -- "${cur}"))
                     return 0
                     ;;
                 --namespace)

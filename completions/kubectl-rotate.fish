@@ -49,6 +49,7 @@ complete -c kubectl-rotate -n "__fish_kubectl_rotate_needs_command" -f -a "notic
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_needs_command" -f -a "completion" -d 'Print a shell completion script, or set up completion inside kubectl'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_needs_command" -f -a "openai" -d 'Rotate the OpenAI API key (the runbook\'s OpenAI procedure)'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_needs_command" -f -a "postgres" -d 'Rotate the PostgreSQL password in the database and the Secret (the runbook\'s PostgreSQL procedure)'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_needs_command" -f -a "redis" -d 'Rotate the Redis password on the server and in the Secret, with an overlap (the runbook\'s Redis procedure)'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand status" -s o -l output -d 'Output format' -r -f -a "text\t'A table for people'
 json\t'A stable JSON object for scripts (documented in the README)'"
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand status" -s n -l namespace -d 'Namespace to work in (default: the context\'s namespace, else "default")' -r
@@ -251,7 +252,9 @@ json\t'A stable JSON object for scripts (documented in the README)'"
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l keep -d 'How many backups of the Secret to keep after a successful run; older ones are deleted (never one an unfinished run needs)' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l openai-base-url -d 'The OpenAI API\'s base URL for --check-key' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l strategy -d 'PostgreSQL presets: `single-user` changes the role\'s password in place; `alternating-users` switches the Secret between two roles, for no downtime (default: the preset\'s)' -r -f -a "single-user\t'One role; its password changes in place (old pods fail new logins until replaced)'
-alternating-users\t'Two roles with the same rights; each rotation switches the Secret to the other one'"
+alternating-users\t'Two roles with the same rights; each rotation switches the Secret to the other one'
+overlap\t'Redis 6+: the user has both passwords while the pods roll over; the old one goes last'
+requirepass\t'Redis without ACLs: CONFIG SET requirepass replaces the password at once'"
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -s n -l namespace -d 'Namespace to work in (default: the context\'s namespace, else "default")' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l context -d 'The kubeconfig context to use (default: the current context)' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l kubeconfig -d 'Path to the kubeconfig file; only this file is loaded (default: $KUBECONFIG, else ~/.kube/config)' -r -F
@@ -291,7 +294,9 @@ json\t'A stable JSON object for scripts (documented in the README)'"
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -l keep -d 'How many backups of the Secret to keep after a successful run; older ones are deleted (never one an unfinished run needs)' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -l openai-base-url -d 'The OpenAI API\'s base URL for --check-key' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -l strategy -d 'PostgreSQL presets: `single-user` changes the role\'s password in place; `alternating-users` switches the Secret between two roles, for no downtime (default: the preset\'s)' -r -f -a "single-user\t'One role; its password changes in place (old pods fail new logins until replaced)'
-alternating-users\t'Two roles with the same rights; each rotation switches the Secret to the other one'"
+alternating-users\t'Two roles with the same rights; each rotation switches the Secret to the other one'
+overlap\t'Redis 6+: the user has both passwords while the pods roll over; the old one goes last'
+requirepass\t'Redis without ACLs: CONFIG SET requirepass replaces the password at once'"
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -s n -l namespace -d 'Namespace to work in (default: the context\'s namespace, else "default")' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -l context -d 'The kubeconfig context to use (default: the current context)' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -l kubeconfig -d 'Path to the kubeconfig file; only this file is loaded (default: $KUBECONFIG, else ~/.kube/config)' -r -F
@@ -314,3 +319,45 @@ complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" 
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -l check-key -d 'Before anything is written, ask the OpenAI API whether the new key works (GET /v1/models): valid, invalid, missing scopes, or a network error'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -s V -l version -d 'Print version'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l generate -d 'Generate the new value with the operating system\'s CSPRNG' -r -f -a "password\t'32 random bytes (see --length) in standard base64, like `openssl rand -base64 32`'
+hex\t'32 random bytes (see --length) as hex'
+token\t'40 URL-safe alphanumeric characters (see --length)'
+fernet\t'A Fernet key: 32 random bytes in URL-safe base64 (44 characters)'"
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l from-file -d 'Read the new value from a file, byte for byte' -r -F
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l from-env -d 'Read the new value from an environment variable' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l length -d 'With --generate: bytes of randomness (characters for `token`)' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l restart -d 'Which workloads to restart: `auto` (every consumer of the key), `none`, or a comma-separated list such as deployment/api,statefulset/db' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l timeout -d 'How long to wait for the restarted workloads to roll out' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l dry-run -d '`client`: preview only, nothing sent. `server`: the API server validates the change and stores nothing' -r -f -a "none\t''
+client\t''
+server\t''"
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -s o -l output -d 'Output format of the result' -r -f -a "text\t'A table for people'
+json\t'A stable JSON object for scripts (documented in the README)'"
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l keep -d 'How many backups of the Secret to keep after a successful run; older ones are deleted (never one an unfinished run needs)' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l openai-base-url -d 'The OpenAI API\'s base URL for --check-key' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l strategy -d 'PostgreSQL presets: `single-user` changes the role\'s password in place; `alternating-users` switches the Secret between two roles, for no downtime (default: the preset\'s)' -r -f -a "single-user\t'One role; its password changes in place (old pods fail new logins until replaced)'
+alternating-users\t'Two roles with the same rights; each rotation switches the Secret to the other one'
+overlap\t'Redis 6+: the user has both passwords while the pods roll over; the old one goes last'
+requirepass\t'Redis without ACLs: CONFIG SET requirepass replaces the password at once'"
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -s n -l namespace -d 'Namespace to work in (default: the context\'s namespace, else "default")' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l context -d 'The kubeconfig context to use (default: the current context)' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l kubeconfig -d 'Path to the kubeconfig file; only this file is loaded (default: $KUBECONFIG, else ~/.kube/config)' -r -F
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l cluster -d 'The kubeconfig cluster to use, overriding the context\'s' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l user -d 'The kubeconfig user to use, overriding the context\'s' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l as -d 'Username to impersonate for the operation' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l as-group -d 'Group to impersonate for the operation; repeat for several groups' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l request-timeout -d 'How long to wait for one answer from the server before giving up, e.g. 10s, 1m, 500ms; 0 means no limit' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l config -d 'The presets config file (default: $KUBECTL_ROTATE_CONFIG, else ~/.config/kubectl-rotate/config.yaml)' -r -F
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l color -d 'When to colour the output. `auto` colours a terminal unless NO_COLOR is set or TERM=dumb' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l from-stdin -d 'Read the new value from stdin (one trailing newline is stripped)'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l prompt -d 'Ask for the new value on the terminal, hidden, twice'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l create-key -d 'Add the key if the Secret does not have it yet'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l no-rollback -d 'Keep the new value when the rollout fails, instead of restoring the old one'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -s y -l yes -d 'Do not ask for confirmation'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l show-secrets -d 'Show the old and new values in the preview instead of `***`'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l force -d 'Change even a Secret that a controller (External Secrets, Sealed Secrets, Helm) manages, or whose consumers are failing or mid-rollout before the change'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l check-key -d 'Before anything is written, ask the OpenAI API whether the new key works (GET /v1/models): valid, invalid, missing scopes, or a network error'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -s V -l version -d 'Print version'

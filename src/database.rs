@@ -10,8 +10,8 @@ use anyhow::{Result, bail};
 use k8s_openapi::api::core::v1::Secret;
 
 use crate::plan::KeyChange;
-use crate::presets::{PostgresSettings, Strategy};
-use crate::steps::{Database, DatabaseChange};
+use crate::presets::{PostgresSettings, RedisSettings, Strategy};
+use crate::steps::{Database, DatabaseChange, Redis};
 use crate::values::SecretValue;
 
 /// The database side of a rotation, and the Secret keys it changes besides the password.
@@ -39,8 +39,48 @@ impl DatabasePlan {
         match &self.change {
             DatabaseChange::SingleUser { role, .. } => role,
             DatabaseChange::AlternatingUsers { from, .. } => from,
+            DatabaseChange::RedisOverlap { redis, .. }
+            | DatabaseChange::RedisRequirepass { redis, .. } => &redis.user,
         }
     }
+}
+
+/// Plans the Redis change of a rotation of `password_key`: overlap unless the strategy says
+/// requirepass (the preflight turns an overlap into requirepass on a server without ACLs,
+/// when the strategy was not chosen).
+pub fn plan_redis(
+    settings: &RedisSettings,
+    strategy: Option<Strategy>,
+    password_key: &str,
+) -> Result<DatabaseChange> {
+    let redis = Redis {
+        server: settings.server.clone(),
+        user: settings.user.clone(),
+        replicas: settings.replicas.clone(),
+    };
+    let password_key = password_key.to_string();
+    Ok(match strategy.or(settings.strategy) {
+        None | Some(Strategy::Overlap) => DatabaseChange::RedisOverlap {
+            redis,
+            password_key,
+        },
+        Some(Strategy::Requirepass) => {
+            if settings.user != "default" {
+                bail!(
+                    "--strategy requirepass sets the default user's password; this preset's Redis user is {:?}: use overlap",
+                    settings.user
+                );
+            }
+            DatabaseChange::RedisRequirepass {
+                redis,
+                password_key,
+            }
+        }
+        Some(other) => bail!(
+            "--strategy {} is for PostgreSQL presets; Redis takes overlap or requirepass",
+            other.name()
+        ),
+    })
 }
 
 /// Plans the database change of a rotation of `password_key` in `secret`.
@@ -119,6 +159,10 @@ pub fn plan_database(
                 extra_changes: vec![(key.clone(), to)],
             })
         }
+        Strategy::Overlap | Strategy::Requirepass => bail!(
+            "--strategy {} is for Redis presets; PostgreSQL takes single-user or alternating-users",
+            strategy.name()
+        ),
     }
 }
 
@@ -229,5 +273,31 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("need an admin login"), "{err}");
+    }
+
+    #[test]
+    fn redis_overlaps_unless_requirepass_is_chosen_and_requirepass_is_only_for_default() {
+        let settings = RedisSettings {
+            server: "service/redis:6379".into(),
+            user: "default".into(),
+            replicas: vec!["pod/r-1:6379".into()],
+            strategy: None,
+        };
+        let change = plan_redis(&settings, None, "redis-password").unwrap();
+        assert!(
+            matches!(&change, DatabaseChange::RedisOverlap { redis, .. } if redis.replicas.len() == 1)
+        );
+        assert!(matches!(
+            plan_redis(&settings, Some(Strategy::Requirepass), "k").unwrap(),
+            DatabaseChange::RedisRequirepass { .. }
+        ));
+        let err = plan_redis(&settings, Some(Strategy::SingleUser), "k").unwrap_err();
+        assert!(err.to_string().contains("for PostgreSQL presets"), "{err}");
+        let acl_user = RedisSettings {
+            user: "orders".into(),
+            ..settings
+        };
+        let err = plan_redis(&acl_user, Some(Strategy::Requirepass), "k").unwrap_err();
+        assert!(err.to_string().contains("use overlap"), "{err}");
     }
 }

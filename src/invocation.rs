@@ -39,6 +39,15 @@ impl Presets {
             .filter_map(|p| p.postgres.clone().map(|pg| (p.key.clone(), pg)))
             .collect()
     }
+
+    /// The keys of `secret` that a Redis preset describes, with its settings.
+    pub fn redis_of(&self, secret: &str) -> Vec<(String, crate::presets::RedisSettings)> {
+        self.presets
+            .iter()
+            .filter(|p| p.secret == secret)
+            .filter_map(|p| p.redis.clone().map(|r| (p.key.clone(), r)))
+            .collect()
+    }
 }
 
 /// Loads the presets, finding the config file from `--config` in `args` (before clap runs,
@@ -133,6 +142,28 @@ downtime.",
             ),
             None => long,
         };
+        let long = match &preset.redis {
+            Some(redis) => format!(
+                "{long}\n\nRedis: the password of user {user} changes on {server} (and on every replica: \
+the ones INFO replication reports that are pods of the namespace{listed}) first, then in the \
+Secret; every step is journaled, resumable and undone in both places. Passwords are sent as \
+their SHA-256 (ACL SETUSER {user} #<hash>), never as text, and persisted the way the server is \
+configured (ACL SAVE, or CONFIG REWRITE). The Redis server's own workload is not restarted. \
+Sentinel setups are refused.\n\nStrategies (--strategy, default overlap on Redis 6+, requirepass on a server \
+without ACLs): overlap adds the new password, lets the pods roll over while both work, checks \
+the new pods, then removes the old one: no downtime. requirepass (CONFIG SET requirepass, the \
+default user only) replaces the password at once: old pods' new connections fail until they are \
+replaced.",
+                user = redis.user,
+                server = redis.server,
+                listed = if redis.replicas.is_empty() {
+                    String::new()
+                } else {
+                    format!(", and {}", redis.replicas.join(", "))
+                },
+            ),
+            None => long,
+        };
         let sub = PresetArgs::augment_args(clap::Command::new(preset.name.clone()))
             .about(about)
             .long_about(long)
@@ -206,10 +237,12 @@ pub async fn run_verb(
                 (None, None, None) => commands::rollback::BackupSource::Newest,
             };
             let databases = presets.databases_of(&args.secret);
+            let redis = presets.redis_of(&args.secret);
             let options = commands::rollback::RollbackOptions {
                 secret: args.secret,
                 keys: args.keys,
                 databases,
+                redis,
                 source,
                 force: args.run.force,
                 restart: settings::parse_restart(&args.run.restart.join(","))?,
@@ -255,6 +288,7 @@ pub async fn run_verb(
                 .map(|p| (p.key.clone(), p.kind))
                 .collect();
             let databases = presets.databases_of(&args.secret);
+            let redis = presets.redis_of(&args.secret);
             let options = commands::verify::VerifyOptions {
                 secret: args.secret,
                 keys: args.keys,
@@ -263,6 +297,7 @@ pub async fn run_verb(
                 output: args.output,
                 kinds,
                 databases,
+                redis,
             };
             commands::verify::run(&connection, options, printer)
                 .await
@@ -315,14 +350,29 @@ pub async fn run_preset(
     printer: &mut Printer,
 ) -> Result<u8> {
     presets.ok()?;
-    if args.strategy.is_some() && preset.postgres.is_none() {
+    let strategy_error = match (args.strategy, &preset.postgres, &preset.redis) {
+        (None, _, _) => None,
+        (Some(s), Some(_), _) if !s.for_postgres() => Some(format!(
+            "--strategy {} is for Redis presets; preset {:?} is a PostgreSQL password: use single-user or alternating-users",
+            s.name(),
+            preset.name
+        )),
+        (Some(s), _, Some(_)) if s.for_postgres() => Some(format!(
+            "--strategy {} is for PostgreSQL presets; preset {:?} is a Redis password: use overlap or requirepass",
+            s.name(),
+            preset.name
+        )),
+        (Some(_), None, None) => Some(format!(
+            "--strategy is for PostgreSQL and Redis presets; preset {:?} has no postgres or redis settings",
+            preset.name
+        )),
+        _ => None,
+    };
+    if let Some(message) = strategy_error {
         // A usage error (exit 2), like clap's.
         return Err(crate::ExitWith {
             code: crate::exit::USAGE,
-            message: format!(
-                "--strategy is for PostgreSQL presets; preset {:?} has no postgres settings",
-                preset.name
-            ),
+            message,
         }
         .into());
     }

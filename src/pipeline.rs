@@ -392,7 +392,15 @@ pub async fn execute(
             note(
                 printer,
                 options,
-                if change.database.is_some() {
+                if matches!(
+                    change.database,
+                    Some(
+                        steps::DatabaseChange::RedisOverlap { .. }
+                            | steps::DatabaseChange::RedisRequirepass { .. }
+                    )
+                ) {
+                    "\nDry run (client): nothing was written (the preflight only logged in to Redis and read its settings)."
+                } else if change.database.is_some() {
                     "\nDry run (client): nothing was written (the preflight only logged in to the database, through the API server)."
                 } else {
                     "\nDry run (client): nothing was sent to the API server."
@@ -1100,17 +1108,106 @@ pub async fn attach_database(
     if let steps::DatabaseChange::AlternatingUsers { create, .. } = &mut database {
         *create = found.create_role;
     }
-    leave_server_running(change, &found.server_workloads);
+    leave_server_running(
+        change,
+        &found.server_workloads,
+        "it is the PostgreSQL server: the password changes live in the database; its own \
+         variables only initialise an empty data directory, and a restart would cut every connection",
+    );
     change.notes.extend(found.notes);
     change.extra_needs = found.needs;
     change.database = Some(database);
     Ok(())
 }
 
+/// Adds a Redis change to `change` after its preflight (`systems::redis::preflight`: the
+/// server and its replicas reachable with `current_password`, no Sentinel, ACLs or not, nothing
+/// written): the replicas found, requirepass instead of an overlap on a server without ACLs
+/// (refused when the overlap was asked for), the permissions, the preview's lines, and the
+/// servers' own workloads moved out of the restarts.
+pub async fn attach_redis(
+    cluster: &Cluster,
+    change: &mut Change,
+    mut database: steps::DatabaseChange,
+    current_password: &SecretValue,
+    chosen: bool,
+) -> Result<()> {
+    use steps::DatabaseChange;
+    let (DatabaseChange::RedisOverlap {
+        redis,
+        password_key,
+    }
+    | DatabaseChange::RedisRequirepass {
+        redis,
+        password_key,
+    }) = &mut database
+    else {
+        anyhow::bail!("not a Redis change");
+    };
+    let found = crate::systems::redis::preflight(
+        cluster,
+        &change.data.namespace,
+        redis,
+        current_password,
+        (&change.data.secret, password_key),
+    )
+    .await?;
+    redis.replicas = found.replicas.clone();
+    if !found.acl
+        && let DatabaseChange::RedisOverlap {
+            redis,
+            password_key,
+        } = &database
+    {
+        if chosen {
+            anyhow::bail!(
+                "Redis at {} has no ACLs (it is older than Redis 6), so a user cannot have two passwords:                  --strategy overlap is not possible; use --strategy requirepass (a short window: see --help);                  nothing was changed",
+                redis.server
+            );
+        }
+        change.notes.push(
+            "Redis: no ACLs (before Redis 6): the password is replaced with CONFIG SET requirepass \
+             (strategy requirepass; see Downtime)"
+                .into(),
+        );
+        if let Some((downtime, impact)) =
+            crate::presets::Strategy::Requirepass.downtime_and_impact(&redis.user, "")
+        {
+            set_note(&mut change.notes, "Downtime: ", downtime);
+            set_note(&mut change.notes, "Impact: ", impact);
+        }
+        set_note(&mut change.notes, "Strategy: ", "requirepass".into());
+        database = DatabaseChange::RedisRequirepass {
+            redis: redis.clone(),
+            password_key: password_key.clone(),
+        };
+    }
+    let why = "it is a Redis server: the password is changed live and persisted; a restart would cut \
+               every connection, and its next start reads the new value from the Secret";
+    leave_server_running(change, &found.server_workloads, why);
+    change.notes.extend(found.notes);
+    change.extra_needs = found.needs;
+    change.database = Some(database);
+    Ok(())
+}
+
+/// Replaces the preview line starting with `prefix` (or adds it).
+fn set_note(notes: &mut Vec<String>, prefix: &str, text: String) {
+    let line = format!("{prefix}{text}");
+    match notes.iter_mut().find(|n| n.starts_with(prefix)) {
+        Some(note) => *note = line,
+        None => notes.push(line),
+    }
+}
+
 /// The database server's own workload reads the password only to initialise an empty data
 /// directory (the official image, Bitnami's); restarting it would not apply the new value and
 /// would cut every connection. It is left running, and the preview says why.
-fn leave_server_running(change: &mut Change, servers: &[(crate::consumers::WorkloadKind, String)]) {
+fn leave_server_running(
+    change: &mut Change,
+    servers: &[(crate::consumers::WorkloadKind, String)],
+    why: &str,
+) {
     let restarts = &mut change.restarts;
     let (server, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut restarts.restart)
         .into_iter()
@@ -1119,9 +1216,7 @@ fn leave_server_running(change: &mut Change, servers: &[(crate::consumers::Workl
     for r in server {
         change.unhealthy.retain(|(w, _)| *w != r.reference());
         restarts.not_restarted.push(NotRestarted {
-            why: "it is the PostgreSQL server: the password changes live in the database; its own \
-                  variables only initialise an empty data directory, and a restart would cut every connection"
-                .into(),
+            why: why.to_string(),
             kind: r.kind,
             name: r.name,
             usages: r.usages,

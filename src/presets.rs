@@ -2,10 +2,10 @@
 //! overridden by a YAML config file. Each preset becomes a verb (`kubectl rotate openai`) that
 //! runs the `secret` pipeline with its Secret, key, value source, checks and notes.
 //!
-//! Only presets whose whole procedure this tool can carry out are built in: `openai` and
-//! `postgres` (the password changes in the database and in the Secret as one run). The Redis
-//! and encryption-key procedures need their own steps and are not offered until those exist
-//! (no half-working preset).
+//! Only presets whose whole procedure this tool can carry out are built in: `openai`,
+//! `postgres` (the password changes in the database and in the Secret as one run) and `redis`
+//! (the same on the Redis server, with an overlap). The encryption-key procedure needs its
+//! own steps and is not offered until those exist (no half-working preset).
 //!
 //! Config file (`--config PATH`, else `KUBECTL_ROTATE_CONFIG`, else
 //! `~/.config/kubectl-rotate/config.yaml`; schema in the README):
@@ -22,6 +22,13 @@
 //!       database: orders
 //!       user: orders
 //!       admin: {user: postgres, secret: orders-db-admin, key: postgres-password}
+//!   sessions:
+//!     secret: orders
+//!     key: redis-password
+//!     redis:
+//!       server: service/sessions:6379
+//!       user: orders                   # ACL user; default: default
+//!       replicas: [pod/sessions-replica-0:6379]   # besides those found by INFO replication
 //! ```
 
 use std::collections::BTreeMap;
@@ -90,6 +97,23 @@ pub struct Preset {
     /// The value is a PostgreSQL role's password: the database changes with the Secret.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub postgres: Option<PostgresSettings>,
+    /// The value is a Redis user's password: the server changes with the Secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisSettings>,
+}
+
+/// Where a preset's Redis user lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisSettings {
+    /// The primary: `service/NAME:PORT`, `pod/NAME:PORT` (through the API server) or `HOST:PORT`.
+    pub server: String,
+    /// The ACL user (`default`: the one `requirepass` and `AUTH password` use).
+    pub user: String,
+    /// Replicas besides those the primary reports that are pods of the namespace.
+    pub replicas: Vec<String>,
+    /// `None`: overlap when the server has ACLs, else requirepass.
+    pub strategy: Option<Strategy>,
 }
 
 /// How a rotation changes a PostgreSQL password.
@@ -100,6 +124,10 @@ pub enum Strategy {
     SingleUser,
     /// Two roles with the same rights; each rotation switches the Secret to the other one.
     AlternatingUsers,
+    /// Redis 6+: the user has both passwords while the pods roll over; the old one goes last.
+    Overlap,
+    /// Redis without ACLs: CONFIG SET requirepass replaces the password at once.
+    Requirepass,
 }
 
 impl Strategy {
@@ -108,6 +136,20 @@ impl Strategy {
     pub fn downtime_and_impact(self, user: &str, clone: &str) -> Option<(String, String)> {
         match self {
             Strategy::SingleUser => None,
+            Strategy::Overlap => Some((
+                "none expected (overlap: the old and the new password both work until the rollout is over)".into(),
+                format!(
+                    "None: Redis user {user} keeps the old password until no pod uses it; connections are never cut"
+                ),
+            )),
+            Strategy::Requirepass => Some((
+                "a short window (requirepass): from CONFIG SET requirepass until each old pod is replaced, its new \
+                 connections are refused; open connections go on"
+                    .into(),
+                "Pods that open a new Redis connection before they are replaced fail it; CONFIG SET requirepass also \
+                 drops every other password of the default user"
+                    .into(),
+            )),
             Strategy::AlternatingUsers => Some((
                 "none expected (alternating users: the old role keeps working until its pods are replaced)".into(),
                 format!(
@@ -121,7 +163,14 @@ impl Strategy {
         match self {
             Strategy::SingleUser => "single-user",
             Strategy::AlternatingUsers => "alternating-users",
+            Strategy::Overlap => "overlap",
+            Strategy::Requirepass => "requirepass",
         }
+    }
+
+    /// Whether it is a strategy for a PostgreSQL preset (else for Redis).
+    pub fn for_postgres(self) -> bool {
+        matches!(self, Strategy::SingleUser | Strategy::AlternatingUsers)
     }
 }
 
@@ -169,6 +218,7 @@ pub fn built_in() -> Vec<Preset> {
         ],
         origin: "built-in".into(),
         postgres: None,
+        redis: None,
     },
     Preset {
         name: "postgres".into(),
@@ -202,6 +252,35 @@ pub fn built_in() -> Vec<Preset> {
             strategy: Strategy::SingleUser,
             tls: Tls::default(),
         }),
+        redis: None,
+    },
+    Preset {
+        name: "redis".into(),
+        description: "Rotate the Redis password on the server and in the Secret, with an overlap (the runbook's Redis procedure)".into(),
+        service: "AI Agents".into(),
+        secret_type: "the Redis password".into(),
+        secret: "app-secrets".into(),
+        key: "redis-password".into(),
+        // The runbook: a 32-character password; URL-safe, so a redis:// URL needs no escaping.
+        source: DefaultSource::Generate(Generator::Token),
+        length: Some(32),
+        kind: KeyKind::Opaque,
+        verify_logs: Some("redis.*healthy".into()),
+        verify_health: None,
+        // The runbook says 2-3 minutes and a cache miss for in-flight data, for its manual
+        // procedure; the overlap (the default) has none.
+        downtime: "None expected (overlap: old and new password both work during the rollout)".into(),
+        impact: "None: connections are never cut, no data loss".into(),
+        steps: Vec::new(),
+        after: Vec::new(),
+        origin: "built-in".into(),
+        postgres: None,
+        redis: Some(RedisSettings {
+            server: "service/redis:6379".into(),
+            user: "default".into(),
+            replicas: Vec::new(),
+            strategy: None,
+        }),
     }]
 }
 
@@ -226,6 +305,17 @@ struct PresetConfig {
     steps: Option<Vec<String>>,
     after: Option<Vec<String>>,
     postgres: Option<PostgresConfig>,
+    redis: Option<RedisConfig>,
+}
+
+/// `redis:` of a preset; every field optional when it overrides a built-in's.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RedisConfig {
+    server: Option<String>,
+    user: Option<String>,
+    replicas: Option<Vec<String>>,
+    strategy: Option<Strategy>,
 }
 
 /// `postgres:` of a preset; every field optional when it overrides a built-in's.
@@ -374,6 +464,7 @@ pub fn merge_config(mut presets: Vec<Preset>, text: &str, path: &Path) -> Result
                     after: Vec::new(),
                     origin: String::new(),
                     postgres: None,
+                    redis: None,
                 }
             }
         };
@@ -383,9 +474,19 @@ pub fn merge_config(mut presets: Vec<Preset>, text: &str, path: &Path) -> Result
             return Err(anyhow!("{}: {key:?} is not a valid Secret key", at("key")));
         }
         let postgres = config.postgres.clone();
+        let redis = config.redis.clone();
         apply(&mut preset, config);
         if let Some(pg) = postgres {
             preset.postgres = Some(merge_postgres(preset.postgres.take(), pg, &preset, &at)?);
+        }
+        if let Some(config) = redis {
+            preset.redis = Some(merge_redis(preset.redis.take(), config, &at)?);
+        }
+        if preset.postgres.is_some() && preset.redis.is_some() {
+            return Err(anyhow!(
+                "{}: a preset's key is either a PostgreSQL or a Redis password, not both",
+                at("redis")
+            ));
         }
         if let Some(health) = &preset.verify_health
             && !health.contains('/')
@@ -455,6 +556,59 @@ fn apply(preset: &mut Preset, config: PresetConfig) {
     if let Some(after) = config.after {
         preset.after = after;
     }
+}
+
+/// A preset's `redis:` over what it had (a built-in's settings, or none).
+fn merge_redis(
+    base: Option<RedisSettings>,
+    config: RedisConfig,
+    at: &dyn Fn(&str) -> String,
+) -> Result<RedisSettings> {
+    let server = config
+        .server
+        .or_else(|| base.as_ref().map(|b| b.server.clone()))
+        .ok_or_else(|| {
+            anyhow!(
+                "{}: missing field `server` (needed to reach Redis)",
+                at("redis.server")
+            )
+        })?;
+    crate::systems::reach::parse_server(&server)
+        .map_err(|e| anyhow!("{}: {e}", at("redis.server")))?;
+    let user = config
+        .user
+        .or_else(|| base.as_ref().map(|b| b.user.clone()))
+        .unwrap_or_else(|| "default".into());
+    if user.is_empty() || user.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(anyhow!(
+            "{}: {user:?} is not a Redis user name",
+            at("redis.user")
+        ));
+    }
+    let replicas = config
+        .replicas
+        .or_else(|| base.as_ref().map(|b| b.replicas.clone()))
+        .unwrap_or_default();
+    for replica in &replicas {
+        crate::systems::reach::parse_server(replica)
+            .map_err(|e| anyhow!("{}: {e}", at("redis.replicas")))?;
+    }
+    let strategy = config.strategy.or(base.as_ref().and_then(|b| b.strategy));
+    if let Some(strategy) = strategy
+        && strategy.for_postgres()
+    {
+        return Err(anyhow!(
+            "{}: {} is a PostgreSQL strategy; Redis takes overlap or requirepass",
+            at("redis.strategy"),
+            strategy.name()
+        ));
+    }
+    Ok(RedisSettings {
+        server,
+        user,
+        replicas,
+        strategy,
+    })
 }
 
 /// A preset's `postgres:` over what it had (a built-in's settings, or none).

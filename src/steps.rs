@@ -101,6 +101,63 @@ impl Database {
     }
 }
 
+/// A Redis server, the ACL user whose password rotates, and the replicas that must follow, as
+/// the journal records them (no value: passwords come from the run's backup and journal).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Redis {
+    /// The primary: `pod/NAME:PORT` or `service/NAME:PORT` (through the API server), or
+    /// `HOST:PORT`.
+    pub server: String,
+    /// The ACL user (`default` is the one `AUTH password` and `requirepass` use).
+    pub user: String,
+    /// Each replica, reached like the primary: it gets the same passwords (`ACL SETUSER` is
+    /// not replicated) and its `masterauth` follows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<String>,
+}
+
+impl Redis {
+    /// The nodes, in words: "service/redis:6379" or "service/redis:6379 and 1 replica".
+    pub fn nodes(&self) -> String {
+        match self.replicas.len() {
+            0 => self.server.clone(),
+            1 => format!("{} and its replica {}", self.server, self.replicas[0]),
+            _ => format!(
+                "{} and its replicas {}",
+                self.server,
+                self.replicas.join(", ")
+            ),
+        }
+    }
+}
+
+/// Which of a run's two values of a key a step uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Version {
+    /// The run's new value (from its journal Secret).
+    New,
+    /// The value before the run (from its backup).
+    Old,
+}
+
+impl Version {
+    pub fn other(self) -> Version {
+        match self {
+            Version::New => Version::Old,
+            Version::Old => Version::New,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Version::New => "new",
+            Version::Old => "old",
+        }
+    }
+}
+
 /// What a rotation changes in a database besides the Secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatabaseChange {
@@ -125,6 +182,12 @@ pub enum DatabaseChange {
         user_key: String,
         password_key: String,
     },
+    /// Redis 6+: the user has the old and the new password at once while the pods roll over;
+    /// the old one is removed once no pod uses it.
+    RedisOverlap { redis: Redis, password_key: String },
+    /// A server without ACLs (before Redis 6): `CONFIG SET requirepass` replaces the password
+    /// at once; old pods' new connections fail until they are replaced.
+    RedisRequirepass { redis: Redis, password_key: String },
 }
 
 /// One step of a change. The values it writes are never in here: the old ones are in the
@@ -201,6 +264,34 @@ pub enum Step {
     /// `ALTER ROLE role LOGIN`.
     #[serde(rename_all = "camelCase")]
     EnableLogin { db: Database, role: String },
+    /// Redis: `ACL SETUSER user #<sha256>` of the run's `value` of `key` on the primary and
+    /// every replica, then each replica's `masterauth` is that value; each node persists its
+    /// users the way it is configured (`ACL SAVE` or `CONFIG REWRITE`). Checked by logging in.
+    #[serde(rename_all = "camelCase")]
+    AddPassword {
+        redis: Redis,
+        key: String,
+        value: Version,
+    },
+    /// Redis: each replica's `masterauth` becomes the other value first, then
+    /// `ACL SETUSER user !<sha256>` of `value` on every node, persisted likewise.
+    #[serde(rename_all = "camelCase")]
+    RemovePassword {
+        redis: Redis,
+        key: String,
+        value: Version,
+    },
+    /// Redis without ACLs: each replica's `requirepass` and `masterauth`, then the primary's
+    /// `requirepass`, become `value` (`CONFIG SET`, persisted with `CONFIG REWRITE`).
+    #[serde(rename_all = "camelCase")]
+    SetRequirepass {
+        redis: Redis,
+        key: String,
+        value: Version,
+    },
+    /// Redis: `AUTH` as the user on every node with the Secret's value of `key` (reads only).
+    #[serde(rename_all = "camelCase")]
+    CheckAuth { redis: Redis, key: String },
 }
 
 impl Step {
@@ -219,6 +310,10 @@ impl Step {
             Step::CheckLogs { .. } => "check-logs",
             Step::DisableLogin { .. } => "disable-login",
             Step::EnableLogin { .. } => "enable-login",
+            Step::AddPassword { .. } => "add-password",
+            Step::RemovePassword { .. } => "remove-password",
+            Step::SetRequirepass { .. } => "set-requirepass",
+            Step::CheckAuth { .. } => "check-auth",
         }
     }
 
@@ -298,6 +393,49 @@ impl Step {
             Step::EnableLogin { db, role } => {
                 format!("PostgreSQL {}: ALTER ROLE {role} LOGIN", db.server)
             }
+            Step::AddPassword { redis, key, value } => format!(
+                "Redis {}: ACL SETUSER {} #<SHA-256 of the {} {key}>{}, persisted (ACL SAVE or CONFIG REWRITE); then log in with it",
+                redis.nodes(),
+                redis.user,
+                value.name(),
+                if redis.replicas.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; the replicas' masterauth becomes the {} value",
+                        value.name()
+                    )
+                }
+            ),
+            Step::RemovePassword { redis, key, value } => format!(
+                "Redis {}: {}ACL SETUSER {} !<SHA-256 of the {} {key}>, persisted; then check it no longer logs in",
+                redis.nodes(),
+                if redis.replicas.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "the replicas' masterauth becomes the {} value; ",
+                        value.other().name()
+                    )
+                },
+                redis.user,
+                value.name(),
+            ),
+            Step::SetRequirepass { redis, key, value } => format!(
+                "Redis {}: CONFIG SET requirepass <the {} {key}>{} (it replaces every password of the default user), CONFIG REWRITE; then log in with it",
+                redis.nodes(),
+                value.name(),
+                if redis.replicas.is_empty() {
+                    ""
+                } else {
+                    " on the replicas (with masterauth) first, then the primary"
+                }
+            ),
+            Step::CheckAuth { redis, key } => format!(
+                "Redis {}: log in as {} with the Secret's {key}",
+                redis.nodes(),
+                redis.user
+            ),
         }
     }
 
@@ -305,7 +443,10 @@ impl Step {
     pub fn writes(&self) -> bool {
         !matches!(
             self,
-            Step::Watch { .. } | Step::CheckLogin { .. } | Step::CheckLogs { .. }
+            Step::Watch { .. }
+                | Step::CheckLogin { .. }
+                | Step::CheckLogs { .. }
+                | Step::CheckAuth { .. }
         )
     }
 }
@@ -344,7 +485,10 @@ pub fn plan_change(
 ///   watch, (check the new pods' logs for `logs`,) log in with the Secret's value;
 /// - alternating users: (create the second role,) back up, give the unused role the new
 ///   password and its login, patch user and password, restart, watch, log in with the
-///   Secret's values, then disable the old role's login: no new pod uses it any more.
+///   Secret's values, then disable the old role's login: no new pod uses it any more;
+/// - Redis overlap: back up, add the new password (the old one still works), patch, restart,
+///   watch, (check the logs,) log in with the Secret's value, then remove the old password;
+/// - Redis `requirepass`: back up, replace the password, patch, restart, watch, log in.
 pub fn plan_rotation(
     backup: Option<&str>,
     database: Option<&DatabaseChange>,
@@ -408,6 +552,39 @@ pub fn plan_rotation(
                     },
                 );
             }
+        }
+        DatabaseChange::RedisOverlap {
+            redis,
+            password_key,
+        } => {
+            before.push(Step::AddPassword {
+                redis: redis.clone(),
+                key: password_key.clone(),
+                value: Version::New,
+            });
+            after.push(Step::CheckAuth {
+                redis: redis.clone(),
+                key: password_key.clone(),
+            });
+            after.push(Step::RemovePassword {
+                redis: redis.clone(),
+                key: password_key.clone(),
+                value: Version::Old,
+            });
+        }
+        DatabaseChange::RedisRequirepass {
+            redis,
+            password_key,
+        } => {
+            before.push(Step::SetRequirepass {
+                redis: redis.clone(),
+                key: password_key.clone(),
+                value: Version::New,
+            });
+            after.push(Step::CheckAuth {
+                redis: redis.clone(),
+                key: password_key.clone(),
+            });
         }
     }
     // The new pods' logs first: they say why a login failed.
@@ -492,6 +669,23 @@ pub fn plan_undo(
                 db: db.clone(),
                 role: role.clone(),
             }),
+            // A password added for the new pods goes once they are gone; one removed from the
+            // old pods comes back first.
+            Step::AddPassword { redis, key, value } => after_restart.push(Step::RemovePassword {
+                redis: redis.clone(),
+                key: key.clone(),
+                value: *value,
+            }),
+            Step::RemovePassword { redis, key, value } => restore.push(Step::AddPassword {
+                redis: redis.clone(),
+                key: key.clone(),
+                value: *value,
+            }),
+            Step::SetRequirepass { redis, key, value } => restore.push(Step::SetRequirepass {
+                redis: redis.clone(),
+                key: key.clone(),
+                value: value.other(),
+            }),
             Step::BackUp { .. }
             | Step::Restart { .. }
             | Step::Watch { .. }
@@ -500,7 +694,8 @@ pub fn plan_undo(
             | Step::CheckLogs { .. }
             | Step::RestoreSecret { .. }
             | Step::RevertPassword { .. }
-            | Step::EnableLogin { .. } => {}
+            | Step::EnableLogin { .. }
+            | Step::CheckAuth { .. } => {}
         }
     }
     let mut steps = restore;
@@ -797,5 +992,142 @@ mod tests {
         // Nothing restarted, nothing to read.
         let steps = plan_rotation(Some("b"), Some(&single()), &[], "T1", Some("x"));
         assert!(!names(&steps).contains(&"check-logs"));
+    }
+
+    fn redis() -> Redis {
+        Redis {
+            server: "service/redis:6379".into(),
+            user: "default".into(),
+            replicas: vec!["pod/redis-replica-0:6379".into()],
+        }
+    }
+
+    fn overlap() -> DatabaseChange {
+        DatabaseChange::RedisOverlap {
+            redis: redis(),
+            password_key: "redis-password".into(),
+        }
+    }
+
+    #[test]
+    fn redis_overlap_adds_the_new_password_before_the_patch_and_removes_the_old_one_last() {
+        let steps = plan_rotation(
+            Some("b"),
+            Some(&overlap()),
+            &api(),
+            "T1",
+            Some("redis.*healthy"),
+        );
+        assert_eq!(
+            names(&steps),
+            [
+                "backup",
+                "add-password",
+                "patch",
+                "restart",
+                "watch",
+                "check-logs",
+                "check-auth",
+                "remove-password"
+            ]
+        );
+        let add = steps[1].describe("prod/app-secrets", &[]);
+        assert!(
+            add.contains("ACL SETUSER default #<SHA-256 of the new redis-password>"),
+            "{add}"
+        );
+        assert!(add.contains("masterauth becomes the new value"), "{add}");
+        let remove = steps[7].describe("prod/app-secrets", &[]);
+        assert!(
+            remove.contains("masterauth becomes the new value; ACL SETUSER default !<SHA-256 of the old redis-password>"),
+            "{remove}"
+        );
+        assert!(!steps[6].writes());
+        for step in &steps {
+            let json = serde_json::to_string(step).unwrap();
+            assert_eq!(
+                &serde_json::from_str::<Step>(&json).unwrap(),
+                step,
+                "{json}"
+            );
+        }
+    }
+
+    #[test]
+    fn undo_of_a_redis_overlap_gives_the_old_password_back_first_and_takes_the_new_one_last() {
+        let forward = plan_rotation(Some("b"), Some(&overlap()), &api(), "T1", None);
+        // Stopped while removing the old password.
+        let undo = plan_undo(
+            &with_status(forward.clone(), 6, StepStatus::Started),
+            Some("b"),
+            "T2",
+        );
+        assert_eq!(
+            names(&undo),
+            [
+                "add-password",
+                "restore",
+                "restart",
+                "watch",
+                "remove-password"
+            ]
+        );
+        assert!(matches!(
+            &undo[0],
+            Step::AddPassword {
+                value: Version::Old,
+                ..
+            }
+        ));
+        assert!(matches!(
+            &undo[4],
+            Step::RemovePassword {
+                value: Version::New,
+                ..
+            }
+        ));
+        // Killed after the password was added, before the patch: only the new one goes.
+        let undo = plan_undo(
+            &with_status(forward, 2, StepStatus::Pending),
+            Some("b"),
+            "T2",
+        );
+        assert_eq!(names(&undo), ["remove-password"]);
+    }
+
+    #[test]
+    fn redis_without_acls_replaces_requirepass_and_puts_it_back_first_on_undo() {
+        let change = DatabaseChange::RedisRequirepass {
+            redis: redis(),
+            password_key: "redis-password".into(),
+        };
+        let forward = plan_rotation(Some("b"), Some(&change), &api(), "T1", None);
+        assert_eq!(
+            names(&forward),
+            [
+                "backup",
+                "set-requirepass",
+                "patch",
+                "restart",
+                "watch",
+                "check-auth"
+            ]
+        );
+        let undo = plan_undo(
+            &with_status(forward, 4, StepStatus::Started),
+            Some("b"),
+            "T2",
+        );
+        assert_eq!(
+            names(&undo),
+            ["restore", "set-requirepass", "restart", "watch"]
+        );
+        assert!(matches!(
+            &undo[1],
+            Step::SetRequirepass {
+                value: Version::Old,
+                ..
+            }
+        ));
     }
 }

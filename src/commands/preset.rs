@@ -30,7 +30,7 @@ pub struct PresetOptions {
     pub no_rollback: bool,
     pub check_key: bool,
     pub openai_base_url: String,
-    /// `--strategy`, for a PostgreSQL preset.
+    /// `--strategy`, for a PostgreSQL or Redis preset.
     pub strategy: Option<Strategy>,
     pub run: RunOptions,
 }
@@ -146,6 +146,37 @@ pub async fn run(
         }
         None => None,
     };
+    // A Redis password: overlap (or requirepass) on the server, planned from the settings.
+    let redis = match &preset.redis {
+        Some(settings) => {
+            let change = database::plan_redis(settings, options.strategy, &preset.key)?;
+            let current = secret
+                .data
+                .as_ref()
+                .and_then(|d| d.get(&preset.key))
+                .map(|v| SecretValue::new(v.0.clone()))
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "Secret {}/{} has no key {}: there is no current password to log in to Redis with; \
+                         nothing was changed",
+                        cluster.namespace,
+                        preset.secret,
+                        preset.key
+                    )
+                })?;
+            let strategy = match &change {
+                crate::steps::DatabaseChange::RedisRequirepass { .. } => Strategy::Requirepass,
+                _ => Strategy::Overlap,
+            };
+            notes.push(format!("Strategy: {}", strategy.name()));
+            if let Some((downtime, impact)) = strategy.downtime_and_impact(&settings.user, "") {
+                notes[0] = format!("Downtime: {downtime}");
+                notes[1] = format!("Impact: {impact}");
+            }
+            Some((change, current))
+        }
+        None => None,
+    };
     let mut changes = vec![KeyChange {
         key: preset.key.clone(),
         value,
@@ -165,6 +196,12 @@ pub async fn run(
     let mut change = pipeline::plan_change(&cluster, request).await?;
     if let Some((plan, current)) = database {
         pipeline::attach_database(&cluster, &mut change, plan.change, &current).await?;
+        change.log_check = preset.verify_logs.clone();
+    }
+    if let Some((plan, current)) = redis {
+        let chosen = options.strategy.is_some()
+            || preset.redis.as_ref().is_some_and(|r| r.strategy.is_some());
+        pipeline::attach_redis(&cluster, &mut change, plan, &current, chosen).await?;
         change.log_check = preset.verify_logs.clone();
     }
     let dry_run = options.run.dry_run != crate::cli::DryRun::None;

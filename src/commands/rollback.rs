@@ -35,6 +35,8 @@ pub struct RollbackOptions {
     pub keys: Vec<String>,
     /// Keys that are PostgreSQL passwords (from a preset): restored in the database too.
     pub databases: Vec<(String, crate::presets::PostgresSettings)>,
+    /// Keys a Redis preset describes: restored on the Redis server too.
+    pub redis: Vec<(String, crate::presets::RedisSettings)>,
     pub source: BackupSource,
     pub force: bool,
     pub restart: RestartMode,
@@ -198,14 +200,29 @@ pub async fn run(
             DatabaseChange::SingleUser { db, .. } | DatabaseChange::AlternatingUsers { db, .. } => {
                 crate::systems::postgres::parse_server(&db.server)?
             }
+            DatabaseChange::RedisOverlap { redis, .. }
+            | DatabaseChange::RedisRequirepass { redis, .. } => {
+                crate::systems::reach::parse_server(&redis.server)?
+            }
         };
-        if crate::systems::postgres::server_exists(&cluster.client, &namespace, &server).await? {
-            pipeline::attach_database(&cluster, &mut change, database, &current).await?;
-        } else {
+        let redis = matches!(
+            database,
+            DatabaseChange::RedisOverlap { .. } | DatabaseChange::RedisRequirepass { .. }
+        );
+        if !crate::systems::reach::server_exists(&cluster.client, &namespace, &server).await? {
+            let (system, field) = if redis {
+                ("Redis", "redis.server")
+            } else {
+                ("PostgreSQL", "postgres.server")
+            };
             change.notes.push(format!(
-                "PostgreSQL: {server}, the preset's server, does not exist in namespace {namespace}: \
-                 only the Secret is restored (set postgres.server in the config file if the database is elsewhere)"
+                "{system}: {server}, the preset's server, does not exist in namespace {namespace}: \
+                 only the Secret is restored (set {field} in the config file if the server is elsewhere)"
             ));
+        } else if redis {
+            pipeline::attach_redis(&cluster, &mut change, database, &current, false).await?;
+        } else {
+            pipeline::attach_database(&cluster, &mut change, database, &current).await?;
         }
     }
     pipeline::execute(&cluster, change, &options.run, true, printer).await
@@ -256,6 +273,21 @@ fn database_rollback(
             password_key: key.clone(),
         };
         return Ok(Some((database, SecretValue::new(password.0.clone()))));
+    }
+    // A Redis password: the restored value is added on the server, the current one removed
+    // after the rollout (an overlap rotation back to the backed-up value).
+    for (key, settings) in &options.redis {
+        if !request.changes.iter().any(|c| &c.key == key) {
+            continue;
+        }
+        let Some(password) = current.get(key) else {
+            bail!(
+                "{object} has no key {key} now: there is no current password to log in to Redis with; \
+                 restore it by hand; nothing was changed"
+            );
+        };
+        let change = crate::database::plan_redis(settings, None, key)?;
+        return Ok(Some((change, SecretValue::new(password.0.clone()))));
     }
     Ok(None)
 }

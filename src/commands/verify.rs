@@ -29,6 +29,8 @@ pub struct VerifyOptions {
     pub kinds: Vec<(String, KeyKind)>,
     /// Keys that are PostgreSQL passwords (from a preset): checked by logging in.
     pub databases: Vec<(String, crate::presets::PostgresSettings)>,
+    /// Keys a Redis preset describes: checked by logging in.
+    pub redis: Vec<(String, crate::presets::RedisSettings)>,
 }
 
 /// One check's outcome.
@@ -181,6 +183,52 @@ pub async fn run(
                 }
             }
         };
+        checks.add("login", key.clone(), result);
+    }
+
+    for (key, settings) in options.redis.iter().filter(|(k, _)| keys.contains(k)) {
+        let Ok(server) = crate::systems::reach::parse_server(&settings.server) else {
+            continue;
+        };
+        if let Ok(found) =
+            crate::systems::redis::server_workloads(&cluster.client, &namespace, &server).await
+        {
+            servers.extend(found.into_iter().map(|(k, n)| (k, n, key.clone())));
+        }
+        let Some(value) = data.get(key) else {
+            continue;
+        };
+        if let Ok(false) =
+            crate::systems::reach::server_exists(&cluster.client, &namespace, &server).await
+        {
+            checks.skip(
+                "login",
+                key.clone(),
+                format!(
+                    "{server} (the Redis of the preset for {key}) does not exist in namespace {namespace}; \
+                     set redis.server in the config file to check the login"
+                ),
+            );
+            continue;
+        }
+        let password = crate::values::SecretValue::new(value.0.clone());
+        let user = settings.user.as_str();
+        let login = crate::systems::redis::Credentials {
+            user: (user != "default").then_some(user),
+            password: &password,
+        };
+        let result =
+            match crate::systems::redis::check_login(&cluster.client, &namespace, &server, &login)
+                .await
+            {
+                Ok(crate::systems::redis::Auth::Accepted) => Ok(format!(
+                    "Redis at {server} accepts {user}'s login with {key}"
+                )),
+                Ok(crate::systems::redis::Auth::Rejected(why)) => Err(format!(
+                    "Redis at {server} refuses {user}'s login with {key}: {why}"
+                )),
+                Err(err) => Err(format!("could not log in to check {key}: {err:#}")),
+            };
         checks.add("login", key.clone(), result);
     }
 

@@ -1,7 +1,8 @@
 //! The edge where steps meet the systems they change. Each system has one module that knows
 //! how to apply its steps, check whether they took effect, and (through the undo steps that
 //! `steps::plan_undo` plans) undo them: `secret` for the Secret and its backup, `workloads`
-//! for restarts and rollouts, `postgres` for a role's password and login. The engine only calls `apply` and `check`; adding a system adds
+//! for restarts and rollouts, `postgres` for a role's password and login, `redis` for a user's passwords.
+//! The engine only calls `apply` and `check`; adding a system adds
 //! steps and a module here, not code in the engine.
 //!
 //! Every write here is sent once. When its answer is an error or is lost, the module reads back
@@ -134,6 +135,16 @@ pub async fn apply(step: &Step, ctx: &Ctx<'_>, printer: &mut Printer) -> StepOut
         }
         Step::DisableLogin { db, role } => postgres::apply_set_login(ctx, db, role, false).await,
         Step::EnableLogin { db, role } => postgres::apply_set_login(ctx, db, role, true).await,
+        Step::AddPassword { redis, key, value } => {
+            redis::apply_add_password(ctx, redis, key, *value).await
+        }
+        Step::RemovePassword { redis, key, value } => {
+            redis::apply_remove_password(ctx, redis, key, *value).await
+        }
+        Step::SetRequirepass { redis, key, value } => {
+            redis::apply_set_requirepass(ctx, redis, key, *value).await
+        }
+        Step::CheckAuth { redis, key } => redis::apply_check_auth(ctx, redis, key).await,
     }
 }
 
@@ -148,9 +159,10 @@ pub async fn check(step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Checked> {
             restarted_at,
         } => workloads::check_restart(ctx, workloads, restarted_at).await,
         // A watch only reads: watching again is the check.
-        Step::Watch { .. } | Step::CheckLogin { .. } | Step::CheckLogs { .. } => {
-            Ok(Checked::NotApplied)
-        }
+        Step::Watch { .. }
+        | Step::CheckLogin { .. }
+        | Step::CheckLogs { .. }
+        | Step::CheckAuth { .. } => Ok(Checked::NotApplied),
         Step::CreateRole { db, role, .. } => postgres::check_create_role(ctx, db, role).await,
         Step::SetPassword {
             db,
@@ -163,5 +175,14 @@ pub async fn check(step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Checked> {
         }
         Step::DisableLogin { db, role } => postgres::check_set_login(ctx, db, role, false).await,
         Step::EnableLogin { db, role } => postgres::check_set_login(ctx, db, role, true).await,
+        Step::AddPassword { redis, key, value } => {
+            redis::check_add_password(ctx, redis, key, *value).await
+        }
+        Step::RemovePassword { redis, key, value } => {
+            redis::check_remove_password(ctx, redis, key, *value).await
+        }
+        Step::SetRequirepass { redis, key, value } => {
+            redis::check_set_requirepass(ctx, redis, key, *value).await
+        }
     }
 }

@@ -289,6 +289,7 @@ impl rustls::client::danger::ServerCertVerifier for Unverified {
 
 // ---- The steps (see `steps::Step`): apply and check, each safe to run twice. ----
 
+use super::secret::{new_value, old_value};
 use super::{Applied, Checked, Ctx, StepOutcome};
 use crate::steps::{AdminLogin, Database};
 
@@ -383,23 +384,6 @@ async fn admin_password(ctx: &Ctx<'_>, admin: &AdminLogin) -> Result<SecretValue
                 admin.key
             )
         })
-}
-
-fn new_value<'a>(ctx: &'a Ctx<'_>, key: &str) -> Result<&'a SecretValue> {
-    ctx.new_values
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v)
-        .ok_or_else(|| anyhow!("the run's journal holds no new value for {key}"))
-}
-
-/// The value of `key` before the run, from the run's backup.
-async fn old_value(ctx: &Ctx<'_>, key: &str) -> Result<SecretValue> {
-    let old = super::secret::old_values(ctx, ctx.journal.backup.as_deref()).await?;
-    old.into_iter()
-        .find(|(k, _)| k == key)
-        .and_then(|(_, v)| v)
-        .ok_or_else(|| anyhow!("the run's backup holds no old value of {key}"))
 }
 
 /// Whether an error came from the server (a statement it refused: nothing was changed) rather
@@ -804,6 +788,9 @@ pub async fn preflight(
     let (db, role) = match change {
         DatabaseChange::SingleUser { db, role, .. } => (db, role),
         DatabaseChange::AlternatingUsers { db, from, .. } => (db, from),
+        DatabaseChange::RedisOverlap { .. } | DatabaseChange::RedisRequirepass { .. } => {
+            bail!("not a PostgreSQL change")
+        }
     };
     let server = parse_server(&db.server)?.with_tls(&db.tls);
     if !server_exists(client, namespace, &server).await? {

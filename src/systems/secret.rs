@@ -480,3 +480,21 @@ fn holds_any_new(live: &Secret, ctx: &Ctx<'_>) -> bool {
         .iter()
         .any(|(k, v)| value_of(live, k) == Some(v.expose()))
 }
+
+/// The run's new value of `key` (from its journal Secret).
+pub fn new_value<'a>(ctx: &'a Ctx<'_>, key: &str) -> Result<&'a SecretValue> {
+    ctx.new_values
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
+        .ok_or_else(|| anyhow!("the run's journal holds no new value for {key}"))
+}
+
+/// The value of `key` before the run, from the run's backup.
+pub async fn old_value(ctx: &Ctx<'_>, key: &str) -> Result<SecretValue> {
+    let old = old_values(ctx, ctx.journal.backup.as_deref()).await?;
+    old.into_iter()
+        .find(|(k, _)| k == key)
+        .and_then(|(_, v)| v)
+        .ok_or_else(|| anyhow!("the run's backup holds no old value of {key}"))
+}

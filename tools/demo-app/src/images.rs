@@ -17,7 +17,12 @@
 //!   (default 6379). Writes `redis.conf` (0600) in the working directory at the first start and
 //!   runs `redis-server redis.conf`, so `CONFIG REWRITE` persists to that file; at each later
 //!   start the `requirepass` line is set again from `REDIS_PASSWORD`, as the Bitnami image does,
-//!   so a restarted server takes its password from the Secret.
+//!   so a restarted server takes its password from the Secret (a `user default ...` line that
+//!   `CONFIG REWRITE` wrote, e.g. after an overlap rotation, wins over it, as in Redis itself).
+//!   A replica: `REDIS_REPLICA_OF` (`HOST PORT` of the primary) and `REDIS_MASTER_PASSWORD`
+//!   (`masterauth`, set again at each start like `requirepass`); it announces its pod IP
+//!   (`replica-announce-ip`), because the primary sees its connections come from the node's
+//!   Service proxy here, where a real cluster would show the pod IP.
 //!
 //! Passwords reach the servers through a 0600 file (initdb, redis.conf) or as a SCRAM verifier
 //! (the app's role), never argv or the log.
@@ -87,17 +92,20 @@ pub fn redis_quoted(text: &str) -> String {
 
 /// The config file with `requirepass` set to `password` (replacing any such line, else added).
 pub fn with_requirepass(conf: &str, password: Option<&str>) -> String {
+    with_setting(conf, "requirepass", password.map(redis_quoted))
+}
+
+/// The config file with `name` set to `value` (replacing any such line, else added; `None`:
+/// removed).
+pub fn with_setting(conf: &str, name: &str, value: Option<String>) -> String {
+    let prefix = format!("{name} ");
     let mut lines: Vec<String> = conf
         .lines()
-        .filter(|l| {
-            !l.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("requirepass ")
-        })
+        .filter(|l| !l.trim_start().to_ascii_lowercase().starts_with(&prefix))
         .map(str::to_string)
         .collect();
-    if let Some(password) = password {
-        lines.push(format!("requirepass {}", redis_quoted(password)));
+    if let Some(value) = value {
+        lines.push(format!("{name} {value}"));
     }
     let mut text = lines.join("\n");
     text.push('\n');
@@ -484,11 +492,17 @@ pub fn redis() -> Result<(), String> {
             data.display()
         ),
     };
-    write_private(
-        &conf_path,
-        &with_requirepass(&conf, password.as_deref()),
-        None,
-    )?;
+    let mut conf = with_requirepass(&conf, password.as_deref());
+    if let Some(primary) = env("REDIS_REPLICA_OF") {
+        conf = with_setting(&conf, "replicaof", Some(primary));
+        conf = with_setting(
+            &conf,
+            "masterauth",
+            env("REDIS_MASTER_PASSWORD").map(|p| redis_quoted(&p)),
+        );
+        conf = with_setting(&conf, "replica-announce-ip", Some(listen.clone()));
+    }
+    write_private(&conf_path, &conf, None)?;
     let server = env("REDIS_SERVER").unwrap_or_else(|| "redis-server".into());
     let err = Command::new(&server).arg(&conf_path).exec();
     Err(format!("cannot start {server}: {err}"))
