@@ -22,6 +22,7 @@ mod pg_rotation;
 mod postgres;
 mod presets;
 mod redis;
+mod redis_rotation;
 mod runs;
 mod secret;
 mod status;
@@ -68,6 +69,7 @@ fn main() -> ExitCode {
         postgres::tests(),
         pg_rotation::tests(),
         redis::tests(),
+        redis_rotation::tests(),
     ]
     .into_iter()
     .flatten()

@@ -583,6 +583,28 @@ pub fn assert_no_values(run: &Run, values: &BTreeMap<String, Vec<u8>>) -> Result
     Ok(())
 }
 
+/// Starts kubectl with `args` in the background, `input` written to its stdin (then closed).
+pub fn spawn_kubectl(env: &TestEnv, args: &[&str], input: &[u8]) -> Result<Background> {
+    let mut command = env.command("kubectl");
+    command
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("starting kubectl {args:?}"))?;
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(input)?;
+    Ok(Background {
+        child,
+        started: Instant::now(),
+    })
+}
+
 /// A command started in the background (`TestEnv::spawn_rotate`), to signal or kill mid-run.
 pub struct Background {
     pub child: std::process::Child,
