@@ -18,7 +18,12 @@
 //! - **plugin, PostgreSQL, single user** (`postgres-password`): `kubectl rotate postgres -y`
 //!   (the plugin generates the password and changes it in the database and the Secret);
 //! - **plugin, PostgreSQL, alternating users**: `kubectl rotate postgres --strategy
-//!   alternating-users -y` (the Secret switches between `ai_agents` and `ai_agents_clone`).
+//!   alternating-users -y` (the Secret switches between `ai_agents` and `ai_agents_clone`);
+//! - **runbook, Redis** (`redis-password`): the runbook's Redis procedure by hand: `CONFIG SET
+//!   requirepass` and `CONFIG REWRITE` through `kubectl exec -i deployment/redis -- redis-cli`
+//!   (the passwords and commands on stdin), then the same patch, restart and status;
+//! - **plugin, Redis** (`redis-password`): `kubectl rotate redis -y` (overlap: the new password
+//!   is added, the pods roll over, the old one is removed).
 //!
 //! The load (`load`): `RATE` requests per second to `GET /api/v1/tenants/tenant-1/config` on
 //! the Ready addresses of the Endpoints `api` (filled by the endpoints controller for the
@@ -185,15 +190,22 @@ enum Procedure {
     PluginPostgres,
     /// `kubectl rotate postgres --strategy alternating-users`.
     PluginAlternating,
+    /// The runbook's Redis procedure by hand: `CONFIG SET requirepass` with redis-cli, then
+    /// the Secret, then the restarts.
+    RunbookRedis,
+    /// `kubectl rotate redis` (overlap).
+    PluginRedis,
 }
 
 /// Every procedure, in the order of the table and the chart's columns.
-const PROCEDURES: [Procedure; 5] = [
+const PROCEDURES: [Procedure; 7] = [
     Procedure::Runbook,
     Procedure::Plugin,
     Procedure::RunbookPostgres,
     Procedure::PluginPostgres,
     Procedure::PluginAlternating,
+    Procedure::RunbookRedis,
+    Procedure::PluginRedis,
 ];
 
 impl Procedure {
@@ -206,6 +218,10 @@ impl Procedure {
             Procedure::PluginAlternating => {
                 "plugin: kubectl rotate postgres --strategy alternating-users"
             }
+            Procedure::RunbookRedis => {
+                "runbook: redis-cli CONFIG SET requirepass + kubectl patch + restart"
+            }
+            Procedure::PluginRedis => "plugin: kubectl rotate redis (overlap)",
         }
     }
 
@@ -216,6 +232,7 @@ impl Procedure {
             Procedure::RunbookPostgres
             | Procedure::PluginPostgres
             | Procedure::PluginAlternating => "postgres-password",
+            Procedure::RunbookRedis | Procedure::PluginRedis => "redis-password",
         }
     }
 
@@ -226,6 +243,8 @@ impl Procedure {
             Procedure::RunbookPostgres => "downtime-runbook-pg",
             Procedure::PluginPostgres => "downtime-plugin-pg",
             Procedure::PluginAlternating => "downtime-plugin-pg-alt",
+            Procedure::RunbookRedis => "downtime-runbook-redis",
+            Procedure::PluginRedis => "downtime-plugin-redis",
         }
     }
 
@@ -234,7 +253,7 @@ impl Procedure {
     fn run(self, env: &TestEnv, pause: Duration) -> Result<()> {
         let before = env.secret_values("app-secrets")?;
         let key = match self {
-            Procedure::RunbookPostgres => alphanumeric(32),
+            Procedure::RunbookPostgres | Procedure::RunbookRedis => alphanumeric(32),
             _ => format!("sk-{}", alphanumeric(40)),
         };
         let encoded = base64::engine::general_purpose::STANDARD.encode(&key);
@@ -242,6 +261,12 @@ impl Procedure {
         let line = format!("{key}\n");
         // The runbook's psql step, the statement on psql's stdin (never argv).
         let alter = format!("ALTER ROLE ai_agents PASSWORD '{key}';\n");
+        // The runbook's "update Redis configuration" with redis-cli: its login (the current
+        // password) and the commands on stdin.
+        let mut redis_cli = before.get("redis-password").cloned().unwrap_or_default();
+        redis_cli.extend_from_slice(
+            format!("\nCONFIG SET requirepass \"{key}\"\nCONFIG REWRITE\n").as_bytes(),
+        );
         let restart: &[&str] = &["rollout", "restart", "deployment/api", "deployment/worker"];
         let api_status: &[&str] = &["rollout", "status", "deployment/api", "--timeout=300s"];
         let worker_status: &[&str] = &["rollout", "status", "deployment/worker", "--timeout=300s"];
@@ -286,6 +311,34 @@ impl Procedure {
                 ],
                 None,
             )],
+            Procedure::PluginRedis => vec![(&["rotate", "redis", "-y"], None)],
+            Procedure::RunbookRedis => vec![
+                (
+                    &[
+                        "exec",
+                        "-i",
+                        "deployment/redis",
+                        "--",
+                        "sh",
+                        "-c",
+                        r#"read -r p; REDISCLI_AUTH="$p" exec redis-cli -h "$LISTEN_ADDRESS""#,
+                    ],
+                    Some(&redis_cli),
+                ),
+                (
+                    &[
+                        "patch",
+                        "secret",
+                        "app-secrets",
+                        "--patch-file",
+                        "/dev/stdin",
+                    ],
+                    Some(patch.as_bytes()),
+                ),
+                (restart, None),
+                (api_status, None),
+                (worker_status, None),
+            ],
             Procedure::RunbookPostgres => vec![
                 (
                     &[
@@ -334,7 +387,7 @@ impl Procedure {
         let values = env.secret_values("app-secrets")?;
         let stored = values.get(self.key()).map(Vec::as_slice);
         let expected = match self {
-            Procedure::PluginPostgres | Procedure::PluginAlternating => {
+            Procedure::PluginPostgres | Procedure::PluginAlternating | Procedure::PluginRedis => {
                 stored.is_some() && stored != before.get(self.key()).map(Vec::as_slice)
             }
             _ => stored == Some(key.as_bytes()),

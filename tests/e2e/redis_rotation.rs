@@ -42,6 +42,10 @@ pub fn tests() -> Vec<(&'static str, TestFn)> {
             redis_rotation_whose_new_pods_fail_removes_the_new_password_again,
         ),
         (
+            "redis_preflight_warns_about_a_password_from_elsewhere_and_refuses_a_sentinel_setup",
+            redis_preflight_warns_about_a_password_from_elsewhere_and_refuses_a_sentinel_setup,
+        ),
+        (
             "redis_rotation_sends_a_password_as_text_only_to_log_in",
             redis_rotation_sends_a_password_as_text_only_to_log_in,
         ),
@@ -851,6 +855,108 @@ fn redis_rotation_sends_a_password_as_text_only_to_log_in(kubeconfig: &Path) -> 
             name(command)
         );
     }
+    Ok(())
+}
+
+/// A Redis Sentinel watching the demo's Redis (its `auth-pass` from the Secret).
+const SENTINEL: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: redis-sentinel
+  labels: {app: redis-sentinel}
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: redis-sentinel}
+  template:
+    metadata:
+      labels: {app: redis-sentinel}
+    spec:
+      automountServiceAccountToken: false
+      terminationGracePeriodSeconds: 5
+      containers:
+        - name: sentinel
+          image: kubectl-rotate.io/redis:7
+          ports: [{name: sentinel, containerPort: 26379}]
+          readinessProbe:
+            tcpSocket: {port: sentinel}
+            periodSeconds: 1
+          env:
+            - {name: REDIS_SENTINEL_MONITOR, value: "$(REDIS_SERVICE_HOST) $(REDIS_SERVICE_PORT)"}
+            - name: REDIS_PASSWORD
+              valueFrom:
+                secretKeyRef: {name: app-secrets, key: redis-password}
+"#;
+
+/// The Redis server reads its password from another Secret: the preview warns that a restart
+/// may bring the old password back. Then a Sentinel watches it: the rotation is refused before
+/// anything is written (a Sentinel's `auth-pass` would be left behind).
+fn redis_preflight_warns_about_a_password_from_elsewhere_and_refuses_a_sentinel_setup(
+    kubeconfig: &Path,
+) -> Result<()> {
+    let env = TestEnv::new(kubeconfig, "redis-sentinel")?;
+    env.create_demo_secrets()?;
+    let before = env.secret_values("app-secrets")?;
+    let old = before["redis-password"].clone();
+    // The same password in a Secret of the server's own (on stdin, never argv).
+    let own = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "redis-own"},
+        "stringData": {"password": String::from_utf8_lossy(&old)},
+    });
+    env.apply(&own.to_string())?;
+    let manifest = std::fs::read_to_string(crate::support::repo_root().join("demo/app.yaml"))?;
+    let redis = manifest
+        .split("\n---\n")
+        .find(|doc| doc.contains("kind: Deployment") && doc.contains("name: redis"))
+        .context("the redis Deployment in demo/app.yaml")?
+        .replace(
+            "secretKeyRef: {name: app-secrets, key: redis-password}",
+            "secretKeyRef: {name: redis-own, key: password}",
+        );
+    ensure!(redis.contains("redis-own"), "the server reads redis-own");
+    let service = manifest
+        .split("\n---\n")
+        .find(|doc| doc.contains("kind: Service") && doc.contains("name: redis"))
+        .context("the redis Service in demo/app.yaml")?;
+    env.apply(service)?;
+    env.apply(&redis)?;
+    env.wait_rolled_out(&["deployment/redis"])?;
+    let preview = env.rotate(&["redis", "--dry-run=client"])?;
+    preview.success()?;
+    ensure!(
+        preview.stdout.contains(
+            "Warning: deployment/redis runs Redis but does not read its password from Secret app-secrets key redis-password"
+        ) && preview.stdout.contains("a restart brings the old password back"),
+        "the preview warns:\n{}",
+        preview.stdout
+    );
+
+    env.apply(SENTINEL)?;
+    env.wait_rolled_out(&["deployment/redis-sentinel"])?;
+    wait_for(&env, "the Sentinel to connect to the primary", || {
+        Ok(redis_cli(&env, "deployment/redis", &old, "CLIENT LIST\n")?.contains("name=sentinel-"))
+    })?;
+    let journals = env.journals_of("app-secrets")?.len();
+    let refused = env.rotate(&["redis", "-y"])?;
+    refused.failure(1)?;
+    ensure!(
+        refused.stderr.contains("is watched by Redis Sentinel")
+            && refused.stderr.contains("nothing was changed"),
+        "refused, saying why:\n{}",
+        refused.stderr
+    );
+    ensure!(
+        env.secret_values("app-secrets")? == before,
+        "the Secret was not touched"
+    );
+    ensure!(accepts(&env, &old)?, "nor Redis");
+    ensure!(
+        env.journals_of("app-secrets")?.len() == journals,
+        "and no run was started"
+    );
     Ok(())
 }
 

@@ -22,7 +22,9 @@
 //!   A replica: `REDIS_REPLICA_OF` (`HOST PORT` of the primary) and `REDIS_MASTER_PASSWORD`
 //!   (`masterauth`, set again at each start like `requirepass`); it announces its pod IP
 //!   (`replica-announce-ip`), because the primary sees its connections come from the node's
-//!   Service proxy here, where a real cluster would show the pod IP.
+//!   Service proxy here, where a real cluster would show the pod IP. A Sentinel:
+//!   `REDIS_SENTINEL_MONITOR` (`HOST PORT` of the primary; its `auth-pass` is `REDIS_PASSWORD`)
+//!   runs `redis-server sentinel.conf --sentinel` on `REDIS_PORT` (default 26379) instead.
 //!
 //! Passwords reach the servers through a 0600 file (initdb, redis.conf) or as a SCRAM verifier
 //! (the app's role), never argv or the log.
@@ -475,6 +477,9 @@ pub fn redis() -> Result<(), String> {
         );
     }
     let listen = env("LISTEN_ADDRESS").unwrap_or_else(|| "127.0.0.1".into());
+    if let Some(primary) = env("REDIS_SENTINEL_MONITOR") {
+        return sentinel(&listen, &primary, password.as_deref());
+    }
     let port = env("REDIS_PORT").unwrap_or_else(|| "6379".into());
     let dir = cwd()?;
     let data = dir.join("redis-data");
@@ -506,6 +511,36 @@ pub fn redis() -> Result<(), String> {
     let server = env("REDIS_SERVER").unwrap_or_else(|| "redis-server".into());
     let err = Command::new(&server).arg(&conf_path).exec();
     Err(format!("cannot start {server}: {err}"))
+}
+
+/// A Redis Sentinel watching `primary` (`HOST PORT`) as `mymaster`, with `password` as its
+/// `auth-pass`. Sentinel rewrites its own config file, so it is written once per pod.
+fn sentinel(listen: &str, primary: &str, password: Option<&str>) -> Result<(), String> {
+    let port = env("REDIS_PORT").unwrap_or_else(|| "26379".into());
+    let dir = cwd()?;
+    let conf_path = dir.join("sentinel.conf");
+    if std::fs::metadata(&conf_path).is_err() {
+        let mut conf = format!(
+            "# Written by the kubectl-rotate.io/redis image (Sentinel) at the first start.\n\
+             bind {listen}\nport {port}\ndir {}\ndaemonize no\nlogfile \"\"\n\
+             sentinel monitor mymaster {primary} 1\n\
+             sentinel down-after-milliseconds mymaster 5000\n",
+            dir.display()
+        );
+        if let Some(password) = password {
+            conf.push_str(&format!(
+                "sentinel auth-pass mymaster {}\n",
+                redis_quoted(password)
+            ));
+        }
+        write_private(&conf_path, &conf, None)?;
+    }
+    let server = env("REDIS_SERVER").unwrap_or_else(|| "redis-server".into());
+    let err = Command::new(&server)
+        .arg(&conf_path)
+        .arg("--sentinel")
+        .exec();
+    Err(format!("cannot start {server} --sentinel: {err}"))
 }
 
 #[cfg(test)]
