@@ -102,6 +102,15 @@ if [ "$local_cluster" = 1 ]; then
   kubectl rotate postgres -y -n "$ns"
   say "\$ kubectl rotate verify app-secrets postgres-password -n $ns --logs 'database.*healthy'"
   kubectl rotate verify app-secrets postgres-password -n "$ns" --logs 'database.*healthy'
+  # The runbook's Redis procedure, with an overlap: the new password is added in Redis, the
+  # app rolls over while both work, then the old one is removed.
+  say "\$ kubectl rotate redis -y -n $ns"
+  kubectl rotate redis -y -n "$ns"
+  say "\$ kubectl rotate verify app-secrets redis-password -n $ns --logs 'redis.*healthy'"
+  kubectl rotate verify app-secrets redis-password -n "$ns" --logs 'redis.*healthy'
+  redis_line="kubectl rotate redis -n $ns   # preview, confirm: Redis and the Secret, with an overlap"
+else
+  redis_line="kubectl rotate secret app-secrets redis-password --generate password -n $ns   # preview, confirm, rotate, watch"
 fi
 
 cat >&2 <<NEXT
@@ -109,7 +118,7 @@ cat >&2 <<NEXT
 Next, in your shell:
   source .demo/env                      # puts kubectl and kubectl-rotate on PATH, sets KUBECONFIG
   kubectl rotate status -n $ns
-  kubectl rotate secret app-secrets redis-password --generate password -n $ns   # preview, confirm, rotate, watch
+  $redis_line
   kubectl rotate openai -n $ns           # asks for the new key (it must start with sk-)
   kubectl rotate verify app-secrets -n $ns --logs 'Secrets loaded successfully|[Rr]eady to accept connections' --health 8000/health
   kubectl rotate rollback app-secrets redis-password -n $ns

@@ -217,6 +217,24 @@ pub async fn run_verb(
             commands::status::run(&connection, options, printer).await
         }
         Command::Secret(args) => {
+            let servers = presets
+                .presets
+                .iter()
+                .filter(|p| p.secret == args.secret)
+                .filter_map(|p| {
+                    let (system, server) = match (&p.postgres, &p.redis) {
+                        (Some(pg), _) => ("PostgreSQL", pg.server.clone()),
+                        (_, Some(redis)) => ("Redis", redis.server.clone()),
+                        _ => return None,
+                    };
+                    Some(commands::secret::ServerKey {
+                        key: p.key.clone(),
+                        preset: p.name.clone(),
+                        system,
+                        server,
+                    })
+                })
+                .collect();
             let options = commands::secret::SecretOptions {
                 secret: args.secret,
                 key: args.key,
@@ -226,6 +244,7 @@ pub async fn run_verb(
                 restart: settings::parse_restart(&args.rotation.run.restart.join(","))?,
                 no_rollback: args.rotation.no_rollback,
                 run: run_options(&args.rotation.run)?,
+                servers,
             };
             commands::secret::run(&connection, options, printer).await
         }

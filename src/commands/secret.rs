@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 
 use crate::cluster;
 use crate::pipeline::{self, Action, Request, RunOptions};
@@ -38,6 +38,18 @@ pub struct SecretOptions {
     pub restart: RestartMode,
     pub no_rollback: bool,
     pub run: RunOptions,
+    /// Keys of this Secret that a preset describes as a server's password: (key, preset,
+    /// system, server). Changing only the Secret would lock the app out.
+    pub servers: Vec<ServerKey>,
+}
+
+/// A key whose value is also a server's password (a PostgreSQL or Redis preset's key).
+#[derive(Debug, Clone)]
+pub struct ServerKey {
+    pub key: String,
+    pub preset: String,
+    pub system: &'static str,
+    pub server: String,
 }
 
 pub async fn run(
@@ -51,6 +63,40 @@ pub async fn run(
         .await?;
     // Refuse what cannot happen before asking anyone to type a value.
     plan::precheck(&secret, &[&options.key], options.create_key, options.force)?;
+    let mut notes = Vec::new();
+    for guarded in options.servers.iter().filter(|s| s.key == options.key) {
+        // A preset for another app's Secret of the same name: its server is not here.
+        let Ok(server) = crate::systems::reach::parse_server(&guarded.server) else {
+            continue;
+        };
+        if !crate::systems::reach::server_exists(&cluster.client, &cluster.namespace, &server)
+            .await?
+        {
+            continue;
+        }
+        if !options.force {
+            bail!(
+                "key {} of Secret {}/{} is the {} password of preset {} (server {}): `secret` changes only the \
+                 Secret, and pods restarted with the new value would be refused by {}, which keeps the old one. \
+                 Rotate it with `kubectl rotate {} -n {}` (the server and the Secret as one run), or pass --force \
+                 to change only the Secret; nothing was changed",
+                guarded.key,
+                cluster.namespace,
+                options.secret,
+                guarded.system,
+                guarded.preset,
+                guarded.server,
+                guarded.system,
+                guarded.preset,
+                cluster.namespace
+            );
+        }
+        notes.push(format!(
+            "Warning: --force: only the Secret changes; {} at {} keeps the old password until you change it there \
+             (`kubectl rotate {}` does both)",
+            guarded.system, guarded.server, guarded.preset
+        ));
+    }
     let value = read_value(&options.source, &options.key)?;
     let request = Request {
         action: Action::Rotate,
@@ -62,7 +108,7 @@ pub async fn run(
         create_key: options.create_key,
         force: options.force,
         restart: options.restart.clone(),
-        notes: Vec::new(),
+        notes,
     };
     let change = pipeline::plan_change(&cluster, request).await?;
     pipeline::execute(&cluster, change, &options.run, options.no_rollback, printer).await

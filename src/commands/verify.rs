@@ -123,6 +123,7 @@ pub async fn run(
         checks.add("key", key.clone(), result);
     }
     // The database server's own workload reads the password only at its first start.
+    // The servers' own workloads: (kind, name, why their rollout is not checked).
     let mut servers: Vec<(crate::consumers::WorkloadKind, String, String)> = Vec::new();
     for (key, settings) in options.databases.iter().filter(|(k, _)| keys.contains(k)) {
         if let Ok(server) = crate::systems::postgres::parse_server(&settings.server)
@@ -130,7 +131,16 @@ pub async fn run(
                 crate::systems::postgres::server_workloads(&cluster.client, &namespace, &server)
                     .await
         {
-            servers.extend(found.into_iter().map(|(k, n)| (k, n, key.clone())));
+            servers.extend(found.into_iter().map(|(k, n)| {
+                (
+                    k,
+                    n,
+                    format!(
+                        "the PostgreSQL server of {key}: the password changes live in the database; \
+                         its own variables only initialise an empty data directory"
+                    ),
+                )
+            }));
         }
         let Some(value) = data.get(key) else {
             continue;
@@ -193,7 +203,16 @@ pub async fn run(
         if let Ok(found) =
             crate::systems::redis::server_workloads(&cluster.client, &namespace, &server).await
         {
-            servers.extend(found.into_iter().map(|(k, n)| (k, n, key.clone())));
+            servers.extend(found.into_iter().map(|(k, n)| {
+                (
+                    k,
+                    n,
+                    format!(
+                        "the Redis server of {key}: the password changes live on the server, which \
+                         is not restarted by a rotation"
+                    ),
+                )
+            }));
         }
         let Some(value) = data.get(key) else {
             continue;
@@ -250,18 +269,11 @@ pub async fn run(
     {
         let workload = consumer.workload;
         let target = workload.reference();
-        if let Some((_, _, key)) = servers
+        if let Some((_, _, why)) = servers
             .iter()
             .find(|(k, n, _)| *k == workload.kind && *n == workload.name)
         {
-            checks.skip(
-                "rollout",
-                target,
-                format!(
-                    "the PostgreSQL server of {key}: the password changes live in the database; \
-                     its own variables only initialise an empty data directory"
-                ),
-            );
+            checks.skip("rollout", target, why.clone());
             continue;
         }
         if workload.kind == crate::consumers::WorkloadKind::CronJob {

@@ -347,6 +347,11 @@ fn redis_preset_overlaps_passwords_under_load_and_a_redis_restart_keeps_the_new_
     })?;
     ensure!(!accepts(&env, &old)?, "the new pod refuses the old one");
 
+    // The app's pools log in again (its readiness pings Redis); then verify.
+    wait_for(&env, "the api pods to be Ready again", || {
+        let api = env.get_json("deployment", "api")?;
+        Ok(api["status"]["readyReplicas"].as_i64() == Some(2))
+    })?;
     let verify = env.rotate(&["verify", "app-secrets", "redis-password"])?;
     verify.success()?;
     ensure!(
@@ -460,7 +465,10 @@ fn redis_replica_gets_the_new_password_and_keeps_replicating(kubeconfig: &Path) 
         "the replica accepts the new password (ACL SETUSER is not replicated: the run set it there)"
     );
     ensure!(
-        matches!(login_as(&env, replica, None, &old)?, Auth::Rejected(_)),
+        matches!(
+            login_as(&env, replica.clone(), None, &old)?,
+            Auth::Rejected(_)
+        ),
         "and refuses the old one"
     );
     // Replication goes on; and a new link (the primary drops it) logs in with the new
@@ -481,11 +489,31 @@ fn redis_replica_gets_the_new_password_and_keeps_replicating(kubeconfig: &Path) 
         replication(&env, "deployment/redis", &new)?.contains("connected_slaves:1"),
         "the primary has its replica"
     );
+
+    // Rolling the key back is an overlap back to the backed-up value, replica included.
+    let rollback = env.rotate(&["rollback", "app-secrets", "redis-password", "-y"])?;
+    rollback.success()?;
+    secret_and_redis_hold(&env, &old, &new)?;
+    ensure!(
+        login_as(&env, replica.clone(), None, &old)? == Auth::Accepted
+            && matches!(login_as(&env, replica, None, &new)?, Auth::Rejected(_)),
+        "the replica is back to the old password too"
+    );
+    redis_cli(&env, "deployment/redis", &old, "CLIENT KILL TYPE replica\n")?;
+    wait_for(
+        &env,
+        "the replica to reconnect with the old masterauth",
+        || {
+            Ok(replication(&env, "deployment/redis-replica", &old)?
+                .contains("master_link_status:up"))
+        },
+    )?;
     Ok(())
 }
 
-/// Starts `kubectl rotate redis -y`, SIGKILLs it right after `add-password` was journaled as
-/// done (before the patch) and returns the old password.
+/// Starts `kubectl rotate redis -y`, SIGKILLs it right after `add-password`'s write and before
+/// its journal entry (the step stays `started`: resume and undo must read Redis to find out
+/// whether it happened), before the patch; returns the old password.
 fn kill_after_add_password(env: &TestEnv) -> Result<Vec<u8>> {
     let old = env.secret_values("app-secrets")?["redis-password"].clone();
     let pause = Pause::new()?;
@@ -638,6 +666,30 @@ fn redis_requirepass_strategy_replaces_the_password_and_a_wrong_secret_is_refuse
     let new = env.secret_values("app-secrets")?["redis-password"].clone();
     secret_and_redis_hold(&env, &new, &old)?;
     app_pods_healthy(&env, "api")?;
+
+    // `secret` on the preset's key would change only the Secret: refused, naming the preset.
+    let alone = env.rotate(&[
+        "secret",
+        "app-secrets",
+        "redis-password",
+        "--generate",
+        "password",
+        "-y",
+    ])?;
+    alone.failure(1)?;
+    ensure!(
+        alone
+            .stderr
+            .contains("is the Redis password of preset redis")
+            && alone.stderr.contains("`kubectl rotate redis -n ")
+            && alone.stderr.contains("nothing was changed"),
+        "{}",
+        alone.stderr
+    );
+    ensure!(
+        env.secret_values("app-secrets")?["redis-password"] == new,
+        "the Secret was not changed"
+    );
 
     // A strategy for another preset is a usage error.
     let wrong = env.rotate(&["redis", "--strategy", "single-user", "-y"])?;

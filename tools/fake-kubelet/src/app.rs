@@ -39,8 +39,9 @@
 //!   for a back-off of 1, 2, 4, 8 then 10 s (a kubelet's goes 10 s .. 5 min; shorter here to keep
 //!   tests fast). With `OnFailure` an exit 0 ends the pod (`Succeeded`), so Jobs complete; with
 //!   `Never` any exit ends it (`Succeeded` or `Failed`).
-//! - **Deletion**: SIGTERM, then SIGKILL after the pod's grace period (at most 10 s), then the
-//!   pod's files are removed. Aborting the task (the pod vanished) kills the process at once and
+//! - **Deletion**: the container's `preStop` `exec` hook (e.g. `sleep 2`, so that a Service
+//!   stops sending it connections before it stops accepting them), then SIGTERM, then SIGKILL
+//!   after the pod's grace period (at most 10 s), then the pod's files are removed. Aborting the task (the pod vanished) kills the process at once and
 //!   removes the files too.
 //!
 //! Secret values go only to the child's environment and the 0600 files; never to argv or logs.
@@ -254,6 +255,7 @@ pub async fn run(runner: Runner, pod: Pod, stop: oneshot::Receiver<()>) {
                 tokio::select! {
                     status = child.wait() => break status.ok(),
                     _ = &mut stop => {
+                        pre_stop(&container, grace, &namespace, &name).await;
                         terminate(&mut child, grace).await;
                         eprintln!("{namespace}/{name}: app stopped");
                         return;
@@ -407,6 +409,52 @@ async fn start(
     command
         .spawn()
         .map_err(|e| format!("starting {}: {e}", runner.binary.display()))
+}
+
+/// The container's `lifecycle.preStop` `exec` hook, run as a kubelet runs it when the pod is
+/// deleted: before SIGTERM, in the pod's network, for at most the grace period. (A hook of
+/// another kind is not supported here and is skipped with a line in this process's log.)
+async fn pre_stop(container: &Container, grace: u64, namespace: &str, name: &str) {
+    let Some(hook) = container
+        .lifecycle
+        .as_ref()
+        .and_then(|l| l.pre_stop.as_ref())
+    else {
+        return;
+    };
+    let Some((program, args)) = hook
+        .exec
+        .as_ref()
+        .and_then(|e| e.command.as_ref())
+        .and_then(|c| c.split_first())
+    else {
+        eprintln!("{namespace}/{name}: preStop hook without exec: skipped");
+        return;
+    };
+    let mut command = tokio::process::Command::new(program);
+    command
+        .args(args)
+        .env_clear()
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    crate::netns::enter(&mut command);
+    match command.spawn() {
+        Ok(mut child) => {
+            if tokio::time::timeout(Duration::from_secs(grace), child.wait())
+                .await
+                .is_err()
+            {
+                eprintln!("{namespace}/{name}: preStop hook still running after {grace}s: killed");
+            }
+        }
+        Err(err) => eprintln!("{namespace}/{name}: preStop hook {program}: {err}"),
+    }
 }
 
 /// SIGTERM, then SIGKILL after `grace` seconds.
@@ -977,5 +1025,35 @@ mod tests {
             .unwrap()
             .clone();
         assert_eq!(ready["status"], "False");
+    }
+
+    #[test]
+    fn a_pre_stop_exec_hook_runs_before_the_container_is_stopped_and_is_bounded_by_the_grace() {
+        let marker =
+            std::env::temp_dir().join(format!("fake-kubelet-prestop-{}", std::process::id()));
+        let _ = std::fs::remove_file(&marker);
+        let container: Container = serde_json::from_value(json!({
+            "name": "c",
+            "lifecycle": {"preStop": {"exec": {"command": ["sh", "-c", format!("touch {}", marker.display())]}}},
+        }))
+        .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(pre_stop(&container, 5, "ns", "p"));
+        assert!(marker.exists(), "the hook ran");
+        std::fs::remove_file(&marker).unwrap();
+        let slow: Container = serde_json::from_value(json!({
+            "name": "c",
+            "lifecycle": {"preStop": {"exec": {"command": ["sleep", "30"]}}},
+        }))
+        .unwrap();
+        let started = std::time::Instant::now();
+        runtime.block_on(pre_stop(&slow, 1, "ns", "p"));
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "cut at the grace period"
+        );
     }
 }
