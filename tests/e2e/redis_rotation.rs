@@ -46,6 +46,10 @@ pub fn tests() -> Vec<(&'static str, TestFn)> {
             redis_preflight_warns_about_a_password_from_elsewhere_and_refuses_a_sentinel_setup,
         ),
         (
+            "redis_without_acls_is_rotated_with_requirepass_and_the_preview_says_the_window",
+            redis_without_acls_is_rotated_with_requirepass_and_the_preview_says_the_window,
+        ),
+        (
             "redis_rotation_sends_a_password_as_text_only_to_log_in",
             redis_rotation_sends_a_password_as_text_only_to_log_in,
         ),
@@ -1009,6 +1013,74 @@ fn redis_preflight_warns_about_a_password_from_elsewhere_and_refuses_a_sentinel_
         env.journals_of("app-secrets")?.len() == journals,
         "and no run was started"
     );
+    Ok(())
+}
+
+/// A Redis whose `ACL` command is disabled (`REDIS_DISABLE_COMMANDS=ACL`, as the Bitnami image
+/// offers): to the plugin it is a server without ACLs, as before Redis 6. The rotation falls
+/// back to requirepass by itself and says so; asking for the overlap is refused.
+fn redis_without_acls_is_rotated_with_requirepass_and_the_preview_says_the_window(
+    kubeconfig: &Path,
+) -> Result<()> {
+    let env = TestEnv::new(kubeconfig, "redis-noacl")?;
+    env.create_demo_secrets()?;
+    let manifest = std::fs::read_to_string(crate::support::repo_root().join("demo/app.yaml"))?;
+    let redis = manifest
+        .split("\n---\n")
+        .find(|doc| doc.contains("kind: Deployment") && doc.contains("name: redis"))
+        .context("the redis Deployment in demo/app.yaml")?
+        .replace(
+            "          env:\n",
+            "          env:\n            - {name: REDIS_DISABLE_COMMANDS, value: ACL}\n",
+        );
+    ensure!(redis.contains("REDIS_DISABLE_COMMANDS"), "ACL disabled");
+    env.apply_demo_stack(&["postgres", "redis", "seed-tenants"])?;
+    env.apply(&redis)?;
+    env.wait_rolled_out(&["deployment/redis"])?;
+    env.wait_job_complete("seed-tenants")?;
+    env.apply_demo_stack(&["api", "worker"])?;
+    env.wait_rolled_out(&["deployment/api", "deployment/worker"])?;
+    let old = env.secret_values("app-secrets")?["redis-password"].clone();
+    ensure!(
+        redis_cli(&env, "deployment/redis", &old, "ACL WHOAMI\n")?.contains("unknown command"),
+        "the server answers ACL as an unknown command"
+    );
+
+    let preview = env.rotate(&["redis", "--dry-run=client"])?;
+    preview.success()?;
+    for line in [
+        "no ACLs",
+        "Strategy: requirepass",
+        "Downtime: a short window (requirepass)",
+        "CONFIG SET requirepass <the new redis-password>",
+    ] {
+        ensure!(
+            preview.stdout.contains(line),
+            "the preview says {line:?}:\n{}",
+            preview.stdout
+        );
+    }
+    let overlap = env.rotate(&["redis", "--strategy", "overlap", "-y"])?;
+    overlap.failure(1)?;
+    ensure!(
+        overlap.stderr.contains("has no ACLs")
+            && overlap
+                .stderr
+                .contains("--strategy overlap is not possible"),
+        "{}",
+        overlap.stderr
+    );
+    let run = env.rotate(&["redis", "-y"])?;
+    run.success()?;
+    let new = env.secret_values("app-secrets")?["redis-password"].clone();
+    secret_and_redis_hold(&env, &new, &old)?;
+    app_pods_healthy(&env, "api")?;
+    // Persisted with CONFIG REWRITE: a restart of the process in place keeps it.
+    let _ = redis_cli(&env, "deployment/redis", &new, "SHUTDOWN NOSAVE\n");
+    wait_for(&env, "Redis to come back with the new password", || {
+        accepts(&env, &new)
+    })?;
+    ensure!(!accepts(&env, &old)?, "and refuses the old one");
     Ok(())
 }
 

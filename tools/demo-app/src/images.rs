@@ -19,6 +19,8 @@
 //!   start the `requirepass` line is set again from `REDIS_PASSWORD`, as the Bitnami image does,
 //!   so a restarted server takes its password from the Secret (a `user default ...` line that
 //!   `CONFIG REWRITE` wrote, e.g. after an overlap rotation, wins over it, as in Redis itself).
+//!   `REDIS_DISABLE_COMMANDS` (comma-separated, as in the Bitnami image) disables commands with
+//!   `rename-command NAME ""`, e.g. `ACL` for a server that behaves as one without ACLs.
 //!   A replica: `REDIS_REPLICA_OF` (`HOST PORT` of the primary) and `REDIS_MASTER_PASSWORD`
 //!   (`masterauth`, set again at each start like `requirepass`); it announces its pod IP
 //!   (`replica-announce-ip`), because the primary sees its connections come from the node's
@@ -498,6 +500,17 @@ pub fn redis() -> Result<(), String> {
         ),
     };
     let mut conf = with_requirepass(&conf, password.as_deref());
+    // As the Bitnami image's REDIS_DISABLE_COMMANDS: `rename-command NAME ""` for each (the
+    // lines written at an earlier start replaced).
+    conf = with_setting(&conf, "rename-command", None);
+    for command in env("REDIS_DISABLE_COMMANDS")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
+        conf.push_str(&format!("rename-command {command} \"\"\n"));
+    }
     if let Some(primary) = env("REDIS_REPLICA_OF") {
         conf = with_setting(&conf, "replicaof", Some(primary));
         conf = with_setting(
