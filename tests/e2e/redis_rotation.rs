@@ -50,6 +50,10 @@ pub fn tests() -> Vec<(&'static str, TestFn)> {
             redis_without_acls_is_rotated_with_requirepass_and_the_preview_says_the_window,
         ),
         (
+            "redis_users_in_an_acl_file_are_persisted_with_acl_save",
+            redis_users_in_an_acl_file_are_persisted_with_acl_save,
+        ),
+        (
             "redis_rotation_sends_a_password_as_text_only_to_log_in",
             redis_rotation_sends_a_password_as_text_only_to_log_in,
         ),
@@ -1081,6 +1085,58 @@ fn redis_without_acls_is_rotated_with_requirepass_and_the_preview_says_the_windo
         accepts(&env, &new)
     })?;
     ensure!(!accepts(&env, &old)?, "and refuses the old one");
+    Ok(())
+}
+
+/// A Redis whose users live in an ACL file (`REDIS_ACLFILE=yes`: written once, at the first
+/// start, with the Secret's password; no `requirepass`): the rotation persists with `ACL SAVE`,
+/// so a restart of the process in place, which reads only that file, keeps the new password
+/// (without the save it would bring the old one back).
+fn redis_users_in_an_acl_file_are_persisted_with_acl_save(kubeconfig: &Path) -> Result<()> {
+    let env = TestEnv::new(kubeconfig, "redis-aclfile")?;
+    env.create_demo_secrets()?;
+    let manifest = std::fs::read_to_string(crate::support::repo_root().join("demo/app.yaml"))?;
+    let redis = manifest
+        .split("\n---\n")
+        .find(|doc| doc.contains("kind: Deployment") && doc.contains("name: redis"))
+        .context("the redis Deployment in demo/app.yaml")?
+        .replace(
+            "          env:\n",
+            "          env:\n            - {name: REDIS_ACLFILE, value: \"yes\"}\n",
+        );
+    ensure!(redis.contains("REDIS_ACLFILE"), "users in an ACL file");
+    env.apply_demo_stack(&["redis"])?;
+    env.apply(&redis)?;
+    env.wait_rolled_out(&["deployment/redis"])?;
+    let old = env.secret_values("app-secrets")?["redis-password"].clone();
+    wait_for(&env, "the ACL-file Redis to take the Secret's password", || {
+        accepts(&env, &old)
+    })?;
+    let preview = env.rotate(&["redis", "--dry-run=client"])?;
+    preview.success()?;
+    ensure!(
+        preview.stdout.contains("persists by ACL SAVE to ") && preview.stdout.contains("users.acl"),
+        "the preview says how it persists:\n{}",
+        preview.stdout
+    );
+    let run = env.rotate(&["redis", "-y"])?;
+    run.success()?;
+    ensure!(
+        format!("{}{}", run.stdout, run.stderr).contains("ACL SAVE to "),
+        "the run saved the ACL file:\n{}",
+        run.stdout
+    );
+    let new = env.secret_values("app-secrets")?["redis-password"].clone();
+    secret_and_redis_hold(&env, &new, &old)?;
+    let _ = redis_cli(&env, "deployment/redis", &new, "SHUTDOWN NOSAVE\n");
+    std::thread::sleep(Duration::from_secs(1));
+    wait_for(&env, "Redis to come back with the new password", || {
+        accepts(&env, &new)
+    })?;
+    ensure!(
+        !accepts(&env, &old)?,
+        "the restarted Redis read the saved ACL file: the old password stays gone"
+    );
     Ok(())
 }
 

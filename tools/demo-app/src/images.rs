@@ -19,6 +19,8 @@
 //!   start the `requirepass` line is set again from `REDIS_PASSWORD`, as the Bitnami image does,
 //!   so a restarted server takes its password from the Secret (a `user default ...` line that
 //!   `CONFIG REWRITE` wrote, e.g. after an overlap rotation, wins over it, as in Redis itself).
+//!   `REDIS_ACLFILE=yes` keeps the users in `users.acl` (written at the first start with the
+//!   password's SHA-256; `ACL SAVE` persists to it) instead of `requirepass`.
 //!   `REDIS_DISABLE_COMMANDS` (comma-separated, as in the Bitnami image) disables commands with
 //!   `rename-command NAME ""`, e.g. `ACL` for a server that behaves as one without ACLs.
 //!   A replica: `REDIS_REPLICA_OF` (`HOST PORT` of the primary) and `REDIS_MASTER_PASSWORD`
@@ -510,6 +512,30 @@ pub fn redis() -> Result<(), String> {
         .filter(|c| !c.is_empty())
     {
         conf.push_str(&format!("rename-command {command} \"\"\n"));
+    }
+    if env("REDIS_ACLFILE").as_deref() == Some("yes") {
+        // Users live in an ACL file (`ACL SAVE` writes it), written at the first start only.
+        let acl_path = dir.join("users.acl");
+        if std::fs::metadata(&acl_path).is_err() {
+            let hash = password.as_deref().map(|p| {
+                use sha2::Digest;
+                sha2::Sha256::digest(p.as_bytes())
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            });
+            let line = match hash {
+                Some(hash) => format!("user default on #{hash} ~* &* +@all\n"),
+                None => "user default on nopass ~* &* +@all\n".to_string(),
+            };
+            write_private(&acl_path, &line, None)?;
+        }
+        conf = with_requirepass(&conf, None);
+        conf = with_setting(
+            &conf,
+            "aclfile",
+            Some(redis_quoted(&acl_path.display().to_string())),
+        );
     }
     if let Some(primary) = env("REDIS_REPLICA_OF") {
         conf = with_setting(&conf, "replicaof", Some(primary));
