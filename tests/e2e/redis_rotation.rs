@@ -1109,9 +1109,11 @@ fn redis_users_in_an_acl_file_are_persisted_with_acl_save(kubeconfig: &Path) -> 
     env.apply(&redis)?;
     env.wait_rolled_out(&["deployment/redis"])?;
     let old = env.secret_values("app-secrets")?["redis-password"].clone();
-    wait_for(&env, "the ACL-file Redis to take the Secret's password", || {
-        accepts(&env, &old)
-    })?;
+    wait_for(
+        &env,
+        "the ACL-file Redis to take the Secret's password",
+        || accepts(&env, &old),
+    )?;
     let preview = env.rotate(&["redis", "--dry-run=client"])?;
     preview.success()?;
     ensure!(
