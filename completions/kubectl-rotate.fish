@@ -251,10 +251,10 @@ complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -s
 json\t'A stable JSON object for scripts (documented in the README)'"
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l keep -d 'How many backups of the Secret to keep after a successful run; older ones are deleted (never one an unfinished run needs)' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l openai-base-url -d 'The OpenAI API\'s base URL for --check-key' -r
-complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l strategy -d 'PostgreSQL presets: `single-user` changes the role\'s password in place; `alternating-users` switches the Secret between two roles, for no downtime (default: the preset\'s)' -r -f -a "single-user\t'One role; its password changes in place (old pods fail new logins until replaced)'
-alternating-users\t'Two roles with the same rights; each rotation switches the Secret to the other one'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l strategy -d 'PostgreSQL presets: `single-user` changes the role\'s password in place; `alternating-users` switches the Secret between two roles, for no downtime. Redis presets: `overlap` (Redis 6+) keeps old and new password valid during the rollout; `requirepass` replaces it at once (default: the preset\'s)' -r -f -a "single-user\t'PostgreSQL: one role; its password changes in place (old pods fail new logins until replaced)'
+alternating-users\t'PostgreSQL: two roles with the same rights; each rotation switches the Secret to the other one'
 overlap\t'Redis 6+: the user has both passwords while the pods roll over; the old one goes last'
-requirepass\t'Redis without ACLs: CONFIG SET requirepass replaces the password at once'"
+requirepass\t'Redis: CONFIG SET requirepass replaces the password at once (a server without ACLs)'"
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -s n -l namespace -d 'Namespace to work in (default: the context\'s namespace, else "default")' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l context -d 'The kubeconfig context to use (default: the current context)' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l kubeconfig -d 'Path to the kubeconfig file; only this file is loaded (default: $KUBECONFIG, else ~/.kube/config)' -r -F
@@ -293,10 +293,10 @@ complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" 
 json\t'A stable JSON object for scripts (documented in the README)'"
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -l keep -d 'How many backups of the Secret to keep after a successful run; older ones are deleted (never one an unfinished run needs)' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -l openai-base-url -d 'The OpenAI API\'s base URL for --check-key' -r
-complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -l strategy -d 'PostgreSQL presets: `single-user` changes the role\'s password in place; `alternating-users` switches the Secret between two roles, for no downtime (default: the preset\'s)' -r -f -a "single-user\t'One role; its password changes in place (old pods fail new logins until replaced)'
-alternating-users\t'Two roles with the same rights; each rotation switches the Secret to the other one'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -l strategy -d 'PostgreSQL presets: `single-user` changes the role\'s password in place; `alternating-users` switches the Secret between two roles, for no downtime. Redis presets: `overlap` (Redis 6+) keeps old and new password valid during the rollout; `requirepass` replaces it at once (default: the preset\'s)' -r -f -a "single-user\t'PostgreSQL: one role; its password changes in place (old pods fail new logins until replaced)'
+alternating-users\t'PostgreSQL: two roles with the same rights; each rotation switches the Secret to the other one'
 overlap\t'Redis 6+: the user has both passwords while the pods roll over; the old one goes last'
-requirepass\t'Redis without ACLs: CONFIG SET requirepass replaces the password at once'"
+requirepass\t'Redis: CONFIG SET requirepass replaces the password at once (a server without ACLs)'"
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -s n -l namespace -d 'Namespace to work in (default: the context\'s namespace, else "default")' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -l context -d 'The kubeconfig context to use (default: the current context)' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -l kubeconfig -d 'Path to the kubeconfig file; only this file is loaded (default: $KUBECONFIG, else ~/.kube/config)' -r -F
@@ -335,10 +335,10 @@ complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -s 
 json\t'A stable JSON object for scripts (documented in the README)'"
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l keep -d 'How many backups of the Secret to keep after a successful run; older ones are deleted (never one an unfinished run needs)' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l openai-base-url -d 'The OpenAI API\'s base URL for --check-key' -r
-complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l strategy -d 'PostgreSQL presets: `single-user` changes the role\'s password in place; `alternating-users` switches the Secret between two roles, for no downtime (default: the preset\'s)' -r -f -a "single-user\t'One role; its password changes in place (old pods fail new logins until replaced)'
-alternating-users\t'Two roles with the same rights; each rotation switches the Secret to the other one'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l strategy -d 'PostgreSQL presets: `single-user` changes the role\'s password in place; `alternating-users` switches the Secret between two roles, for no downtime. Redis presets: `overlap` (Redis 6+) keeps old and new password valid during the rollout; `requirepass` replaces it at once (default: the preset\'s)' -r -f -a "single-user\t'PostgreSQL: one role; its password changes in place (old pods fail new logins until replaced)'
+alternating-users\t'PostgreSQL: two roles with the same rights; each rotation switches the Secret to the other one'
 overlap\t'Redis 6+: the user has both passwords while the pods roll over; the old one goes last'
-requirepass\t'Redis without ACLs: CONFIG SET requirepass replaces the password at once'"
+requirepass\t'Redis: CONFIG SET requirepass replaces the password at once (a server without ACLs)'"
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -s n -l namespace -d 'Namespace to work in (default: the context\'s namespace, else "default")' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l context -d 'The kubeconfig context to use (default: the current context)' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l kubeconfig -d 'Path to the kubeconfig file; only this file is loaded (default: $KUBECONFIG, else ~/.kube/config)' -r -F

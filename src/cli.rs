@@ -476,8 +476,9 @@ pub struct PresetArgs {
     pub openai_base_url: String,
 
     /// PostgreSQL presets: `single-user` changes the role's password in place;
-    /// `alternating-users` switches the Secret between two roles, for no downtime
-    /// (default: the preset's).
+    /// `alternating-users` switches the Secret between two roles, for no downtime.
+    /// Redis presets: `overlap` (Redis 6+) keeps old and new password valid during the
+    /// rollout; `requirepass` replaces it at once (default: the preset's).
     #[arg(long, value_enum, value_name = "STRATEGY")]
     pub strategy: Option<crate::presets::Strategy>,
 }

@@ -146,9 +146,9 @@ downtime.",
             Some(redis) => format!(
                 "{long}\n\nRedis: the password of user {user} changes on {server} (and on every replica: \
 the ones INFO replication reports that are pods of the namespace{listed}) first, then in the \
-Secret; every step is journaled, resumable and undone in both places. Passwords are sent as \
-their SHA-256 (ACL SETUSER {user} #<hash>), never as text, and persisted the way the server is \
-configured (ACL SAVE, or CONFIG REWRITE). The Redis server's own workload is not restarted. \
+Secret; every step is journaled, resumable and undone in both places. Inside commands a \
+password is sent as its SHA-256 (ACL SETUSER {user} #<hash>), as text only to log in (AUTH), and \
+the change is persisted the way the server is configured (ACL SAVE, or CONFIG REWRITE). The Redis server's own workload is not restarted. \
 Sentinel setups are refused.\n\nStrategies (--strategy, default overlap on Redis 6+, requirepass on a server \
 without ACLs): overlap adds the new password, lets the pods roll over while both work, checks \
 the new pods, then removes the old one: no downtime. requirepass (CONFIG SET requirepass, the \

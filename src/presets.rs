@@ -120,13 +120,13 @@ pub struct RedisSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
-    /// One role; its password changes in place (old pods fail new logins until replaced).
+    /// PostgreSQL: one role; its password changes in place (old pods fail new logins until replaced).
     SingleUser,
-    /// Two roles with the same rights; each rotation switches the Secret to the other one.
+    /// PostgreSQL: two roles with the same rights; each rotation switches the Secret to the other one.
     AlternatingUsers,
     /// Redis 6+: the user has both passwords while the pods roll over; the old one goes last.
     Overlap,
-    /// Redis without ACLs: CONFIG SET requirepass replaces the password at once.
+    /// Redis: CONFIG SET requirepass replaces the password at once (a server without ACLs).
     Requirepass,
 }
 

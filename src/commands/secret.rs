@@ -69,10 +69,27 @@ pub async fn run(
         let Ok(server) = crate::systems::reach::parse_server(&guarded.server) else {
             continue;
         };
-        if !crate::systems::reach::server_exists(&cluster.client, &cluster.namespace, &server)
-            .await?
+        match crate::systems::reach::server_exists(&cluster.client, &cluster.namespace, &server)
+            .await
         {
-            continue;
+            Ok(true) => {}
+            Ok(false) => continue,
+            // May not read it (the permission check below names what the run needs): say what
+            // could not be checked, and go on.
+            Err(err) => {
+                notes.push(format!(
+                    "Warning: could not check whether {} is here ({}): if key {} is its {} password, \
+                     changing only the Secret locks the app out; use `kubectl rotate {}`",
+                    guarded.server,
+                    err.downcast_ref::<kube::Error>()
+                        .map(crate::cluster::short_error)
+                        .unwrap_or_else(|| format!("{err:#}")),
+                    guarded.key,
+                    guarded.system,
+                    guarded.preset
+                ));
+                continue;
+            }
         }
         if !options.force {
             bail!(

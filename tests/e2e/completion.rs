@@ -74,7 +74,8 @@ fn kubectl_completes_the_verbs_of_rotate_with_descriptions(kubeconfig: &Path) ->
                 "notice",
                 "completion",
                 "openai",
-                "postgres"
+                "postgres",
+                "redis"
             ],
         "every verb and the built-in presets: {values:?}"
     );

@@ -403,10 +403,18 @@ fn the_notice_carries_date_contact_duration_and_impact(kubeconfig: &Path) -> Res
             run.stdout
         );
     }
-    let run = env.kubectl(&["rotate", "notice", "redis", "--date", "x", "--contact", "y"])?;
+    let run = env.kubectl(&[
+        "rotate",
+        "notice",
+        "encryption-key",
+        "--date",
+        "x",
+        "--contact",
+        "y",
+    ])?;
     run.failure(1)?;
     ensure!(
-        run.stderr.contains("no preset named \"redis\""),
+        run.stderr.contains("no preset named \"encryption-key\""),
         "{}",
         run.stderr
     );
