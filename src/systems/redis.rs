@@ -447,6 +447,38 @@ fn failed_after(touched: bool, message: String) -> StepOutcome {
     }
 }
 
+/// Reads a write back on every node by logging in with `password`: `None` when each node
+/// accepts it (`accept`) or refuses it (`!accept`), else the failure (the write happened).
+async fn read_back(
+    ctx: &Ctx<'_>,
+    nodes: &[Node],
+    user: &str,
+    password: &SecretValue,
+    accept: bool,
+    what: &str,
+) -> Option<StepOutcome> {
+    for node in nodes {
+        let message = match accepts(ctx, node, user, password).await {
+            Ok(Auth::Accepted) if accept => continue,
+            Ok(Auth::Rejected(_)) if !accept => continue,
+            Ok(Auth::Accepted) => format!(
+                "Redis {}: {what} still logs in as {user} (another user or requirepass holds it?)",
+                node.label
+            ),
+            Ok(Auth::Rejected(why)) => format!(
+                "Redis {}: {what} does not log in as {user}: {why}",
+                node.label
+            ),
+            Err(err) => format!(
+                "Redis {}: logging in to check {what} failed: {err:#}",
+                node.label
+            ),
+        };
+        return Some(StepOutcome::failed(message, Applied::Yes));
+    }
+    None
+}
+
 /// Adds the run's `version` of `key` to the user on every node (primary first), makes the
 /// replicas authenticate with it, persists; then logs in with it everywhere.
 pub async fn apply_add_password(
@@ -484,26 +516,9 @@ pub async fn apply_add_password(
         }
         touched = true;
     }
-    for node in &nodes {
-        match accepts(ctx, node, user, &add).await {
-            Ok(Auth::Accepted) => {}
-            Ok(Auth::Rejected(why)) => {
-                return StepOutcome::failed(
-                    format!(
-                        "Redis {} took the {} password but refuses a login with it: {why}",
-                        node.label,
-                        version.name()
-                    ),
-                    Applied::Yes,
-                );
-            }
-            Err(err) => {
-                return StepOutcome::failed(
-                    format!("the password was added, but logging in to check it failed: {err:#}"),
-                    Applied::Yes,
-                );
-            }
-        }
+    let what = format!("the {} password, added,", version.name());
+    if let Some(failed) = read_back(ctx, &nodes, user, &add, true, &what).await {
+        return failed;
     }
     StepOutcome::done(format!(
         "{user} logs in with the {} password as well as the {} one ({})",
@@ -617,26 +632,9 @@ pub async fn apply_remove_password(
         }
         touched = true;
     }
-    for node in &nodes {
-        match accepts(ctx, node, user, &remove).await {
-            Ok(Auth::Rejected(_)) => {}
-            Ok(Auth::Accepted) => {
-                return StepOutcome::failed(
-                    format!(
-                        "Redis {} still accepts the {} password after it was removed (another user or requirepass holds it?)",
-                        node.label,
-                        version.name()
-                    ),
-                    Applied::Yes,
-                );
-            }
-            Err(err) => {
-                return StepOutcome::failed(
-                    format!("the password was removed, but logging in to check it failed: {err:#}"),
-                    Applied::Yes,
-                );
-            }
-        }
+    let what = format!("the {} password, removed,", version.name());
+    if let Some(failed) = read_back(ctx, &nodes, user, &remove, false, &what).await {
+        return failed;
     }
     StepOutcome::done(format!(
         "the {} password no longer logs in as {user} ({})",
@@ -727,25 +725,9 @@ pub async fn apply_set_requirepass(
         }
         touched = true;
     }
-    for node in &nodes {
-        match accepts(ctx, node, user, &to).await {
-            Ok(Auth::Accepted) => {}
-            Ok(Auth::Rejected(why)) => {
-                return StepOutcome::failed(
-                    format!(
-                        "Redis {} took requirepass but refuses a login with it: {why}",
-                        node.label
-                    ),
-                    Applied::Yes,
-                );
-            }
-            Err(err) => {
-                return StepOutcome::failed(
-                    format!("requirepass was set, but logging in to check it failed: {err:#}"),
-                    Applied::Yes,
-                );
-            }
-        }
+    let what = format!("requirepass, set to the {} password,", version.name());
+    if let Some(failed) = read_back(ctx, &nodes, user, &to, true, &what).await {
+        return failed;
     }
     StepOutcome::done(format!(
         "requirepass is the {} password ({})",

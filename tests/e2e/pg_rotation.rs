@@ -9,7 +9,6 @@ use std::path::Path;
 use anyhow::{Context, Result, bail, ensure};
 use kubectl_rotate::systems::postgres::{self, Credentials, Login, Server};
 use kubectl_rotate::values::SecretValue;
-use serde_json::Value;
 
 use crate::TestFn;
 use crate::support::{Pause, TestEnv};
@@ -125,45 +124,9 @@ fn log_has_none_of(env: &TestEnv, values: &[&[u8]]) -> Result<String> {
     Ok(log.stdout)
 }
 
-fn restarted_at(env: &TestEnv, kind: &str, name: &str) -> Result<Option<String>> {
-    let object = env.get_json(kind, name)?;
-    Ok(
-        object["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"]
-            .as_str()
-            .map(str::to_string),
-    )
-}
-
 /// Every pod of `app` that is Ready logged in to the database (its log says so).
 fn app_pods_healthy(env: &TestEnv, app: &str) -> Result<()> {
-    let run = env.kubectl(&[
-        "get",
-        "pods",
-        "-n",
-        &env.namespace,
-        "-l",
-        &format!("app={app}"),
-        "-o",
-        "json",
-    ])?;
-    run.success()?;
-    let list: Value = serde_json::from_str(&run.stdout)?;
-    let mut seen = 0;
-    for pod in list["items"].as_array().into_iter().flatten() {
-        if pod["metadata"]["deletionTimestamp"].is_string() {
-            continue;
-        }
-        let name = pod["metadata"]["name"].as_str().unwrap_or_default();
-        let log = env.kubectl(&["logs", name, "-n", &env.namespace])?;
-        ensure!(
-            log.stdout.contains("database connection healthy"),
-            "pod {name} did not log in to the database:\n{}",
-            log.stdout
-        );
-        seen += 1;
-    }
-    ensure!(seen > 0, "no pod of {app}");
-    Ok(())
+    env.pods_logged(app, "database connection healthy")
 }
 
 /// The app answers a request that reads the database (a tenant's config, decrypted), through
@@ -189,7 +152,7 @@ fn postgres_preset_changes_the_password_in_the_database_and_the_secret_as_one_ru
     let env = start(kubeconfig, "pg-single")?;
     let before = env.secret_values("app-secrets")?;
     let old = before["postgres-password"].clone();
-    let sts_before = restarted_at(&env, "statefulset", "postgres")?;
+    let sts_before = env.restarted_at("statefulset", "postgres")?;
 
     let run = env.rotate(&["postgres", "-y"])?;
     run.success()?;
@@ -226,12 +189,12 @@ fn postgres_preset_changes_the_password_in_the_database_and_the_secret_as_one_ru
         );
     }
     ensure!(
-        restarted_at(&env, "statefulset", "postgres")? == sts_before,
+        env.restarted_at("statefulset", "postgres")? == sts_before,
         "statefulset/postgres was not restarted"
     );
     ensure!(
-        restarted_at(&env, "deployment", "api")?.is_some()
-            && restarted_at(&env, "deployment", "worker")?.is_some(),
+        env.restarted_at("deployment", "api")?.is_some()
+            && env.restarted_at("deployment", "worker")?.is_some(),
         "api and worker were restarted"
     );
     app_pods_healthy(&env, "api")?;
@@ -536,12 +499,8 @@ fn postgres_rotation_whose_new_pods_fail_restores_the_database_password_too(
         Some(sql.as_bytes()),
     )?
     .success()?;
-    let manifest = std::fs::read_to_string(crate::support::repo_root().join("demo/app.yaml"))?;
     // A copy of `api` (its readiness probe logs in to the database).
-    let api = manifest
-        .split("\n---\n")
-        .find(|doc| doc.contains("kind: Deployment") && doc.contains("name: api"))
-        .context("the api Deployment in demo/app.yaml")?;
+    let api = crate::support::demo_object("Deployment", "api")?;
     let reporting = api
         .replace("name: api", "name: reporting")
         .replace("app: api", "app: reporting")

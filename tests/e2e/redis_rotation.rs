@@ -14,7 +14,6 @@ use anyhow::{Context, Result, bail, ensure};
 use kubectl_rotate::systems::reach::Server;
 use kubectl_rotate::systems::redis::{self, Auth, Credentials};
 use kubectl_rotate::values::SecretValue;
-use serde_json::Value;
 
 use crate::TestFn;
 use crate::support::{Background, Pause, TestEnv};
@@ -142,45 +141,9 @@ fn redis_cli(env: &TestEnv, workload: &str, password: &[u8], commands: &str) -> 
     Ok(run.stdout)
 }
 
-fn restarted_at(env: &TestEnv, name: &str) -> Result<Option<String>> {
-    let object = env.get_json("deployment", name)?;
-    Ok(
-        object["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"]
-            .as_str()
-            .map(str::to_string),
-    )
-}
-
 /// Every current pod of `app` logged `redis connection healthy`.
 fn app_pods_healthy(env: &TestEnv, app: &str) -> Result<()> {
-    let run = env.kubectl(&[
-        "get",
-        "pods",
-        "-n",
-        &env.namespace,
-        "-l",
-        &format!("app={app}"),
-        "-o",
-        "json",
-    ])?;
-    run.success()?;
-    let list: Value = serde_json::from_str(&run.stdout)?;
-    let mut seen = 0;
-    for pod in list["items"].as_array().into_iter().flatten() {
-        if pod["metadata"]["deletionTimestamp"].is_string() {
-            continue;
-        }
-        let name = pod["metadata"]["name"].as_str().unwrap_or_default();
-        let log = env.kubectl(&["logs", name, "-n", &env.namespace])?;
-        ensure!(
-            log.stdout.contains("redis connection healthy"),
-            "pod {name} did not log in to Redis:\n{}",
-            log.stdout
-        );
-        seen += 1;
-    }
-    ensure!(seen > 0, "no pod of {app}");
-    Ok(())
+    env.pods_logged(app, "redis connection healthy")
 }
 
 /// Requests for a tenant's config (which reads the Redis cache on every request) through the
@@ -249,7 +212,7 @@ fn redis_preset_overlaps_passwords_under_load_and_a_redis_restart_keeps_the_new_
     let env = start(kubeconfig, "redis-overlap")?;
     let before = env.secret_values("app-secrets")?;
     let old = before["redis-password"].clone();
-    let redis_restarted = restarted_at(&env, "redis")?;
+    let redis_restarted = env.restarted_at("deployment", "redis")?;
 
     // MONITOR on the server for the whole rotation (its password on stdin).
     let mut input = old.clone();
@@ -302,7 +265,7 @@ fn redis_preset_overlaps_passwords_under_load_and_a_redis_restart_keeps_the_new_
         "Redis itself is listed as not restarted:\n{output}"
     );
     ensure!(
-        restarted_at(&env, "redis")? == redis_restarted,
+        env.restarted_at("deployment", "redis")? == redis_restarted,
         "and it was not restarted"
     );
     ensure!(
@@ -384,41 +347,34 @@ fn wait_for(_env: &TestEnv, what: &str, check: impl Fn() -> Result<bool>) -> Res
     }
 }
 
+/// A variant of the demo's Redis Deployment (demo/app.yaml): named `name`, listening on
+/// `port`, with `env` (YAML list items) added to its container's environment.
+fn redis_variant(name: &str, port: u16, env: &str) -> Result<String> {
+    let redis = crate::support::demo_object("Deployment", "redis")?;
+    let variant = redis
+        .replace("  name: redis\n", &format!("  name: {name}\n"))
+        .replace("{app: redis}", &format!("{{app: {name}}}"))
+        .replace("containerPort: 6379", &format!("containerPort: {port}"))
+        .replace("          env:\n", &format!("          env:\n{env}"));
+    ensure!(
+        variant.contains(&format!("app: {name}")) && variant.contains(env),
+        "the demo's Redis Deployment changed shape:\n{redis}"
+    );
+    Ok(variant)
+}
+
 /// A replica of the demo's Redis: the same image, its password and `masterauth` from the
 /// Secret at each start (as the Bitnami chart does).
-const REPLICA: &str = r#"
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: redis-replica
-  labels: {app: redis-replica}
-spec:
-  replicas: 1
-  strategy: {type: Recreate}
-  selector:
-    matchLabels: {app: redis-replica}
-  template:
-    metadata:
-      labels: {app: redis-replica}
-    spec:
-      automountServiceAccountToken: false
-      terminationGracePeriodSeconds: 5
-      containers:
-        - name: redis
-          image: kubectl-rotate.io/redis:7
-          ports: [{name: redis, containerPort: 6379}]
-          readinessProbe:
-            tcpSocket: {port: redis}
-            periodSeconds: 1
-          env:
-            - {name: REDIS_REPLICA_OF, value: "$(REDIS_SERVICE_HOST) $(REDIS_SERVICE_PORT)"}
-            - name: REDIS_PASSWORD
-              valueFrom:
-                secretKeyRef: {name: app-secrets, key: redis-password}
-            - name: REDIS_MASTER_PASSWORD
-              valueFrom:
-                secretKeyRef: {name: app-secrets, key: redis-password}
-"#;
+fn replica() -> Result<String> {
+    redis_variant(
+        "redis-replica",
+        6379,
+        "            - {name: REDIS_REPLICA_OF, value: \"$(REDIS_SERVICE_HOST) $(REDIS_SERVICE_PORT)\"}\n\
+         \x20           - name: REDIS_MASTER_PASSWORD\n\
+         \x20             valueFrom:\n\
+         \x20               secretKeyRef: {name: app-secrets, key: redis-password}\n",
+    )
+}
 
 fn replication(env: &TestEnv, workload: &str, password: &[u8]) -> Result<String> {
     redis_cli(env, workload, password, "INFO replication\n")
@@ -429,7 +385,7 @@ fn redis_replica_gets_the_new_password_and_keeps_replicating(kubeconfig: &Path) 
     env.create_demo_secrets()?;
     env.apply_demo_stack(&["redis"])?;
     env.wait_rolled_out(&["deployment/redis"])?;
-    env.apply(REPLICA)?;
+    env.apply(&replica()?)?;
     env.wait_rolled_out(&["deployment/redis-replica"])?;
     let old = env.secret_values("app-secrets")?["redis-password"].clone();
     wait_for(&env, "the replica to connect", || {
@@ -595,11 +551,7 @@ fn redis_rotation_whose_new_pods_fail_removes_the_new_password_again(
         &old,
         &format!("ACL SETUSER reporting on #{} ~* &* +@all\n", hash(&old)),
     )?;
-    let manifest = std::fs::read_to_string(crate::support::repo_root().join("demo/app.yaml"))?;
-    let api = manifest
-        .split("\n---\n")
-        .find(|doc| doc.contains("kind: Deployment") && doc.contains("name: api"))
-        .context("the api Deployment in demo/app.yaml")?;
+    let api = crate::support::demo_object("Deployment", "api")?;
     let reporting = api
         .replace("name: api", "name: reporting")
         .replace("app: api", "app: reporting")
@@ -919,35 +871,13 @@ fn redis_rotation_sends_a_password_as_text_only_to_log_in(kubeconfig: &Path) -> 
 }
 
 /// A Redis Sentinel watching the demo's Redis (its `auth-pass` from the Secret).
-const SENTINEL: &str = r#"
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: redis-sentinel
-  labels: {app: redis-sentinel}
-spec:
-  replicas: 1
-  selector:
-    matchLabels: {app: redis-sentinel}
-  template:
-    metadata:
-      labels: {app: redis-sentinel}
-    spec:
-      automountServiceAccountToken: false
-      terminationGracePeriodSeconds: 5
-      containers:
-        - name: sentinel
-          image: kubectl-rotate.io/redis:7
-          ports: [{name: sentinel, containerPort: 26379}]
-          readinessProbe:
-            tcpSocket: {port: sentinel}
-            periodSeconds: 1
-          env:
-            - {name: REDIS_SENTINEL_MONITOR, value: "$(REDIS_SERVICE_HOST) $(REDIS_SERVICE_PORT)"}
-            - name: REDIS_PASSWORD
-              valueFrom:
-                secretKeyRef: {name: app-secrets, key: redis-password}
-"#;
+fn sentinel() -> Result<String> {
+    redis_variant(
+        "redis-sentinel",
+        26379,
+        "            - {name: REDIS_SENTINEL_MONITOR, value: \"$(REDIS_SERVICE_HOST) $(REDIS_SERVICE_PORT)\"}\n",
+    )
+}
 
 /// The Redis server reads its password from another Secret: the preview warns that a restart
 /// may bring the old password back. Then a Sentinel watches it: the rotation is refused before
@@ -967,21 +897,12 @@ fn redis_preflight_warns_about_a_password_from_elsewhere_and_refuses_a_sentinel_
         "stringData": {"password": String::from_utf8_lossy(&old)},
     });
     env.apply(&own.to_string())?;
-    let manifest = std::fs::read_to_string(crate::support::repo_root().join("demo/app.yaml"))?;
-    let redis = manifest
-        .split("\n---\n")
-        .find(|doc| doc.contains("kind: Deployment") && doc.contains("name: redis"))
-        .context("the redis Deployment in demo/app.yaml")?
-        .replace(
-            "secretKeyRef: {name: app-secrets, key: redis-password}",
-            "secretKeyRef: {name: redis-own, key: password}",
-        );
+    let redis = crate::support::demo_object("Deployment", "redis")?.replace(
+        "secretKeyRef: {name: app-secrets, key: redis-password}",
+        "secretKeyRef: {name: redis-own, key: password}",
+    );
     ensure!(redis.contains("redis-own"), "the server reads redis-own");
-    let service = manifest
-        .split("\n---\n")
-        .find(|doc| doc.contains("kind: Service") && doc.contains("name: redis"))
-        .context("the redis Service in demo/app.yaml")?;
-    env.apply(service)?;
+    env.apply(&crate::support::demo_object("Service", "redis")?)?;
     env.apply(&redis)?;
     env.wait_rolled_out(&["deployment/redis"])?;
     let preview = env.rotate(&["redis", "--dry-run=client"])?;
@@ -994,7 +915,7 @@ fn redis_preflight_warns_about_a_password_from_elsewhere_and_refuses_a_sentinel_
         preview.stdout
     );
 
-    env.apply(SENTINEL)?;
+    env.apply(&sentinel()?)?;
     env.wait_rolled_out(&["deployment/redis-sentinel"])?;
     wait_for(&env, "the Sentinel to connect to the primary", || {
         Ok(redis_cli(&env, "deployment/redis", &old, "CLIENT LIST\n")?.contains("name=sentinel-"))
@@ -1028,15 +949,10 @@ fn redis_without_acls_is_rotated_with_requirepass_and_the_preview_says_the_windo
 ) -> Result<()> {
     let env = TestEnv::new(kubeconfig, "redis-noacl")?;
     env.create_demo_secrets()?;
-    let manifest = std::fs::read_to_string(crate::support::repo_root().join("demo/app.yaml"))?;
-    let redis = manifest
-        .split("\n---\n")
-        .find(|doc| doc.contains("kind: Deployment") && doc.contains("name: redis"))
-        .context("the redis Deployment in demo/app.yaml")?
-        .replace(
-            "          env:\n",
-            "          env:\n            - {name: REDIS_DISABLE_COMMANDS, value: ACL}\n",
-        );
+    let redis = crate::support::demo_object("Deployment", "redis")?.replace(
+        "          env:\n",
+        "          env:\n            - {name: REDIS_DISABLE_COMMANDS, value: ACL}\n",
+    );
     ensure!(redis.contains("REDIS_DISABLE_COMMANDS"), "ACL disabled");
     env.apply_demo_stack(&["postgres", "redis", "seed-tenants"])?;
     env.apply(&redis)?;
@@ -1095,15 +1011,10 @@ fn redis_without_acls_is_rotated_with_requirepass_and_the_preview_says_the_windo
 fn redis_users_in_an_acl_file_are_persisted_with_acl_save(kubeconfig: &Path) -> Result<()> {
     let env = TestEnv::new(kubeconfig, "redis-aclfile")?;
     env.create_demo_secrets()?;
-    let manifest = std::fs::read_to_string(crate::support::repo_root().join("demo/app.yaml"))?;
-    let redis = manifest
-        .split("\n---\n")
-        .find(|doc| doc.contains("kind: Deployment") && doc.contains("name: redis"))
-        .context("the redis Deployment in demo/app.yaml")?
-        .replace(
-            "          env:\n",
-            "          env:\n            - {name: REDIS_ACLFILE, value: \"yes\"}\n",
-        );
+    let redis = crate::support::demo_object("Deployment", "redis")?.replace(
+        "          env:\n",
+        "          env:\n            - {name: REDIS_ACLFILE, value: \"yes\"}\n",
+    );
     ensure!(redis.contains("REDIS_ACLFILE"), "users in an ACL file");
     env.apply_demo_stack(&["redis"])?;
     env.apply(&redis)?;

@@ -835,3 +835,59 @@ pub fn random_password() -> kubectl_rotate::values::SecretValue {
         .collect();
     kubectl_rotate::values::SecretValue::new(text.into_bytes())
 }
+
+impl TestEnv {
+    /// The `kubectl.kubernetes.io/restartedAt` of a workload's pod template, if any.
+    pub fn restarted_at(&self, kind: &str, name: &str) -> Result<Option<String>> {
+        let object = self.get_json(kind, name)?;
+        Ok(
+            object["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"]
+                .as_str()
+                .map(str::to_string),
+        )
+    }
+
+    /// Every current (not terminating) pod of `app` logged `line`; at least one pod.
+    pub fn pods_logged(&self, app: &str, line: &str) -> Result<()> {
+        let run = self.kubectl(&[
+            "get",
+            "pods",
+            "-n",
+            &self.namespace,
+            "-l",
+            &format!("app={app}"),
+            "-o",
+            "json",
+        ])?;
+        run.success()?;
+        let list: serde_json::Value = serde_json::from_str(&run.stdout)?;
+        let mut seen = 0;
+        for pod in list["items"].as_array().into_iter().flatten() {
+            if pod["metadata"]["deletionTimestamp"].is_string() {
+                continue;
+            }
+            let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+            let log = self.kubectl(&["logs", name, "-n", &self.namespace])?;
+            ensure!(
+                log.stdout.contains(line),
+                "pod {name} did not log {line:?}:\n{}",
+                log.stdout
+            );
+            seen += 1;
+        }
+        ensure!(seen > 0, "no pod of {app}");
+        Ok(())
+    }
+}
+
+/// The object of `kind` named `name` in the real demo stack (demo/app.yaml), as YAML text.
+pub fn demo_object(kind: &str, name: &str) -> Result<String> {
+    let manifest = std::fs::read_to_string(repo_root().join("demo/app.yaml"))?;
+    let kind_line = format!("kind: {kind}\n");
+    let name_line = format!("  name: {name}\n");
+    manifest
+        .split("\n---\n")
+        .find(|doc| doc.contains(&kind_line) && doc.contains(&name_line))
+        .map(str::to_string)
+        .with_context(|| format!("no {kind} {name} in demo/app.yaml"))
+}
