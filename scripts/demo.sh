@@ -133,7 +133,8 @@ The app, its database and its cache are real processes:
   kubectl logs -n $ns deployment/api     # Secrets loaded successfully, database/redis connection healthy
   kubectl get --raw /api/v1/namespaces/$ns/services/api:8000/proxy/api/v1/tenants/tenant-1/config
   kubectl exec -n $ns postgres-0 -- psql -U postgres -d ai_agents -c 'SELECT tenant_id FROM tenant_configs'
-  kubectl exec -i -n $ns deployment/redis -- sh -c 'REDISCLI_AUTH="\$REDIS_PASSWORD" redis-cli -h "\$LISTEN_ADDRESS"'
+  kubectl get secret app-secrets -n $ns -o jsonpath='{.data.redis-password}' | base64 -d |
+    kubectl exec -i -n $ns deployment/redis -- sh -c 'read -r p; REDISCLI_AUTH="\$p" redis-cli -h "\$LISTEN_ADDRESS" ping'
   scripts/demo.sh stop                  # stops the local control plane
 NEXT
 fi
