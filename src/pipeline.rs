@@ -1161,13 +1161,24 @@ pub async fn attach_redis(
     {
         if chosen {
             anyhow::bail!(
-                "Redis at {} has no ACLs (it is older than Redis 6), so a user cannot have two passwords:                  --strategy overlap is not possible; use --strategy requirepass (a short window: see --help);                  nothing was changed",
+                "Redis at {} has no ACLs (it is older than Redis 6, or the ACL command is disabled), so a user \
+                 cannot have two passwords: --strategy overlap is not possible; use --strategy requirepass (a \
+                 short window: see --help); nothing was changed",
                 redis.server
             );
         }
+        if redis.user != "default" {
+            anyhow::bail!(
+                "Redis at {} has no ACLs (it is older than Redis 6, or the ACL command is disabled), so the \
+                 password of user {} cannot be changed on its own, only requirepass (the default user's); \
+                 nothing was changed",
+                redis.server,
+                redis.user
+            );
+        }
         change.notes.push(
-            "Redis: no ACLs (before Redis 6): the password is replaced with CONFIG SET requirepass \
-             (strategy requirepass; see Downtime)"
+            "Redis: no ACLs (before Redis 6, or the ACL command disabled): the password is replaced \
+             with CONFIG SET requirepass (strategy requirepass; see Downtime)"
                 .into(),
         );
         if let Some((downtime, impact)) =
