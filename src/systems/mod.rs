@@ -11,6 +11,7 @@
 pub mod postgres;
 pub mod reach;
 pub mod redis;
+pub mod reencrypt;
 pub mod secret;
 pub mod workloads;
 

@@ -23,6 +23,7 @@ mod postgres;
 mod presets;
 mod redis;
 mod redis_rotation;
+mod reencrypt;
 mod runs;
 mod secret;
 mod status;
@@ -70,6 +71,7 @@ fn main() -> ExitCode {
         pg_rotation::tests(),
         redis::tests(),
         redis_rotation::tests(),
+        reencrypt::tests(),
     ]
     .into_iter()
     .flatten()

@@ -1,0 +1,307 @@
+//! Re-encrypting the rows that hold Fernet tokens, the data migration of the runbook's
+//! encryption-key procedure (issue 13): every token of a column is decrypted with the old key
+//! and encrypted with the new one **in one transaction**, so a failure leaves the database as
+//! it was; a row that neither key decrypts stops it, named by its primary key. The rows are
+//! read through a cursor in batches and written back in batches (`UPDATE ... FROM unnest(...)`),
+//! so memory stays flat however many rows there are.
+//!
+//! Tokens are Python `cryptography`'s Fernet format (the `fernet` crate). A token that the new
+//! key already decrypts is left alone, so running it again (a resumed run) is harmless.
+//!
+//! Not wired into a preset yet: the `encryption-key` preset, its steps and its proof come with
+//! issue 13.
+
+use anyhow::{Result, anyhow, bail};
+use fernet::Fernet;
+use tokio_postgres::Client;
+
+use super::postgres::quote_ident;
+use crate::values::SecretValue;
+
+/// Rows read (and written) per round trip.
+pub const BATCH: i32 = 1000;
+
+/// Where the tokens are: `table.column`, rows named by `key` (the primary key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub table: String,
+    pub key: String,
+    pub column: String,
+}
+
+impl std::fmt::Display for Column {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.table, self.column)
+    }
+}
+
+/// The old and the new key.
+pub struct Keys {
+    old: Fernet,
+    new: Fernet,
+}
+
+/// Which key decrypts a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    Old,
+    New,
+}
+
+impl Keys {
+    pub fn new(old: &SecretValue, new: &SecretValue) -> Result<Keys> {
+        let parse = |value: &SecretValue, which: &str| {
+            std::str::from_utf8(value.expose())
+                .ok()
+                .and_then(|text| Fernet::new(text.trim_end()))
+                .ok_or_else(|| {
+                    anyhow!("the {which} key is not a Fernet key (URL-safe base64 of 32 bytes)")
+                })
+        };
+        Ok(Keys {
+            old: parse(old, "old")?,
+            new: parse(new, "new")?,
+        })
+    }
+
+    /// Which key decrypts `token` (the new one first: a resumed run finds its own work).
+    pub fn which(&self, token: &str) -> Option<Which> {
+        if self.new.decrypt(token).is_ok() {
+            Some(Which::New)
+        } else if self.old.decrypt(token).is_ok() {
+            Some(Which::Old)
+        } else {
+            None
+        }
+    }
+
+    /// `token` encrypted with the new key, if the old one decrypts it.
+    pub fn rotate(&self, token: &str) -> Rotated {
+        if self.new.decrypt(token).is_ok() {
+            return Rotated::Already;
+        }
+        match self.old.decrypt(token) {
+            Ok(plain) => Rotated::Reencrypted(self.new.encrypt(&plain)),
+            Err(_) => Rotated::Neither,
+        }
+    }
+}
+
+/// What [`Keys::rotate`] made of a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotated {
+    /// The new key already decrypts it: left alone.
+    Already,
+    /// Decrypted with the old key, encrypted with the new one.
+    Reencrypted(String),
+    /// Neither key decrypts it.
+    Neither,
+}
+
+/// What a pass over the column found (and, migrating, changed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub rows: u64,
+    /// Tokens of the old key (re-encrypted, when migrating).
+    pub old: u64,
+    /// Tokens the new key already decrypts (left alone).
+    pub new: u64,
+    /// NULL values (left alone).
+    pub null: u64,
+}
+
+/// A row that neither key decrypts: the migration stops, nothing is changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undecryptable {
+    pub column: String,
+    pub key: String,
+    pub value: String,
+}
+
+impl std::fmt::Display for Undecryptable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the row of {} with {} = {:?} decrypts with neither the old nor the new key",
+            self.column, self.key, self.value
+        )
+    }
+}
+
+impl std::error::Error for Undecryptable {}
+
+/// The primary key's SQL type, as the catalog names it (e.g. `text`, `integer`, `uuid`).
+async fn key_type(pg: &Client, column: &Column) -> Result<String> {
+    let row = pg
+        .query_opt(
+            "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
+             WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND NOT a.attisdropped",
+            &[&quote_ident(&column.table), &column.key],
+        )
+        .await
+        .map_err(|e| anyhow!("reading the type of {}.{}: {e}", column.table, column.key))?;
+    row.map(|r| r.get::<_, String>(0)).ok_or_else(|| {
+        anyhow!(
+            "table {} has no column {} (or no such table in this database)",
+            column.table,
+            column.key
+        )
+    })
+}
+
+fn select(column: &Column, lock: bool) -> String {
+    format!(
+        "SELECT {key}::text, {col}::text FROM {table} ORDER BY {key}{lock}",
+        key = quote_ident(&column.key),
+        col = quote_ident(&column.column),
+        table = quote_ident(&column.table),
+        lock = if lock { " FOR UPDATE" } else { "" }
+    )
+}
+
+/// Reads every token and says which key decrypts it; writes nothing (the runbook's "test the
+/// migration first"). A row neither key decrypts is an [`Undecryptable`] error.
+pub async fn count(pg: &mut Client, column: &Column, keys: &Keys) -> Result<Counts> {
+    key_type(pg, column).await?;
+    let tx = pg
+        .build_transaction()
+        .read_only(true)
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .start()
+        .await?;
+    let statement = tx.prepare(&select(column, false)).await?;
+    let portal = tx.bind(&statement, &[]).await?;
+    let mut counts = Counts::default();
+    loop {
+        let rows = tx.query_portal(&portal, BATCH).await?;
+        if rows.is_empty() {
+            break;
+        }
+        for row in &rows {
+            counts.rows += 1;
+            let key: Option<String> = row.get(0);
+            match row.get::<_, Option<String>>(1) {
+                None => counts.null += 1,
+                Some(token) => match keys.which(&token) {
+                    Some(Which::New) => counts.new += 1,
+                    Some(Which::Old) => counts.old += 1,
+                    None => {
+                        return Err(Undecryptable {
+                            column: column.to_string(),
+                            key: column.key.clone(),
+                            value: key.unwrap_or_default(),
+                        }
+                        .into());
+                    }
+                },
+            }
+        }
+    }
+    tx.rollback().await?;
+    Ok(counts)
+}
+
+/// Re-encrypts every token of the old key with the new one, in one transaction (the rows are
+/// locked as they are read): either every row is re-encrypted and committed, or, on any error
+/// (a row neither key decrypts, a lost connection), nothing is.
+pub async fn migrate(pg: &mut Client, column: &Column, keys: &Keys) -> Result<Counts> {
+    let key_sql_type = key_type(pg, column).await?;
+    let tx = pg.transaction().await?;
+    let statement = tx.prepare(&select(column, true)).await?;
+    let update = tx
+        .prepare(&format!(
+            "UPDATE {table} AS t SET {col} = u.v FROM unnest($1::text[], $2::text[]) AS u(k, v) \
+             WHERE t.{key} = u.k::{key_sql_type}",
+            table = quote_ident(&column.table),
+            col = quote_ident(&column.column),
+            key = quote_ident(&column.key),
+        ))
+        .await?;
+    let portal = tx.bind(&statement, &[]).await?;
+    let mut counts = Counts::default();
+    loop {
+        let rows = tx.query_portal(&portal, BATCH).await?;
+        if rows.is_empty() {
+            break;
+        }
+        let (mut ids, mut tokens) = (Vec::new(), Vec::new());
+        for row in &rows {
+            counts.rows += 1;
+            let key: Option<String> = row.get(0);
+            let Some(token) = row.get::<_, Option<String>>(1) else {
+                counts.null += 1;
+                continue;
+            };
+            match keys.rotate(&token) {
+                Rotated::Already => counts.new += 1,
+                Rotated::Reencrypted(rotated) => {
+                    counts.old += 1;
+                    ids.push(key.unwrap_or_default());
+                    tokens.push(rotated);
+                }
+                Rotated::Neither => {
+                    // Dropping the transaction rolls it back: nothing was changed.
+                    return Err(Undecryptable {
+                        column: column.to_string(),
+                        key: column.key.clone(),
+                        value: key.unwrap_or_default(),
+                    }
+                    .into());
+                }
+            }
+        }
+        if !ids.is_empty() {
+            let changed = tx.execute(&update, &[&ids, &tokens]).await?;
+            if changed != ids.len() as u64 {
+                bail!(
+                    "re-encrypting {column}: {changed} rows changed for a batch of {}; rolled back",
+                    ids.len()
+                );
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_moves_from_the_old_key_to_the_new_one_once() {
+        let old = SecretValue::new(Fernet::generate_key().into_bytes());
+        let new = SecretValue::new(Fernet::generate_key().into_bytes());
+        let keys = Keys::new(&old, &new).unwrap();
+        let token = Fernet::new(std::str::from_utf8(old.expose()).unwrap())
+            .unwrap()
+            .encrypt(b"{\"model\": \"gpt-4\"}");
+        assert_eq!(keys.which(&token), Some(Which::Old));
+        let Rotated::Reencrypted(rotated) = keys.rotate(&token) else {
+            panic!("re-encrypted");
+        };
+        assert_eq!(keys.which(&rotated), Some(Which::New));
+        assert_eq!(
+            keys.rotate(&rotated),
+            Rotated::Already,
+            "already the new key's"
+        );
+        let other = Fernet::new(&Fernet::generate_key()).unwrap().encrypt(b"x");
+        assert_eq!(keys.which(&other), None);
+        assert_eq!(keys.rotate(&other), Rotated::Neither);
+        assert!(Keys::new(&SecretValue::new(b"not a key".to_vec()), &new).is_err());
+    }
+
+    #[test]
+    fn the_queries_quote_every_name() {
+        let column = Column {
+            table: "tenant \"configs\"".into(),
+            key: "tenant_id".into(),
+            column: "config".into(),
+        };
+        assert_eq!(
+            select(&column, true),
+            "SELECT \"tenant_id\"::text, \"config\"::text FROM \"tenant \"\"configs\"\"\" ORDER BY \"tenant_id\" FOR UPDATE"
+        );
+    }
+}
