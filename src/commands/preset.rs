@@ -121,20 +121,7 @@ pub async fn run(
                 &preset.key,
                 options.create_key,
             )?;
-            let current = secret
-                .data
-                .as_ref()
-                .and_then(|d| d.get(&preset.key))
-                .map(|v| SecretValue::new(v.0.clone()))
-                .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "Secret {}/{} has no key {}: there is no current password to log in with; \
-                         nothing was changed",
-                        cluster.namespace,
-                        preset.secret,
-                        preset.key
-                    )
-                })?;
+            let current = current_password(&secret, &cluster.namespace, preset, "PostgreSQL")?;
             notes.push(format!("Strategy: {}", strategy.name()));
             if let Some((downtime, impact)) =
                 strategy.downtime_and_impact(&settings.user, &settings.clone_user)
@@ -150,20 +137,7 @@ pub async fn run(
     let redis = match &preset.redis {
         Some(settings) => {
             let change = database::plan_redis(settings, options.strategy, &preset.key)?;
-            let current = secret
-                .data
-                .as_ref()
-                .and_then(|d| d.get(&preset.key))
-                .map(|v| SecretValue::new(v.0.clone()))
-                .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "Secret {}/{} has no key {}: there is no current password to log in to Redis with; \
-                         nothing was changed",
-                        cluster.namespace,
-                        preset.secret,
-                        preset.key
-                    )
-                })?;
+            let current = current_password(&secret, &cluster.namespace, preset, "Redis")?;
             let strategy = match &change {
                 crate::steps::DatabaseChange::RedisRequirepass { .. } => Strategy::Requirepass,
                 _ => Strategy::Overlap,
@@ -224,6 +198,28 @@ pub async fn run(
         printer.note(&format!("Verify: {verify}"));
     }
     Ok(code)
+}
+
+/// The preset key's current value: the password to log in to `system` with before the change.
+fn current_password(
+    secret: &k8s_openapi::api::core::v1::Secret,
+    namespace: &str,
+    preset: &Preset,
+    system: &str,
+) -> Result<SecretValue> {
+    secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(&preset.key))
+        .map(|v| SecretValue::new(v.0.clone()))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "Secret {namespace}/{} has no key {}: there is no current password to log in to {system} \
+                 with; nothing was changed",
+                preset.secret,
+                preset.key
+            )
+        })
 }
 
 /// Refuses a value that does not look like the preset's kind, before anything is written.

@@ -18,9 +18,8 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use k8s_openapi::api::core::v1::Pod;
-use kube::Api;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
@@ -30,8 +29,8 @@ use crate::steps::{Tls, TlsMode};
 
 use crate::values::SecretValue;
 
+use super::reach::open_stream;
 pub use super::reach::{Server, parse_server, ready_pod, resolve_pod, server_exists};
-use super::reach::{open_stream, owners_of_pod};
 
 /// What a login attempt showed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -928,42 +927,7 @@ pub async fn server_workloads(
     namespace: &str,
     server: &Server,
 ) -> Result<Vec<(crate::consumers::WorkloadKind, String)>> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let all = pods
-        .list(&kube::api::ListParams::default())
-        .await
-        .with_context(|| format!("listing the pods of namespace {namespace}"))?
-        .items;
-    let mut names: Vec<String> = all
-        .iter()
-        .filter(|p| looks_like_postgres(p))
-        .filter_map(|p| p.metadata.name.clone())
-        .collect();
-    match resolve_pod(client, namespace, server).await {
-        Ok(Some((pod, _))) => names.push(pod),
-        Ok(None) => {
-            if let Server::Direct { host, .. } = server {
-                names.extend(
-                    all.iter()
-                        .filter(|p| {
-                            p.status.as_ref().and_then(|s| s.pod_ip.as_deref())
-                                == Some(host.as_str())
-                        })
-                        .filter_map(|p| p.metadata.name.clone()),
-                );
-            }
-        }
-        Err(_) => {}
-    }
-    let mut owners = Vec::new();
-    for pod in names {
-        for owner in owners_of_pod(client, namespace, &pod).await? {
-            if !owners.contains(&owner) {
-                owners.push(owner);
-            }
-        }
-    }
-    Ok(owners)
+    super::reach::server_workloads(client, namespace, server, looks_like_postgres).await
 }
 
 /// A container of an image named like PostgreSQL (`postgres`, `postgresql`, any registry or

@@ -213,6 +213,53 @@ pub async fn owners_of_pod(
     Ok(owners)
 }
 
+/// The workloads whose pods serve `server`: the owner of the pod it resolves to, or of the pod
+/// whose address a direct `HOST:PORT` names; and any workload whose pods `looks_like` a server
+/// of that kind (restarting a server cuts every connection and never applies a password).
+pub async fn server_workloads(
+    client: &kube::Client,
+    namespace: &str,
+    server: &Server,
+    looks_like: fn(&Pod) -> bool,
+) -> Result<Vec<(crate::consumers::WorkloadKind, String)>> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let all = pods
+        .list(&kube::api::ListParams::default())
+        .await
+        .with_context(|| format!("listing the pods of namespace {namespace}"))?
+        .items;
+    let mut names: Vec<String> = all
+        .iter()
+        .filter(|p| looks_like(p))
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    match resolve_pod(client, namespace, server).await {
+        Ok(Some((pod, _))) => names.push(pod),
+        Ok(None) => {
+            if let Server::Direct { host, .. } = server {
+                names.extend(
+                    all.iter()
+                        .filter(|p| {
+                            p.status.as_ref().and_then(|s| s.pod_ip.as_deref())
+                                == Some(host.as_str())
+                        })
+                        .filter_map(|p| p.metadata.name.clone()),
+                );
+            }
+        }
+        Err(_) => {}
+    }
+    let mut owners = Vec::new();
+    for pod in names {
+        for owner in owners_of_pod(client, namespace, &pod).await? {
+            if !owners.contains(&owner) {
+                owners.push(owner);
+            }
+        }
+    }
+    Ok(owners)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -344,6 +344,8 @@ struct Node {
     label: String,
     server: Server,
     replica: bool,
+    /// Its place in the step's list (the primary is 0).
+    index: usize,
 }
 
 fn nodes(redis: &Redis) -> Result<Vec<Node>> {
@@ -351,12 +353,14 @@ fn nodes(redis: &Redis) -> Result<Vec<Node>> {
         label: format!("primary {}", redis.server),
         server: super::reach::parse_server(&redis.server)?,
         replica: false,
+        index: 0,
     }];
-    for replica in &redis.replicas {
+    for (i, replica) in redis.replicas.iter().enumerate() {
         out.push(Node {
             label: format!("replica {replica}"),
             server: super::reach::parse_server(replica)?,
             replica: true,
+            index: i + 1,
         });
     }
     Ok(out)
@@ -447,6 +451,35 @@ fn failed_after(touched: bool, message: String) -> StepOutcome {
     }
 }
 
+/// Runs `write` on each node in turn and collects its line ("primary ...: how it persisted"),
+/// or stops at the first failure with the step's outcome: nothing was changed if it failed on
+/// the first node and nothing had been `touched` before; otherwise it may have been applied.
+async fn on_each_node<'a, F, Fut>(
+    nodes: &'a [Node],
+    mut touched: bool,
+    mut write: F,
+) -> std::result::Result<Vec<String>, StepOutcome>
+where
+    F: FnMut(&'a Node) -> Fut,
+    Fut: std::future::Future<Output = Result<String>>,
+{
+    let mut lines = Vec::new();
+    for node in nodes {
+        // A login refused or a server not reached leaves this node as it was.
+        match write(node).await {
+            Ok(line) => lines.push(format!("{}: {line}", node.label)),
+            Err(err) => {
+                return Err(failed_after(
+                    touched,
+                    format!("Redis {}: {err:#}", node.label),
+                ));
+            }
+        }
+        touched = true;
+    }
+    Ok(lines)
+}
+
 /// Reads a write back on every node by logging in with `password`: `None` when each node
 /// accepts it (`accept`) or refuses it (`!accept`), else the failure (the write happened).
 async fn read_back(
@@ -497,25 +530,21 @@ pub async fn apply_add_password(
         Err(err) => return failed_after(false, format!("{err:#}")),
     };
     let user = &redis.user;
-    let mut touched = false;
-    let mut persisted = Vec::new();
-    for node in &nodes {
-        let written = async {
-            let mut connection = login(ctx, node, user, [&other, &add]).await?;
-            add_password(&mut connection, user, &add).await?;
-            let masterauth = node.replica && follows(&mut connection, user).await?;
-            if masterauth {
-                config_set(&mut connection, "masterauth", &add).await?;
-            }
-            anyhow::Ok(persist_node(&mut connection, masterauth).await?)
-        };
-        // A login refused or a server not reached leaves this node as it was.
-        match written.await {
-            Ok(how) => persisted.push(format!("{}: {}", node.label, how.describe())),
-            Err(err) => return failed_after(touched, format!("Redis {}: {err:#}", node.label)),
+    let (other_ref, add_ref) = (&other, &add);
+    let persisted = match on_each_node(&nodes, false, |node| async move {
+        let mut connection = login(ctx, node, user, [other_ref, add_ref]).await?;
+        add_password(&mut connection, user, add_ref).await?;
+        let masterauth = node.replica && follows(&mut connection, user).await?;
+        if masterauth {
+            config_set(&mut connection, "masterauth", add_ref).await?;
         }
-        touched = true;
-    }
+        Ok(persist_node(&mut connection, masterauth).await?.describe())
+    })
+    .await
+    {
+        Ok(lines) => lines,
+        Err(failed) => return failed,
+    };
     let what = format!("the {} password, added,", version.name());
     if let Some(failed) = read_back(ctx, &nodes, user, &add, true, &what).await {
         return failed;
@@ -619,19 +648,18 @@ pub async fn apply_remove_password(
             Err(err) => return failed_after(touched, format!("Redis {}: {err:#}", node.label)),
         }
     }
-    let mut persisted = Vec::new();
-    for (i, node) in nodes.iter().enumerate() {
-        let written = async {
-            let mut connection = login(ctx, node, user, [&keep, &remove]).await?;
-            remove_password(&mut connection, user, &remove).await?;
-            anyhow::Ok(persist_node(&mut connection, masterauth[i]).await?)
-        };
-        match written.await {
-            Ok(how) => persisted.push(format!("{}: {}", node.label, how.describe())),
-            Err(err) => return failed_after(touched, format!("Redis {}: {err:#}", node.label)),
-        }
-        touched = true;
-    }
+    let (keep_ref, remove_ref, masterauth) = (&keep, &remove, &masterauth);
+    let persisted = match on_each_node(&nodes, touched, |node| async move {
+        let mut connection = login(ctx, node, user, [keep_ref, remove_ref]).await?;
+        remove_password(&mut connection, user, remove_ref).await?;
+        let changed = masterauth.get(node.index).copied().unwrap_or(false);
+        Ok(persist_node(&mut connection, changed).await?.describe())
+    })
+    .await
+    {
+        Ok(lines) => lines,
+        Err(failed) => return failed,
+    };
     let what = format!("the {} password, removed,", version.name());
     if let Some(failed) = read_back(ctx, &nodes, user, &remove, false, &what).await {
         return failed;
@@ -700,31 +728,24 @@ pub async fn apply_set_requirepass(
     // Replicas first: the primary's change is the one that cuts old clients off.
     nodes.rotate_left(1);
     let user = &redis.user;
-    let mut touched = false;
-    let mut notes = Vec::new();
-    for node in &nodes {
-        let written = async {
-            let mut connection = login(ctx, node, user, [&from, &to]).await?;
-            if node.replica && follows(&mut connection, user).await? {
-                config_set(&mut connection, "masterauth", &to).await?;
-            }
-            config_set(&mut connection, "requirepass", &to).await?;
-            anyhow::Ok(rewrite_config(&mut connection).await?)
-        };
-        match written.await {
-            Ok(rewritten) => notes.push(format!(
-                "{}: {}",
-                node.label,
-                if rewritten {
-                    "CONFIG REWRITE"
-                } else {
-                    "no config file, not persisted"
-                }
-            )),
-            Err(err) => return failed_after(touched, format!("Redis {}: {err:#}", node.label)),
+    let (from_ref, to_ref) = (&from, &to);
+    let notes = match on_each_node(&nodes, false, |node| async move {
+        let mut connection = login(ctx, node, user, [from_ref, to_ref]).await?;
+        if node.replica && follows(&mut connection, user).await? {
+            config_set(&mut connection, "masterauth", to_ref).await?;
         }
-        touched = true;
-    }
+        config_set(&mut connection, "requirepass", to_ref).await?;
+        Ok(if rewrite_config(&mut connection).await? {
+            "CONFIG REWRITE".to_string()
+        } else {
+            "no config file, not persisted".to_string()
+        })
+    })
+    .await
+    {
+        Ok(lines) => lines,
+        Err(failed) => return failed,
+    };
     let what = format!("requirepass, set to the {} password,", version.name());
     if let Some(failed) = read_back(ctx, &nodes, user, &to, true, &what).await {
         return failed;
@@ -1051,35 +1072,13 @@ pub async fn preflight(
 }
 
 /// The workloads whose pods serve `server` or look like Redis servers (for `verify`, which
-/// does not expect them to have restarted).
+/// does not expect them to have restarted); see `reach::server_workloads`.
 pub async fn server_workloads(
     client: &kube::Client,
     namespace: &str,
     server: &Server,
 ) -> Result<Vec<(crate::consumers::WorkloadKind, String)>> {
-    let pods: kube::Api<Pod> = kube::Api::namespaced(client.clone(), namespace);
-    let all = pods
-        .list(&kube::api::ListParams::default())
-        .await
-        .with_context(|| format!("listing the pods of namespace {namespace}"))?
-        .items;
-    let mut names: Vec<String> = all
-        .iter()
-        .filter(|p| looks_like_redis(p))
-        .filter_map(|p| p.metadata.name.clone())
-        .collect();
-    if let Ok(Some((pod, _))) = super::reach::resolve_pod(client, namespace, server).await {
-        names.push(pod);
-    }
-    let mut owners = Vec::new();
-    for pod in names {
-        for owner in super::reach::owners_of_pod(client, namespace, &pod).await? {
-            if !owners.contains(&owner) {
-                owners.push(owner);
-            }
-        }
-    }
-    Ok(owners)
+    super::reach::server_workloads(client, namespace, server, looks_like_redis).await
 }
 
 fn pod_ip(pods: &[Pod], name: &str) -> Option<String> {

@@ -11,7 +11,7 @@ use kubectl_rotate::systems::postgres::{self, Credentials, Login, Server};
 use kubectl_rotate::values::SecretValue;
 
 use crate::TestFn;
-use crate::support::{Pause, TestEnv};
+use crate::support::TestEnv;
 
 pub fn tests() -> Vec<(&'static str, TestFn)> {
     vec![
@@ -34,6 +34,10 @@ pub fn tests() -> Vec<(&'static str, TestFn)> {
         (
             "postgres_alternating_run_killed_as_it_disabled_the_old_login_is_undone_in_reverse",
             postgres_alternating_run_killed_as_it_disabled_the_old_login_is_undone_in_reverse,
+        ),
+        (
+            "postgres_alternating_run_killed_as_it_created_the_clone_is_resumed",
+            postgres_alternating_run_killed_as_it_created_the_clone_is_resumed,
         ),
         (
             "postgres_rotation_killed_before_alter_role_was_journaled_is_found_done_by_logging_in",
@@ -297,14 +301,8 @@ fn postgres_alternating_users_switch_roles_and_disable_the_old_login(
 /// Starts a rotation that pauses at `at` and SIGKILLs it there; the journal then says the
 /// password step is `status`.
 fn kill_at(env: &TestEnv, at: &str, status: &str) -> Result<()> {
-    let pause = Pause::new()?;
-    let background = env.spawn_rotate(&["postgres", "-y"], &pause.env(at))?;
-    pause.wait_paused(&background)?;
-    background.signal("KILL")?;
-    let _ = background.finish()?;
-    let journals = env.journals_of("app-secrets")?;
-    ensure!(journals.len() == 1, "one run journal");
-    let steps = &journals[0]["steps"];
+    let journal = env.kill_rotate_at(&["postgres", "-y"], at)?;
+    let steps = &journal["steps"];
     ensure!(
         steps[1]["step"]["type"] == "setPassword" && steps[1]["status"] == status,
         "the journal says the password step is {status}: {steps}"
@@ -367,6 +365,48 @@ fn postgres_rotation_killed_between_alter_role_and_the_patch_is_undone(
     Ok(())
 }
 
+/// Alternating users, first run: SIGKILL right after `CREATE ROLE ai_agents_clone` ran but
+/// before the journal said so (the step is `started`): `resume` finds the role there and goes
+/// on; the Secret ends on the clone, which logs in, and `ai_agents` is `NOLOGIN`.
+fn postgres_alternating_run_killed_as_it_created_the_clone_is_resumed(
+    kubeconfig: &Path,
+) -> Result<()> {
+    let env = start(kubeconfig, "pg-alt-create")?;
+    let before = env.secret_values("app-secrets")?;
+    let journal = env.kill_rotate_at(
+        &["postgres", "--strategy", "alternating-users", "-y"],
+        "after:create-role",
+    )?;
+    let steps = journal["steps"].as_array().cloned().unwrap_or_default();
+    ensure!(
+        steps
+            .iter()
+            .any(|s| s["step"]["type"] == "createRole" && s["status"] == "started"),
+        "the journal says the clone's creation started: {steps:?}"
+    );
+    ensure!(
+        env.secret_values("app-secrets")? == before,
+        "nothing was patched yet"
+    );
+    let resume = env.rotate(&["resume", "app-secrets", "-y"])?;
+    resume.success()?;
+    let after = env.secret_values("app-secrets")?;
+    ensure!(
+        after["postgres-user"] == b"ai_agents_clone",
+        "the Secret switched to the clone"
+    );
+    ensure!(
+        accepts(&env, "ai_agents_clone", &after["postgres-password"])?,
+        "the clone logs in with the Secret's password"
+    );
+    ensure!(
+        !accepts(&env, "ai_agents", &before["postgres-password"])?,
+        "the old role's login is disabled"
+    );
+    app_pods_healthy(&env, "api")?;
+    Ok(())
+}
+
 /// Alternating users, SIGKILL after `ALTER ROLE ai_agents NOLOGIN` ran but before the journal
 /// said so (the step is `started`): the undo gives `ai_agents` its login back first, restores
 /// the Secret (user and password), restarts the app, and only then takes the clone's login
@@ -376,17 +416,11 @@ fn postgres_alternating_run_killed_as_it_disabled_the_old_login_is_undone_in_rev
 ) -> Result<()> {
     let env = start(kubeconfig, "pg-alt-undo")?;
     let before = env.secret_values("app-secrets")?;
-    let pause = Pause::new()?;
-    let background = env.spawn_rotate(
+    let journal = env.kill_rotate_at(
         &["postgres", "--strategy", "alternating-users", "-y"],
-        &pause.env("after:disable-login"),
+        "after:disable-login",
     )?;
-    pause.wait_paused(&background)?;
-    background.signal("KILL")?;
-    let _ = background.finish()?;
-    let journals = env.journals_of("app-secrets")?;
-    ensure!(journals.len() == 1, "one run journal");
-    let steps = journals[0]["steps"].as_array().cloned().unwrap_or_default();
+    let steps = journal["steps"].as_array().cloned().unwrap_or_default();
     let last = steps.last().context("steps")?;
     ensure!(
         last["step"]["type"] == "disableLogin" && last["status"] == "started",
@@ -401,7 +435,7 @@ fn postgres_alternating_run_killed_as_it_disabled_the_old_login_is_undone_in_rev
         new["postgres-user"] == b"ai_agents_clone",
         "the Secret names the clone"
     );
-    let id = journals[0]["id"].as_str().context("run id")?.to_string();
+    let id = journal["id"].as_str().context("run id")?.to_string();
 
     let undo = env.rotate(&["rollback", "app-secrets", "--run", &id, "-y"])?;
     undo.success()?;

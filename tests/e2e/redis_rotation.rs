@@ -16,7 +16,7 @@ use kubectl_rotate::systems::redis::{self, Auth, Credentials};
 use kubectl_rotate::values::SecretValue;
 
 use crate::TestFn;
-use crate::support::{Background, Pause, TestEnv};
+use crate::support::{Background, TestEnv};
 
 pub fn tests() -> Vec<(&'static str, TestFn)> {
     vec![
@@ -35,6 +35,14 @@ pub fn tests() -> Vec<(&'static str, TestFn)> {
         (
             "redis_rotation_killed_after_the_password_was_added_is_undone",
             redis_rotation_killed_after_the_password_was_added_is_undone,
+        ),
+        (
+            "redis_rotation_killed_as_it_removed_the_old_password_is_resumed",
+            redis_rotation_killed_as_it_removed_the_old_password_is_resumed,
+        ),
+        (
+            "redis_requirepass_run_killed_after_it_set_requirepass_is_undone",
+            redis_requirepass_run_killed_after_it_set_requirepass_is_undone,
         ),
         (
             "redis_rotation_whose_new_pods_fail_removes_the_new_password_again",
@@ -480,11 +488,7 @@ fn redis_replica_gets_the_new_password_and_keeps_replicating(kubeconfig: &Path) 
 /// whether it happened), before the patch; returns the old password.
 fn kill_after_add_password(env: &TestEnv) -> Result<Vec<u8>> {
     let old = env.secret_values("app-secrets")?["redis-password"].clone();
-    let pause = Pause::new()?;
-    let background = env.spawn_rotate(&["redis", "-y"], &pause.env("after:add-password"))?;
-    pause.wait_paused(&background)?;
-    background.signal("KILL")?;
-    let _ = background.finish()?;
+    kill_after(env, &["redis", "-y"], "add-password")?;
     // The moment between the writes: Redis has both passwords, the Secret the old one.
     ensure!(
         env.secret_values("app-secrets")?["redis-password"] == old,
@@ -524,15 +528,93 @@ fn redis_rotation_killed_after_the_password_was_added_is_undone(kubeconfig: &Pat
         "the Secret holds the old password"
     );
     ensure!(accepts(&env, &old)?, "Redis accepts the old password");
-    let hashes = redis_cli(&env, "deployment/redis", &old, "ACL GETUSER default\n")?;
-    let count = hashes
-        .lines()
-        .filter(|l| l.len() == 64 && l.bytes().all(|b| b.is_ascii_hexdigit()))
-        .count();
     ensure!(
-        count == 1 && hashes.contains(&hash(&old)),
+        password_count(&env, &old)? == 1
+            && redis_cli(&env, "deployment/redis", &old, "ACL GETUSER default\n")?
+                .contains(&hash(&old)),
         "the default user has exactly one password again, the old one"
     );
+    app_pods_healthy(&env, "api")?;
+    Ok(())
+}
+
+/// Starts `kubectl rotate ARGS` and SIGKILLs it right after the write of step `step` and
+/// before its journal entry (the step stays `started`); returns the run's id.
+fn kill_after(env: &TestEnv, args: &[&str], step: &str) -> Result<String> {
+    let journal = env.kill_rotate_at(args, &format!("after:{step}"))?;
+    Ok(journal["id"].as_str().context("run id")?.to_string())
+}
+
+/// The default user's password hashes, as `ACL GETUSER` lists them.
+fn password_count(env: &TestEnv, password: &[u8]) -> Result<usize> {
+    let hashes = redis_cli(env, "deployment/redis", password, "ACL GETUSER default\n")?;
+    Ok(hashes
+        .lines()
+        .filter(|l| l.len() == 64 && l.bytes().all(|b| b.is_ascii_hexdigit()))
+        .count())
+}
+
+/// SIGKILL after the old password was removed (the last write) but before the journal said
+/// so: `resume` reads the user's password hashes, finds the step done, and finishes.
+fn redis_rotation_killed_as_it_removed_the_old_password_is_resumed(
+    kubeconfig: &Path,
+) -> Result<()> {
+    let env = start(kubeconfig, "redis-kill-remove")?;
+    let old = env.secret_values("app-secrets")?["redis-password"].clone();
+    kill_after(&env, &["redis", "-y"], "remove-password")?;
+    let new = env.secret_values("app-secrets")?["redis-password"].clone();
+    ensure!(new != old, "the Secret was patched before the kill");
+    let resume = env.rotate(&["resume", "app-secrets", "-y"])?;
+    resume.success()?;
+    let output = format!("{}{}", resume.stdout, resume.stderr);
+    ensure!(
+        output.contains("the old password is gone"),
+        "resume read back that the old password was already removed:\n{output}"
+    );
+    secret_and_redis_hold(&env, &new, &old)?;
+    ensure!(
+        password_count(&env, &new)? == 1,
+        "the default user has exactly one password, the new one"
+    );
+    let journals = env.journals_of("app-secrets")?;
+    ensure!(
+        journals.len() == 1 && journals[0]["state"] == "succeeded",
+        "the run is finished: {:?}",
+        journals.iter().map(|j| &j["state"]).collect::<Vec<_>>()
+    );
+    app_pods_healthy(&env, "api")?;
+    Ok(())
+}
+
+/// requirepass strategy, SIGKILL right after `CONFIG SET requirepass` (before the patch): the
+/// old pods are locked out of new logins until the undo, which puts the old password back.
+fn redis_requirepass_run_killed_after_it_set_requirepass_is_undone(
+    kubeconfig: &Path,
+) -> Result<()> {
+    let env = start(kubeconfig, "redis-kill-reqpass")?;
+    let old = env.secret_values("app-secrets")?["redis-password"].clone();
+    let id = kill_after(
+        &env,
+        &["redis", "--strategy", "requirepass", "-y"],
+        "set-requirepass",
+    )?;
+    ensure!(!accepts(&env, &old)?, "requirepass changed before the kill");
+    let undo = env.rotate(&["rollback", "app-secrets", "--run", &id, "-y"])?;
+    undo.success()?;
+    let output = format!("{}{}", undo.stdout, undo.stderr);
+    ensure!(
+        output.contains("set-requirepass"),
+        "the undo set requirepass back:\n{output}"
+    );
+    ensure!(
+        env.secret_values("app-secrets")?["redis-password"] == old,
+        "the Secret still holds the old password"
+    );
+    ensure!(accepts(&env, &old)?, "Redis accepts it again");
+    wait_for(&env, "the api pods to be Ready again", || {
+        let api = env.get_json("deployment", "api")?;
+        Ok(api["status"]["readyReplicas"].as_i64() == Some(2))
+    })?;
     app_pods_healthy(&env, "api")?;
     Ok(())
 }
@@ -584,11 +666,7 @@ fn redis_rotation_whose_new_pods_fail_removes_the_new_password_again(
         "the Secret holds the old password again"
     );
     ensure!(accepts(&env, &old)?, "Redis accepts it");
-    let hashes = redis_cli(&env, "deployment/redis", &old, "ACL GETUSER default\n")?;
-    let count = hashes
-        .lines()
-        .filter(|l| l.len() == 64 && l.bytes().all(|b| b.is_ascii_hexdigit()))
-        .count();
+    let count = password_count(&env, &old)?;
     ensure!(
         count == 1,
         "the new password was removed again (the default user has {count} passwords)"

@@ -880,6 +880,22 @@ impl TestEnv {
     }
 }
 
+impl TestEnv {
+    /// Starts `kubectl rotate ARGS` made to pause at `at` (`after:STEP`: right after the step's
+    /// write, before its journal entry; `before:STEP`: at the boundary), SIGKILLs it there, and
+    /// returns the journal of the one unfinished run of `app-secrets`.
+    pub fn kill_rotate_at(&self, args: &[&str], at: &str) -> Result<serde_json::Value> {
+        let pause = Pause::new()?;
+        let background = self.spawn_rotate(args, &pause.env(at))?;
+        pause.wait_paused(&background)?;
+        background.signal("KILL")?;
+        let _ = background.finish()?;
+        let mut journals = self.journals_of("app-secrets")?;
+        ensure!(journals.len() == 1, "one run journal");
+        Ok(journals.remove(0))
+    }
+}
+
 /// The object of `kind` named `name` in the real demo stack (demo/app.yaml), as YAML text.
 pub fn demo_object(kind: &str, name: &str) -> Result<String> {
     let manifest = std::fs::read_to_string(repo_root().join("demo/app.yaml"))?;
