@@ -3,9 +3,10 @@
 //! runs the `secret` pipeline with its Secret, key, value source, checks and notes.
 //!
 //! Only presets whose whole procedure this tool can carry out are built in: `openai`,
-//! `postgres` (the password changes in the database and in the Secret as one run) and `redis`
-//! (the same on the Redis server, with an overlap). The encryption-key procedure needs its
-//! own steps and is not offered until those exist (no half-working preset).
+//! `postgres` (the password changes in the database and in the Secret as one run), `redis`
+//! (the same on the Redis server, with an overlap) and `encryption-key` (the data encryption
+//! key, with the migration of the rows it encrypts: backups, scale down, re-encrypt, patch,
+//! scale up, verify).
 //!
 //! Config file (`--config PATH`, else `KUBECTL_ROTATE_CONFIG`, else
 //! `~/.config/kubectl-rotate/config.yaml`; schema in the README):
@@ -29,6 +30,15 @@
 //!       server: service/sessions:6379
 //!       user: orders                   # ACL user; default: default
 //!       replicas: [pod/sessions-replica-0:6379]   # besides those found by INFO replication
+//!   orders-key:
+//!     secret: orders
+//!     key: data-key
+//!     generate: fernet
+//!     encryption:                      # marks the key as a data encryption key
+//!       server: service/orders-db:5432
+//!       database: orders
+//!       admin: {user: postgres, secret: orders-db-admin, key: postgres-password}
+//!       columns: [{table: customers, key: id, column: notes}]
 //! ```
 
 use std::collections::BTreeMap;
@@ -100,6 +110,23 @@ pub struct Preset {
     /// The value is a Redis user's password: the server changes with the Secret.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis: Option<RedisSettings>,
+    /// The value is a data encryption key: the rows it encrypts move to the new key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<EncryptionSettings>,
+}
+
+/// Where a data encryption key's Fernet tokens are, and who may rewrite them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EncryptionSettings {
+    /// The PostgreSQL server: `service/NAME:PORT`, `pod/NAME:PORT` or `HOST:PORT`.
+    pub server: String,
+    pub database: String,
+    /// The login that rewrites the rows (and whose `pg_dump` backs them up).
+    pub admin: AdminLogin,
+    pub tls: Tls,
+    /// The columns holding tokens, each with its table's primary key.
+    pub columns: Vec<crate::steps::Column>,
 }
 
 /// Where a preset's Redis user lives.
@@ -219,6 +246,7 @@ pub fn built_in() -> Vec<Preset> {
         origin: "built-in".into(),
         postgres: None,
         redis: None,
+        encryption: None,
     },
     Preset {
         name: "postgres".into(),
@@ -253,6 +281,7 @@ pub fn built_in() -> Vec<Preset> {
             tls: Tls::default(),
         }),
         redis: None,
+        encryption: None,
     },
     Preset {
         name: "redis".into(),
@@ -281,6 +310,49 @@ pub fn built_in() -> Vec<Preset> {
             replicas: Vec::new(),
             strategy: None,
         }),
+        encryption: None,
+    },
+    Preset {
+        name: "encryption-key".into(),
+        description: "Rotate the data encryption key and re-encrypt the rows it protects (the runbook's encryption-key procedure)".into(),
+        service: "AI Agents".into(),
+        secret_type: "the data encryption key (tenant configs)".into(),
+        secret: "app-secrets".into(),
+        key: "encryption-key".into(),
+        // A Fernet key, as Python's `Fernet.generate_key()` makes it.
+        source: DefaultSource::Generate(Generator::Fernet),
+        length: None,
+        kind: KeyKind::Fernet,
+        verify_logs: Some("Tenant configs decrypted".into()),
+        verify_health: None,
+        downtime: "The consumers are scaled to 0 from before the migration until they are back with the new key \
+                   (the runbook plans 30+ minutes)"
+            .into(),
+        impact: "Tenant configs inaccessible during the migration (the consumers are stopped)".into(),
+        steps: Vec::new(),
+        after: vec![
+            "Keep the key file and the database dump until you are sure (then delete them securely); \
+             the old key stays in the backup Secret too"
+                .into(),
+        ],
+        origin: "built-in".into(),
+        postgres: None,
+        redis: None,
+        encryption: Some(EncryptionSettings {
+            server: "service/postgres:5432".into(),
+            database: "ai_agents".into(),
+            admin: AdminLogin {
+                user: "postgres".into(),
+                secret: "postgres-admin".into(),
+                key: "postgres-password".into(),
+            },
+            tls: Tls::default(),
+            columns: vec![crate::steps::Column {
+                table: "tenant_configs".into(),
+                key: "tenant_id".into(),
+                column: "config".into(),
+            }],
+        }),
     }]
 }
 
@@ -306,6 +378,27 @@ struct PresetConfig {
     after: Option<Vec<String>>,
     postgres: Option<PostgresConfig>,
     redis: Option<RedisConfig>,
+    encryption: Option<EncryptionConfig>,
+}
+
+/// `encryption:` of a preset; every field optional when it overrides a built-in's.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct EncryptionConfig {
+    server: Option<String>,
+    database: Option<String>,
+    admin: Option<AdminConfig>,
+    tls: Option<TlsMode>,
+    ca_file: Option<String>,
+    columns: Option<Vec<ColumnConfig>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ColumnConfig {
+    table: String,
+    key: String,
+    column: String,
 }
 
 /// `redis:` of a preset; every field optional when it overrides a built-in's.
@@ -465,6 +558,7 @@ pub fn merge_config(mut presets: Vec<Preset>, text: &str, path: &Path) -> Result
                     origin: String::new(),
                     postgres: None,
                     redis: None,
+                    encryption: None,
                 }
             }
         };
@@ -475,12 +569,22 @@ pub fn merge_config(mut presets: Vec<Preset>, text: &str, path: &Path) -> Result
         }
         let postgres = config.postgres.clone();
         let redis = config.redis.clone();
+        let encryption = config.encryption.clone();
         apply(&mut preset, config);
         if let Some(pg) = postgres {
             preset.postgres = Some(merge_postgres(preset.postgres.take(), pg, &preset, &at)?);
         }
         if let Some(config) = redis {
             preset.redis = Some(merge_redis(preset.redis.take(), config, &at)?);
+        }
+        if let Some(config) = encryption {
+            preset.encryption = Some(merge_encryption(preset.encryption.take(), config, &at)?);
+        }
+        if preset.encryption.is_some() && (preset.postgres.is_some() || preset.redis.is_some()) {
+            return Err(anyhow!(
+                "{}: a data encryption key is not also a PostgreSQL or Redis password",
+                at("encryption")
+            ));
         }
         if preset.postgres.is_some() && preset.redis.is_some() {
             return Err(anyhow!(
@@ -559,6 +663,67 @@ fn apply(preset: &mut Preset, config: PresetConfig) {
 }
 
 /// A preset's `redis:` over what it had (a built-in's settings, or none).
+/// A preset's `encryption:` over what it had (the built-in's settings, or none).
+fn merge_encryption(
+    before: Option<EncryptionSettings>,
+    config: EncryptionConfig,
+    at: &dyn Fn(&str) -> String,
+) -> Result<EncryptionSettings> {
+    let missing = |field: &str| anyhow!("{}: missing field `{field}`", at(&format!("encryption.{field}")));
+    let server = match (config.server, &before) {
+        (Some(s), _) => s,
+        (None, Some(b)) => b.server.clone(),
+        (None, None) => return Err(missing("server")),
+    };
+    crate::systems::postgres::parse_server(&server)
+        .map_err(|e| anyhow!("{}: {e}", at("encryption.server")))?;
+    let database = config
+        .database
+        .or_else(|| before.as_ref().map(|b| b.database.clone()))
+        .ok_or_else(|| missing("database"))?;
+    let admin = match (config.admin, &before) {
+        (Some(a), _) => AdminLogin {
+            user: a.user,
+            secret: a.secret,
+            key: a.key,
+        },
+        (None, Some(b)) => b.admin.clone(),
+        (None, None) => return Err(missing("admin")),
+    };
+    let columns = match (config.columns, &before) {
+        (Some(columns), _) => columns
+            .into_iter()
+            .map(|c| crate::steps::Column {
+                table: c.table,
+                key: c.key,
+                column: c.column,
+            })
+            .collect(),
+        (None, Some(b)) => b.columns.clone(),
+        (None, None) => return Err(missing("columns")),
+    };
+    if columns.is_empty() {
+        return Err(anyhow!(
+            "{}: name at least one column holding tokens ({{table, key, column}})",
+            at("encryption.columns")
+        ));
+    }
+    let mut tls = before.map(|b| b.tls).unwrap_or_default();
+    if let Some(mode) = config.tls {
+        tls.mode = mode;
+    }
+    if config.ca_file.is_some() {
+        tls.ca_file = config.ca_file;
+    }
+    Ok(EncryptionSettings {
+        server,
+        database,
+        admin,
+        tls,
+        columns,
+    })
+}
+
 fn merge_redis(
     base: Option<RedisSettings>,
     config: RedisConfig,

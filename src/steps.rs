@@ -132,6 +132,65 @@ impl Redis {
     }
 }
 
+/// A column holding Fernet tokens encrypted with a data encryption key: `table.column`, its
+/// rows named by `key` (the primary key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Column {
+    pub table: String,
+    pub key: String,
+    pub column: String,
+}
+
+impl std::fmt::Display for Column {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.table, self.column)
+    }
+}
+
+/// A workload scaled down for a migration, with the replica count it had (what scaling up
+/// restores).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scaled {
+    pub kind: WorkloadKind,
+    pub name: String,
+    pub replicas: i32,
+}
+
+impl Scaled {
+    pub fn workload(&self) -> WorkloadRef {
+        WorkloadRef {
+            kind: self.kind,
+            name: self.name.clone(),
+        }
+    }
+}
+
+fn scaled_list(workloads: &[Scaled]) -> String {
+    workloads
+        .iter()
+        .map(|w| format!("{} ({} replicas)", w.workload().reference(), w.replicas))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A data encryption key's rotation with a migration (the runbook's encryption-key
+/// procedure): where the tokens are, the copies taken outside the cluster first, and the
+/// consumers stopped while the rows move to the new key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reencryption {
+    /// The database holding the tokens (changed as its admin).
+    pub db: Database,
+    pub columns: Vec<Column>,
+    /// The Secret key holding the Fernet key.
+    pub key: String,
+    /// The runbook's "password manager" copy of the current key (a 0600 file).
+    pub key_file: Option<String>,
+    /// `pg_dump` of the database (a 0600 file).
+    pub dump_file: Option<String>,
+    /// The consumers, stopped from before the migration until the Secret holds the new key.
+    pub scaled: Vec<Scaled>,
+}
+
 /// Which of a run's two values of a key a step uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -292,6 +351,40 @@ pub enum Step {
     /// Redis: `AUTH` as the user on every node with the Secret's value of `key` (reads only).
     #[serde(rename_all = "camelCase")]
     CheckAuth { redis: Redis, key: String },
+    /// Write the backed-up value of `key` to `path` (a new 0600 file), the runbook's copy of
+    /// the key for a password manager; checked by reading it back.
+    #[serde(rename_all = "camelCase")]
+    SaveKey { key: String, path: String },
+    /// `pg_dump` of the database, run in the server's pod through the API server (as
+    /// `kubectl exec`), streamed to `path` (a new 0600 file) and checked complete.
+    #[serde(rename_all = "camelCase")]
+    DumpDatabase { db: Database, path: String },
+    /// Scale each workload to 0 and wait until none of its pods is left.
+    #[serde(rename_all = "camelCase")]
+    ScaleDown { workloads: Vec<Scaled> },
+    /// Scale each workload back to its recorded replica count, its pod template marked with
+    /// `restarted_at` (so that `Watch` follows these pods).
+    #[serde(rename_all = "camelCase")]
+    ScaleUp {
+        workloads: Vec<Scaled>,
+        restarted_at: String,
+    },
+    /// Re-encrypt every token of `columns` to the `to` value of `key` (from the other one), in
+    /// one transaction; a row neither value decrypts stops it with nothing changed.
+    #[serde(rename_all = "camelCase")]
+    Reencrypt {
+        db: Database,
+        columns: Vec<Column>,
+        key: String,
+        to: Version,
+    },
+    /// Every token of `columns` decrypts with the Secret's value of `key` (reads only).
+    #[serde(rename_all = "camelCase")]
+    CheckRows {
+        db: Database,
+        columns: Vec<Column>,
+        key: String,
+    },
 }
 
 impl Step {
@@ -314,6 +407,12 @@ impl Step {
             Step::RemovePassword { .. } => "remove-password",
             Step::SetRequirepass { .. } => "set-requirepass",
             Step::CheckAuth { .. } => "check-auth",
+            Step::SaveKey { .. } => "save-key",
+            Step::DumpDatabase { .. } => "dump-database",
+            Step::ScaleDown { .. } => "scale-down",
+            Step::ScaleUp { .. } => "scale-up",
+            Step::Reencrypt { .. } => "reencrypt",
+            Step::CheckRows { .. } => "check-rows",
         }
     }
 
@@ -436,6 +535,45 @@ impl Step {
                 redis.nodes(),
                 redis.user
             ),
+            Step::SaveKey { key, path } => {
+                format!("write the current {key} to {path} (a new file, mode 0600) and read it back")
+            }
+            Step::DumpDatabase { db, path } => format!(
+                "pg_dump of database {} in the pod of {} (through the API server) to {path} (mode 0600), checked complete",
+                db.database, db.server
+            ),
+            Step::ScaleDown { workloads } => format!(
+                "scale {} to 0 and wait until their pods are gone",
+                scaled_list(workloads)
+            ),
+            Step::ScaleUp { workloads, .. } => {
+                format!("scale {} back up", scaled_list(workloads))
+            }
+            Step::Reencrypt {
+                db,
+                columns,
+                key,
+                to,
+            } => format!(
+                "PostgreSQL {}: re-encrypt every token of {} from the {} {key} to the {} one, in one transaction",
+                db.server,
+                columns
+                    .iter()
+                    .map(Column::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                to.other().name(),
+                to.name()
+            ),
+            Step::CheckRows { db, columns, key } => format!(
+                "PostgreSQL {}: check that every token of {} decrypts with the Secret's {key}",
+                db.server,
+                columns
+                    .iter()
+                    .map(Column::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         }
     }
 
@@ -447,6 +585,7 @@ impl Step {
                 | Step::CheckLogin { .. }
                 | Step::CheckLogs { .. }
                 | Step::CheckAuth { .. }
+                | Step::CheckRows { .. }
         )
     }
 }
@@ -608,6 +747,71 @@ pub fn plan_rotation(
 }
 
 /// Where a step of a run stands, as the journal records it.
+/// The runbook's encryption-key procedure: back up the key (in the cluster, and to a file),
+/// dump the database, stop the consumers, re-encrypt the rows in one transaction, patch the
+/// Secret, start the consumers again with their recorded replica counts, watch them, then
+/// check every row and the new pods' logs.
+pub fn plan_reencryption(
+    backup: Option<&str>,
+    change: &Reencryption,
+    restarted_at: &str,
+    logs: Option<&str>,
+) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if let Some(backup) = backup {
+        steps.push(Step::BackUp {
+            backup: backup.to_string(),
+        });
+    }
+    if let Some(path) = &change.key_file {
+        steps.push(Step::SaveKey {
+            key: change.key.clone(),
+            path: path.clone(),
+        });
+    }
+    if let Some(path) = &change.dump_file {
+        steps.push(Step::DumpDatabase {
+            db: change.db.clone(),
+            path: path.clone(),
+        });
+    }
+    if !change.scaled.is_empty() {
+        steps.push(Step::ScaleDown {
+            workloads: change.scaled.clone(),
+        });
+    }
+    steps.push(Step::Reencrypt {
+        db: change.db.clone(),
+        columns: change.columns.clone(),
+        key: change.key.clone(),
+        to: Version::New,
+    });
+    steps.push(Step::PatchSecret);
+    let workloads: Vec<WorkloadRef> = change.scaled.iter().map(Scaled::workload).collect();
+    if !change.scaled.is_empty() {
+        steps.push(Step::ScaleUp {
+            workloads: change.scaled.clone(),
+            restarted_at: restarted_at.to_string(),
+        });
+        steps.push(Step::Watch {
+            workloads: workloads.clone(),
+            restarted_at: restarted_at.to_string(),
+        });
+    }
+    steps.push(Step::CheckRows {
+        db: change.db.clone(),
+        columns: change.columns.clone(),
+        key: change.key.clone(),
+    });
+    if let Some(pattern) = logs.filter(|_| !workloads.is_empty()) {
+        steps.push(Step::CheckLogs {
+            workloads,
+            pattern: pattern.to_string(),
+        });
+    }
+    steps
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum StepStatus {
@@ -686,7 +890,37 @@ pub fn plan_undo(
                 key: key.clone(),
                 value: value.other(),
             }),
+            // The consumers stopped for the migration: they are started again last, once
+            // the key and the rows are back (their recorded replica counts).
+            Step::ScaleDown { workloads } => {
+                restore.push(Step::ScaleUp {
+                    workloads: workloads.clone(),
+                    restarted_at: restarted_at.to_string(),
+                });
+                restore.push(Step::Watch {
+                    workloads: workloads.iter().map(Scaled::workload).collect(),
+                    restarted_at: restarted_at.to_string(),
+                });
+            }
+            // Pods started with the new key are stopped before the rows move back.
+            Step::ScaleUp { workloads, .. } => restore.push(Step::ScaleDown {
+                workloads: workloads.clone(),
+            }),
+            Step::Reencrypt {
+                db,
+                columns,
+                key,
+                to,
+            } => restore.push(Step::Reencrypt {
+                db: db.clone(),
+                columns: columns.clone(),
+                key: key.clone(),
+                to: to.other(),
+            }),
             Step::BackUp { .. }
+            | Step::SaveKey { .. }
+            | Step::DumpDatabase { .. }
+            | Step::CheckRows { .. }
             | Step::Restart { .. }
             | Step::Watch { .. }
             | Step::CreateRole { .. }

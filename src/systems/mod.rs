@@ -8,6 +8,7 @@
 //! Every write here is sent once. When its answer is an error or is lost, the module reads back
 //! what the system holds and says whether the write happened, did not, or cannot be told.
 
+pub mod encryption;
 pub mod postgres;
 pub mod reach;
 pub mod redis;
@@ -146,6 +147,22 @@ pub async fn apply(step: &Step, ctx: &Ctx<'_>, printer: &mut Printer) -> StepOut
             redis::apply_set_requirepass(ctx, redis, key, *value).await
         }
         Step::CheckAuth { redis, key } => redis::apply_check_auth(ctx, redis, key).await,
+        Step::SaveKey { key, path } => encryption::save_key(ctx, key, path).await,
+        Step::DumpDatabase { db, path } => encryption::dump(ctx, db, path).await,
+        Step::ScaleDown { workloads } => workloads::scale_down(ctx, workloads).await,
+        Step::ScaleUp {
+            workloads,
+            restarted_at,
+        } => workloads::scale_up(ctx, workloads, restarted_at).await,
+        Step::Reencrypt {
+            db,
+            columns,
+            key,
+            to,
+        } => encryption::reencrypt(ctx, db, columns, key, *to).await,
+        Step::CheckRows { db, columns, key } => {
+            encryption::check_rows(ctx, db, columns, key).await
+        }
     }
 }
 
@@ -163,7 +180,21 @@ pub async fn check(step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Checked> {
         Step::Watch { .. }
         | Step::CheckLogin { .. }
         | Step::CheckLogs { .. }
-        | Step::CheckAuth { .. } => Ok(Checked::NotApplied),
+        | Step::CheckAuth { .. }
+        | Step::CheckRows { .. } => Ok(Checked::NotApplied),
+        Step::SaveKey { key, path } => encryption::check_save_key(ctx, key, path).await,
+        Step::DumpDatabase { path, .. } => Ok(encryption::check_dump(path)),
+        Step::ScaleDown { workloads } => workloads::check_scale_down(ctx, workloads).await,
+        Step::ScaleUp {
+            workloads,
+            restarted_at,
+        } => workloads::check_scale_up(ctx, workloads, restarted_at).await,
+        Step::Reencrypt {
+            db,
+            columns,
+            key,
+            to,
+        } => encryption::check_reencrypt(ctx, db, columns, key, *to).await,
         Step::CreateRole { db, role, .. } => postgres::check_create_role(ctx, db, role).await,
         Step::SetPassword {
             db,

@@ -367,6 +367,12 @@ impl<'a> Target<'a> {
     }
 }
 
+/// The admin's connection to `db`, for a step that changes data (the encryption-key preset's
+/// migration) or reads it.
+pub async fn admin_client(ctx: &Ctx<'_>, db: &Database) -> Result<Client> {
+    Target::new(ctx, db)?.admin().await
+}
+
 /// The admin's password, read from its Secret when the step runs (never stored elsewhere).
 async fn admin_password(ctx: &Ctx<'_>, admin: &AdminLogin) -> Result<SecretValue> {
     let secret = ctx

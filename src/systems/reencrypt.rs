@@ -8,8 +8,8 @@
 //! Tokens are Python `cryptography`'s Fernet format (the `fernet` crate). A token that the new
 //! key already decrypts is left alone, so running it again (a resumed run) is harmless.
 //!
-//! Not wired into a preset yet: the `encryption-key` preset, its steps and its proof come with
-//! issue 13.
+//! The `encryption-key` preset's `reencrypt` and `check-rows` steps run here
+//! (`systems::encryption`), and so does its preflight's count.
 
 use anyhow::{Result, anyhow, bail};
 use fernet::Fernet;
@@ -21,23 +21,11 @@ use crate::values::SecretValue;
 /// Rows read (and written) per round trip.
 pub const BATCH: i32 = 1000;
 
-/// Where the tokens are: `table.column`, rows named by `key` (the primary key).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Column {
-    pub table: String,
-    pub key: String,
-    pub column: String,
-}
+pub use crate::steps::Column;
 
-impl std::fmt::Display for Column {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}", self.table, self.column)
-    }
-}
-
-/// The old and the new key.
+/// The key the tokens move to, and the one they move from (none: only check).
 pub struct Keys {
-    old: Fernet,
+    old: Option<Fernet>,
     new: Fernet,
 }
 
@@ -48,19 +36,26 @@ pub enum Which {
     New,
 }
 
+fn parse(value: &SecretValue, which: &str) -> Result<Fernet> {
+    std::str::from_utf8(value.expose())
+        .ok()
+        .and_then(|text| Fernet::new(text.trim_end()))
+        .ok_or_else(|| anyhow!("the {which} key is not a Fernet key (URL-safe base64 of 32 bytes)"))
+}
+
 impl Keys {
     pub fn new(old: &SecretValue, new: &SecretValue) -> Result<Keys> {
-        let parse = |value: &SecretValue, which: &str| {
-            std::str::from_utf8(value.expose())
-                .ok()
-                .and_then(|text| Fernet::new(text.trim_end()))
-                .ok_or_else(|| {
-                    anyhow!("the {which} key is not a Fernet key (URL-safe base64 of 32 bytes)")
-                })
-        };
         Ok(Keys {
-            old: parse(old, "old")?,
+            old: Some(parse(old, "old")?),
             new: parse(new, "new")?,
+        })
+    }
+
+    /// One key: counting with it says whether every token decrypts with it.
+    pub fn only(key: &SecretValue) -> Result<Keys> {
+        Ok(Keys {
+            old: None,
+            new: parse(key, "Secret's")?,
         })
     }
 
@@ -68,7 +63,7 @@ impl Keys {
     pub fn which(&self, token: &str) -> Option<Which> {
         if self.new.decrypt(token).is_ok() {
             Some(Which::New)
-        } else if self.old.decrypt(token).is_ok() {
+        } else if self.old.as_ref().is_some_and(|old| old.decrypt(token).is_ok()) {
             Some(Which::Old)
         } else {
             None
@@ -80,9 +75,9 @@ impl Keys {
         if self.new.decrypt(token).is_ok() {
             return Rotated::Already;
         }
-        match self.old.decrypt(token) {
-            Ok(plain) => Rotated::Reencrypted(self.new.encrypt(&plain)),
-            Err(_) => Rotated::Neither,
+        match self.old.as_ref().map(|old| old.decrypt(token)) {
+            Some(Ok(plain)) => Rotated::Reencrypted(self.new.encrypt(&plain)),
+            _ => Rotated::Neither,
         }
     }
 }
@@ -162,13 +157,35 @@ fn select(column: &Column, lock: bool) -> String {
 /// Reads every token and says which key decrypts it; writes nothing (the runbook's "test the
 /// migration first"). A row neither key decrypts is an [`Undecryptable`] error.
 pub async fn count(pg: &mut Client, column: &Column, keys: &Keys) -> Result<Counts> {
-    key_type(pg, column).await?;
+    Ok(count_all(pg, std::slice::from_ref(column), keys)
+        .await?
+        .remove(0))
+}
+
+/// [`count`] of several columns, in one snapshot.
+pub async fn count_all(pg: &mut Client, columns: &[Column], keys: &Keys) -> Result<Vec<Counts>> {
+    for column in columns {
+        key_type(pg, column).await?;
+    }
     let tx = pg
         .build_transaction()
         .read_only(true)
         .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
         .start()
         .await?;
+    let mut all = Vec::new();
+    for column in columns {
+        all.push(count_in(&tx, column, keys).await?);
+    }
+    tx.rollback().await?;
+    Ok(all)
+}
+
+async fn count_in(
+    tx: &tokio_postgres::Transaction<'_>,
+    column: &Column,
+    keys: &Keys,
+) -> Result<Counts> {
     let statement = tx.prepare(&select(column, false)).await?;
     let portal = tx.bind(&statement, &[]).await?;
     let mut counts = Counts::default();
@@ -197,7 +214,6 @@ pub async fn count(pg: &mut Client, column: &Column, keys: &Keys) -> Result<Coun
             }
         }
     }
-    tx.rollback().await?;
     Ok(counts)
 }
 
@@ -205,8 +221,32 @@ pub async fn count(pg: &mut Client, column: &Column, keys: &Keys) -> Result<Coun
 /// locked as they are read): either every row is re-encrypted and committed, or, on any error
 /// (a row neither key decrypts, a lost connection), nothing is.
 pub async fn migrate(pg: &mut Client, column: &Column, keys: &Keys) -> Result<Counts> {
-    let key_sql_type = key_type(pg, column).await?;
+    Ok(migrate_all(pg, std::slice::from_ref(column), keys)
+        .await?
+        .remove(0))
+}
+
+/// [`migrate`] of several columns, all in one transaction.
+pub async fn migrate_all(pg: &mut Client, columns: &[Column], keys: &Keys) -> Result<Vec<Counts>> {
+    let mut types = Vec::new();
+    for column in columns {
+        types.push(key_type(pg, column).await?);
+    }
     let tx = pg.transaction().await?;
+    let mut all = Vec::new();
+    for (column, key_sql_type) in columns.iter().zip(&types) {
+        all.push(migrate_in(&tx, column, key_sql_type, keys).await?);
+    }
+    tx.commit().await?;
+    Ok(all)
+}
+
+async fn migrate_in(
+    tx: &tokio_postgres::Transaction<'_>,
+    column: &Column,
+    key_sql_type: &str,
+    keys: &Keys,
+) -> Result<Counts> {
     let statement = tx.prepare(&select(column, true)).await?;
     let update = tx
         .prepare(&format!(
@@ -260,7 +300,6 @@ pub async fn migrate(pg: &mut Client, column: &Column, keys: &Keys) -> Result<Co
             }
         }
     }
-    tx.commit().await?;
     Ok(counts)
 }
 

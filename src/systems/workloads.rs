@@ -7,7 +7,9 @@ use anyhow::Result;
 use super::{Applied, Checked, Ctx, StepOutcome};
 use crate::cluster::short_error;
 use crate::rollout::{self, Outcome, Target, WorkloadResult};
-use crate::steps::WorkloadRef;
+use crate::consumers::WorkloadKind;
+use crate::steps::{Scaled, WorkloadRef};
+use serde_json::json;
 use crate::ui::Printer;
 use crate::ui::progress::RolloutDisplay;
 
@@ -208,4 +210,248 @@ pub async fn check_logs(ctx: &Ctx<'_>, workloads: &[WorkloadRef], pattern: &str)
         Ok((_, failures)) => StepOutcome::failed(failures.join("\n"), Applied::No),
         Err(err) => StepOutcome::failed(format!("{err:#}"), Applied::No),
     }
+}
+
+/// The replicas a scalable workload asks for now (`None`: it does not exist).
+async fn replicas_of(ctx: &Ctx<'_>, workload: &Scaled) -> Result<Option<(i32, Option<String>)>> {
+    use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+    use kube::Api;
+    let client = ctx.cluster.client.clone();
+    let found = match workload.kind {
+        WorkloadKind::Deployment => Api::<Deployment>::namespaced(client, ctx.namespace())
+            .get_opt(&workload.name)
+            .await
+            .map(|d| {
+                d.and_then(|d| d.spec).map(|s| {
+                    (
+                        s.replicas.unwrap_or(1),
+                        rollout::template_restarted_at(
+                            s.template.metadata.and_then(|m| m.annotations).as_ref(),
+                        )
+                        .map(str::to_string),
+                    )
+                })
+            }),
+        WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(client, ctx.namespace())
+            .get_opt(&workload.name)
+            .await
+            .map(|d| {
+                d.and_then(|d| d.spec).map(|s| {
+                    (
+                        s.replicas.unwrap_or(1),
+                        rollout::template_restarted_at(
+                            s.template.metadata.and_then(|m| m.annotations).as_ref(),
+                        )
+                        .map(str::to_string),
+                    )
+                })
+            }),
+        other => anyhow::bail!("a {} cannot be scaled", other.short()),
+    };
+    found.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot read {}: {}",
+            workload.workload().reference(),
+            short_error(&e)
+        )
+    })
+}
+
+/// Sends one strategic-merge patch to a Deployment or StatefulSet.
+async fn patch_scalable(
+    ctx: &Ctx<'_>,
+    workload: &Scaled,
+    patch: serde_json::Value,
+) -> Result<(), kube::Error> {
+    use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+    use kube::Api;
+    use kube::api::{Patch, PatchParams};
+    let params = PatchParams {
+        field_manager: Some(rollout::FIELD_MANAGER.to_string()),
+        ..PatchParams::default()
+    };
+    let client = ctx.cluster.client.clone();
+    let patch = Patch::Strategic(patch);
+    match workload.kind {
+        WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(client, ctx.namespace())
+            .patch(&workload.name, &params, &patch)
+            .await
+            .map(drop),
+        _ => Api::<Deployment>::namespaced(client, ctx.namespace())
+            .patch(&workload.name, &params, &patch)
+            .await
+            .map(drop),
+    }
+}
+
+/// The pods (terminating ones included) that still belong to any of `workloads`.
+async fn pods_left(ctx: &Ctx<'_>, workloads: &[Scaled]) -> Result<Vec<String>> {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::Api;
+    use kube::api::ListParams;
+    let pods: Api<Pod> = Api::namespaced(ctx.cluster.client.clone(), ctx.namespace());
+    let all = pods
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot list pods: {}", short_error(&e)))?;
+    Ok(all
+        .items
+        .iter()
+        .filter(|p| {
+            workloads
+                .iter()
+                .any(|w| rollout::pod_belongs_to(p, w.kind, &w.name))
+        })
+        .filter_map(|p| p.metadata.name.clone())
+        .collect())
+}
+
+/// Scales each workload to 0, then waits (up to the run's timeout) until none of their pods
+/// is left, terminating ones included: no pod may use the old key while the rows move.
+pub async fn scale_down(ctx: &Ctx<'_>, workloads: &[Scaled]) -> StepOutcome {
+    let mut scaled = Vec::new();
+    for workload in workloads {
+        if let Err(err) = patch_scalable(ctx, workload, json!({"spec": {"replicas": 0}})).await {
+            let why = short_error(&err);
+            let read = replicas_of(ctx, workload).await;
+            if let Ok(Some((0, _))) = read {
+                scaled.push(workload.workload().reference());
+                continue;
+            }
+            return match read {
+                Ok(_) => StepOutcome::failed(
+                    format!(
+                        "cannot scale {} to 0: {why}{}",
+                        workload.workload().reference(),
+                        already(&scaled)
+                    ),
+                    if scaled.is_empty() {
+                        Applied::No
+                    } else {
+                        Applied::Yes
+                    },
+                ),
+                Err(read) => StepOutcome::failed(
+                    format!(
+                        "cannot tell whether {} was scaled to 0: {why}; reading it back failed: {read:#}",
+                        workload.workload().reference()
+                    ),
+                    Applied::Unknown,
+                ),
+            };
+        }
+        scaled.push(workload.workload().reference());
+    }
+    let deadline = tokio::time::Instant::now() + ctx.timeout;
+    loop {
+        match pods_left(ctx, workloads).await {
+            Ok(left) if left.is_empty() => {
+                return StepOutcome::done(format!(
+                    "scaled {} to 0; no pod left",
+                    scaled.join(", ")
+                ));
+            }
+            Ok(left) if tokio::time::Instant::now() >= deadline => {
+                return StepOutcome::failed(
+                    format!(
+                        "scaled {} to 0, but pods are still there after {:?}: {} (a pod still running \
+                         could use the old key during the migration)",
+                        scaled.join(", "),
+                        ctx.timeout,
+                        left.join(", ")
+                    ),
+                    Applied::Yes,
+                );
+            }
+            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+            Err(err) => return StepOutcome::failed(format!("{err:#}"), Applied::Yes),
+        }
+    }
+}
+
+fn already(scaled: &[String]) -> String {
+    if scaled.is_empty() {
+        String::new()
+    } else {
+        format!(" (already scaled to 0: {})", scaled.join(", "))
+    }
+}
+
+pub async fn check_scale_down(ctx: &Ctx<'_>, workloads: &[Scaled]) -> Result<Checked> {
+    for workload in workloads {
+        if !matches!(replicas_of(ctx, workload).await?, Some((0, _)) | None) {
+            return Ok(Checked::NotApplied);
+        }
+    }
+    // Scaled, but a pod still there: scaling again waits for it.
+    if !pods_left(ctx, workloads).await?.is_empty() {
+        return Ok(Checked::NotApplied);
+    }
+    Ok(Checked::Applied("scaled to 0, no pod left".into()))
+}
+
+/// Scales each workload back to its recorded replicas, its template marked with
+/// `restarted_at` (the `Watch` step that follows waits for these pods).
+pub async fn scale_up(ctx: &Ctx<'_>, workloads: &[Scaled], restarted_at: &str) -> StepOutcome {
+    let mut done = Vec::new();
+    for workload in workloads {
+        let mut patch = rollout::restart_patch_labelled(restarted_at);
+        patch["spec"]["replicas"] = json!(workload.replicas);
+        if let Err(err) = patch_scalable(ctx, workload, patch).await {
+            let why = short_error(&err);
+            match replicas_of(ctx, workload).await {
+                Ok(Some((n, Some(at)))) if n == workload.replicas && at == restarted_at => {}
+                Ok(_) => {
+                    return StepOutcome::failed(
+                        format!(
+                            "cannot scale {} to {}: {why}{}",
+                            workload.workload().reference(),
+                            workload.replicas,
+                            if done.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" (scaled up: {})", done.join(", "))
+                            }
+                        ),
+                        if done.is_empty() {
+                            Applied::No
+                        } else {
+                            Applied::Yes
+                        },
+                    );
+                }
+                Err(read) => {
+                    return StepOutcome::failed(
+                        format!(
+                            "cannot tell whether {} was scaled up: {why}; reading it back failed: {read:#}",
+                            workload.workload().reference()
+                        ),
+                        Applied::Unknown,
+                    );
+                }
+            }
+        }
+        done.push(format!(
+            "{} to {}",
+            workload.workload().reference(),
+            workload.replicas
+        ));
+    }
+    StepOutcome::done(format!("scaled {}", done.join(", ")))
+}
+
+pub async fn check_scale_up(
+    ctx: &Ctx<'_>,
+    workloads: &[Scaled],
+    restarted_at: &str,
+) -> Result<Checked> {
+    for workload in workloads {
+        match replicas_of(ctx, workload).await? {
+            Some((n, Some(at))) if n == workload.replicas && at == restarted_at => {}
+            _ => return Ok(Checked::NotApplied),
+        }
+    }
+    Ok(Checked::Applied(
+        "every workload has its recorded replicas and this run's restartedAt".into(),
+    ))
 }
