@@ -481,7 +481,41 @@ pub struct PresetArgs {
     /// rollout; `requirepass` replaces it at once (default: the preset's).
     #[arg(long, value_enum, value_name = "STRATEGY")]
     pub strategy: Option<crate::presets::Strategy>,
+
+    #[command(flatten)]
+    pub encryption: EncryptionArgs,
 }
+
+/// The flags of a data encryption key's preset (hidden on the other presets): where the
+/// runbook's copies of the key and of the database go.
+#[derive(Debug, Args, Clone, Default)]
+pub struct EncryptionArgs {
+    /// A new directory for the key file and the database dump (default: ./SECRET-RUN_ID);
+    /// refused inside a git work tree.
+    #[arg(long, value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+
+    /// The runbook's copy of the current key, for a password manager: a new file, mode 0600
+    /// (default: DIR/KEY-backup.txt).
+    #[arg(long, value_name = "PATH")]
+    pub key_backup_file: Option<PathBuf>,
+
+    /// pg_dump of the database, run in its pod through the API server: a new file, mode 0600,
+    /// checked complete before anything changes (default: DIR/DATABASE.sql).
+    #[arg(long, value_name = "PATH", conflicts_with = "no_db_backup")]
+    pub db_backup_file: Option<PathBuf>,
+
+    /// Do not dump the database (you have a backup of your own, or it is outside the cluster).
+    #[arg(long)]
+    pub no_db_backup: bool,
+}
+
+pub const ENCRYPTION_FLAGS: [&str; 4] = [
+    "backup_dir",
+    "key_backup_file",
+    "db_backup_file",
+    "no_db_backup",
+];
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {

@@ -318,6 +318,60 @@ impl Cluster {
         }
     }
 
+    /// The replicas Deployment `name` asks for (1 when unset, as the API server defaults it).
+    pub async fn deployment_replicas(&self, namespace: &str, name: &str) -> Result<i32> {
+        let api: Api<k8s_openapi::api::apps::v1::Deployment> =
+            Api::namespaced(self.client.clone(), namespace);
+        let found = api
+            .get(name)
+            .await
+            .map_err(|e| self.explain(e, &format!("read Deployment {namespace}/{name}")))?;
+        Ok(found.spec.and_then(|s| s.replicas).unwrap_or(1))
+    }
+
+    /// The replicas StatefulSet `name` asks for.
+    pub async fn statefulset_replicas(&self, namespace: &str, name: &str) -> Result<i32> {
+        let api: Api<k8s_openapi::api::apps::v1::StatefulSet> =
+            Api::namespaced(self.client.clone(), namespace);
+        let found = api
+            .get(name)
+            .await
+            .map_err(|e| self.explain(e, &format!("read StatefulSet {namespace}/{name}")))?;
+        Ok(found.spec.and_then(|s| s.replicas).unwrap_or(1))
+    }
+
+    /// The HorizontalPodAutoscalers that scale any of `workloads`: (HPA name, `kind/name`).
+    /// Empty when they cannot be listed (reported as "none": an HPA only matters as a note).
+    pub async fn autoscalers_of(
+        &self,
+        namespace: &str,
+        workloads: &[crate::steps::Scaled],
+    ) -> Vec<(String, String)> {
+        use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+        let api: Api<HorizontalPodAutoscaler> = Api::namespaced(self.client.clone(), namespace);
+        let Ok(list) = api.list(&kube::api::ListParams::default()).await else {
+            return Vec::new();
+        };
+        list.items
+            .iter()
+            .filter_map(|hpa| {
+                let target = &hpa.spec.as_ref()?.scale_target_ref;
+                let scaled = workloads.iter().find(|w| {
+                    w.name == target.name
+                        && matches!(
+                            (w.kind, target.kind.as_str()),
+                            (crate::consumers::WorkloadKind::Deployment, "Deployment")
+                                | (crate::consumers::WorkloadKind::StatefulSet, "StatefulSet")
+                        )
+                })?;
+                Some((
+                    hpa.metadata.name.clone().unwrap_or_default(),
+                    scaled.workload().reference(),
+                ))
+            })
+            .collect()
+    }
+
     /// Whether namespace `name` exists: `None` when this user may not read namespaces (then
     /// nothing can be said).
     pub async fn namespace_exists(&self, name: &str) -> Option<bool> {

@@ -960,7 +960,10 @@ mod tests {
     fn notice_completes_the_preset_names() {
         let root = crate::invocation::command(&crate::presets::built_in());
         let completion = run_on(&root, &["notice", ""], &FakeLookup::default());
-        assert_eq!(values_of(&completion), ["openai", "postgres", "redis"]);
+        assert_eq!(
+            values_of(&completion),
+            ["openai", "postgres", "redis", "encryption-key"]
+        );
         let completion = run_on(&root, &["notice", "po"], &FakeLookup::default());
         assert_eq!(values_of(&completion), ["postgres"]);
     }

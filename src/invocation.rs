@@ -40,6 +40,24 @@ impl Presets {
             .collect()
     }
 
+    /// Every data encryption key a preset describes: (Secret, key, preset).
+    pub fn encryption_keys(&self) -> Vec<commands::secret::EncryptionKey> {
+        self.presets
+            .iter()
+            .filter(|p| p.encryption.is_some())
+            .map(|p| commands::secret::EncryptionKey {
+                secret: p.secret.clone(),
+                key: p.key.clone(),
+                preset: p.name.clone(),
+                columns: p
+                    .encryption
+                    .iter()
+                    .flat_map(|e| e.columns.iter().map(|c| c.to_string()))
+                    .collect(),
+            })
+            .collect()
+    }
+
     /// The keys of `secret` that a Redis preset describes, with its settings.
     pub fn redis_of(&self, secret: &str) -> Vec<(String, crate::presets::RedisSettings)> {
         self.presets
@@ -164,10 +182,35 @@ replaced.",
             ),
             None => long,
         };
-        let sub = PresetArgs::augment_args(clap::Command::new(preset.name.clone()))
+        let long = match &preset.encryption {
+            Some(enc) => format!(
+                "{long}\n\nThe runbook's encryption-key procedure, every step journaled, resumable and undoable: \
+back up the key (a backup Secret, and a 0600 file for your password manager) and the database (pg_dump in \
+the pod of {server}, through the API server, to a 0600 file checked complete), generate a Fernet key, \
+scale the consumers to 0 (their replica counts recorded), re-encrypt every token of {columns} in one \
+transaction (a row that does not decrypt stops it with nothing changed), patch the Secret, scale back up, \
+watch, and check that every row decrypts with the new key and the new pods logged their start. \
+--dry-run decrypts every row with the current key and reports the counts, writing nothing. A failure \
+after the migration re-encrypts the rows back and restores the key; the dump is the last resort.",
+                server = enc.server,
+                columns = enc
+                    .columns
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            None => long,
+        };
+        let mut sub = PresetArgs::augment_args(clap::Command::new(preset.name.clone()))
             .about(about)
             .long_about(long)
             .mut_group("value-source", |g| g.required(false));
+        if preset.encryption.is_none() {
+            for flag in cli::ENCRYPTION_FLAGS {
+                sub = sub.mut_arg(flag, |a| a.hide(true));
+            }
+        }
         command = command.subcommand(sub);
     }
     command
@@ -245,6 +288,7 @@ pub async fn run_verb(
                 no_rollback: args.rotation.no_rollback,
                 run: run_options(&args.rotation.run)?,
                 servers,
+                encryption_keys: presets.encryption_keys(),
             };
             commands::secret::run(&connection, options, printer).await
         }
@@ -387,6 +431,20 @@ pub async fn run_preset(
         )),
         _ => None,
     };
+    let encryption = &args.encryption;
+    let strategy_error = strategy_error.or_else(|| {
+        let given = encryption.backup_dir.is_some()
+            || encryption.key_backup_file.is_some()
+            || encryption.db_backup_file.is_some()
+            || encryption.no_db_backup;
+        (given && preset.encryption.is_none()).then(|| {
+            format!(
+                "--backup-dir, --key-backup-file, --db-backup-file and --no-db-backup are for data encryption key \
+                 presets; preset {:?} has no encryption settings",
+                preset.name
+            )
+        })
+    });
     if let Some(message) = strategy_error {
         // A usage error (exit 2), like clap's.
         return Err(crate::ExitWith {
@@ -417,6 +475,8 @@ pub async fn run_preset(
         check_key: args.check_key,
         openai_base_url: args.openai_base_url,
         strategy: args.strategy,
+        encryption: args.encryption,
+        encryption_keys: presets.encryption_keys(),
         run: run_options(&args.rotation.run)?,
     };
     commands::preset::run(&connection, options, printer).await

@@ -83,6 +83,8 @@ pub struct Change {
     /// With a database change: the pattern every new pod's log must match (the preset's
     /// `verify.logs`).
     pub log_check: Option<String>,
+    /// A data encryption key's migration (the encryption-key preset): its own plan.
+    pub reencryption: Option<steps::Reencryption>,
 }
 
 impl Change {
@@ -102,6 +104,14 @@ impl Change {
                 name: r.name.clone(),
             })
             .collect();
+        if let Some(reencryption) = &self.reencryption {
+            return steps::plan_reencryption(
+                self.backup_name().as_deref(),
+                reencryption,
+                restarted_at,
+                self.log_check.as_deref(),
+            );
+        }
         steps::plan_rotation(
             self.backup_name().as_deref(),
             self.database.as_ref(),
@@ -400,6 +410,8 @@ pub async fn execute(
                     )
                 ) {
                     "\nDry run (client): nothing was written (the preflight only logged in to Redis and read its settings)."
+                } else if change.reencryption.is_some() {
+                    "\nDry run (client): nothing was written (the preflight counted the rows read-only, through the API server)."
                 } else if change.database.is_some() {
                     "\nDry run (client): nothing was written (the preflight only logged in to the database, through the API server)."
                 } else {
@@ -1084,6 +1096,7 @@ pub async fn plan_change(cluster: &Cluster, request: Request) -> Result<Change> 
         database: None,
         extra_needs: Vec::new(),
         log_check: None,
+        reencryption: None,
     })
 }
 
@@ -1199,6 +1212,179 @@ pub async fn attach_redis(
     change.notes.extend(found.notes);
     change.extra_needs = found.needs;
     change.database = Some(database);
+    Ok(())
+}
+
+/// Where the encryption-key procedure's copies go (`--backup-dir`, `--key-backup-file`,
+/// `--db-backup-file`, `--no-db-backup`).
+#[derive(Debug, Clone, Default)]
+pub struct BackupFiles {
+    pub dir: Option<std::path::PathBuf>,
+    pub key_file: Option<std::path::PathBuf>,
+    pub db_file: Option<std::path::PathBuf>,
+    pub no_db_backup: bool,
+}
+
+/// Adds a data encryption key's migration to `change` after its preflight
+/// (`systems::encryption::preflight`: every row decrypts with the current key, read-only):
+/// the consumers to stop (with their replica counts now, and the HPAs that target them), the
+/// files the key and the dump go to, the row counts and the downtime in the preview.
+pub async fn attach_encryption(
+    cluster: &Cluster,
+    change: &mut Change,
+    settings: &crate::presets::EncryptionSettings,
+    (key, current): (&str, &SecretValue),
+    files: &BackupFiles,
+) -> Result<()> {
+    use crate::consumers::WorkloadKind;
+    use crate::systems::encryption;
+    let namespace = change.data.namespace.clone();
+    let db = steps::Database {
+        server: settings.server.clone(),
+        database: settings.database.clone(),
+        admin: Some(settings.admin.clone()),
+        tls: settings.tls.clone(),
+    };
+    let new = change
+        .data
+        .keys
+        .iter()
+        .find(|k| k.key == key)
+        .map(|k| k.after_value.clone())
+        .ok_or_else(|| anyhow::anyhow!("the change holds no new value of {key}"))?;
+    let found = encryption::preflight(
+        cluster,
+        &namespace,
+        &db,
+        &settings.columns,
+        (current, &new),
+        !files.no_db_backup,
+    )
+    .await?;
+    leave_server_running(
+        change,
+        &found.server_workloads,
+        "it is the PostgreSQL server holding the encrypted rows: it must run for the migration",
+    );
+    let mut scaled = Vec::new();
+    for r in &change.restarts.restart {
+        let replicas = match r.kind {
+            WorkloadKind::Deployment => cluster.deployment_replicas(&namespace, &r.name).await?,
+            WorkloadKind::StatefulSet => cluster.statefulset_replicas(&namespace, &r.name).await?,
+            other => anyhow::bail!(
+                "{}/{} uses {key} and a {} cannot be scaled to 0: its pods would read the rows with the old key \
+                 during the migration; nothing was changed",
+                other.short(),
+                r.name,
+                other.short()
+            ),
+        };
+        scaled.push(steps::Scaled {
+            kind: r.kind,
+            name: r.name.clone(),
+            replicas,
+        });
+    }
+    for (hpa, target) in cluster.autoscalers_of(&namespace, &scaled).await {
+        change.notes.push(format!(
+            "HPA {hpa} scales {target}: at 0 replicas it stops acting; it resumes once the recorded count is back"
+        ));
+    }
+    let run_dir = files.dir.clone().unwrap_or_else(|| {
+        std::path::PathBuf::from(format!("{}-{}", change.data.secret, change.record.id))
+    });
+    let key_file = files
+        .key_file
+        .clone()
+        .unwrap_or_else(|| run_dir.join(format!("{key}-backup.txt")));
+    let dump_file = (!files.no_db_backup).then(|| {
+        files
+            .db_file
+            .clone()
+            .unwrap_or_else(|| run_dir.join(format!("{}.sql", settings.database)))
+    });
+    let mut paths = Vec::new();
+    for path in std::iter::once(&key_file).chain(dump_file.as_ref()) {
+        let absolute = std::path::absolute(path)
+            .map_err(|e| anyhow::anyhow!("cannot resolve {}: {e}", path.display()))?;
+        encryption::refuse_git_work_tree(&absolute)
+            .map_err(|e| anyhow::anyhow!("{e:#}; nothing was changed"))?;
+        if absolute.exists() {
+            anyhow::bail!(
+                "{} exists already; the run writes new files only: choose another path; nothing was changed",
+                absolute.display()
+            );
+        }
+        paths.push(absolute.display().to_string());
+    }
+    let rows: Vec<String> = found
+        .counts
+        .iter()
+        .map(|(column, c)| {
+            format!(
+                "{column}: {} rows, {} tokens of the current key{}{}",
+                c.rows,
+                c.old,
+                if c.new > 0 {
+                    format!(", {} already readable with the new one", c.new)
+                } else {
+                    String::new()
+                },
+                if c.null > 0 {
+                    format!(", {} NULL", c.null)
+                } else {
+                    String::new()
+                }
+            )
+        })
+        .collect();
+    let stopped = scaled
+        .iter()
+        .map(|s| format!("{} ({} replicas)", s.workload().reference(), s.replicas))
+        .collect::<Vec<_>>()
+        .join(", ");
+    set_note(
+        &mut change.notes,
+        "Downtime: ",
+        if scaled.is_empty() {
+            "none: no consumer uses the key".into()
+        } else {
+            format!(
+                "{stopped} are scaled to 0 from before the migration until they are back with the new key: the \
+                 re-encryption of {} tokens (one transaction) and the rollout (the runbook plans 30+ minutes)",
+                found.counts.iter().map(|(_, c)| c.old).sum::<u64>()
+            )
+        },
+    );
+    change.notes.push(format!(
+        "Rows (every one decrypts with the current key): {}",
+        rows.join("; ")
+    ));
+    change.notes.push(format!(
+        "Backups: Secret {namespace}/{}; key file {} (0600); {}",
+        change.backup_name().unwrap_or_default(),
+        paths[0],
+        match paths.get(1) {
+            Some(dump) => format!("database dump {dump} (0600, pg_dump in the server's pod)"),
+            None => "no database dump (--no-db-backup)".into(),
+        }
+    ));
+    change.notes.push(
+        "Rollback: a failed migration changes nothing (one transaction) and the consumers come back with the old \
+         key; a failure after it re-encrypts the rows back with the old key (they are intact, and it keeps any \
+         row written since), restores the key and scales back up; the dump is the last resort"
+            .into(),
+    );
+    change.notes.extend(found.notes);
+    change.extra_needs = found.needs;
+    change.reencryption = Some(steps::Reencryption {
+        db,
+        columns: settings.columns.clone(),
+        key: key.to_string(),
+        key_file: Some(paths[0].clone()),
+        dump_file: paths.get(1).cloned(),
+        scaled,
+    });
     Ok(())
 }
 

@@ -325,9 +325,7 @@ pub fn built_in() -> Vec<Preset> {
         kind: KeyKind::Fernet,
         verify_logs: Some("Tenant configs decrypted".into()),
         verify_health: None,
-        downtime: "The consumers are scaled to 0 from before the migration until they are back with the new key \
-                   (the runbook plans 30+ minutes)"
-            .into(),
+        downtime: "Consumers scaled to 0 during the migration (the runbook plans 30+ minutes)".into(),
         impact: "Tenant configs inaccessible during the migration (the consumers are stopped)".into(),
         steps: Vec::new(),
         after: vec![
@@ -669,7 +667,12 @@ fn merge_encryption(
     config: EncryptionConfig,
     at: &dyn Fn(&str) -> String,
 ) -> Result<EncryptionSettings> {
-    let missing = |field: &str| anyhow!("{}: missing field `{field}`", at(&format!("encryption.{field}")));
+    let missing = |field: &str| {
+        anyhow!(
+            "{}: missing field `{field}`",
+            at(&format!("encryption.{field}"))
+        )
+    };
     let server = match (config.server, &before) {
         (Some(s), _) => s,
         (None, Some(b)) => b.server.clone(),

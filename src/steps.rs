@@ -536,7 +536,9 @@ impl Step {
                 redis.user
             ),
             Step::SaveKey { key, path } => {
-                format!("write the current {key} to {path} (a new file, mode 0600) and read it back")
+                format!(
+                    "write the current {key} to {path} (a new file, mode 0600) and read it back"
+                )
             }
             Step::DumpDatabase { db, path } => format!(
                 "pg_dump of database {} in the pod of {} (through the API server) to {path} (mode 0600), checked complete",

@@ -32,6 +32,10 @@ pub struct PresetOptions {
     pub openai_base_url: String,
     /// `--strategy`, for a PostgreSQL or Redis preset.
     pub strategy: Option<Strategy>,
+    /// Where a data encryption key preset's copies go.
+    pub encryption: crate::cli::EncryptionArgs,
+    /// Every data encryption key a preset describes (refused by the other presets).
+    pub encryption_keys: Vec<crate::commands::secret::EncryptionKey>,
     pub run: RunOptions,
 }
 
@@ -52,6 +56,31 @@ pub async fn run(
         .get_secret(&cluster.namespace, &preset.secret)
         .await?;
     plan::precheck(&secret, &[&preset.key], options.create_key, options.force)?;
+    let mut guard_notes = Vec::new();
+    if preset.encryption.is_none() {
+        crate::commands::secret::guard_encryption_key(
+            &options.encryption_keys,
+            (&cluster.namespace, &preset.secret, &preset.key),
+            options.force,
+            &mut guard_notes,
+        )?;
+    }
+    // The key whose rows are re-encrypted: the current one must exist.
+    let current_key = match &preset.encryption {
+        Some(_) => Some(
+            crate::systems::secret::value_of(&secret, &preset.key)
+                .map(|v| SecretValue::new(v.to_vec()))
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "Secret {}/{} has no key {}: there is no current key whose rows to re-encrypt; nothing was changed",
+                        cluster.namespace,
+                        preset.secret,
+                        preset.key
+                    )
+                })?,
+        ),
+        None => None,
+    };
 
     let source = match (&options.source, preset.source) {
         (Some(source), _) => source.clone(),
@@ -110,6 +139,7 @@ pub async fn run(
         format!("Impact: {}", preset.impact),
     ];
     notes.extend(preset.steps.iter().map(|s| format!("Before: {s}")));
+    notes.extend(guard_notes);
     // A PostgreSQL password: what changes in the database, planned from the Secret as read.
     let database = match &preset.postgres {
         Some(settings) => {
@@ -176,6 +206,23 @@ pub async fn run(
         let chosen = options.strategy.is_some()
             || preset.redis.as_ref().is_some_and(|r| r.strategy.is_some());
         pipeline::attach_redis(&cluster, &mut change, plan, &current, chosen).await?;
+        change.log_check = preset.verify_logs.clone();
+    }
+    if let (Some(settings), Some(current)) = (&preset.encryption, &current_key) {
+        let files = pipeline::BackupFiles {
+            dir: options.encryption.backup_dir.clone(),
+            key_file: options.encryption.key_backup_file.clone(),
+            db_file: options.encryption.db_backup_file.clone(),
+            no_db_backup: options.encryption.no_db_backup,
+        };
+        pipeline::attach_encryption(
+            &cluster,
+            &mut change,
+            settings,
+            (&preset.key, current),
+            &files,
+        )
+        .await?;
         change.log_check = preset.verify_logs.clone();
     }
     let dry_run = options.run.dry_run != crate::cli::DryRun::None;

@@ -41,6 +41,51 @@ pub struct SecretOptions {
     /// Keys of this Secret that a preset describes as a server's password: (key, preset,
     /// system, server). Changing only the Secret would lock the app out.
     pub servers: Vec<ServerKey>,
+    /// Data encryption keys that presets describe (refused without a migration).
+    pub encryption_keys: Vec<EncryptionKey>,
+}
+
+/// A key that a preset describes as a data encryption key: changing it without re-encrypting
+/// the rows makes them unreadable.
+#[derive(Debug, Clone)]
+pub struct EncryptionKey {
+    pub secret: String,
+    pub key: String,
+    pub preset: String,
+    /// `table.column` of each column holding its tokens.
+    pub columns: Vec<String>,
+}
+
+/// Refuses (without `--force`) to change a data encryption key outside its preset; with
+/// `--force`, the runbook's warning as a preview line.
+pub fn guard_encryption_key(
+    keys: &[EncryptionKey],
+    (namespace, secret, key): (&str, &str, &str),
+    force: bool,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let Some(guarded) = keys.iter().find(|k| k.secret == secret && k.key == key) else {
+        return Ok(());
+    };
+    if !force {
+        bail!(
+            "key {key} of Secret {namespace}/{secret} is the data encryption key of preset {} ({}): changing it \
+             without re-encrypting those rows makes every one of them unreadable once the pods restart. Rotate it \
+             with `kubectl rotate {} -n {namespace}` (backups, migration, scale down and up, verify, rollback), or \
+             pass --force to change only the Secret; nothing was changed",
+            guarded.preset,
+            guarded.columns.join(", "),
+            guarded.preset
+        );
+    }
+    notes.push(format!(
+        "Warning: --force: the runbook's WARNING: data migration required. Only the Secret changes: the rows of {} \
+         stay encrypted with the old key and become unreadable to pods started with the new one (the old key is \
+         in the backup Secret; `kubectl rotate {}` does the migration)",
+        guarded.columns.join(", "),
+        guarded.preset
+    ));
+    Ok(())
 }
 
 /// A key whose value is also a server's password (a PostgreSQL or Redis preset's key).
@@ -64,6 +109,12 @@ pub async fn run(
     // Refuse what cannot happen before asking anyone to type a value.
     plan::precheck(&secret, &[&options.key], options.create_key, options.force)?;
     let mut notes = Vec::new();
+    guard_encryption_key(
+        &options.encryption_keys,
+        (&cluster.namespace, &options.secret, &options.key),
+        options.force,
+        &mut notes,
+    )?;
     for guarded in options.servers.iter().filter(|s| s.key == options.key) {
         // A preset for another app's Secret of the same name: its server is not here.
         let Ok(server) = crate::systems::reach::parse_server(&guarded.server) else {

@@ -32,8 +32,8 @@ pub const DUMP_COMPLETE: &str = "-- PostgreSQL database dump complete";
 
 /// Refuses a path inside a git work tree (a key or a dump must never be committed).
 pub fn refuse_git_work_tree(path: &Path) -> Result<()> {
-    let absolute = std::path::absolute(path)
-        .with_context(|| format!("cannot resolve {}", path.display()))?;
+    let absolute =
+        std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))?;
     for dir in absolute.ancestors().skip(1) {
         if dir.join(".git").exists() {
             bail!(
@@ -66,7 +66,9 @@ fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
 pub async fn save_key(ctx: &Ctx<'_>, key: &str, path: &str) -> StepOutcome {
     let old = match super::secret::old_value(ctx, key).await {
         Ok(old) => old,
-        Err(err) => return StepOutcome::failed(format!("{err:#}; nothing was written"), Applied::No),
+        Err(err) => {
+            return StepOutcome::failed(format!("{err:#}; nothing was written"), Applied::No);
+        }
     };
     let file = Path::new(path);
     if let Err(err) = refuse_git_work_tree(file) {
@@ -78,7 +80,9 @@ pub async fn save_key(ctx: &Ctx<'_>, key: &str, path: &str) -> StepOutcome {
         }
         Ok(_) => {
             return StepOutcome::failed(
-                format!("{path} exists and holds something else; nothing was overwritten: choose another --key-backup-file"),
+                format!(
+                    "{path} exists and holds something else; nothing was overwritten: choose another --key-backup-file"
+                ),
                 Applied::No,
             );
         }
@@ -119,7 +123,8 @@ pub async fn check_save_key(ctx: &Ctx<'_>, key: &str, path: &str) -> Result<Chec
 /// The pod (and its PostgreSQL container) behind `db.server`.
 async fn database_pod(ctx: &Ctx<'_>, db: &Database) -> Result<(String, Option<String>)> {
     let server = super::reach::parse_server(&db.server)?;
-    let Some((pod, _)) = super::reach::resolve_pod(&ctx.cluster.client, ctx.namespace(), &server).await?
+    let Some((pod, _)) =
+        super::reach::resolve_pod(&ctx.cluster.client, ctx.namespace(), &server).await?
     else {
         bail!(
             "PostgreSQL at {} is outside the cluster: pg_dump cannot run in its pod; dump it yourself and \
@@ -128,12 +133,10 @@ async fn database_pod(ctx: &Ctx<'_>, db: &Database) -> Result<(String, Option<St
         );
     };
     let pods: Api<Pod> = Api::namespaced(ctx.cluster.client.clone(), ctx.namespace());
-    let found = pods.get(&pod).await.map_err(|e| {
-        anyhow!(
-            "cannot read pod {pod}: {}",
-            crate::cluster::short_error(&e)
-        )
-    })?;
+    let found = pods
+        .get(&pod)
+        .await
+        .map_err(|e| anyhow!("cannot read pod {pod}: {}", crate::cluster::short_error(&e)))?;
     let container = found.spec.as_ref().and_then(|s| {
         s.containers
             .iter()
@@ -168,7 +171,9 @@ pub async fn dump(ctx: &Ctx<'_>, db: &Database, path: &str) -> StepOutcome {
     }
     if target.exists() {
         return StepOutcome::failed(
-            format!("{path} exists and is not a complete dump; nothing was overwritten: move it away or choose another --db-backup-file"),
+            format!(
+                "{path} exists and is not a complete dump; nothing was overwritten: move it away or choose another --db-backup-file"
+            ),
             Applied::No,
         );
     }
@@ -186,8 +191,8 @@ async fn run_dump(ctx: &Ctx<'_>, db: &Database, target: &Path) -> Result<u64> {
     let (pod, container) = database_pod(ctx, db).await?;
     let partial = target.with_extension("partial");
     let _ = std::fs::remove_file(&partial);
-    let mut file = create_private(&partial)
-        .with_context(|| format!("cannot create {}", partial.display()))?;
+    let mut file =
+        create_private(&partial).with_context(|| format!("cannot create {}", partial.display()))?;
     let user = db
         .admin
         .as_ref()
@@ -201,7 +206,10 @@ async fn run_dump(ctx: &Ctx<'_>, db: &Database, target: &Path) -> Result<u64> {
         "--dbname".into(),
         db.database.clone(),
     ];
-    let mut params = AttachParams::default().stdin(false).stdout(true).stderr(true);
+    let mut params = AttachParams::default()
+        .stdin(false)
+        .stdout(true)
+        .stderr(true);
     if let Some(container) = &container {
         params = params.container(container.clone());
     }
@@ -213,8 +221,12 @@ async fn run_dump(ctx: &Ctx<'_>, db: &Database, target: &Path) -> Result<u64> {
                 crate::cluster::short_error(&e)
             )
         })?;
-        let mut stdout = process.stdout().ok_or_else(|| anyhow!("no stdout from pod {pod}"))?;
-        let mut stderr = process.stderr().ok_or_else(|| anyhow!("no stderr from pod {pod}"))?;
+        let mut stdout = process
+            .stdout()
+            .ok_or_else(|| anyhow!("no stdout from pod {pod}"))?;
+        let mut stderr = process
+            .stderr()
+            .ok_or_else(|| anyhow!("no stderr from pod {pod}"))?;
         let status = process.take_status();
         let errors = tokio::spawn(async move {
             let mut text = Vec::new();
@@ -224,7 +236,10 @@ async fn run_dump(ctx: &Ctx<'_>, db: &Database, target: &Path) -> Result<u64> {
         let mut bytes = 0u64;
         let mut buffer = vec![0u8; 64 * 1024];
         loop {
-            let n = stdout.read(&mut buffer).await.context("reading pg_dump's output")?;
+            let n = stdout
+                .read(&mut buffer)
+                .await
+                .context("reading pg_dump's output")?;
             if n == 0 {
                 break;
             }
@@ -256,15 +271,22 @@ async fn run_dump(ctx: &Ctx<'_>, db: &Database, target: &Path) -> Result<u64> {
             );
         }
         if !dump_is_complete(&partial) {
-            bail!("pg_dump in pod {pod} exited 0 but its output does not end with {DUMP_COMPLETE:?}");
+            bail!(
+                "pg_dump in pod {pod} exited 0 but its output does not end with {DUMP_COMPLETE:?}"
+            );
         }
         anyhow::Ok(bytes)
     }
     .await;
     match result {
         Ok(bytes) => {
-            std::fs::rename(&partial, target)
-                .with_context(|| format!("cannot rename {} to {}", partial.display(), target.display()))?;
+            std::fs::rename(&partial, target).with_context(|| {
+                format!(
+                    "cannot rename {} to {}",
+                    partial.display(),
+                    target.display()
+                )
+            })?;
             Ok(bytes)
         }
         Err(err) => {
@@ -310,11 +332,15 @@ pub async fn reencrypt(
 ) -> StepOutcome {
     let keys = match keys(ctx, key, to).await {
         Ok(keys) => keys,
-        Err(err) => return StepOutcome::failed(format!("{err:#}; nothing was changed"), Applied::No),
+        Err(err) => {
+            return StepOutcome::failed(format!("{err:#}; nothing was changed"), Applied::No);
+        }
     };
     let mut pg = match super::postgres::admin_client(ctx, db).await {
         Ok(pg) => pg,
-        Err(err) => return StepOutcome::failed(format!("{err:#}; nothing was changed"), Applied::No),
+        Err(err) => {
+            return StepOutcome::failed(format!("{err:#}; nothing was changed"), Applied::No);
+        }
     };
     match reencrypt::migrate_all(&mut pg, columns, &keys).await {
         Ok(counts) => {
@@ -345,11 +371,15 @@ pub async fn reencrypt(
                     to.name()
                 )),
                 Ok(_) => StepOutcome::failed(
-                    format!("re-encrypting failed ({why}); read back: the transaction was rolled back, nothing was changed"),
+                    format!(
+                        "re-encrypting failed ({why}); read back: the transaction was rolled back, nothing was changed"
+                    ),
                     Applied::No,
                 ),
                 Err(read) => StepOutcome::failed(
-                    format!("cannot tell whether the re-encryption committed: {why}; counting failed: {read:#}"),
+                    format!(
+                        "cannot tell whether the re-encryption committed: {why}; counting failed: {read:#}"
+                    ),
                     Applied::Unknown,
                 ),
             }
@@ -382,7 +412,12 @@ pub async fn check_reencrypt(
 }
 
 /// Every row decrypts with the Secret's value of `key`.
-pub async fn check_rows(ctx: &Ctx<'_>, db: &Database, columns: &[Column], key: &str) -> StepOutcome {
+pub async fn check_rows(
+    ctx: &Ctx<'_>,
+    db: &Database,
+    columns: &[Column],
+    key: &str,
+) -> StepOutcome {
     let result = async {
         let live = super::secret::read_live(ctx).await?;
         let value = super::secret::value_of(&live, key)
@@ -402,4 +437,135 @@ pub async fn check_rows(ctx: &Ctx<'_>, db: &Database, columns: &[Column], key: &
         }
         Err(err) => StepOutcome::failed(format!("{err:#}"), Applied::No),
     }
+}
+
+/// What the preflight found: the row counts, the permissions the steps need, and the
+/// database server's own workloads (never scaled down).
+#[derive(Debug, Default)]
+pub struct Preflight {
+    pub counts: Vec<(Column, Counts)>,
+    pub needs: Vec<crate::access::Need>,
+    pub server_workloads: Vec<(crate::consumers::WorkloadKind, String)>,
+    pub notes: Vec<String>,
+}
+
+/// Before anything is written: the server is there and the admin logs in; every row of every
+/// column decrypts with the current key (the runbook's "test the migration first", read-only
+/// in one snapshot); a row that does not is named and nothing happens.
+pub async fn preflight(
+    cluster: &crate::cluster::Cluster,
+    namespace: &str,
+    db: &Database,
+    columns: &[Column],
+    (current, new): (&SecretValue, &SecretValue),
+    dump: bool,
+) -> Result<Preflight> {
+    use super::reach::{Server, parse_server, resolve_pod, server_exists};
+    use crate::access::Need;
+    let client = &cluster.client;
+    let server = parse_server(&db.server)?.with_tls(&db.tls);
+    if !server_exists(client, namespace, &server).await? {
+        bail!(
+            "the PostgreSQL server {server} holding the encrypted rows does not exist in namespace {namespace}: \
+             point encryption.server of the preset in the config file at your database; nothing was changed"
+        );
+    }
+    let mut found = Preflight::default();
+    if let Server::Service { name, .. } = &server {
+        found.needs.push(Need::new(
+            "get",
+            "",
+            "endpoints",
+            Some(name),
+            namespace,
+            "to find the database's pod behind its Service",
+        ));
+    }
+    let pod = resolve_pod(client, namespace, &server).await?;
+    if let Some((pod, _)) = &pod {
+        for verb in ["get", "create"] {
+            found.needs.push(Need::new(
+                verb,
+                "",
+                "pods/portforward",
+                Some(pod),
+                namespace,
+                "to reach PostgreSQL through the API server",
+            ));
+        }
+        if dump {
+            found.needs.push(Need::new(
+                "create",
+                "",
+                "pods/exec",
+                Some(pod),
+                namespace,
+                "to run pg_dump in the database's pod (as kubectl exec)",
+            ));
+        }
+    } else if dump {
+        bail!(
+            "PostgreSQL at {server} is outside the cluster: pg_dump cannot run in its pod through the API server; \
+             back it up yourself and pass --no-db-backup; nothing was changed"
+        );
+    }
+    let admin = db
+        .admin
+        .as_ref()
+        .ok_or_else(|| anyhow!("the preset names no admin login (encryption.admin)"))?;
+    found.needs.push(Need::new(
+        "get",
+        "",
+        "secrets",
+        Some(&admin.secret),
+        namespace,
+        "to read the PostgreSQL admin's password",
+    ));
+    found.server_workloads = super::postgres::server_workloads(client, namespace, &server).await?;
+    let secret = cluster.get_secret(namespace, &admin.secret).await.map_err(|e| {
+        anyhow!(
+            "{e:#}\nthe preset names Secret {namespace}/{} key {} as the PostgreSQL admin's password (encryption.admin in the config file)",
+            admin.secret,
+            admin.key
+        )
+    })?;
+    let password = super::secret::value_of(&secret, &admin.key)
+        .map(|v| SecretValue::new(v.to_vec()))
+        .ok_or_else(|| {
+            anyhow!(
+                "Secret {namespace}/{} has no key {} (the PostgreSQL admin's password, encryption.admin in the config file); nothing was changed",
+                admin.secret,
+                admin.key
+            )
+        })?;
+    let login = super::postgres::Credentials {
+        user: &admin.user,
+        database: &db.database,
+        password: &password,
+    };
+    let mut pg = match super::postgres::connect(client, namespace, &server, &login).await? {
+        Ok(pg) => pg,
+        Err(why) => bail!(
+            "PostgreSQL at {server} refuses the admin login {} with the password in Secret {namespace}/{} key {} ({why}); \
+             fix the admin Secret or encryption.admin in the config file; nothing was changed",
+            admin.user,
+            admin.secret,
+            admin.key
+        ),
+    };
+    let keys = Keys::new(current, new).map_err(|e| anyhow!("{e:#}; nothing was changed"))?;
+    let counts = match reencrypt::count_all(&mut pg, columns, &keys).await {
+        Ok(counts) => counts,
+        Err(err) if err.downcast_ref::<Undecryptable>().is_some() => bail!(
+            "{err:#}: the current key cannot read it, so the migration would stop there. Fix or remove that row \
+             first (it is unreadable today); nothing was changed"
+        ),
+        Err(err) => bail!("counting the encrypted rows: {err:#}; nothing was changed"),
+    };
+    found.counts = columns.iter().cloned().zip(counts).collect();
+    found.notes.push(format!(
+        "PostgreSQL: {server} (namespace {namespace}), database {}: rows are rewritten as {} (Secret {namespace}/{} key {})",
+        db.database, admin.user, admin.secret, admin.key
+    ));
+    Ok(found)
 }

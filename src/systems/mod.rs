@@ -160,9 +160,7 @@ pub async fn apply(step: &Step, ctx: &Ctx<'_>, printer: &mut Printer) -> StepOut
             key,
             to,
         } => encryption::reencrypt(ctx, db, columns, key, *to).await,
-        Step::CheckRows { db, columns, key } => {
-            encryption::check_rows(ctx, db, columns, key).await
-        }
+        Step::CheckRows { db, columns, key } => encryption::check_rows(ctx, db, columns, key).await,
     }
 }
 

@@ -63,7 +63,11 @@ impl Keys {
     pub fn which(&self, token: &str) -> Option<Which> {
         if self.new.decrypt(token).is_ok() {
             Some(Which::New)
-        } else if self.old.as_ref().is_some_and(|old| old.decrypt(token).is_ok()) {
+        } else if self
+            .old
+            .as_ref()
+            .is_some_and(|old| old.decrypt(token).is_ok())
+        {
             Some(Which::Old)
         } else {
             None

@@ -20,7 +20,7 @@ fn api(ctx: &Ctx<'_>) -> Api<Secret> {
     Api::namespaced(ctx.cluster.client.clone(), ctx.namespace())
 }
 
-pub(super) fn value_of<'s>(secret: &'s Secret, key: &str) -> Option<&'s [u8]> {
+pub fn value_of<'s>(secret: &'s Secret, key: &str) -> Option<&'s [u8]> {
     secret
         .data
         .as_ref()

@@ -6,12 +6,12 @@ use anyhow::Result;
 
 use super::{Applied, Checked, Ctx, StepOutcome};
 use crate::cluster::short_error;
-use crate::rollout::{self, Outcome, Target, WorkloadResult};
 use crate::consumers::WorkloadKind;
+use crate::rollout::{self, Outcome, Target, WorkloadResult};
 use crate::steps::{Scaled, WorkloadRef};
-use serde_json::json;
 use crate::ui::Printer;
 use crate::ui::progress::RolloutDisplay;
+use serde_json::json;
 
 fn targets(workloads: &[WorkloadRef]) -> Vec<Target> {
     workloads
