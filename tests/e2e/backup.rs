@@ -302,6 +302,7 @@ fn rollback_from_a_backup_file(kubeconfig: &Path) -> Result<()> {
         "secret",
         "app-secrets",
         "encryption-key",
+        "--force",
         "--generate",
         "fernet",
         "-y",

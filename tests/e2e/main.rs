@@ -15,6 +15,7 @@
 mod app;
 mod backup;
 mod completion;
+mod encryption_rotation;
 mod fault_proxy;
 mod faults;
 mod krew;
@@ -72,6 +73,7 @@ fn main() -> ExitCode {
         redis::tests(),
         redis_rotation::tests(),
         reencrypt::tests(),
+        encryption_rotation::tests(),
     ]
     .into_iter()
     .flatten()

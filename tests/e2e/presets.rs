@@ -403,10 +403,32 @@ fn the_notice_carries_date_contact_duration_and_impact(kubeconfig: &Path) -> Res
             run.stdout
         );
     }
+    // The encryption-key preset's notice states the runbook's downtime and impact.
     let run = env.kubectl(&[
         "rotate",
         "notice",
         "encryption-key",
+        "--date",
+        "2026-12-05 02:00 UTC",
+        "--contact",
+        "#platform-oncall",
+    ])?;
+    run.success()?;
+    for expected in [
+        "Duration: Consumers scaled to 0 during the migration (the runbook plans 30+ minutes)",
+        "Impact: Tenant configs inaccessible during the migration (the consumers are stopped)",
+        "We will be rotating the data encryption key (tenant configs) to enhance security.",
+    ] {
+        ensure!(
+            run.stdout.contains(expected),
+            "missing {expected:?} in:\n{}",
+            run.stdout
+        );
+    }
+    let run = env.kubectl(&[
+        "rotate",
+        "notice",
+        "stripe",
         "--date",
         "x",
         "--contact",
@@ -414,7 +436,7 @@ fn the_notice_carries_date_contact_duration_and_impact(kubeconfig: &Path) -> Res
     ])?;
     run.failure(1)?;
     ensure!(
-        run.stderr.contains("no preset named \"encryption-key\""),
+        run.stderr.contains("no preset named \"stripe\""),
         "{}",
         run.stderr
     );
