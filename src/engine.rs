@@ -283,8 +283,7 @@ impl<'a> Engine<'a> {
                             };
                         }
                         printer.warn(&format!(
-                            "step {} failed; undoing run {} (the old values back, then the restarted \
-                             workloads restarted again): {}",
+                            "step {} failed; undoing run {} (every step it applied, in reverse): {}",
                             self.journal.steps[index].step.name(),
                             self.journal.id,
                             first_line(&message)

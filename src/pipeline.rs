@@ -318,6 +318,7 @@ pub async fn execute(
         show_secrets: options.show_secrets,
         notes: &change.notes,
         steps: &step_lines,
+        scale_down: change.reencryption.is_some(),
     };
     for (style, line) in preview::render(&change.data, &change.restarts, &context) {
         match options.output {

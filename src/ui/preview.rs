@@ -19,6 +19,9 @@ pub struct PreviewContext<'a> {
     pub notes: &'a [String],
     /// The run's steps, in order, in words.
     pub steps: &'a [String],
+    /// Stops the consumers (scale to 0) instead of a rolling restart: the migration of a data
+    /// encryption key.
+    pub scale_down: bool,
 }
 
 pub fn render(
@@ -123,10 +126,17 @@ pub fn render(
     } else {
         lines.push((
             Style::Plain,
-            format!(
-                "Restart ({}), in parallel, then watch the rollouts:",
-                restarts.restart.len()
-            ),
+            if context.scale_down {
+                format!(
+                    "Stop ({}): scaled to 0 before the migration, back to their replicas after the patch, then watched:",
+                    restarts.restart.len()
+                )
+            } else {
+                format!(
+                    "Restart ({}), in parallel, then watch the rollouts:",
+                    restarts.restart.len()
+                )
+            },
         ));
         let width = restarts
             .restart
@@ -319,6 +329,7 @@ mod tests {
             show_secrets: true,
             notes: &[],
             steps: &[],
+            scale_down: false,
         };
         let rendered = text(&render(&data, &restarts, &context));
         assert!(
