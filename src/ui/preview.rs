@@ -309,6 +309,7 @@ mod tests {
                 "back up openai-api-key of Secret prod/app-secrets".to_string(),
                 "patch Secret prod/app-secrets: openai-api-key".to_string(),
             ],
+            scale_down: false,
         };
         let rendered = text(&render(&data, &restarts, &context));
         assert!(
