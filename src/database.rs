@@ -159,10 +159,12 @@ pub fn plan_database(
                 extra_changes: vec![(key.clone(), to)],
             })
         }
-        Strategy::Overlap | Strategy::Requirepass => bail!(
-            "--strategy {} is for Redis presets; PostgreSQL takes single-user or alternating-users",
-            strategy.name()
-        ),
+        Strategy::Overlap | Strategy::Requirepass | Strategy::ScaleDown | Strategy::Keyring => {
+            bail!(
+                "--strategy {} is for Redis presets; PostgreSQL takes single-user or alternating-users",
+                strategy.name()
+            )
+        }
     }
 }
 

@@ -413,24 +413,35 @@ pub async fn run_preset(
     printer: &mut Printer,
 ) -> Result<u8> {
     presets.ok()?;
-    let strategy_error = match (args.strategy, &preset.postgres, &preset.redis) {
-        (None, _, _) => None,
-        (Some(s), Some(_), _) if !s.for_postgres() => Some(format!(
-            "--strategy {} is for Redis presets; preset {:?} is a PostgreSQL password: use single-user or alternating-users",
-            s.name(),
-            preset.name
-        )),
-        (Some(s), _, Some(_)) if s.for_postgres() => Some(format!(
-            "--strategy {} is for PostgreSQL presets; preset {:?} is a Redis password: use overlap or requirepass",
-            s.name(),
-            preset.name
-        )),
-        (Some(_), None, None) => Some(format!(
-            "--strategy is for PostgreSQL and Redis presets; preset {:?} has no postgres or redis settings",
-            preset.name
-        )),
-        _ => None,
-    };
+    let strategy_error = args.strategy.and_then(|s| {
+        let (fits, kind, choices) = match (&preset.postgres, &preset.redis, &preset.encryption) {
+            (Some(_), _, _) => (
+                s.for_postgres(),
+                "a PostgreSQL password",
+                "single-user or alternating-users",
+            ),
+            (_, Some(_), _) => (s.for_redis(), "a Redis password", "overlap or requirepass"),
+            (_, _, Some(_)) => (
+                s.for_encryption(),
+                "a data encryption key",
+                "scale-down or keyring",
+            ),
+            _ => {
+                return Some(format!(
+                    "--strategy is for PostgreSQL, Redis and data encryption key presets; preset {:?} has none of \
+                     their settings",
+                    preset.name
+                ));
+            }
+        };
+        (!fits).then(|| {
+            format!(
+                "--strategy {} does not fit preset {:?}: its key is {kind}; use {choices}",
+                s.name(),
+                preset.name
+            )
+        })
+    });
     let encryption = &args.encryption;
     let strategy_error = strategy_error.or_else(|| {
         let given = encryption.backup_dir.is_some()

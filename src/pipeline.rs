@@ -318,7 +318,13 @@ pub async fn execute(
         show_secrets: options.show_secrets,
         notes: &change.notes,
         steps: &step_lines,
-        scale_down: change.reencryption.is_some(),
+        restart_heading: change.reencryption.as_ref().map(|r| {
+            if r.keyring.is_some() {
+                "Restart ({}) after each of the two Secret changes, in parallel, then watch the rollouts:"
+            } else {
+                "Stop ({}): scaled to 0 before the migration, back to their replicas after the patch, then watched:"
+            }
+        }),
     };
     for (style, line) in preview::render(&change.data, &change.restarts, &context) {
         match options.output {
@@ -683,15 +689,14 @@ pub async fn conclude(
                         );
                     }
                 } else {
-                    printer.line(&format!(
-                        "Rolled out: {}.",
-                        engine
-                            .forward_results
-                            .iter()
-                            .map(WorkloadResult::reference)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ));
+                    // A key-ring run rolls each consumer out twice: name it once.
+                    let mut rolled: Vec<String> = Vec::new();
+                    for reference in engine.forward_results.iter().map(WorkloadResult::reference) {
+                        if !rolled.contains(&reference) {
+                            rolled.push(reference);
+                        }
+                    }
+                    printer.line(&format!("Rolled out: {}.", rolled.join(", ")));
                 }
             }
             finish(printer, options, report, started)
@@ -1236,7 +1241,9 @@ pub async fn attach_encryption(
     settings: &crate::presets::EncryptionSettings,
     (key, current): (&str, &SecretValue),
     files: &BackupFiles,
+    strategy: crate::presets::Strategy,
 ) -> Result<()> {
+    let keyring = strategy == crate::presets::Strategy::Keyring;
     use crate::consumers::WorkloadKind;
     use crate::systems::encryption;
     let namespace = change.data.namespace.clone();
@@ -1268,7 +1275,7 @@ pub async fn attach_encryption(
         "it is the PostgreSQL server holding the encrypted rows: it must run for the migration",
     );
     let mut scaled = Vec::new();
-    for r in &change.restarts.restart {
+    for r in change.restarts.restart.iter().filter(|_| !keyring) {
         let replicas = match r.kind {
             WorkloadKind::Deployment => cluster.deployment_replicas(&namespace, &r.name).await?,
             WorkloadKind::StatefulSet => cluster.statefulset_replicas(&namespace, &r.name).await?,
@@ -1344,19 +1351,39 @@ pub async fn attach_encryption(
         .map(|s| format!("{} ({} replicas)", s.workload().reference(), s.replicas))
         .collect::<Vec<_>>()
         .join(", ");
-    set_note(
-        &mut change.notes,
-        "Downtime: ",
-        if scaled.is_empty() {
-            "none: no consumer uses the key".into()
-        } else {
-            format!(
-                "{stopped} are scaled to 0 from before the migration until they are back with the new key: the \
+    let restarted = change
+        .restarts
+        .restart
+        .iter()
+        .map(|r| steps::WorkloadRef {
+            kind: r.kind,
+            name: r.name.clone(),
+        })
+        .collect::<Vec<_>>();
+    set_note(&mut change.notes, "Strategy: ", strategy.name().into());
+    if let Some((downtime, impact)) = strategy.downtime_and_impact("", "") {
+        set_note(&mut change.notes, "Downtime: ", downtime);
+        set_note(&mut change.notes, "Impact: ", impact);
+        change.notes.push(format!(
+            "Key ring: the app must accept keys separated by {:?} (the first encrypts, each decrypts: Python's \
+             MultiFernet); a consumer that does not will fail its rollout in the first phase, and the run is undone",
+            settings.separator
+        ));
+    } else {
+        set_note(
+            &mut change.notes,
+            "Downtime: ",
+            if scaled.is_empty() {
+                "none: no consumer uses the key".into()
+            } else {
+                format!(
+                    "{stopped} are scaled to 0 from before the migration until they are back with the new key: the \
                  re-encryption of {} tokens (one transaction) and the rollout (the runbook plans 30+ minutes)",
-                found.counts.iter().map(|(_, c)| c.old).sum::<u64>()
-            )
-        },
-    );
+                    found.counts.iter().map(|(_, c)| c.old).sum::<u64>()
+                )
+            },
+        );
+    }
     change.notes.push(format!(
         "Rows (every one decrypts with the current key): {}",
         rows.join("; ")
@@ -1370,12 +1397,17 @@ pub async fn attach_encryption(
             None => "no database dump (--no-db-backup)".into(),
         }
     ));
-    change.notes.push(
+    change.notes.push(if keyring {
+        "Rollback: the Secret holds old,new and the consumers roll out, the rows move back in short \
+         transactions, then the Secret holds the old key and the consumers roll out again; the dump is the last \
+         resort"
+            .into()
+    } else {
         "Rollback: a failed migration changes nothing (one transaction) and the consumers come back with the old \
          key; a failure after it re-encrypts the rows back with the old key (they are intact, and it keeps any \
          row written since), restores the key and scales back up; the dump is the last resort"
-            .into(),
-    );
+            .into()
+    });
     change.notes.extend(found.notes);
     change.extra_needs = found.needs;
     change.reencryption = Some(steps::Reencryption {
@@ -1385,6 +1417,8 @@ pub async fn attach_encryption(
         key_file: Some(paths[0].clone()),
         dump_file: paths.get(1).cloned(),
         scaled,
+        keyring: keyring.then(|| settings.separator.clone()),
+        restart: if keyring { restarted } else { Vec::new() },
     });
     Ok(())
 }

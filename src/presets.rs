@@ -127,6 +127,10 @@ pub struct EncryptionSettings {
     pub tls: Tls,
     /// The columns holding tokens, each with its table's primary key.
     pub columns: Vec<crate::steps::Column>,
+    /// `scale-down` (the runbook's) or `keyring`.
+    pub strategy: Strategy,
+    /// How the app splits a key list (key-ring mode).
+    pub separator: String,
 }
 
 /// Where a preset's Redis user lives.
@@ -155,6 +159,10 @@ pub enum Strategy {
     Overlap,
     /// Redis: CONFIG SET requirepass replaces the password at once (a server without ACLs).
     Requirepass,
+    /// Data encryption key: the runbook's procedure; the consumers are stopped during the migration.
+    ScaleDown,
+    /// Data encryption key, no downtime: the Secret holds new,old while the rows move (the app must accept a key list).
+    Keyring,
 }
 
 impl Strategy {
@@ -162,7 +170,11 @@ impl Strategy {
     /// preset's (single user is the runbook's procedure, whose text the preset carries).
     pub fn downtime_and_impact(self, user: &str, clone: &str) -> Option<(String, String)> {
         match self {
-            Strategy::SingleUser => None,
+            Strategy::SingleUser | Strategy::ScaleDown => None,
+            Strategy::Keyring => Some((
+                "none expected (key ring: the app reads the old and the new key while the rows move)".into(),
+                "None: the consumers roll out twice; the rows move in short transactions while they serve".into(),
+            )),
             Strategy::Overlap => Some((
                 "none expected (overlap: the old and the new password both work until the rollout is over)".into(),
                 format!(
@@ -192,12 +204,24 @@ impl Strategy {
             Strategy::AlternatingUsers => "alternating-users",
             Strategy::Overlap => "overlap",
             Strategy::Requirepass => "requirepass",
+            Strategy::ScaleDown => "scale-down",
+            Strategy::Keyring => "keyring",
         }
     }
 
-    /// Whether it is a strategy for a PostgreSQL preset (else for Redis).
+    /// Whether it is a strategy for a PostgreSQL preset.
     pub fn for_postgres(self) -> bool {
         matches!(self, Strategy::SingleUser | Strategy::AlternatingUsers)
+    }
+
+    /// Whether it is a strategy for a Redis preset.
+    pub fn for_redis(self) -> bool {
+        matches!(self, Strategy::Overlap | Strategy::Requirepass)
+    }
+
+    /// Whether it is a strategy for a data encryption key's preset.
+    pub fn for_encryption(self) -> bool {
+        matches!(self, Strategy::ScaleDown | Strategy::Keyring)
     }
 }
 
@@ -350,6 +374,8 @@ pub fn built_in() -> Vec<Preset> {
                 key: "tenant_id".into(),
                 column: "config".into(),
             }],
+            strategy: Strategy::ScaleDown,
+            separator: ",".into(),
         }),
     }]
 }
@@ -389,6 +415,10 @@ struct EncryptionConfig {
     tls: Option<TlsMode>,
     ca_file: Option<String>,
     columns: Option<Vec<ColumnConfig>>,
+    /// `scale-down` or `keyring`.
+    strategy: Option<Strategy>,
+    /// Between the keys of a key ring (default `,`).
+    separator: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -711,6 +741,31 @@ fn merge_encryption(
             at("encryption.columns")
         ));
     }
+    let strategy = config
+        .strategy
+        .or_else(|| before.as_ref().map(|b| b.strategy))
+        .unwrap_or(Strategy::ScaleDown);
+    if !strategy.for_encryption() {
+        return Err(anyhow!(
+            "{}: a data encryption key's strategy is scale-down or keyring, not {}",
+            at("encryption.strategy"),
+            strategy.name()
+        ));
+    }
+    let separator = config
+        .separator
+        .or_else(|| before.as_ref().map(|b| b.separator.clone()))
+        .unwrap_or_else(|| ",".into());
+    if separator.is_empty()
+        || separator
+            .chars()
+            .any(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '='))
+    {
+        return Err(anyhow!(
+            "{}: {separator:?} cannot separate Fernet keys (they use letters, digits, '-', '_' and '='); use e.g. \",\"",
+            at("encryption.separator")
+        ));
+    }
     let mut tls = before.map(|b| b.tls).unwrap_or_default();
     if let Some(mode) = config.tls {
         tls.mode = mode;
@@ -724,6 +779,8 @@ fn merge_encryption(
         admin,
         tls,
         columns,
+        strategy,
+        separator,
     })
 }
 

@@ -189,6 +189,47 @@ pub struct Reencryption {
     pub dump_file: Option<String>,
     /// The consumers, stopped from before the migration until the Secret holds the new key.
     pub scaled: Vec<Scaled>,
+    /// Key-ring mode (no downtime): the separator the app splits the key list on; the
+    /// consumers are restarted, never stopped, and the rows move in short transactions.
+    pub keyring: Option<String>,
+    /// With a key ring: the consumers to restart (twice).
+    pub restart: Vec<WorkloadRef>,
+}
+
+/// What a data encryption key's Secret value is during a key-ring run: one key, or both
+/// joined by the separator (the first encrypts, both decrypt: Python's `MultiFernet`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Held {
+    Old,
+    New,
+    #[serde(rename_all = "camelCase")]
+    Ring {
+        first: Version,
+        separator: String,
+    },
+}
+
+impl Held {
+    pub fn ring(first: Version, separator: &str) -> Held {
+        Held::Ring {
+            first,
+            separator: separator.to_string(),
+        }
+    }
+
+    pub fn describe(&self, key: &str) -> String {
+        match self {
+            Held::Old => format!("the old {key}"),
+            Held::New => format!("the new {key}"),
+            Held::Ring { first, separator } => format!(
+                "the key ring {}{separator}{} (the {} encrypts, both decrypt)",
+                first.name(),
+                first.other().name(),
+                first.name()
+            ),
+        }
+    }
 }
 
 /// Which of a run's two values of a key a step uses.
@@ -377,6 +418,19 @@ pub enum Step {
         columns: Vec<Column>,
         key: String,
         to: Version,
+        /// In batches of short transactions while the app runs (key-ring mode); each batch
+        /// commits, and running it again goes on where it stopped.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        online: bool,
+    },
+    /// Key-ring mode: the Secret's value of `key` becomes `to`, where it holds one of `from`
+    /// (a guarded JSON Patch); `to` the new key also records the rotation, `to` the old one
+    /// puts the records back as they were.
+    #[serde(rename_all = "camelCase")]
+    WriteKey {
+        key: String,
+        from: Vec<Held>,
+        to: Held,
     },
     /// Every token of `columns` decrypts with the Secret's value of `key` (reads only).
     #[serde(rename_all = "camelCase")]
@@ -413,6 +467,7 @@ impl Step {
             Step::ScaleUp { .. } => "scale-up",
             Step::Reencrypt { .. } => "reencrypt",
             Step::CheckRows { .. } => "check-rows",
+            Step::WriteKey { .. } => "write-key",
         }
     }
 
@@ -556,8 +611,9 @@ impl Step {
                 columns,
                 key,
                 to,
+                online,
             } => format!(
-                "PostgreSQL {}: re-encrypt every token of {} from the {} {key} to the {} one, in one transaction",
+                "PostgreSQL {}: re-encrypt every token of {} from the {} {key} to the {} one, {}",
                 db.server,
                 columns
                     .iter()
@@ -565,7 +621,16 @@ impl Step {
                     .collect::<Vec<_>>()
                     .join(", "),
                 to.other().name(),
-                to.name()
+                to.name(),
+                if *online {
+                    "in batches of short transactions while the app runs"
+                } else {
+                    "in one transaction"
+                }
+            ),
+            Step::WriteKey { key, to, .. } => format!(
+                "patch Secret {secret}: {key} becomes {} (guarded by its current value)",
+                to.describe(key)
             ),
             Step::CheckRows { db, columns, key } => format!(
                 "PostgreSQL {}: check that every token of {} decrypts with the Secret's {key}",
@@ -765,6 +830,10 @@ pub fn plan_reencryption(
             backup: backup.to_string(),
         });
     }
+    if let Some(separator) = &change.keyring {
+        steps.extend(copies(change));
+        return plan_keyring(steps, change, separator, restarted_at, logs);
+    }
     if let Some(path) = &change.key_file {
         steps.push(Step::SaveKey {
             key: change.key.clone(),
@@ -787,6 +856,7 @@ pub fn plan_reencryption(
         columns: change.columns.clone(),
         key: change.key.clone(),
         to: Version::New,
+        online: false,
     });
     steps.push(Step::PatchSecret);
     let workloads: Vec<WorkloadRef> = change.scaled.iter().map(Scaled::workload).collect();
@@ -812,6 +882,165 @@ pub fn plan_reencryption(
         });
     }
     steps
+}
+
+/// The key file and the dump, first.
+fn copies(change: &Reencryption) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if let Some(path) = &change.key_file {
+        steps.push(Step::SaveKey {
+            key: change.key.clone(),
+            path: path.clone(),
+        });
+    }
+    if let Some(path) = &change.dump_file {
+        steps.push(Step::DumpDatabase {
+            db: change.db.clone(),
+            path: path.clone(),
+        });
+    }
+    steps
+}
+
+/// A second restart of the same run needs its own `restartedAt` (the watch follows the pods
+/// carrying it): the run's, with a suffix that keeps it a valid label value.
+pub fn later(restarted_at: &str, phase: u8) -> String {
+    format!("{restarted_at}.{phase}")
+}
+
+fn restart_and_watch(workloads: &[WorkloadRef], restarted_at: &str) -> Vec<Step> {
+    if workloads.is_empty() {
+        return Vec::new();
+    }
+    vec![
+        Step::Restart {
+            workloads: workloads.to_vec(),
+            restarted_at: restarted_at.to_string(),
+        },
+        Step::Watch {
+            workloads: workloads.to_vec(),
+            restarted_at: restarted_at.to_string(),
+        },
+    ]
+}
+
+/// Key-ring mode, without downtime: the Secret holds `new,old` and the consumers roll out
+/// (they decrypt both and encrypt with the new key); the rows move to the new key in short
+/// transactions while the app runs; the Secret holds `new` and the consumers roll out again.
+fn plan_keyring(
+    mut steps: Vec<Step>,
+    change: &Reencryption,
+    separator: &str,
+    restarted_at: &str,
+    logs: Option<&str>,
+) -> Vec<Step> {
+    let key = change.key.clone();
+    let ring = Held::ring(Version::New, separator);
+    steps.push(Step::WriteKey {
+        key: key.clone(),
+        from: vec![Held::Old],
+        to: ring.clone(),
+    });
+    steps.extend(restart_and_watch(&change.restart, restarted_at));
+    steps.push(Step::Reencrypt {
+        db: change.db.clone(),
+        columns: change.columns.clone(),
+        key: key.clone(),
+        to: Version::New,
+        online: true,
+    });
+    steps.push(Step::WriteKey {
+        key: key.clone(),
+        from: vec![ring],
+        to: Held::New,
+    });
+    steps.extend(restart_and_watch(&change.restart, &later(restarted_at, 3)));
+    steps.push(Step::CheckRows {
+        db: change.db.clone(),
+        columns: change.columns.clone(),
+        key,
+    });
+    if let Some(pattern) = logs.filter(|_| !change.restart.is_empty()) {
+        steps.push(Step::CheckLogs {
+            workloads: change.restart.clone(),
+            pattern: pattern.to_string(),
+        });
+    }
+    steps
+}
+
+/// The undo of a key-ring run, in the same spirit as its forward steps: the app never holds
+/// a key that cannot read every row. Once pods may have the ring (or rows may have moved), the
+/// Secret becomes `old,new` and the consumers roll out (they write with the old key again),
+/// the rows move back online, then the Secret holds `old` and the consumers roll out again.
+/// `None` when the run is not a key-ring run.
+fn plan_keyring_undo(
+    forward: &[(Step, StepStatus)],
+    may_have_applied: impl Fn(&StepStatus) -> bool,
+    restarted_at: &str,
+) -> Option<Vec<Step>> {
+    let (key, separator) = forward.iter().find_map(|(step, _)| match step {
+        Step::WriteKey {
+            key,
+            to: Held::Ring { separator, .. },
+            ..
+        } => Some((key.clone(), separator.clone())),
+        _ => None,
+    })?;
+    let applied = |wanted: &dyn Fn(&Step) -> bool| {
+        forward
+            .iter()
+            .any(|(step, status)| wanted(step) && may_have_applied(status))
+    };
+    if !applied(&|s| matches!(s, Step::WriteKey { .. })) {
+        return Some(Vec::new());
+    }
+    let workloads: Vec<WorkloadRef> = forward
+        .iter()
+        .find_map(|(step, _)| match step {
+            Step::Restart { workloads, .. } => Some(workloads.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let reencrypt = forward.iter().find_map(|(step, status)| match step {
+        Step::Reencrypt {
+            db, columns, key, ..
+        } if may_have_applied(status) => Some(Step::Reencrypt {
+            db: db.clone(),
+            columns: columns.clone(),
+            key: key.clone(),
+            to: Version::Old,
+            online: true,
+        }),
+        _ => None,
+    });
+    let new_ring = Held::ring(Version::New, &separator);
+    let old_ring = Held::ring(Version::Old, &separator);
+    let restarted = applied(&|s| matches!(s, Step::Restart { .. }));
+    let mut steps = Vec::new();
+    if restarted || reencrypt.is_some() {
+        steps.push(Step::WriteKey {
+            key: key.clone(),
+            from: vec![new_ring, Held::New],
+            to: old_ring.clone(),
+        });
+        steps.extend(restart_and_watch(&workloads, restarted_at));
+        steps.extend(reencrypt);
+        steps.push(Step::WriteKey {
+            key,
+            from: vec![old_ring],
+            to: Held::Old,
+        });
+        steps.extend(restart_and_watch(&workloads, &later(restarted_at, 2)));
+    } else {
+        // Only the Secret changed; no pod read it and no row moved.
+        steps.push(Step::WriteKey {
+            key,
+            from: vec![new_ring],
+            to: Held::Old,
+        });
+    }
+    Some(steps)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -845,6 +1074,9 @@ pub fn plan_undo(
     // one that may have is left `Started`.
     let may_have_applied =
         |status: &StepStatus| matches!(status, StepStatus::Started | StepStatus::Done);
+    if let Some(steps) = plan_keyring_undo(forward, may_have_applied, restarted_at) {
+        return steps;
+    }
     let mut restore = Vec::new();
     let mut after_restart = Vec::new();
     for (step, _) in forward.iter().rev().filter(|(_, s)| may_have_applied(s)) {
@@ -913,13 +1145,16 @@ pub fn plan_undo(
                 columns,
                 key,
                 to,
+                online,
             } => restore.push(Step::Reencrypt {
                 db: db.clone(),
                 columns: columns.clone(),
                 key: key.clone(),
                 to: to.other(),
+                online: *online,
             }),
             Step::BackUp { .. }
+            | Step::WriteKey { .. }
             | Step::SaveKey { .. }
             | Step::DumpDatabase { .. }
             | Step::CheckRows { .. }
@@ -1365,5 +1600,168 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    fn reencryption(keyring: bool) -> Reencryption {
+        Reencryption {
+            db: db(),
+            columns: vec![Column {
+                table: "tenant_configs".into(),
+                key: "tenant_id".into(),
+                column: "config".into(),
+            }],
+            key: "encryption-key".into(),
+            key_file: Some("/backups/encryption-key-backup.txt".into()),
+            dump_file: Some("/backups/ai_agents.sql".into()),
+            scaled: if keyring {
+                Vec::new()
+            } else {
+                api()
+                    .into_iter()
+                    .map(|w| Scaled {
+                        kind: w.kind,
+                        name: w.name,
+                        replicas: 3,
+                    })
+                    .collect()
+            },
+            keyring: keyring.then(|| ",".to_string()),
+            restart: if keyring { api() } else { Vec::new() },
+        }
+    }
+
+    /// `forward` with its first `done` steps done and the rest pending.
+    fn progress(forward: &[Step], done: usize) -> Vec<(Step, StepStatus)> {
+        forward
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let status = if i < done {
+                    StepStatus::Done
+                } else {
+                    StepStatus::Pending
+                };
+                (s.clone(), status)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_scale_down_path_stops_the_consumers_around_the_migration_and_the_patch() {
+        let forward = plan_reencryption(Some("b"), &reencryption(false), "T", Some("decrypted"));
+        assert_eq!(
+            names(&forward),
+            [
+                "backup",
+                "save-key",
+                "dump-database",
+                "scale-down",
+                "reencrypt",
+                "patch",
+                "scale-up",
+                "watch",
+                "check-rows",
+                "check-logs"
+            ]
+        );
+        // Killed after the migration: the rows move back while the consumers are still down,
+        // then they come back with their recorded replicas.
+        let undo = plan_undo(&progress(&forward, 5), Some("b"), "U");
+        assert_eq!(names(&undo), ["reencrypt", "scale-up", "watch"]);
+        assert!(matches!(
+            &undo[0],
+            Step::Reencrypt {
+                to: Version::Old,
+                online: false,
+                ..
+            }
+        ));
+        assert!(
+            matches!(&undo[1], Step::ScaleUp { workloads, .. } if workloads.iter().all(|w| w.replicas == 3))
+        );
+        // Failed at the last check: stop the new pods first, then undo in reverse.
+        let undo = plan_undo(&progress(&forward, 9), Some("b"), "U");
+        assert_eq!(
+            names(&undo),
+            ["scale-down", "restore", "reencrypt", "scale-up", "watch"]
+        );
+        // Nothing to undo before the scale-down; the copies are kept.
+        assert!(plan_undo(&progress(&forward, 3), Some("b"), "U").is_empty());
+    }
+
+    #[test]
+    fn the_key_ring_path_never_stops_the_consumers_and_its_undo_keeps_every_row_readable() {
+        let forward = plan_reencryption(Some("b"), &reencryption(true), "T", Some("decrypted"));
+        assert_eq!(
+            names(&forward),
+            [
+                "backup",
+                "save-key",
+                "dump-database",
+                "write-key",
+                "restart",
+                "watch",
+                "reencrypt",
+                "write-key",
+                "restart",
+                "watch",
+                "check-rows",
+                "check-logs"
+            ]
+        );
+        assert!(matches!(
+            &forward[3],
+            Step::WriteKey { from, to: Held::Ring { first: Version::New, .. }, .. } if from == &[Held::Old]
+        ));
+        assert!(matches!(&forward[6], Step::Reencrypt { online: true, .. }));
+        // Two restarts, each watched by its own restartedAt.
+        let restarts: Vec<&str> = forward
+            .iter()
+            .filter_map(|s| match s {
+                Step::Restart { restarted_at, .. } => Some(restarted_at.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(restarts, ["T", "T.3"]);
+
+        // Only the Secret was written: it goes back at once.
+        let undo = plan_undo(&progress(&forward, 4), Some("b"), "U");
+        assert_eq!(names(&undo), ["write-key"]);
+        assert!(matches!(&undo[0], Step::WriteKey { to: Held::Old, .. }));
+        // After the rows moved: old,new first (pods write with the old key again), the rows
+        // back, then the old key alone, each followed by a rollout.
+        let undo = plan_undo(&progress(&forward, 7), Some("b"), "U");
+        assert_eq!(
+            names(&undo),
+            [
+                "write-key",
+                "restart",
+                "watch",
+                "reencrypt",
+                "write-key",
+                "restart",
+                "watch"
+            ]
+        );
+        assert!(matches!(
+            &undo[0],
+            Step::WriteKey {
+                to: Held::Ring {
+                    first: Version::Old,
+                    ..
+                },
+                ..
+            }
+        ));
+        assert!(matches!(
+            &undo[3],
+            Step::Reencrypt {
+                to: Version::Old,
+                online: true,
+                ..
+            }
+        ));
+        assert!(matches!(&undo[4], Step::WriteKey { to: Held::Old, .. }));
+        assert!(matches!(&undo[5], Step::Restart { restarted_at, .. } if restarted_at == "U.2"));
     }
 }

@@ -215,12 +215,14 @@ pub async fn run(
             db_file: options.encryption.db_backup_file.clone(),
             no_db_backup: options.encryption.no_db_backup,
         };
+        let strategy = options.strategy.unwrap_or(settings.strategy);
         pipeline::attach_encryption(
             &cluster,
             &mut change,
             settings,
             (&preset.key, current),
             &files,
+            strategy,
         )
         .await?;
         change.log_check = preset.verify_logs.clone();

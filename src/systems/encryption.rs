@@ -327,8 +327,8 @@ pub async fn reencrypt(
     ctx: &Ctx<'_>,
     db: &Database,
     columns: &[Column],
-    key: &str,
-    to: Version,
+    (key, to): (&str, Version),
+    online: bool,
 ) -> StepOutcome {
     let keys = match keys(ctx, key, to).await {
         Ok(keys) => keys,
@@ -342,6 +342,33 @@ pub async fn reencrypt(
             return StepOutcome::failed(format!("{err:#}; nothing was changed"), Applied::No);
         }
     };
+    if online {
+        return match reencrypt::migrate_online(&mut pg, columns, &keys).await {
+            Ok(counts) => {
+                let sum = total(&counts);
+                StepOutcome::done(format!(
+                    "{} rows: {} re-encrypted to the {} key in batches of {} (one short transaction each), \
+                     {} already on it, {} NULL",
+                    sum.rows,
+                    sum.old,
+                    to.name(),
+                    reencrypt::BATCH,
+                    sum.new,
+                    sum.null
+                ))
+            }
+            Err(partial) => {
+                let applied = if partial.moved > 0 {
+                    Applied::Yes
+                } else if partial.error.downcast_ref::<Undecryptable>().is_some() {
+                    Applied::No
+                } else {
+                    Applied::Unknown
+                };
+                StepOutcome::failed(partial.to_string(), applied)
+            }
+        };
+    }
     match reencrypt::migrate_all(&mut pg, columns, &keys).await {
         Ok(counts) => {
             let sum = total(&counts);

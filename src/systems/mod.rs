@@ -159,7 +159,9 @@ pub async fn apply(step: &Step, ctx: &Ctx<'_>, printer: &mut Printer) -> StepOut
             columns,
             key,
             to,
-        } => encryption::reencrypt(ctx, db, columns, key, *to).await,
+            online,
+        } => encryption::reencrypt(ctx, db, columns, (key, *to), *online).await,
+        Step::WriteKey { key, from, to } => secret::write_key(ctx, key, from, to).await,
         Step::CheckRows { db, columns, key } => encryption::check_rows(ctx, db, columns, key).await,
     }
 }
@@ -192,7 +194,9 @@ pub async fn check(step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Checked> {
             columns,
             key,
             to,
+            ..
         } => encryption::check_reencrypt(ctx, db, columns, key, *to).await,
+        Step::WriteKey { key, from, to } => secret::check_write_key(ctx, key, from, to).await,
         Step::CreateRole { db, role, .. } => postgres::check_create_role(ctx, db, role).await,
         Step::SetPassword {
             db,

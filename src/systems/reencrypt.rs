@@ -245,6 +245,71 @@ pub async fn migrate_all(pg: &mut Client, columns: &[Column], keys: &Keys) -> Re
     Ok(all)
 }
 
+fn update_statement(column: &Column, key_sql_type: &str) -> String {
+    format!(
+        "UPDATE {table} AS t SET {col} = u.v FROM unnest($1::text[], $2::text[]) AS u(k, v) \
+         WHERE t.{key} = u.k::{key_sql_type}",
+        table = quote_ident(&column.table),
+        col = quote_ident(&column.column),
+        key = quote_ident(&column.key),
+    )
+}
+
+/// The new tokens of one batch of rows (`(primary key, token)`), counted into `counts`; a
+/// row neither key decrypts is an [`Undecryptable`] error.
+fn rotate_batch(
+    rows: &[tokio_postgres::Row],
+    column: &Column,
+    keys: &Keys,
+    counts: &mut Counts,
+) -> Result<(Vec<String>, Vec<String>)> {
+    let (mut ids, mut tokens) = (Vec::new(), Vec::new());
+    for row in rows {
+        counts.rows += 1;
+        let key: Option<String> = row.get(0);
+        let Some(token) = row.get::<_, Option<String>>(1) else {
+            counts.null += 1;
+            continue;
+        };
+        match keys.rotate(&token) {
+            Rotated::Already => counts.new += 1,
+            Rotated::Reencrypted(rotated) => {
+                counts.old += 1;
+                ids.push(key.unwrap_or_default());
+                tokens.push(rotated);
+            }
+            Rotated::Neither => {
+                return Err(Undecryptable {
+                    column: column.to_string(),
+                    key: column.key.clone(),
+                    value: key.unwrap_or_default(),
+                }
+                .into());
+            }
+        }
+    }
+    Ok((ids, tokens))
+}
+
+async fn write_batch(
+    tx: &tokio_postgres::Transaction<'_>,
+    update: &tokio_postgres::Statement,
+    column: &Column,
+    (ids, tokens): (Vec<String>, Vec<String>),
+) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let changed = tx.execute(update, &[&ids, &tokens]).await?;
+    if changed != ids.len() as u64 {
+        bail!(
+            "re-encrypting {column}: {changed} rows changed for a batch of {}; rolled back",
+            ids.len()
+        );
+    }
+    Ok(())
+}
+
 async fn migrate_in(
     tx: &tokio_postgres::Transaction<'_>,
     column: &Column,
@@ -252,15 +317,7 @@ async fn migrate_in(
     keys: &Keys,
 ) -> Result<Counts> {
     let statement = tx.prepare(&select(column, true)).await?;
-    let update = tx
-        .prepare(&format!(
-            "UPDATE {table} AS t SET {col} = u.v FROM unnest($1::text[], $2::text[]) AS u(k, v) \
-             WHERE t.{key} = u.k::{key_sql_type}",
-            table = quote_ident(&column.table),
-            col = quote_ident(&column.column),
-            key = quote_ident(&column.key),
-        ))
-        .await?;
+    let update = tx.prepare(&update_statement(column, key_sql_type)).await?;
     let portal = tx.bind(&statement, &[]).await?;
     let mut counts = Counts::default();
     loop {
@@ -268,43 +325,88 @@ async fn migrate_in(
         if rows.is_empty() {
             break;
         }
-        let (mut ids, mut tokens) = (Vec::new(), Vec::new());
-        for row in &rows {
-            counts.rows += 1;
-            let key: Option<String> = row.get(0);
-            let Some(token) = row.get::<_, Option<String>>(1) else {
-                counts.null += 1;
-                continue;
-            };
-            match keys.rotate(&token) {
-                Rotated::Already => counts.new += 1,
-                Rotated::Reencrypted(rotated) => {
-                    counts.old += 1;
-                    ids.push(key.unwrap_or_default());
-                    tokens.push(rotated);
-                }
-                Rotated::Neither => {
-                    // Dropping the transaction rolls it back: nothing was changed.
-                    return Err(Undecryptable {
-                        column: column.to_string(),
-                        key: column.key.clone(),
-                        value: key.unwrap_or_default(),
-                    }
-                    .into());
-                }
-            }
-        }
-        if !ids.is_empty() {
-            let changed = tx.execute(&update, &[&ids, &tokens]).await?;
-            if changed != ids.len() as u64 {
-                bail!(
-                    "re-encrypting {column}: {changed} rows changed for a batch of {}; rolled back",
-                    ids.len()
-                );
-            }
-        }
+        // An error drops the transaction, which rolls it back: nothing was changed.
+        let batch = rotate_batch(&rows, column, keys, &mut counts)?;
+        write_batch(tx, &update, column, batch).await?;
     }
     Ok(counts)
+}
+
+/// A migration stopped part way in key-ring mode: the batches before the failure are
+/// committed (the app reads both keys, so that is safe); running it again goes on.
+#[derive(Debug)]
+pub struct Partial {
+    pub moved: u64,
+    pub error: anyhow::Error,
+}
+
+impl std::fmt::Display for Partial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:#} ({} tokens were moved in earlier batches and stay moved: the key ring reads both keys)",
+            self.error, self.moved
+        )
+    }
+}
+
+impl std::error::Error for Partial {}
+
+/// Key-ring mode: re-encrypts while the app runs, one batch of rows per short transaction
+/// (the rows are locked only for their batch), walking the primary key in order. Tokens the
+/// new key already decrypts (written by pods that hold the ring, or by an earlier attempt)
+/// are left alone, so running it again goes on where it stopped.
+pub async fn migrate_online(
+    pg: &mut Client,
+    columns: &[Column],
+    keys: &Keys,
+) -> Result<Vec<Counts>, Partial> {
+    let mut all = Vec::new();
+    let mut moved = 0;
+    for column in columns {
+        let partial = |error: anyhow::Error, moved: u64| Partial { moved, error };
+        let key_sql_type = key_type(pg, column).await.map_err(|e| partial(e, moved))?;
+        let select = format!(
+            "SELECT {key}::text, {col}::text FROM {table} \
+             WHERE $1::text IS NULL OR {key} > $1::text::{key_sql_type} \
+             ORDER BY {key} LIMIT {BATCH} FOR UPDATE",
+            key = quote_ident(&column.key),
+            col = quote_ident(&column.column),
+            table = quote_ident(&column.table),
+        );
+        let mut counts = Counts::default();
+        let mut last: Option<String> = None;
+        loop {
+            let batch = async {
+                let tx = pg.transaction().await?;
+                let rows = tx.query(&select, &[&last]).await?;
+                let Some(end) = rows.last().map(|r| r.get::<_, Option<String>>(0)) else {
+                    tx.commit().await?;
+                    return anyhow::Ok(None);
+                };
+                let mut batch_counts = Counts::default();
+                let batch = rotate_batch(&rows, column, keys, &mut batch_counts)?;
+                let update = tx.prepare(&update_statement(column, &key_sql_type)).await?;
+                write_batch(&tx, &update, column, batch).await?;
+                tx.commit().await?;
+                Ok(Some((end, batch_counts)))
+            };
+            match batch.await {
+                Ok(None) => break,
+                Ok(Some((end, batch))) => {
+                    moved += batch.old;
+                    counts.rows += batch.rows;
+                    counts.old += batch.old;
+                    counts.new += batch.new;
+                    counts.null += batch.null;
+                    last = end;
+                }
+                Err(error) => return Err(partial(error, moved)),
+            }
+        }
+        all.push(counts);
+    }
+    Ok(all)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use crate::cluster::short_error;
 use crate::plan::{self, ChangeRequest, KeyChange, escape};
 use crate::rollout::FIELD_MANAGER;
 use crate::secret_meta::ROTATIONS_ANNOTATION;
+use crate::steps::{Held, Version};
 use crate::values::{SecretValue, fingerprint};
 
 fn api(ctx: &Ctx<'_>) -> Api<Secret> {
@@ -497,4 +498,173 @@ pub async fn old_value(ctx: &Ctx<'_>, key: &str) -> Result<SecretValue> {
         .find(|(k, _)| k == key)
         .and_then(|(_, v)| v)
         .ok_or_else(|| anyhow!("the run's backup holds no old value of {key}"))
+}
+
+/// The bytes a key-ring run's `held` stands for.
+async fn held_value(ctx: &Ctx<'_>, key: &str, held: &Held) -> Result<SecretValue> {
+    let new = || new_value(ctx, key).cloned();
+    Ok(match held {
+        Held::Old => old_value(ctx, key).await?,
+        Held::New => new()?,
+        Held::Ring { first, separator } => {
+            let old = old_value(ctx, key).await?;
+            let new = new()?;
+            let (a, b) = match first {
+                Version::New => (new, old),
+                Version::Old => (old, new),
+            };
+            let mut joined = a.expose().to_vec();
+            joined.extend_from_slice(separator.as_bytes());
+            joined.extend_from_slice(b.expose());
+            SecretValue::new(joined)
+        }
+    })
+}
+
+/// Key-ring mode: `key` becomes `to` where it holds one of `from`, guarded by its current
+/// value and the Secret's resourceVersion. `to` the new key also records the rotation (as the
+/// patch of every run does); `to` the old key puts the records back as they were.
+pub async fn write_key(ctx: &Ctx<'_>, key: &str, from: &[Held], to: &Held) -> StepOutcome {
+    let object = ctx.object();
+    let result = async {
+        let live = read_live(ctx).await?;
+        let target = held_value(ctx, key, to).await?;
+        let current = value_of(&live, key).map(<[u8]>::to_vec);
+        if current.as_deref() == Some(target.expose()) {
+            return Ok(Err("already held it".to_string()));
+        }
+        let mut known = false;
+        for held in from {
+            if current.as_deref() == Some(held_value(ctx, key, held).await?.expose()) {
+                known = true;
+            }
+        }
+        if !known {
+            anyhow::bail!(
+                "key {key} of {object} holds neither what this run wrote nor what it read: someone else changed it; \
+                 nothing was overwritten"
+            );
+        }
+        let ops = write_key_ops(&live, ctx, key, &target, to)?;
+        Ok(Ok(ops))
+    };
+    let ops = match result.await {
+        Ok(Err(already)) => return StepOutcome::done(already),
+        Ok(Ok(ops)) => ops,
+        Err(err) => return StepOutcome::failed(format!("{err:#}"), Applied::No),
+    };
+    let patch: json_patch::Patch = match serde_json::from_value(Value::Array(ops)) {
+        Ok(p) => p,
+        Err(err) => {
+            return StepOutcome::failed(format!("cannot build the patch: {err}"), Applied::No);
+        }
+    };
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..PatchParams::default()
+    };
+    match api(ctx)
+        .patch(&ctx.journal.secret, &params, &Patch::<()>::Json(patch))
+        .await
+    {
+        Ok(_) => StepOutcome::done(format!("{key} holds {}", to.describe(key))),
+        Err(err) => {
+            let why = short_error(&err);
+            match check_write_key(ctx, key, from, to).await {
+                Ok(Checked::Applied(_)) => StepOutcome::done(format!(
+                    "the answer was an error ({why}), but reading back shows {}",
+                    to.describe(key)
+                )),
+                Ok(Checked::NotApplied) => StepOutcome::failed(
+                    format!("cannot patch {object}: {why}; read back: nothing was changed"),
+                    Applied::No,
+                ),
+                Ok(Checked::Conflict(c)) => StepOutcome::failed(c, Applied::No),
+                Err(read) => StepOutcome::failed(
+                    format!(
+                        "cannot tell whether {object} was patched: {why}; reading it back failed: {read:#}"
+                    ),
+                    Applied::Unknown,
+                ),
+            }
+        }
+    }
+}
+
+/// The guarded JSON Patch of a key-ring write (and of the rotation records it changes).
+fn write_key_ops(
+    live: &Secret,
+    ctx: &Ctx<'_>,
+    key: &str,
+    target: &SecretValue,
+    to: &Held,
+) -> Result<Vec<Value>> {
+    if *to == Held::New {
+        // The same patch as every run's, records included (its tests guard the live value).
+        let request = ChangeRequest {
+            changes: vec![KeyChange {
+                key: key.to_string(),
+                value: target.clone(),
+            }],
+            create_key: false,
+            force: true,
+            record: ctx.journal.record.clone(),
+        };
+        let planned = plan::plan_data_change(live, &request)?;
+        let value = serde_json::to_value(&planned.patch)?;
+        return match value {
+            Value::Array(ops) => Ok(ops),
+            _ => anyhow::bail!("the planned patch is not a list of operations"),
+        };
+    }
+    let path = format!("/data/{}", escape(key));
+    let current = value_of(live, key).unwrap_or_default();
+    let mut ops = vec![
+        json!({"op": "test", "path": "/metadata/resourceVersion", "value": live.metadata.resource_version.clone().unwrap_or_default()}),
+        json!({"op": "test", "path": path, "value": SecretValue::new(current.to_vec()).to_base64().as_str()}),
+        json!({"op": "replace", "path": path, "value": target.to_base64().as_str()}),
+    ];
+    if *to == Held::Old {
+        let annotations = live.metadata.annotations.clone().unwrap_or_default();
+        let path = format!("/metadata/annotations/{}", escape(ROTATIONS_ANNOTATION));
+        match (
+            &ctx.journal.previous_records,
+            annotations.contains_key(ROTATIONS_ANNOTATION),
+        ) {
+            (Some(previous), _) => {
+                if live.metadata.annotations.is_none() {
+                    ops.push(json!({"op": "add", "path": "/metadata/annotations", "value": {}}));
+                }
+                ops.push(json!({"op": "add", "path": path, "value": previous}));
+            }
+            (None, true) => ops.push(json!({"op": "remove", "path": path})),
+            (None, false) => {}
+        }
+    }
+    Ok(ops)
+}
+
+pub async fn check_write_key(
+    ctx: &Ctx<'_>,
+    key: &str,
+    from: &[Held],
+    to: &Held,
+) -> Result<Checked> {
+    let live = read_live(ctx).await?;
+    let current = value_of(&live, key);
+    if current == Some(held_value(ctx, key, to).await?.expose()) {
+        return Ok(Checked::Applied(format!(
+            "{key} holds {}",
+            to.describe(key)
+        )));
+    }
+    for held in from {
+        if current == Some(held_value(ctx, key, held).await?.expose()) {
+            return Ok(Checked::NotApplied);
+        }
+    }
+    Ok(Checked::Conflict(format!(
+        "key {key} of {} holds neither what this run wrote nor what it read: someone else changed it",
+        ctx.object()
+    )))
 }

@@ -19,9 +19,9 @@ pub struct PreviewContext<'a> {
     pub notes: &'a [String],
     /// The run's steps, in order, in words.
     pub steps: &'a [String],
-    /// Stops the consumers (scale to 0) instead of a rolling restart: the migration of a data
-    /// encryption key.
-    pub scale_down: bool,
+    /// How a data encryption key's run restarts (or stops) the consumers, with `{}` for their
+    /// count; `None`: one rolling restart.
+    pub restart_heading: Option<&'static str>,
 }
 
 pub fn render(
@@ -126,11 +126,8 @@ pub fn render(
     } else {
         lines.push((
             Style::Plain,
-            if context.scale_down {
-                format!(
-                    "Stop ({}): scaled to 0 before the migration, back to their replicas after the patch, then watched:",
-                    restarts.restart.len()
-                )
+            if let Some(heading) = context.restart_heading {
+                heading.replace("{}", &restarts.restart.len().to_string())
             } else {
                 format!(
                     "Restart ({}), in parallel, then watch the rollouts:",
@@ -309,7 +306,7 @@ mod tests {
                 "back up openai-api-key of Secret prod/app-secrets".to_string(),
                 "patch Secret prod/app-secrets: openai-api-key".to_string(),
             ],
-            scale_down: false,
+            restart_heading: None,
         };
         let rendered = text(&render(&data, &restarts, &context));
         assert!(
@@ -330,7 +327,7 @@ mod tests {
             show_secrets: true,
             notes: &[],
             steps: &[],
-            scale_down: false,
+            restart_heading: None,
         };
         let rendered = text(&render(&data, &restarts, &context));
         assert!(

@@ -21,6 +21,14 @@ pub fn tests() -> Vec<(&'static str, TestFn)> {
             encryption_key_preset_migrates_every_row_backs_up_key_and_database_and_the_app_serves,
         ),
         (
+            "encryption_key_keyring_mode_moves_every_row_while_the_consumers_keep_serving",
+            encryption_key_keyring_mode_moves_every_row_while_the_consumers_keep_serving,
+        ),
+        (
+            "encryption_key_keyring_run_killed_after_the_online_migration_is_undone_in_phases",
+            encryption_key_keyring_run_killed_after_the_online_migration_is_undone_in_phases,
+        ),
+        (
             "encryption_key_rotation_stops_on_a_row_that_does_not_decrypt_with_nothing_changed",
             encryption_key_rotation_stops_on_a_row_that_does_not_decrypt_with_nothing_changed,
         ),
@@ -487,6 +495,104 @@ fn encryption_key_run_killed_after_the_migration_is_undone_by_reencrypting_back(
     ensure!(
         env.secret_values("app-secrets")?["encryption-key"] == old,
         "the old key is kept"
+    );
+    rows_readable_with(&env, &old, Fernet::generate_key().as_bytes())?;
+    app_back_and_serving(&env)
+}
+
+fn encryption_key_keyring_mode_moves_every_row_while_the_consumers_keep_serving(
+    kubeconfig: &Path,
+) -> Result<()> {
+    let env = start(kubeconfig, "ek-ring")?;
+    let before = env.secret_values("app-secrets")?;
+    let old = before["encryption-key"].clone();
+    let files = tempfile::tempdir()?;
+    let dir = files.path().join("run");
+    let run = env.rotate(&[
+        "encryption-key",
+        "--strategy",
+        "keyring",
+        "-y",
+        "--backup-dir",
+        dir.to_str().unwrap_or_default(),
+    ])?;
+    run.success()?;
+    let after = env.secret_values("app-secrets")?;
+    let new = after["encryption-key"].clone();
+    ensure!(new != old, "the Secret holds the new key alone");
+    fernet_of(&new)?;
+    rows_readable_with(&env, &new, &old)?;
+    app_back_and_serving(&env)?;
+    let text = format!("{}{}", run.stdout, run.stderr);
+    for line in [
+        "Downtime: none expected (key ring",
+        "write-key: encryption-key holds the key ring new,old (the new encrypts, both decrypt)",
+        &format!("reencrypt: {ROWS} rows: {ROWS} re-encrypted to the new key in batches of 1000"),
+        "write-key: encryption-key holds the new encryption-key",
+        "Rolled out: deployment/api, deployment/worker.",
+    ] {
+        ensure!(
+            text.contains(line),
+            "{line:?} is not in the output:\n{text}"
+        );
+    }
+    ensure!(
+        !text.contains("scale-down"),
+        "nothing was scaled down:\n{text}"
+    );
+    crate::support::assert_no_values(&run, &before)?;
+    crate::support::assert_no_values(&run, &after)?;
+    ensure!(
+        std::fs::read(dir.join("encryption-key-backup.txt"))? == old,
+        "the key file holds the old key"
+    );
+    // A strategy of another kind is a usage error.
+    let wrong = env.rotate(&["encryption-key", "--strategy", "overlap", "-y"])?;
+    wrong.failure(2)?;
+    ensure!(
+        wrong.stderr.contains("scale-down or keyring"),
+        "{}",
+        wrong.stderr
+    );
+    Ok(())
+}
+
+fn encryption_key_keyring_run_killed_after_the_online_migration_is_undone_in_phases(
+    kubeconfig: &Path,
+) -> Result<()> {
+    let env = start(kubeconfig, "ek-ring-undo")?;
+    let old = env.secret_values("app-secrets")?["encryption-key"].clone();
+    let files = tempfile::tempdir()?;
+    let journal = env.kill_rotate_at(
+        &[
+            "encryption-key",
+            "--strategy",
+            "keyring",
+            "-y",
+            "--backup-dir",
+            files.path().to_str().unwrap_or_default(),
+        ],
+        "after:reencrypt",
+    )?;
+    let id = journal["id"].as_str().context("a run id")?;
+    // The pods hold the ring, the rows are the new key's: the app serves.
+    let ring = env.secret_values("app-secrets")?["encryption-key"].clone();
+    ensure!(
+        ring.ends_with(&[b",".as_slice(), &old].concat()),
+        "the Secret holds new,old"
+    );
+    app_back_and_serving(&env)?;
+    let undo = env.rotate(&["rollback", "app-secrets", "--run", id, "-y"])?;
+    undo.success()?;
+    let text = format!("{}{}", undo.stdout, undo.stderr);
+    ensure!(
+        text.contains("the key ring old,new (the old encrypts, both decrypt)")
+            && text.contains(&format!("{ROWS} re-encrypted to the old key in batches")),
+        "the undo went through old,new and moved the rows back:\n{text}"
+    );
+    ensure!(
+        env.secret_values("app-secrets")?["encryption-key"] == old,
+        "the old key alone is back"
     );
     rows_readable_with(&env, &old, Fernet::generate_key().as_bytes())?;
     app_back_and_serving(&env)

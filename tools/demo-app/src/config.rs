@@ -11,7 +11,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use base64::Engine as _;
-use fernet::Fernet;
+use fernet::{Fernet, MultiFernet};
 use regex::Regex;
 
 /// Where a Secret volume is mounted when `AI_AGENTS_SECRETS_DIR` is not set.
@@ -64,7 +64,7 @@ pub struct Secrets {
     /// Validated but unused: the demo makes no OpenAI calls, yet a bad key must stop start-up.
     #[allow(dead_code)]
     pub openai_api_key: Secret,
-    pub fernet: Fernet,
+    pub fernet: MultiFernet,
 }
 
 /// Non-secret settings, each from an environment variable with the runbook app's default.
@@ -127,8 +127,8 @@ pub fn load_secrets(dir: &Path) -> Result<Secrets, String> {
     if !looks_like_openai_key(openai_api_key.expose()) {
         return Err(failed("openai-api-key does not look like an OpenAI key"));
     }
-    let fernet = fernet_from_key(encryption_key.expose())
-        .ok_or_else(|| failed("encryption-key is not a Fernet key"))?;
+    let fernet = fernet_ring(encryption_key.expose())
+        .ok_or_else(|| failed("encryption-key is not a Fernet key (or a list of them)"))?;
     Ok(Secrets {
         postgres_password,
         redis_password,
@@ -138,9 +138,21 @@ pub fn load_secrets(dir: &Path) -> Result<Secrets, String> {
 }
 
 /// Reads only the encryption key, for the `seed`, `encrypt` and `decrypt` commands.
-pub fn load_fernet(dir: &Path) -> Result<Fernet, String> {
+pub fn load_fernet(dir: &Path) -> Result<MultiFernet, String> {
     let key = required(&ENCRYPTION_KEY, dir)?;
-    fernet_from_key(key.expose()).ok_or_else(|| failed("encryption-key is not a Fernet key"))
+    fernet_ring(key.expose())
+        .ok_or_else(|| failed("encryption-key is not a Fernet key (or a list of them)"))
+}
+
+/// The encryption key, or a key ring: Fernet keys separated by `,` (no spaces), the first of
+/// which encrypts and any of which decrypts, as Python's `MultiFernet` does. A ring is what
+/// lets the key change without downtime: `new,old` while the data moves, then `new`.
+pub fn fernet_ring(text: &str) -> Option<MultiFernet> {
+    let keys = text
+        .split(',')
+        .map(fernet_from_key)
+        .collect::<Option<Vec<Fernet>>>()?;
+    (!keys.is_empty()).then(|| MultiFernet::new(keys))
 }
 
 fn failed(what: &str) -> String {
@@ -216,6 +228,19 @@ mod tests {
         assert!(!looks_like_openai_key("sk-short"));
         assert!(!looks_like_openai_key("pk-abcdefghijklmnopqrstuvwxyz"));
         assert!(!looks_like_openai_key("sk-abcdefghijklmnopqrst uvwxyz"));
+    }
+
+    #[test]
+    fn a_key_ring_encrypts_with_its_first_key_and_decrypts_with_any() {
+        let (new, old) = (Fernet::generate_key(), Fernet::generate_key());
+        let ring = fernet_ring(&format!("{new},{old}")).expect("a ring");
+        let by_old = Fernet::new(&old).unwrap().encrypt(b"x");
+        assert_eq!(ring.decrypt(&by_old).unwrap(), b"x");
+        let token = ring.encrypt(b"y");
+        assert_eq!(Fernet::new(&new).unwrap().decrypt(&token).unwrap(), b"y");
+        assert!(Fernet::new(&old).unwrap().decrypt(&token).is_err());
+        assert!(fernet_ring(&format!("{new}, {old}")).is_none());
+        assert!(fernet_ring(&format!("{new},")).is_none());
     }
 
     #[test]

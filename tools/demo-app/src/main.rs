@@ -27,7 +27,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use fernet::Fernet;
+use fernet::MultiFernet;
 
 use crate::config::{Settings, load_fernet, load_secrets};
 use crate::pool::Backends;
@@ -35,7 +35,7 @@ use crate::pool::Backends;
 /// What both server roles share once start-up succeeded.
 pub struct App {
     pub backends: Backends,
-    pub fernet: Fernet,
+    pub fernet: MultiFernet,
 }
 
 /// Writes one line of the container log. Flushed at once: the log is read while we run, and
@@ -197,7 +197,7 @@ async fn seed(args: &[String]) -> Result<(), String> {
 }
 
 /// `encrypt`/`decrypt`: reads stdin, writes the result on stdout, with the app's key handling.
-fn transform(op: impl Fn(&Fernet, &str) -> Result<String, String>) -> Result<(), String> {
+fn transform(op: impl Fn(&MultiFernet, &str) -> Result<String, String>) -> Result<(), String> {
     let settings = Settings::from_env()?;
     let fernet = load_fernet(&settings.secrets_dir)?;
     let mut input = String::new();

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use fernet::Fernet;
+use fernet::MultiFernet;
 use tokio_postgres::NoTls;
 
 use crate::pool::{Backends, pg_message};
@@ -36,7 +36,7 @@ impl fmt::Display for Failure {
 /// A tenant's decrypted config as JSON text, and whether it came from the cache.
 pub async fn config_for(
     backends: &Backends,
-    fernet: &Fernet,
+    fernet: &MultiFernet,
     id: &str,
 ) -> Result<(String, bool), Failure> {
     let key = format!("tenant:{id}:config");
@@ -75,7 +75,7 @@ pub async fn config_for(
 }
 
 /// Decrypts a token and checks that it holds a JSON document, which it returns.
-pub fn decrypt(fernet: &Fernet, token: &str) -> Result<String, String> {
+pub fn decrypt(fernet: &MultiFernet, token: &str) -> Result<String, String> {
     // The fernet crate gives no reason (on purpose: it would help an attacker); the likely one
     // in this app is a key that does not match the data.
     let plain = fernet.decrypt(token.trim()).map_err(|_| {
@@ -90,7 +90,7 @@ pub fn decrypt(fernet: &Fernet, token: &str) -> Result<String, String> {
 
 /// Start-up check: every tenant config must decrypt. Returns how many there are; the error is
 /// the whole log line.
-pub async fn decrypt_all(backends: &Backends, fernet: &Fernet) -> Result<usize, String> {
+pub async fn decrypt_all(backends: &Backends, fernet: &MultiFernet) -> Result<usize, String> {
     let rows = backends
         .query(
             "SELECT tenant_id, config FROM tenant_configs ORDER BY tenant_id",
@@ -116,7 +116,7 @@ pub async fn decrypt_all(backends: &Backends, fernet: &Fernet) -> Result<usize, 
 pub async fn seed(
     db: &tokio_postgres::Config,
     app_user: &str,
-    fernet: &Fernet,
+    fernet: &MultiFernet,
     count: u32,
 ) -> Result<u64, String> {
     let (client, connection) = db.connect(NoTls).await.map_err(|e| pg_message(&e))?;
