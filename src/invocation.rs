@@ -306,6 +306,7 @@ pub async fn run_verb(
                 keys: args.keys,
                 databases,
                 redis,
+                encryption_keys: presets.encryption_keys(),
                 source,
                 force: args.run.force,
                 restart: settings::parse_restart(&args.run.restart.join(","))?,

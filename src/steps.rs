@@ -353,10 +353,14 @@ pub enum Step {
     },
     /// Every current pod of each workload logged a line matching `pattern` (reads only): the
     /// runbook's `kubectl logs <pod> | grep "database.*healthy"`.
+    /// With `absent`: and none logged a line matching it (a data encryption key's run: no
+    /// decryption error).
     #[serde(rename_all = "camelCase")]
     CheckLogs {
         workloads: Vec<WorkloadRef>,
         pattern: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        absent: Option<String>,
     },
     /// `ALTER ROLE role NOLOGIN`: sessions already open go on; new logins are refused.
     #[serde(rename_all = "camelCase")]
@@ -533,13 +537,21 @@ impl Step {
                 "PostgreSQL {}: log in as {role} with the Secret's {key}",
                 db.server
             ),
-            Step::CheckLogs { workloads, pattern } => format!(
-                "check that every new pod of {} logged a line matching {pattern:?}",
+            Step::CheckLogs {
+                workloads,
+                pattern,
+                absent,
+            } => format!(
+                "check that every new pod of {} logged a line matching {pattern:?}{}",
                 workloads
                     .iter()
                     .map(WorkloadRef::reference)
                     .collect::<Vec<_>>()
-                    .join(", ")
+                    .join(", "),
+                absent
+                    .as_ref()
+                    .map(|a| format!(" and none a line matching {a:?}"))
+                    .unwrap_or_default()
             ),
             Step::DisableLogin { db, role } => {
                 format!("PostgreSQL {}: ALTER ROLE {role} NOLOGIN", db.server)
@@ -800,6 +812,7 @@ pub fn plan_rotation(
             Step::CheckLogs {
                 workloads: workloads.to_vec(),
                 pattern: pattern.to_string(),
+                absent: None,
             },
         );
     }
@@ -879,10 +892,16 @@ pub fn plan_reencryption(
         steps.push(Step::CheckLogs {
             workloads,
             pattern: pattern.to_string(),
+            absent: Some(DECRYPTION_ERRORS.to_string()),
         });
     }
     steps
 }
+
+/// What a decryption error looks like in a log (Python's `cryptography.fernet.InvalidToken`,
+/// and the usual wordings): the new pods of a data encryption key's run must log none.
+pub const DECRYPTION_ERRORS: &str =
+    "(?i)invalid ?token|invalid fernet token|cannot be decrypted|decrypt(ion)? (error|failed)";
 
 /// The key file and the dump, first.
 fn copies(change: &Reencryption) -> Vec<Step> {
@@ -964,6 +983,7 @@ fn plan_keyring(
         steps.push(Step::CheckLogs {
             workloads: change.restart.clone(),
             pattern: pattern.to_string(),
+            absent: Some(DECRYPTION_ERRORS.to_string()),
         });
     }
     steps

@@ -37,6 +37,8 @@ pub struct RollbackOptions {
     pub databases: Vec<(String, crate::presets::PostgresSettings)>,
     /// Keys a Redis preset describes: restored on the Redis server too.
     pub redis: Vec<(String, crate::presets::RedisSettings)>,
+    /// Data encryption keys that presets describe: restoring one alone breaks the rows.
+    pub encryption_keys: Vec<crate::commands::secret::EncryptionKey>,
     pub source: BackupSource,
     pub force: bool,
     pub restart: RestartMode,
@@ -177,6 +179,35 @@ pub async fn run(
         );
     }
     let mut notes = vec![format!("restoring from the {origin}")];
+    for change in &changes {
+        let Some(guarded) = options
+            .encryption_keys
+            .iter()
+            .find(|k| k.secret == options.secret && k.key == change.key)
+        else {
+            continue;
+        };
+        if !options.force {
+            bail!(
+                "key {} of {object} is the data encryption key of preset {}: the rows of {} are encrypted with the \
+                 key it holds now, and putting an older key back alone makes them unreadable. To undo an \
+                 encryption-key run, undo the run itself (its migration runs backwards): `kubectl rotate rollback {} \
+                 --run RUN_ID -n {namespace}` (the journal Secrets {}-run-* name them), or rotate to the old key with its \
+                 migration: `kubectl rotate {} --from-file KEY_BACKUP_FILE -n {namespace}`. Pass --force to restore \
+                 only the Secret; nothing was changed",
+                change.key,
+                guarded.preset,
+                guarded.columns.join(", "),
+                options.secret,
+                options.secret,
+                guarded.preset
+            );
+        }
+        notes.push(format!(
+            "Warning: --force: only the Secret changes; the rows of {} stay encrypted with the key it holds now",
+            guarded.columns.join(", ")
+        ));
+    }
     if !unchanged.is_empty() {
         notes.push(format!(
             "already as in the backup, left alone: {}",

@@ -132,9 +132,11 @@ pub async fn apply(step: &Step, ctx: &Ctx<'_>, printer: &mut Printer) -> StepOut
             postgres::apply_revert_password(ctx, db, role, key).await
         }
         Step::CheckLogin { db, role, key } => postgres::apply_check_login(ctx, db, role, key).await,
-        Step::CheckLogs { workloads, pattern } => {
-            workloads::check_logs(ctx, workloads, pattern).await
-        }
+        Step::CheckLogs {
+            workloads,
+            pattern,
+            absent,
+        } => workloads::check_logs(ctx, workloads, pattern, absent.as_deref()).await,
         Step::DisableLogin { db, role } => postgres::apply_set_login(ctx, db, role, false).await,
         Step::EnableLogin { db, role } => postgres::apply_set_login(ctx, db, role, true).await,
         Step::AddPassword { redis, key, value } => {

@@ -149,13 +149,24 @@ pub async fn watch(
 
 /// Every current pod (not being deleted) of each workload logged a line matching `pattern`,
 /// in one of its containers (the last 5000 lines).
-pub async fn check_logs(ctx: &Ctx<'_>, workloads: &[WorkloadRef], pattern: &str) -> StepOutcome {
+pub async fn check_logs(
+    ctx: &Ctx<'_>,
+    workloads: &[WorkloadRef],
+    pattern: &str,
+    absent: Option<&str>,
+) -> StepOutcome {
     use k8s_openapi::api::core::v1::Pod;
     use kube::Api;
     use kube::api::{ListParams, LogParams};
     let result = async {
         let regex = regex::Regex::new(pattern)
             .map_err(|e| anyhow::anyhow!("{pattern:?} is not a regular expression: {e}"))?;
+        let absent = absent
+            .map(|a| {
+                regex::Regex::new(a)
+                    .map_err(|e| anyhow::anyhow!("{a:?} is not a regular expression: {e}"))
+            })
+            .transpose()?;
         let pods: Api<Pod> = Api::namespaced(ctx.cluster.client.clone(), ctx.namespace());
         let all = pods
             .list(&ListParams::default())
@@ -175,6 +186,7 @@ pub async fn check_logs(ctx: &Ctx<'_>, workloads: &[WorkloadRef], pattern: &str)
                     .iter()
                     .flat_map(|s| s.containers.iter().map(|c| c.name.clone()));
                 let mut matched = false;
+                let mut unwanted = None;
                 for container in containers {
                     let params = LogParams {
                         container: Some(container.clone()),
@@ -187,12 +199,27 @@ pub async fn check_logs(ctx: &Ctx<'_>, workloads: &[WorkloadRef], pattern: &str)
                             short_error(&e)
                         )
                     })?;
+                    if let Some(line) = absent
+                        .as_ref()
+                        .and_then(|a| log.lines().find(|l| a.is_match(l)))
+                    {
+                        unwanted = Some(line.chars().take(200).collect::<String>());
+                    }
                     if regex.is_match(&log) {
                         matched = true;
-                        break;
                     }
                 }
                 checked += 1;
+                if let Some(line) = unwanted {
+                    failures.push(format!(
+                        "pod {name} ({}) logged {line:?}, which matches {:?}",
+                        workload.reference(),
+                        absent
+                            .as_ref()
+                            .map(regex::Regex::as_str)
+                            .unwrap_or_default()
+                    ));
+                }
                 if !matched {
                     failures.push(format!(
                         "pod {name} ({}): no log line matches {pattern:?}",
@@ -205,7 +232,12 @@ pub async fn check_logs(ctx: &Ctx<'_>, workloads: &[WorkloadRef], pattern: &str)
     };
     match result.await {
         Ok((checked, failures)) if failures.is_empty() => StepOutcome::done(format!(
-            "{checked} pod(s) logged a line matching {pattern:?}"
+            "{checked} pod(s) logged a line matching {pattern:?}{}",
+            if absent.is_some() {
+                " and none a decryption error"
+            } else {
+                ""
+            }
         )),
         Ok((_, failures)) => StepOutcome::failed(failures.join("\n"), Applied::No),
         Err(err) => StepOutcome::failed(format!("{err:#}"), Applied::No),

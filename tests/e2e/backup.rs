@@ -308,11 +308,28 @@ fn rollback_from_a_backup_file(kubeconfig: &Path) -> Result<()> {
         "-y",
     ])?
     .success()?;
+    // The file holds the data encryption key: restoring it alone is refused without --force.
+    let refused = env.rotate(&[
+        "rollback",
+        "app-secrets",
+        "--from-file",
+        path.to_str().unwrap_or_default(),
+        "-y",
+    ])?;
+    refused.failure(1)?;
+    ensure!(
+        refused
+            .stderr
+            .contains("is the data encryption key of preset encryption-key"),
+        "{}",
+        refused.stderr
+    );
     let run = env.rotate(&[
         "rollback",
         "app-secrets",
         "--from-file",
         path.to_str().unwrap_or_default(),
+        "--force",
         "-y",
     ])?;
     run.success()?;

@@ -257,6 +257,19 @@ fn encryption_key_preset_migrates_every_row_backs_up_key_and_database_and_the_ap
     }
     crate::support::assert_no_values(&run, &before)?;
     crate::support::assert_no_values(&run, &after)?;
+    ensure!(
+        text.contains("and none a decryption error"),
+        "the new pods' logs were checked for decryption errors:\n{text}"
+    );
+    // Restoring the old key alone from its backup is refused: the rows are the new key's.
+    let refused = env.rotate(&["rollback", "app-secrets", "encryption-key", "-y"])?;
+    refused.failure(1)?;
+    ensure!(
+        refused.stderr.contains("undo the run itself")
+            && refused.stderr.contains("nothing was changed"),
+        "{}",
+        refused.stderr
+    );
 
     // The key file: the old key's bytes, 0600, in a 0700 directory.
     let key_file = dir.join("encryption-key-backup.txt");
