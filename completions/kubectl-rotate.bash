@@ -22,6 +22,9 @@ _kubectl__rotate() {
             kubectl__rotate,completion)
                 cmd="kubectl__rotate__subcmd__completion"
                 ;;
+            kubectl__rotate,encryption-key)
+                cmd="kubectl__rotate__subcmd__encryption__subcmd__key"
+                ;;
             kubectl__rotate,notice)
                 cmd="kubectl__rotate__subcmd__notice"
                 ;;
@@ -59,7 +62,7 @@ _kubectl__rotate() {
 
     case "${cmd}" in
         kubectl__rotate)
-            opts="-n -h -V --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version status secret rollback resume backup verify presets notice completion openai postgres redis"
+            opts="-n -h -V --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version status secret rollback resume backup verify presets notice completion openai postgres redis encryption-key"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -248,6 +251,124 @@ _kubectl__rotate() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        kubectl__rotate__subcmd__encryption__subcmd__key)
+            opts="-y -o -n -h -V --generate --from-stdin --from-file --from-env --prompt --length --create-key --no-rollback --restart --timeout --dry-run --yes --output --show-secrets --force --keep --check-key --openai-base-url --strategy --backup-dir --key-backup-file --db-backup-file --no-db-backup --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --generate)
+                    COMPREPLY=($(compgen -W "password hex token fernet" -- "${cur}"))
+                    return 0
+                    ;;
+                --from-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from-env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --length)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --restart)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dry-run)
+                    COMPREPLY=($(compgen -W "none client server" -- "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --keep)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --openai-base-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --strategy)
+                    COMPREPLY=($(compgen -W "single-user alternating-users overlap requirepass scale-down keyring" -- "${cur}"))
+                    return 0
+                    ;;
+                --backup-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key-backup-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db-backup-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --as)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --as-group)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --request-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         kubectl__rotate__subcmd__notice)
             opts="-n -h -V --date --contact --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -315,7 +436,7 @@ _kubectl__rotate() {
             return 0
             ;;
         kubectl__rotate__subcmd__openai)
-            opts="-y -o -n -h -V --generate --from-stdin --from-file --from-env --prompt --length --create-key --no-rollback --restart --timeout --dry-run --yes --output --show-secrets --force --keep --check-key --openai-base-url --strategy --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version"
+            opts="-y -o -n -h -V --generate --from-stdin --from-file --from-env --prompt --length --create-key --no-rollback --restart --timeout --dry-run --yes --output --show-secrets --force --keep --check-key --openai-base-url --strategy --backup-dir --key-backup-file --db-backup-file --no-db-backup --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -366,7 +487,19 @@ _kubectl__rotate() {
                     return 0
                     ;;
                 --strategy)
-                    COMPREPLY=($(compgen -W "single-user alternating-users overlap requirepass" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "single-user alternating-users overlap requirepass scale-down keyring" -- "${cur}"))
+                    return 0
+                    ;;
+                --backup-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key-backup-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db-backup-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --namespace)
@@ -421,7 +554,7 @@ _kubectl__rotate() {
             return 0
             ;;
         kubectl__rotate__subcmd__postgres)
-            opts="-y -o -n -h -V --generate --from-stdin --from-file --from-env --prompt --length --create-key --no-rollback --restart --timeout --dry-run --yes --output --show-secrets --force --keep --check-key --openai-base-url --strategy --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version"
+            opts="-y -o -n -h -V --generate --from-stdin --from-file --from-env --prompt --length --create-key --no-rollback --restart --timeout --dry-run --yes --output --show-secrets --force --keep --check-key --openai-base-url --strategy --backup-dir --key-backup-file --db-backup-file --no-db-backup --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -472,7 +605,19 @@ _kubectl__rotate() {
                     return 0
                     ;;
                 --strategy)
-                    COMPREPLY=($(compgen -W "single-user alternating-users overlap requirepass" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "single-user alternating-users overlap requirepass scale-down keyring" -- "${cur}"))
+                    return 0
+                    ;;
+                --backup-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key-backup-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db-backup-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --namespace)
@@ -593,7 +738,7 @@ _kubectl__rotate() {
             return 0
             ;;
         kubectl__rotate__subcmd__redis)
-            opts="-y -o -n -h -V --generate --from-stdin --from-file --from-env --prompt --length --create-key --no-rollback --restart --timeout --dry-run --yes --output --show-secrets --force --keep --check-key --openai-base-url --strategy --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version"
+            opts="-y -o -n -h -V --generate --from-stdin --from-file --from-env --prompt --length --create-key --no-rollback --restart --timeout --dry-run --yes --output --show-secrets --force --keep --check-key --openai-base-url --strategy --backup-dir --key-backup-file --db-backup-file --no-db-backup --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -644,7 +789,19 @@ _kubectl__rotate() {
                     return 0
                     ;;
                 --strategy)
-                    COMPREPLY=($(compgen -W "single-user alternating-users overlap requirepass" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "single-user alternating-users overlap requirepass scale-down keyring" -- "${cur}"))
+                    return 0
+                    ;;
+                --backup-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key-backup-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db-backup-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --namespace)

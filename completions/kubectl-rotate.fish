@@ -50,6 +50,7 @@ complete -c kubectl-rotate -n "__fish_kubectl_rotate_needs_command" -f -a "compl
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_needs_command" -f -a "openai" -d 'Rotate the OpenAI API key (the runbook\'s OpenAI procedure)'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_needs_command" -f -a "postgres" -d 'Rotate the PostgreSQL password in the database and the Secret (the runbook\'s PostgreSQL procedure)'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_needs_command" -f -a "redis" -d 'Rotate the Redis password on the server and in the Secret, with an overlap (the runbook\'s Redis procedure)'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_needs_command" -f -a "encryption-key" -d 'Rotate the data encryption key and re-encrypt the rows it protects (the runbook\'s encryption-key procedure)'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand status" -s o -l output -d 'Output format' -r -f -a "text\t'A table for people'
 json\t'A stable JSON object for scripts (documented in the README)'"
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand status" -s n -l namespace -d 'Namespace to work in (default: the context\'s namespace, else "default")' -r
@@ -254,7 +255,12 @@ complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l strategy -d 'PostgreSQL presets: `single-user` changes the role\'s password in place; `alternating-users` switches the Secret between two roles, for no downtime. Redis presets: `overlap` (Redis 6+) keeps old and new password valid during the rollout; `requirepass` replaces it at once (default: the preset\'s)' -r -f -a "single-user\t'PostgreSQL: one role; its password changes in place (old pods fail new logins until replaced)'
 alternating-users\t'PostgreSQL: two roles with the same rights; each rotation switches the Secret to the other one'
 overlap\t'Redis 6+: the user has both passwords while the pods roll over; the old one goes last'
-requirepass\t'Redis: CONFIG SET requirepass replaces the password at once (a server without ACLs)'"
+requirepass\t'Redis: CONFIG SET requirepass replaces the password at once (a server without ACLs)'
+scale-down\t'Data encryption key: the runbook\'s procedure; the consumers are stopped during the migration'
+keyring\t'Data encryption key, no downtime: the Secret holds new,old while the rows move (the app must accept a key list)'"
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l backup-dir -d 'A new directory for the key file and the database dump (default: ./SECRET-RUN_ID); refused inside a git work tree' -r -F
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l key-backup-file -d 'The runbook\'s copy of the current key, for a password manager: a new file, mode 0600 (default: DIR/KEY-backup.txt)' -r -F
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l db-backup-file -d 'pg_dump of the database, run in its pod through the API server: a new file, mode 0600, checked complete before anything changes (default: DIR/DATABASE.sql)' -r -F
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -s n -l namespace -d 'Namespace to work in (default: the context\'s namespace, else "default")' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l context -d 'The kubeconfig context to use (default: the current context)' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l kubeconfig -d 'Path to the kubeconfig file; only this file is loaded (default: $KUBECONFIG, else ~/.kube/config)' -r -F
@@ -275,6 +281,7 @@ complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -s
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l show-secrets -d 'Show the old and new values in the preview instead of `***`'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l force -d 'Change even a Secret that a controller (External Secrets, Sealed Secrets, Helm) manages, or whose consumers are failing or mid-rollout before the change'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l check-key -d 'Before anything is written, ask the OpenAI API whether the new key works (GET /v1/models): valid, invalid, missing scopes, or a network error'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l no-db-backup -d 'Do not dump the database (you have a backup of your own, or it is outside the cluster)'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -s V -l version -d 'Print version'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -l generate -d 'Generate the new value with the operating system\'s CSPRNG' -r -f -a "password\t'32 random bytes (see --length) in standard base64, like `openssl rand -base64 32`'
@@ -296,7 +303,12 @@ complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" 
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -l strategy -d 'PostgreSQL presets: `single-user` changes the role\'s password in place; `alternating-users` switches the Secret between two roles, for no downtime. Redis presets: `overlap` (Redis 6+) keeps old and new password valid during the rollout; `requirepass` replaces it at once (default: the preset\'s)' -r -f -a "single-user\t'PostgreSQL: one role; its password changes in place (old pods fail new logins until replaced)'
 alternating-users\t'PostgreSQL: two roles with the same rights; each rotation switches the Secret to the other one'
 overlap\t'Redis 6+: the user has both passwords while the pods roll over; the old one goes last'
-requirepass\t'Redis: CONFIG SET requirepass replaces the password at once (a server without ACLs)'"
+requirepass\t'Redis: CONFIG SET requirepass replaces the password at once (a server without ACLs)'
+scale-down\t'Data encryption key: the runbook\'s procedure; the consumers are stopped during the migration'
+keyring\t'Data encryption key, no downtime: the Secret holds new,old while the rows move (the app must accept a key list)'"
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -l backup-dir -d 'A new directory for the key file and the database dump (default: ./SECRET-RUN_ID); refused inside a git work tree' -r -F
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -l key-backup-file -d 'The runbook\'s copy of the current key, for a password manager: a new file, mode 0600 (default: DIR/KEY-backup.txt)' -r -F
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -l db-backup-file -d 'pg_dump of the database, run in its pod through the API server: a new file, mode 0600, checked complete before anything changes (default: DIR/DATABASE.sql)' -r -F
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -s n -l namespace -d 'Namespace to work in (default: the context\'s namespace, else "default")' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -l context -d 'The kubeconfig context to use (default: the current context)' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -l kubeconfig -d 'Path to the kubeconfig file; only this file is loaded (default: $KUBECONFIG, else ~/.kube/config)' -r -F
@@ -317,6 +329,7 @@ complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" 
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -l show-secrets -d 'Show the old and new values in the preview instead of `***`'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -l force -d 'Change even a Secret that a controller (External Secrets, Sealed Secrets, Helm) manages, or whose consumers are failing or mid-rollout before the change'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -l check-key -d 'Before anything is written, ask the OpenAI API whether the new key works (GET /v1/models): valid, invalid, missing scopes, or a network error'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -l no-db-backup -d 'Do not dump the database (you have a backup of your own, or it is outside the cluster)'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -s V -l version -d 'Print version'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l generate -d 'Generate the new value with the operating system\'s CSPRNG' -r -f -a "password\t'32 random bytes (see --length) in standard base64, like `openssl rand -base64 32`'
@@ -338,7 +351,12 @@ complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l 
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l strategy -d 'PostgreSQL presets: `single-user` changes the role\'s password in place; `alternating-users` switches the Secret between two roles, for no downtime. Redis presets: `overlap` (Redis 6+) keeps old and new password valid during the rollout; `requirepass` replaces it at once (default: the preset\'s)' -r -f -a "single-user\t'PostgreSQL: one role; its password changes in place (old pods fail new logins until replaced)'
 alternating-users\t'PostgreSQL: two roles with the same rights; each rotation switches the Secret to the other one'
 overlap\t'Redis 6+: the user has both passwords while the pods roll over; the old one goes last'
-requirepass\t'Redis: CONFIG SET requirepass replaces the password at once (a server without ACLs)'"
+requirepass\t'Redis: CONFIG SET requirepass replaces the password at once (a server without ACLs)'
+scale-down\t'Data encryption key: the runbook\'s procedure; the consumers are stopped during the migration'
+keyring\t'Data encryption key, no downtime: the Secret holds new,old while the rows move (the app must accept a key list)'"
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l backup-dir -d 'A new directory for the key file and the database dump (default: ./SECRET-RUN_ID); refused inside a git work tree' -r -F
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l key-backup-file -d 'The runbook\'s copy of the current key, for a password manager: a new file, mode 0600 (default: DIR/KEY-backup.txt)' -r -F
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l db-backup-file -d 'pg_dump of the database, run in its pod through the API server: a new file, mode 0600, checked complete before anything changes (default: DIR/DATABASE.sql)' -r -F
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -s n -l namespace -d 'Namespace to work in (default: the context\'s namespace, else "default")' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l context -d 'The kubeconfig context to use (default: the current context)' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l kubeconfig -d 'Path to the kubeconfig file; only this file is loaded (default: $KUBECONFIG, else ~/.kube/config)' -r -F
@@ -359,5 +377,54 @@ complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -s 
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l show-secrets -d 'Show the old and new values in the preview instead of `***`'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l force -d 'Change even a Secret that a controller (External Secrets, Sealed Secrets, Helm) manages, or whose consumers are failing or mid-rollout before the change'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l check-key -d 'Before anything is written, ask the OpenAI API whether the new key works (GET /v1/models): valid, invalid, missing scopes, or a network error'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l no-db-backup -d 'Do not dump the database (you have a backup of your own, or it is outside the cluster)'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -s V -l version -d 'Print version'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l generate -d 'Generate the new value with the operating system\'s CSPRNG' -r -f -a "password\t'32 random bytes (see --length) in standard base64, like `openssl rand -base64 32`'
+hex\t'32 random bytes (see --length) as hex'
+token\t'40 URL-safe alphanumeric characters (see --length)'
+fernet\t'A Fernet key: 32 random bytes in URL-safe base64 (44 characters)'"
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l from-file -d 'Read the new value from a file, byte for byte' -r -F
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l from-env -d 'Read the new value from an environment variable' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l length -d 'With --generate: bytes of randomness (characters for `token`)' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l restart -d 'Which workloads to restart: `auto` (every consumer of the key), `none`, or a comma-separated list such as deployment/api,statefulset/db' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l timeout -d 'How long to wait for the restarted workloads to roll out' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l dry-run -d '`client`: preview only, nothing sent. `server`: the API server validates the change and stores nothing' -r -f -a "none\t''
+client\t''
+server\t''"
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -s o -l output -d 'Output format of the result' -r -f -a "text\t'A table for people'
+json\t'A stable JSON object for scripts (documented in the README)'"
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l keep -d 'How many backups of the Secret to keep after a successful run; older ones are deleted (never one an unfinished run needs)' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l openai-base-url -d 'The OpenAI API\'s base URL for --check-key' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l strategy -d 'PostgreSQL presets: `single-user` changes the role\'s password in place; `alternating-users` switches the Secret between two roles, for no downtime. Redis presets: `overlap` (Redis 6+) keeps old and new password valid during the rollout; `requirepass` replaces it at once (default: the preset\'s)' -r -f -a "single-user\t'PostgreSQL: one role; its password changes in place (old pods fail new logins until replaced)'
+alternating-users\t'PostgreSQL: two roles with the same rights; each rotation switches the Secret to the other one'
+overlap\t'Redis 6+: the user has both passwords while the pods roll over; the old one goes last'
+requirepass\t'Redis: CONFIG SET requirepass replaces the password at once (a server without ACLs)'
+scale-down\t'Data encryption key: the runbook\'s procedure; the consumers are stopped during the migration'
+keyring\t'Data encryption key, no downtime: the Secret holds new,old while the rows move (the app must accept a key list)'"
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l backup-dir -d 'A new directory for the key file and the database dump (default: ./SECRET-RUN_ID); refused inside a git work tree' -r -F
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l key-backup-file -d 'The runbook\'s copy of the current key, for a password manager: a new file, mode 0600 (default: DIR/KEY-backup.txt)' -r -F
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l db-backup-file -d 'pg_dump of the database, run in its pod through the API server: a new file, mode 0600, checked complete before anything changes (default: DIR/DATABASE.sql)' -r -F
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -s n -l namespace -d 'Namespace to work in (default: the context\'s namespace, else "default")' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l context -d 'The kubeconfig context to use (default: the current context)' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l kubeconfig -d 'Path to the kubeconfig file; only this file is loaded (default: $KUBECONFIG, else ~/.kube/config)' -r -F
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l cluster -d 'The kubeconfig cluster to use, overriding the context\'s' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l user -d 'The kubeconfig user to use, overriding the context\'s' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l as -d 'Username to impersonate for the operation' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l as-group -d 'Group to impersonate for the operation; repeat for several groups' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l request-timeout -d 'How long to wait for one answer from the server before giving up, e.g. 10s, 1m, 500ms; 0 means no limit' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l config -d 'The presets config file (default: $KUBECTL_ROTATE_CONFIG, else ~/.config/kubectl-rotate/config.yaml)' -r -F
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l color -d 'When to colour the output. `auto` colours a terminal unless NO_COLOR is set or TERM=dumb' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l from-stdin -d 'Read the new value from stdin (one trailing newline is stripped)'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l prompt -d 'Ask for the new value on the terminal, hidden, twice'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l create-key -d 'Add the key if the Secret does not have it yet'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l no-rollback -d 'Keep the new value when the rollout fails, instead of restoring the old one'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -s y -l yes -d 'Do not ask for confirmation'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l show-secrets -d 'Show the old and new values in the preview instead of `***`'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l force -d 'Change even a Secret that a controller (External Secrets, Sealed Secrets, Helm) manages, or whose consumers are failing or mid-rollout before the change'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l check-key -d 'Before anything is written, ask the OpenAI API whether the new key works (GET /v1/models): valid, invalid, missing scopes, or a network error'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l no-db-backup -d 'Do not dump the database (you have a backup of your own, or it is outside the cluster)'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -s V -l version -d 'Print version'

@@ -108,6 +108,11 @@ if [ "$local_cluster" = 1 ]; then
   kubectl rotate redis -y -n "$ns"
   say "\$ kubectl rotate verify app-secrets redis-password -n $ns --logs 'redis.*healthy'"
   kubectl rotate verify app-secrets redis-password -n "$ns" --logs 'redis.*healthy'
+  # The key file and the database dump never go inside a git work tree (the plugin refuses).
+  backups="$(mktemp -d "${TMPDIR:-/tmp}/kubectl-rotate-demo.XXXXXX")"
+  say "\$ kubectl rotate encryption-key -y -n $ns --backup-dir $backups/run"
+  kubectl rotate encryption-key -y -n "$ns" --backup-dir "$backups/run"
+  say "the old key and the dump (0600): $(ls "$backups/run" | tr '\n' ' ')"
   redis_line="kubectl rotate redis -n $ns   # preview, confirm: Redis and the Secret, with an overlap"
 else
   redis_line="kubectl rotate secret app-secrets redis-password --generate password -n $ns   # preview, confirm, rotate, watch"
@@ -130,6 +135,8 @@ if [ "$local_cluster" = 1 ]; then
   cat >&2 <<NEXT
 The app, its database and its cache are real processes:
   kubectl rotate postgres --strategy alternating-users -n $ns   # zero downtime: switches to a second role
+  kubectl rotate encryption-key --strategy keyring -n $ns --backup-dir /tmp/ek-\$(date +%s)   # no downtime: new,old while the rows move
+  kubectl rotate encryption-key --dry-run -n $ns --backup-dir /tmp/x   # decrypts every row with the current key, writes nothing
   kubectl logs -n $ns deployment/api     # Secrets loaded successfully, database/redis connection healthy
   kubectl get --raw /api/v1/namespaces/$ns/services/api:8000/proxy/api/v1/tenants/tenant-1/config
   kubectl exec -n $ns postgres-0 -- psql -U postgres -d ai_agents -c 'SELECT tenant_id FROM tenant_configs'
