@@ -118,4 +118,9 @@ if ! "$VENV/bin/python" -c 'import cryptography' 2>/dev/null; then
   log "installing cryptography from PyPI"
   "$VENV/bin/pip" install -q --disable-pip-version-check cryptography
 fi
+# psycopg: the manual migration script that `cargo bench --bench reencrypt` compares with.
+if ! "$VENV/bin/python" -c 'import psycopg' 2>/dev/null; then
+  log "installing psycopg from PyPI"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "psycopg[binary]"
+fi
 "$VENV/bin/kubectl" version --client 2>/dev/null | head -n1 | sed 's/^/provision: kubectl /' >&2 || true

@@ -23,7 +23,12 @@
 //!   requirepass` and `CONFIG REWRITE` through `kubectl exec -i deployment/redis -- redis-cli`
 //!   (the passwords and commands on stdin), then the same patch, restart and status;
 //! - **plugin, Redis** (`redis-password`): `kubectl rotate redis -y` (overlap: the new password
-//!   is added, the pods roll over, the old one is removed).
+//!   is added, the pods roll over, the old one is removed);
+//! - **plugin, encryption key, scale-down** (`encryption-key`): `kubectl rotate encryption-key
+//!   -y`, the runbook's path (the consumers scaled to 0, the rows re-encrypted, the Secret
+//!   patched, the consumers scaled back up), its backups in a temporary directory;
+//! - **plugin, encryption key, key ring**: `kubectl rotate encryption-key --strategy keyring
+//!   -y` (`new,old` and a rollout, the rows moved online, `new` and a rollout).
 //!
 //! The load (`load`): `RATE` requests per second to `GET /api/v1/tenants/tenant-1/config` on
 //! the Ready addresses of the Endpoints `api` (filled by the endpoints controller for the
@@ -48,7 +53,8 @@
 //!   load before and after each procedure, default 5), `KUBECTL_ROTATE_BENCH_ROUNDS` (default
 //!   3), `KUBECTL_ROTATE_BENCH_OPERATOR_PAUSE` (seconds of pause before each command of a
 //!   manual procedure but its first and its last, default 0: a script, not a person),
-//!   `KUBECTL_ROTATE_BENCH_SVG` (the chart's path, default
+//!   `KUBECTL_ROTATE_BENCH_KEYS` (only the procedures rotating these keys, comma-separated,
+//!   e.g. `encryption-key`; default all), `KUBECTL_ROTATE_BENCH_SVG` (the chart's path, default
 //!   `docs/downtime.svg` of the repository; `-` for none), `CLUSTER_POD_NETWORK` (as for
 //!   `scripts/cluster.sh`, default 198.18.0.0/16: requests go only to addresses in it or of
 //!   this machine).
@@ -195,10 +201,14 @@ enum Procedure {
     RunbookRedis,
     /// `kubectl rotate redis` (overlap).
     PluginRedis,
+    /// `kubectl rotate encryption-key` (scale-down: the runbook's path).
+    PluginEncryption,
+    /// `kubectl rotate encryption-key --strategy keyring`.
+    PluginKeyring,
 }
 
 /// Every procedure, in the order of the table and the chart's columns.
-const PROCEDURES: [Procedure; 7] = [
+const PROCEDURES: [Procedure; 9] = [
     Procedure::Runbook,
     Procedure::Plugin,
     Procedure::RunbookPostgres,
@@ -206,7 +216,19 @@ const PROCEDURES: [Procedure; 7] = [
     Procedure::PluginAlternating,
     Procedure::RunbookRedis,
     Procedure::PluginRedis,
+    Procedure::PluginEncryption,
+    Procedure::PluginKeyring,
 ];
+
+/// The procedures `KUBECTL_ROTATE_BENCH_KEYS` selects (all by default).
+fn selected() -> Vec<Procedure> {
+    let keys = std::env::var("KUBECTL_ROTATE_BENCH_KEYS").unwrap_or_default();
+    let keys: Vec<&str> = keys.split(',').filter(|k| !k.is_empty()).collect();
+    PROCEDURES
+        .into_iter()
+        .filter(|p| keys.is_empty() || keys.contains(&p.key()))
+        .collect()
+}
 
 impl Procedure {
     fn name(self) -> &'static str {
@@ -222,6 +244,10 @@ impl Procedure {
                 "runbook: redis-cli CONFIG SET requirepass + kubectl patch + restart"
             }
             Procedure::PluginRedis => "plugin: kubectl rotate redis (overlap)",
+            Procedure::PluginEncryption => {
+                "plugin: kubectl rotate encryption-key (scale-down, the runbook's path)"
+            }
+            Procedure::PluginKeyring => "plugin: kubectl rotate encryption-key --strategy keyring",
         }
     }
 
@@ -233,6 +259,7 @@ impl Procedure {
             | Procedure::PluginPostgres
             | Procedure::PluginAlternating => "postgres-password",
             Procedure::RunbookRedis | Procedure::PluginRedis => "redis-password",
+            Procedure::PluginEncryption | Procedure::PluginKeyring => "encryption-key",
         }
     }
 
@@ -245,6 +272,8 @@ impl Procedure {
             Procedure::PluginAlternating => "downtime-plugin-pg-alt",
             Procedure::RunbookRedis => "downtime-runbook-redis",
             Procedure::PluginRedis => "downtime-plugin-redis",
+            Procedure::PluginEncryption => "downtime-plugin-ek",
+            Procedure::PluginKeyring => "downtime-plugin-ek-ring",
         }
     }
 
@@ -270,6 +299,9 @@ impl Procedure {
         let restart: &[&str] = &["rollout", "restart", "deployment/api", "deployment/worker"];
         let api_status: &[&str] = &["rollout", "status", "deployment/api", "--timeout=300s"];
         let worker_status: &[&str] = &["rollout", "status", "deployment/worker", "--timeout=300s"];
+        // The key file and the dump: a new directory outside any git work tree.
+        let backups = tempfile::tempdir()?;
+        let backup_dir = backups.path().join("run").to_string_lossy().into_owned();
         let steps: Vec<(&[&str], Option<&[u8]>)> = match self {
             Procedure::Runbook => vec![
                 (
@@ -312,6 +344,28 @@ impl Procedure {
                 None,
             )],
             Procedure::PluginRedis => vec![(&["rotate", "redis", "-y"], None)],
+            Procedure::PluginEncryption => vec![(
+                &[
+                    "rotate",
+                    "encryption-key",
+                    "-y",
+                    "--backup-dir",
+                    &backup_dir,
+                ],
+                None,
+            )],
+            Procedure::PluginKeyring => vec![(
+                &[
+                    "rotate",
+                    "encryption-key",
+                    "--strategy",
+                    "keyring",
+                    "-y",
+                    "--backup-dir",
+                    &backup_dir,
+                ],
+                None,
+            )],
             Procedure::RunbookRedis => vec![
                 (
                     &[
@@ -387,7 +441,11 @@ impl Procedure {
         let values = env.secret_values("app-secrets")?;
         let stored = values.get(self.key()).map(Vec::as_slice);
         let expected = match self {
-            Procedure::PluginPostgres | Procedure::PluginAlternating | Procedure::PluginRedis => {
+            Procedure::PluginPostgres
+            | Procedure::PluginAlternating
+            | Procedure::PluginRedis
+            | Procedure::PluginEncryption
+            | Procedure::PluginKeyring => {
                 stored.is_some() && stored != before.get(self.key()).map(Vec::as_slice)
             }
             _ => stored == Some(key.as_bytes()),
@@ -451,9 +509,9 @@ fn run() -> Result<()> {
     let client = runtime.block_on(support::kube_client(&plane.kubeconfig))?;
     // One namespace per procedure, used by all its rounds; they stay until the end (no
     // deletion traffic meanwhile).
-    let procedures = PROCEDURES;
+    let procedures = selected();
     let mut envs = Vec::new();
-    for procedure in procedures {
+    for &procedure in &procedures {
         let env = TestEnv::new(&plane.kubeconfig, procedure.label())?;
         let started = std::time::Instant::now();
         setup::deploy_app(&env)?;
@@ -467,7 +525,7 @@ fn run() -> Result<()> {
     }
     let mut measured = Vec::new();
     for round in 1..=settings.rounds {
-        for (procedure, env) in procedures.into_iter().zip(&envs) {
+        for (procedure, env) in procedures.iter().copied().zip(&envs) {
             let m = measure(&runtime, &client, env, procedure, round, &settings)?;
             measured.push(m);
         }
@@ -567,7 +625,7 @@ fn measure(
 
 /// Prints the table and the failures by kind, and writes the chart.
 fn report(measured: &[Measured], settings: &Settings, versions: &Value) -> Result<()> {
-    let procedures = PROCEDURES;
+    let procedures = selected();
     let of = |p: Procedure| {
         measured
             .iter()

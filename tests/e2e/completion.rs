@@ -75,7 +75,8 @@ fn kubectl_completes_the_verbs_of_rotate_with_descriptions(kubeconfig: &Path) ->
                 "completion",
                 "openai",
                 "postgres",
-                "redis"
+                "redis",
+                "encryption-key"
             ],
         "every verb and the built-in presets: {values:?}"
     );
