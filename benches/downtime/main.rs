@@ -302,6 +302,22 @@ impl Procedure {
         // The key file and the dump: a new directory outside any git work tree.
         let backups = tempfile::tempdir()?;
         let backup_dir = backups.path().join("run").to_string_lossy().into_owned();
+        let scale_down = [
+            "rotate",
+            "encryption-key",
+            "-y",
+            "--backup-dir",
+            &backup_dir,
+        ];
+        let keyring = [
+            "rotate",
+            "encryption-key",
+            "--strategy",
+            "keyring",
+            "-y",
+            "--backup-dir",
+            &backup_dir,
+        ];
         let steps: Vec<(&[&str], Option<&[u8]>)> = match self {
             Procedure::Runbook => vec![
                 (
@@ -344,28 +360,8 @@ impl Procedure {
                 None,
             )],
             Procedure::PluginRedis => vec![(&["rotate", "redis", "-y"], None)],
-            Procedure::PluginEncryption => vec![(
-                &[
-                    "rotate",
-                    "encryption-key",
-                    "-y",
-                    "--backup-dir",
-                    &backup_dir,
-                ],
-                None,
-            )],
-            Procedure::PluginKeyring => vec![(
-                &[
-                    "rotate",
-                    "encryption-key",
-                    "--strategy",
-                    "keyring",
-                    "-y",
-                    "--backup-dir",
-                    &backup_dir,
-                ],
-                None,
-            )],
+            Procedure::PluginEncryption => vec![(&scale_down, None)],
+            Procedure::PluginKeyring => vec![(&keyring, None)],
             Procedure::RunbookRedis => vec![
                 (
                     &[
@@ -663,7 +659,7 @@ fn report(measured: &[Measured], settings: &Settings, versions: &Value) -> Resul
     );
     print!("{}", figures::table(&rows));
     println!();
-    for p in procedures {
+    for &p in &procedures {
         let samples: Vec<Sample> = of(p).flat_map(|m| m.samples.clone()).collect();
         let kinds = figures::failure_kinds(&samples);
         let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{k}: {n}")).collect();
@@ -674,7 +670,7 @@ fn report(measured: &[Measured], settings: &Settings, versions: &Value) -> Resul
         };
         println!("failures, {}: {kinds}", p.name());
     }
-    for p in procedures {
+    for &p in &procedures {
         let answered: Vec<String> = of(p)
             .map(|m| {
                 let [before, after, all] = m.answered;
