@@ -353,6 +353,12 @@ pub async fn run_verb(
                 .collect();
             let databases = presets.databases_of(&args.secret);
             let redis = presets.redis_of(&args.secret);
+            let encryption = presets
+                .presets
+                .iter()
+                .filter(|p| p.secret == args.secret)
+                .filter_map(|p| p.encryption.clone().map(|e| (p.key.clone(), e)))
+                .collect();
             let options = commands::verify::VerifyOptions {
                 secret: args.secret,
                 keys: args.keys,
@@ -362,6 +368,7 @@ pub async fn run_verb(
                 kinds,
                 databases,
                 redis,
+                encryption,
             };
             commands::verify::run(&connection, options, printer)
                 .await

@@ -31,13 +31,15 @@ pub struct VerifyOptions {
     pub databases: Vec<(String, crate::presets::PostgresSettings)>,
     /// Keys a Redis preset describes: checked by logging in.
     pub redis: Vec<(String, crate::presets::RedisSettings)>,
+    /// Keys a data encryption key preset describes: every row must decrypt with them.
+    pub encryption: Vec<(String, crate::presets::EncryptionSettings)>,
 }
 
 /// One check's outcome.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Check {
-    /// `secret`, `key`, `login`, `rollout`, `logs` or `health`.
+    /// `secret`, `key`, `login`, `rows`, `rollout`, `logs` or `health`.
     pub check: &'static str,
     pub target: String,
     pub passed: bool,
@@ -194,6 +196,55 @@ pub async fn run(
             }
         };
         checks.add("login", key.clone(), result);
+    }
+
+    for (key, settings) in options.encryption.iter().filter(|(k, _)| keys.contains(k)) {
+        let Ok(server) = crate::systems::reach::parse_server(&settings.server) else {
+            continue;
+        };
+        if let Ok(found) =
+            crate::systems::postgres::server_workloads(&cluster.client, &namespace, &server).await
+        {
+            servers.extend(found.into_iter().map(|(k, n)| {
+                (
+                    k,
+                    n,
+                    format!("the PostgreSQL server holding the rows {key} encrypts"),
+                )
+            }));
+        }
+        let Some(value) = data.get(key) else {
+            continue;
+        };
+        if let Ok(false) =
+            crate::systems::reach::server_exists(&cluster.client, &namespace, &server).await
+        {
+            checks.skip(
+                "rows",
+                key.clone(),
+                format!(
+                    "{server} (the database of the preset for {key}) does not exist in namespace {namespace}; \
+                     set encryption.server in the config file to check the rows"
+                ),
+            );
+            continue;
+        }
+        let db = crate::steps::Database {
+            server: settings.server.clone(),
+            database: settings.database.clone(),
+            admin: Some(settings.admin.clone()),
+            tls: settings.tls.clone(),
+        };
+        let value = crate::values::SecretValue::new(value.0.clone());
+        let result = crate::systems::encryption::rows_readable(
+            &cluster,
+            &namespace,
+            &db,
+            &settings.columns,
+            (key, &value),
+        )
+        .await;
+        checks.add("rows", key.clone(), result);
     }
 
     for (key, settings) in options.redis.iter().filter(|(k, _)| keys.contains(k)) {

@@ -596,3 +596,66 @@ pub async fn preflight(
     ));
     Ok(found)
 }
+
+/// `verify`: every row of `columns` decrypts with `value` (the Secret's key), read as the
+/// admin in one snapshot. `Ok` names the count; `Err` says which row does not, or why it could
+/// not be checked.
+pub async fn rows_readable(
+    cluster: &crate::cluster::Cluster,
+    namespace: &str,
+    db: &Database,
+    columns: &[Column],
+    (key, value): (&str, &SecretValue),
+) -> std::result::Result<String, String> {
+    let check = async {
+        let admin = db
+            .admin
+            .as_ref()
+            .ok_or_else(|| anyhow!("the preset names no admin login (encryption.admin)"))?;
+        let server = super::reach::parse_server(&db.server)?.with_tls(&db.tls);
+        let secret = cluster.get_secret(namespace, &admin.secret).await?;
+        let password = super::secret::value_of(&secret, &admin.key)
+            .map(|v| SecretValue::new(v.to_vec()))
+            .ok_or_else(|| {
+                anyhow!(
+                    "Secret {namespace}/{} has no key {} (the PostgreSQL admin's password)",
+                    admin.secret,
+                    admin.key
+                )
+            })?;
+        let login = super::postgres::Credentials {
+            user: &admin.user,
+            database: &db.database,
+            password: &password,
+        };
+        let mut pg = super::postgres::connect(&cluster.client, namespace, &server, &login)
+            .await?
+            .map_err(|why| {
+                anyhow!(
+                    "PostgreSQL at {server} refuses the admin login {}: {why}",
+                    admin.user
+                )
+            })?;
+        let keys = Keys::only(value)?;
+        reencrypt::count_all(&mut pg, columns, &keys).await
+    };
+    match check.await {
+        Ok(counts) => {
+            let sum = total(&counts);
+            Ok(format!(
+                "every token of {} ({} rows, {} NULL) decrypts with {key}",
+                columns
+                    .iter()
+                    .map(Column::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                sum.rows,
+                sum.null
+            ))
+        }
+        Err(err) if err.downcast_ref::<Undecryptable>().is_some() => {
+            Err(format!("{err:#} (with {key}, the key the Secret holds)"))
+        }
+        Err(err) => Err(format!("could not read the rows to check {key}: {err:#}")),
+    }
+}

@@ -313,6 +313,17 @@ fn encryption_key_preset_migrates_every_row_backs_up_key_and_database_and_the_ap
         tokens.len()
     );
 
+    // `verify` reads every row with the Secret's key.
+    let verify = env.rotate(&["verify", "app-secrets", "encryption-key"])?;
+    verify.success()?;
+    ensure!(
+        verify.stdout.contains(&format!(
+            "every token of tenant_configs.config ({ROWS} rows, 0 NULL) decrypts with encryption-key"
+        )),
+        "{}",
+        verify.stdout
+    );
+
     // The journal records the replica counts it scaled back to.
     let journals = env.journals_of("app-secrets")?;
     let scaled = &journals[0]["steps"]
@@ -326,6 +337,30 @@ fn encryption_key_preset_migrates_every_row_backs_up_key_and_database_and_the_ap
             .as_array()
             .is_some_and(|w| w.len() == 2 && w.iter().all(|w| w["replicas"] == 2)),
         "the journal records 2 replicas each: {scaled}"
+    );
+
+    // The Secret changed alone (--force, no restart): `verify` finds the rows unreadable.
+    env.rotate(&[
+        "secret",
+        "app-secrets",
+        "encryption-key",
+        "--generate",
+        "fernet",
+        "--force",
+        "--restart",
+        "none",
+        "-y",
+    ])?
+    .success()?;
+    let verify = env.rotate(&["verify", "app-secrets", "encryption-key"])?;
+    verify.failure(1)?;
+    ensure!(
+        verify.stdout.contains("decrypts with neither")
+            && verify
+                .stdout
+                .contains("with encryption-key, the key the Secret holds"),
+        "{}",
+        verify.stdout
     );
     Ok(())
 }
