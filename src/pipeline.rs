@@ -1410,6 +1410,33 @@ pub async fn attach_encryption(
     });
     change.notes.extend(found.notes);
     change.extra_needs = found.needs;
+    if settings.job.is_some() && !keyring {
+        for (verb, group, resource, why) in [
+            (
+                "create",
+                "batch",
+                "jobs",
+                "to run the preset's migration Job",
+            ),
+            ("get", "batch", "jobs", "to wait for the migration Job"),
+            (
+                "create",
+                "",
+                "secrets",
+                "to hand the migration Job both keys (a temporary Secret)",
+            ),
+            (
+                "delete",
+                "",
+                "secrets",
+                "to delete the migration Job's temporary Secret",
+            ),
+        ] {
+            change.extra_needs.push(access::Need::new(
+                verb, group, resource, None, &namespace, why,
+            ));
+        }
+    }
     change.reencryption = Some(steps::Reencryption {
         db,
         columns: settings.columns.clone(),
@@ -1419,6 +1446,18 @@ pub async fn attach_encryption(
         scaled,
         keyring: keyring.then(|| settings.separator.clone()),
         restart: if keyring { restarted } else { Vec::new() },
+        job: settings.job.clone().filter(|_| !keyring).map(|job| {
+            // A Job's name is a label value (63 characters), with "-undo" and "-keys" to come.
+            let secret: String = change.data.secret.chars().take(24).collect();
+            (
+                format!(
+                    "{}-migrate-{}",
+                    secret.trim_end_matches('-'),
+                    change.record.id
+                ),
+                job,
+            )
+        }),
     });
     Ok(())
 }

@@ -129,6 +129,9 @@ pub struct EncryptionSettings {
     pub columns: Vec<crate::steps::Column>,
     /// `scale-down` (the runbook's) or `keyring`.
     pub strategy: Strategy,
+    /// The app team's own migration, run as a Job instead of the built-in re-encryption.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<crate::steps::JobSpec>,
     /// How the app splits a key list (key-ring mode).
     pub separator: String,
 }
@@ -376,6 +379,7 @@ pub fn built_in() -> Vec<Preset> {
             }],
             strategy: Strategy::ScaleDown,
             separator: ",".into(),
+            job: None,
         }),
     }]
 }
@@ -419,6 +423,21 @@ struct EncryptionConfig {
     strategy: Option<Strategy>,
     /// Between the keys of a key ring (default `,`).
     separator: Option<String>,
+    /// The app's own migration: `{image, command, env}`.
+    job: Option<JobConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobConfig {
+    image: String,
+    #[serde(default)]
+    command: Vec<String>,
+    #[serde(default)]
+    args: Vec<String>,
+    /// Kubernetes `EnvVar`s, as a container spec writes them.
+    #[serde(default)]
+    env: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -766,6 +785,27 @@ fn merge_encryption(
             at("encryption.separator")
         ));
     }
+    let job = match config.job {
+        Some(job) => {
+            if job.image.is_empty() {
+                return Err(anyhow!("{}: name the image", at("encryption.job.image")));
+            }
+            Some(crate::steps::JobSpec {
+                image: job.image,
+                command: job.command,
+                args: job.args,
+                env: job.env,
+            })
+        }
+        None => before.as_ref().and_then(|b| b.job.clone()),
+    };
+    if job.is_some() && strategy == Strategy::Keyring {
+        return Err(anyhow!(
+            "{}: a key-ring migration is the built-in one (online, in short transactions); a job of your own runs \
+             with the scale-down strategy",
+            at("encryption.job")
+        ));
+    }
     let mut tls = before.map(|b| b.tls).unwrap_or_default();
     if let Some(mode) = config.tls {
         tls.mode = mode;
@@ -774,6 +814,7 @@ fn merge_encryption(
         tls.ca_file = config.ca_file;
     }
     Ok(EncryptionSettings {
+        job,
         server,
         database,
         admin,

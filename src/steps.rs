@@ -147,6 +147,21 @@ impl std::fmt::Display for Column {
     }
 }
 
+/// The app team's own migration, run as a Job: its container (the keys come from a temporary
+/// Secret, as `OLD_KEY` and `NEW_KEY`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobSpec {
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Kubernetes `EnvVar`s (e.g. the app's database login from its Secret).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<serde_json::Value>,
+}
+
 /// A workload scaled down for a migration, with the replica count it had (what scaling up
 /// restores).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,6 +209,8 @@ pub struct Reencryption {
     pub keyring: Option<String>,
     /// With a key ring: the consumers to restart (twice).
     pub restart: Vec<WorkloadRef>,
+    /// The app's own migration Job instead of the built-in re-encryption, named after the run.
+    pub job: Option<(String, JobSpec)>,
 }
 
 /// What a data encryption key's Secret value is during a key-ring run: one key, or both
@@ -427,6 +444,18 @@ pub enum Step {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         online: bool,
     },
+    /// The app's own migration: a Job `name` running `job` with `OLD_KEY` and `NEW_KEY` (the
+    /// other value of `key` and its `to` value) from a temporary Secret `name-keys`, deleted
+    /// when the Job ends. Checked by counting which key decrypts the rows of `columns`.
+    #[serde(rename_all = "camelCase")]
+    MigrationJob {
+        name: String,
+        job: JobSpec,
+        db: Database,
+        columns: Vec<Column>,
+        key: String,
+        to: Version,
+    },
     /// Key-ring mode: the Secret's value of `key` becomes `to`, where it holds one of `from`
     /// (a guarded JSON Patch); `to` the new key also records the rotation, `to` the old one
     /// puts the records back as they were.
@@ -472,6 +501,7 @@ impl Step {
             Step::Reencrypt { .. } => "reencrypt",
             Step::CheckRows { .. } => "check-rows",
             Step::WriteKey { .. } => "write-key",
+            Step::MigrationJob { .. } => "migration-job",
         }
     }
 
@@ -639,6 +669,15 @@ impl Step {
                 } else {
                     "in one transaction"
                 }
+            ),
+            Step::MigrationJob {
+                name, job, key, to, ..
+            } => format!(
+                "run Job {name} (image {}) with the {} {key} as OLD_KEY and the {} one as NEW_KEY (from a temporary \
+                 Secret {name}-keys, deleted when it ends), then count which key decrypts the rows",
+                job.image,
+                to.other().name(),
+                to.name()
             ),
             Step::WriteKey { key, to, .. } => format!(
                 "patch Secret {secret}: {key} becomes {} (guarded by its current value)",
@@ -864,12 +903,22 @@ pub fn plan_reencryption(
             workloads: change.scaled.clone(),
         });
     }
-    steps.push(Step::Reencrypt {
-        db: change.db.clone(),
-        columns: change.columns.clone(),
-        key: change.key.clone(),
-        to: Version::New,
-        online: false,
+    steps.push(match &change.job {
+        Some((name, job)) => Step::MigrationJob {
+            name: name.clone(),
+            job: job.clone(),
+            db: change.db.clone(),
+            columns: change.columns.clone(),
+            key: change.key.clone(),
+            to: Version::New,
+        },
+        None => Step::Reencrypt {
+            db: change.db.clone(),
+            columns: change.columns.clone(),
+            key: change.key.clone(),
+            to: Version::New,
+            online: false,
+        },
     });
     steps.push(Step::PatchSecret);
     let workloads: Vec<WorkloadRef> = change.scaled.iter().map(Scaled::workload).collect();
@@ -1172,6 +1221,22 @@ pub fn plan_undo(
                 key: key.clone(),
                 to: to.other(),
                 online: *online,
+            }),
+            // The same Job, the other way round.
+            Step::MigrationJob {
+                name,
+                job,
+                db,
+                columns,
+                key,
+                to,
+            } => restore.push(Step::MigrationJob {
+                name: format!("{name}-undo"),
+                job: job.clone(),
+                db: db.clone(),
+                columns: columns.clone(),
+                key: key.clone(),
+                to: to.other(),
             }),
             Step::BackUp { .. }
             | Step::WriteKey { .. }
@@ -1647,6 +1712,7 @@ mod tests {
             },
             keyring: keyring.then(|| ",".to_string()),
             restart: if keyring { api() } else { Vec::new() },
+            job: None,
         }
     }
 
@@ -1783,5 +1849,31 @@ mod tests {
         ));
         assert!(matches!(&undo[4], Step::WriteKey { to: Held::Old, .. }));
         assert!(matches!(&undo[5], Step::Restart { restarted_at, .. } if restarted_at == "U.2"));
+    }
+
+    #[test]
+    fn the_apps_own_migration_job_replaces_the_built_in_one_and_runs_backwards_to_undo() {
+        let mut change = reencryption(false);
+        change.job = Some((
+            "app-secrets-migrate-r1".into(),
+            JobSpec {
+                image: "registry.example/migrate:1".into(),
+                command: vec!["migrate".into()],
+                args: Vec::new(),
+                env: Vec::new(),
+            },
+        ));
+        let forward = plan_reencryption(Some("b"), &change, "T", None);
+        assert!(names(&forward).contains(&"migration-job"));
+        assert!(!names(&forward).contains(&"reencrypt"));
+        let undo = plan_undo(&progress(&forward, 6), Some("b"), "U");
+        assert_eq!(
+            names(&undo),
+            ["restore", "migration-job", "scale-up", "watch"]
+        );
+        assert!(matches!(
+            &undo[1],
+            Step::MigrationJob { name, to: Version::Old, .. } if name == "app-secrets-migrate-r1-undo"
+        ));
     }
 }

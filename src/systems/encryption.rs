@@ -659,3 +659,234 @@ pub async fn rows_readable(
         Err(err) => Err(format!("could not read the rows to check {key}: {err:#}")),
     }
 }
+
+/// The app's own migration as a Job: the keys in a temporary Secret (`OLD_KEY`, `NEW_KEY`,
+/// given to the container with `envFrom`), the Job run to its end (no retries: a migration is
+/// not blindly run twice), the temporary Secret deleted whatever happened, then the rows
+/// counted to tell what the Job did.
+pub async fn run_job(
+    ctx: &Ctx<'_>,
+    (name, job): (&str, &crate::steps::JobSpec),
+    (db, columns): (&Database, &[Column]),
+    (key, to): (&str, Version),
+) -> StepOutcome {
+    let keys_secret = format!("{name}-keys");
+    let outcome = job_until_done(ctx, name, job, &keys_secret, (key, to)).await;
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(ctx.cluster.client.clone(), ctx.namespace());
+    let deleted = match secrets
+        .delete(&keys_secret, &kube::api::DeleteParams::default())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(err) => Err(crate::cluster::short_error(&err)),
+    };
+    let deleted_note = match &deleted {
+        Ok(()) => format!("; the temporary Secret {keys_secret} is deleted"),
+        Err(why) => format!(
+            "; WARNING: the temporary Secret {keys_secret} holding both keys could not be deleted ({why}): \
+             delete it with `kubectl delete secret {keys_secret} -n {}`",
+            ctx.namespace()
+        ),
+    };
+    // What the rows say, whatever the Job said.
+    let counted = async {
+        let keys = keys(ctx, key, to).await?;
+        let mut pg = super::postgres::admin_client(ctx, db).await?;
+        reencrypt::count_all(&mut pg, columns, &keys).await
+    }
+    .await;
+    let rows = |counts: &[Counts]| {
+        let sum = total(counts);
+        format!(
+            "{} rows: {} on the {} key, {} still on the {} one",
+            sum.rows,
+            sum.new,
+            to.name(),
+            sum.old,
+            to.other().name()
+        )
+    };
+    match (outcome, counted) {
+        (Ok(()), Ok(counts)) if total(&counts).old == 0 => StepOutcome::done(format!(
+            "Job {name} completed; {}{deleted_note}",
+            rows(&counts)
+        )),
+        (Ok(()), Ok(counts)) => StepOutcome::failed(
+            format!(
+                "Job {name} completed, but not every row moved: {}{deleted_note}",
+                rows(&counts)
+            ),
+            Applied::Unknown,
+        ),
+        (Err(why), Ok(counts)) if total(&counts).new == 0 => StepOutcome::failed(
+            format!(
+                "{why}; read back: no row moved ({}){deleted_note}",
+                rows(&counts)
+            ),
+            Applied::No,
+        ),
+        (Err(why), Ok(counts)) => StepOutcome::failed(
+            format!(
+                "{why}; read back: {} (`kubectl logs job/{name} -n {}` says why){deleted_note}",
+                rows(&counts),
+                ctx.namespace()
+            ),
+            Applied::Unknown,
+        ),
+        (outcome, Err(err)) => StepOutcome::failed(
+            format!(
+                "{}; counting the rows failed: {err:#}{deleted_note}",
+                match outcome {
+                    Ok(()) => format!("Job {name} completed"),
+                    Err(why) => why,
+                }
+            ),
+            Applied::Unknown,
+        ),
+    }
+}
+
+/// Creates the temporary Secret and the Job (or finds them from an earlier attempt) and
+/// waits until the Job completed or failed, at most the run's timeout.
+async fn job_until_done(
+    ctx: &Ctx<'_>,
+    name: &str,
+    job: &crate::steps::JobSpec,
+    keys_secret: &str,
+    (key, to): (&str, Version),
+) -> std::result::Result<(), String> {
+    use k8s_openapi::api::batch::v1::Job;
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::PostParams;
+    let params = PostParams {
+        dry_run: false,
+        field_manager: Some(crate::rollout::FIELD_MANAGER.to_string()),
+    };
+    let namespace = ctx.namespace().to_string();
+    let labels = serde_json::json!({
+        "app.kubernetes.io/managed-by": "kubectl-rotate",
+        crate::journal::RUN_OF_LABEL: ctx.journal.secret,
+    });
+    let jobs: Api<Job> = Api::namespaced(ctx.cluster.client.clone(), &namespace);
+    let existing = jobs.get_opt(name).await.map_err(|e| {
+        format!(
+            "cannot read Job {name}: {}",
+            crate::cluster::short_error(&e)
+        )
+    })?;
+    if existing.is_none() {
+        let new = super::secret::new_value(ctx, key)
+            .map_err(|e| format!("{e:#}"))?
+            .clone();
+        let old = super::secret::old_value(ctx, key)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        let (from, into) = match to {
+            Version::New => (old, new),
+            Version::Old => (new, old),
+        };
+        let secret: Secret = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": keys_secret, "labels": labels},
+            "type": "Opaque",
+            "data": {"OLD_KEY": from.to_base64().as_str(), "NEW_KEY": into.to_base64().as_str()},
+        }))
+        .map_err(|e| e.to_string())?;
+        let secrets: Api<Secret> = Api::namespaced(ctx.cluster.client.clone(), &namespace);
+        match secrets.create(&params, &secret).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                secrets
+                    .replace(keys_secret, &params, &secret)
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "cannot write the temporary Secret {keys_secret}: {}",
+                            crate::cluster::short_error(&e)
+                        )
+                    })?;
+            }
+            Err(err) => {
+                return Err(format!(
+                    "cannot create the temporary Secret {keys_secret}: {}",
+                    crate::cluster::short_error(&err)
+                ));
+            }
+        }
+        let mut container = serde_json::json!({
+            "name": "migrate",
+            "image": job.image,
+            "envFrom": [{"secretRef": {"name": keys_secret}}],
+        });
+        if !job.command.is_empty() {
+            container["command"] = serde_json::json!(job.command);
+        }
+        if !job.args.is_empty() {
+            container["args"] = serde_json::json!(job.args);
+        }
+        if !job.env.is_empty() {
+            container["env"] = serde_json::json!(job.env);
+        }
+        let manifest: Job = serde_json::from_value(serde_json::json!({
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {
+                "backoffLimit": 0,
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "automountServiceAccountToken": false,
+                        "containers": [container],
+                    },
+                },
+            },
+        }))
+        .map_err(|e| format!("the preset's encryption.job is not a valid container: {e}"))?;
+        jobs.create(&params, &manifest).await.map_err(|e| {
+            format!(
+                "cannot create Job {name}: {}",
+                crate::cluster::short_error(&e)
+            )
+        })?;
+    }
+    let deadline = tokio::time::Instant::now() + ctx.timeout;
+    loop {
+        let found = jobs.get(name).await.map_err(|e| {
+            format!(
+                "cannot read Job {name}: {}",
+                crate::cluster::short_error(&e)
+            )
+        })?;
+        let conditions = found
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.clone())
+            .unwrap_or_default();
+        let holds = |kind: &str| {
+            conditions
+                .iter()
+                .find(|c| c.type_ == kind && c.status == "True")
+                .map(|c| c.message.clone().unwrap_or_default())
+        };
+        if holds("Complete").is_some() {
+            return Ok(());
+        }
+        if let Some(message) = holds("Failed") {
+            return Err(format!(
+                "Job {name} failed ({message}); `kubectl logs job/{name} -n {namespace}` says why"
+            ));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "Job {name} did not finish within {:?} (it goes on; `kubectl get job {name} -n {namespace}`)",
+                ctx.timeout
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}

@@ -164,6 +164,14 @@ pub async fn apply(step: &Step, ctx: &Ctx<'_>, printer: &mut Printer) -> StepOut
             online,
         } => encryption::reencrypt(ctx, db, columns, (key, *to), *online).await,
         Step::WriteKey { key, from, to } => secret::write_key(ctx, key, from, to).await,
+        Step::MigrationJob {
+            name,
+            job,
+            db,
+            columns,
+            key,
+            to,
+        } => encryption::run_job(ctx, (name, job), (db, columns), (key, *to)).await,
         Step::CheckRows { db, columns, key } => encryption::check_rows(ctx, db, columns, key).await,
     }
 }
@@ -199,6 +207,13 @@ pub async fn check(step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Checked> {
             ..
         } => encryption::check_reencrypt(ctx, db, columns, key, *to).await,
         Step::WriteKey { key, from, to } => secret::check_write_key(ctx, key, from, to).await,
+        Step::MigrationJob {
+            db,
+            columns,
+            key,
+            to,
+            ..
+        } => encryption::check_reencrypt(ctx, db, columns, key, *to).await,
         Step::CreateRole { db, role, .. } => postgres::check_create_role(ctx, db, role).await,
         Step::SetPassword {
             db,

@@ -29,6 +29,10 @@ pub fn tests() -> Vec<(&'static str, TestFn)> {
             encryption_key_keyring_run_killed_after_the_online_migration_is_undone_in_phases,
         ),
         (
+            "encryption_key_with_the_apps_own_migration_job_hands_it_the_keys_and_checks_its_work",
+            encryption_key_with_the_apps_own_migration_job_hands_it_the_keys_and_checks_its_work,
+        ),
+        (
             "encryption_key_rotation_stops_on_a_row_that_does_not_decrypt_with_nothing_changed",
             encryption_key_rotation_stops_on_a_row_that_does_not_decrypt_with_nothing_changed,
         ),
@@ -644,4 +648,88 @@ fn encryption_key_keyring_run_killed_after_the_online_migration_is_undone_in_pha
     );
     rows_readable_with(&env, &old, Fernet::generate_key().as_bytes())?;
     app_back_and_serving(&env)
+}
+
+/// The app team's own migration (demo-app's `reencrypt`, row by row as such scripts are), as
+/// the preset's `encryption.job`.
+const JOB_CONFIG: &str = r#"
+presets:
+  encryption-key:
+    encryption:
+      job:
+        image: kubectl-rotate.io/demo-app:dev
+        args: [reencrypt]
+        env:
+          - {name: DATABASE_HOST, value: $(POSTGRES_SERVICE_HOST)}
+          - {name: DATABASE_PORT, value: $(POSTGRES_SERVICE_PORT)}
+          - name: DATABASE_USER
+            valueFrom: {secretKeyRef: {name: app-secrets, key: postgres-user}}
+          - name: DATABASE_PASSWORD
+            valueFrom: {secretKeyRef: {name: app-secrets, key: postgres-password}}
+"#;
+
+fn encryption_key_with_the_apps_own_migration_job_hands_it_the_keys_and_checks_its_work(
+    kubeconfig: &Path,
+) -> Result<()> {
+    let env = start(kubeconfig, "ek-job")?;
+    let before = env.secret_values("app-secrets")?;
+    let old = before["encryption-key"].clone();
+    let files = tempfile::tempdir()?;
+    let config = files.path().join("config.yaml");
+    std::fs::write(&config, JOB_CONFIG)?;
+    let dir = files.path().join("run");
+    let run = env.rotate(&[
+        "--config",
+        config.to_str().unwrap_or_default(),
+        "encryption-key",
+        "-y",
+        "--backup-dir",
+        dir.to_str().unwrap_or_default(),
+    ])?;
+    run.success()?;
+    let new = env.secret_values("app-secrets")?["encryption-key"].clone();
+    ensure!(new != old, "the Secret holds the new key");
+    rows_readable_with(&env, &new, &old)?;
+    app_back_and_serving(&env)?;
+    let text = format!("{}{}", run.stdout, run.stderr);
+    let id = env.journals_of("app-secrets")?[0]["id"]
+        .as_str()
+        .context("a run id")?
+        .to_string();
+    let job = format!("app-secrets-migrate-{id}");
+    ensure!(
+        text.contains(&format!(
+            "migration-job: Job {job} completed; {ROWS} rows: {ROWS} on the new key, 0 still on the old one; \
+             the temporary Secret {job}-keys is deleted"
+        )),
+        "{text}"
+    );
+    // The keys existed only for the Job's run: its temporary Secret is gone; the Job and its
+    // log stay (they hold no key).
+    let gone = env.kubectl(&[
+        "get",
+        "secret",
+        &format!("{job}-keys"),
+        "-n",
+        &env.namespace,
+    ])?;
+    gone.failure(1)?;
+    let log = env.kubectl(&["logs", &format!("job/{job}"), "-n", &env.namespace])?;
+    log.success()?;
+    ensure!(
+        log.stdout
+            .contains(&format!("Re-encrypted tenant configs: {ROWS}")),
+        "{}",
+        log.stdout
+    );
+    let spec = env.get_json("job", &job)?;
+    let spec = spec.to_string();
+    for value in [&old, &new] {
+        ensure!(
+            !spec.contains(String::from_utf8_lossy(value).as_ref()),
+            "a key is in the Job's spec"
+        );
+    }
+    crate::support::assert_no_values(&run, &before)?;
+    Ok(())
 }

@@ -47,7 +47,7 @@ pub fn log(line: impl Display) {
 }
 
 const USAGE: &str = "usage: demo-app api | worker | seed [--database-url URL] [--tenants N] | \
-     encrypt | decrypt | postgres | redis";
+     reencrypt | encrypt | decrypt | postgres | redis";
 
 #[derive(Clone, Copy, PartialEq)]
 enum Role {
@@ -84,6 +84,7 @@ async fn command(args: &[String]) -> Result<(), String> {
         Some("api") if args.len() == 1 => run_until_signal(Role::Api).await,
         Some("worker") if args.len() == 1 => run_until_signal(Role::Worker).await,
         Some("seed") => seed(&args[1..]).await,
+        Some("reencrypt") if args.len() == 1 => reencrypt().await,
         Some("encrypt") if args.len() == 1 => transform(|f, input| Ok(f.encrypt(input.as_bytes()))),
         Some("decrypt") if args.len() == 1 => transform(tenants::decrypt),
         Some("-h" | "--help" | "help") => {
@@ -193,6 +194,32 @@ async fn seed(args: &[String]) -> Result<(), String> {
         .await
         .map_err(|e| format!("seed failed: {e}"))?;
     log(format_args!("Seeded tenants: {count} ({inserted} new)"));
+    Ok(())
+}
+
+/// `reencrypt`: a migration as an app team writes one (run as a Job by `kubectl rotate
+/// encryption-key` when the preset names it): every tenant config from `OLD_KEY` to `NEW_KEY`
+/// (environment), row by row, in one transaction. The database login is the app's own:
+/// `DATABASE_HOST`/`PORT`/`USER`/`NAME`, the password in `DATABASE_PASSWORD`.
+async fn reencrypt() -> Result<(), String> {
+    let key = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .and_then(|k| config::fernet_from_key(&k))
+            .ok_or_else(|| format!("{name} is missing or not a Fernet key"))
+    };
+    let (old, new) = (key("OLD_KEY")?, key("NEW_KEY")?);
+    let settings = Settings::from_env()?;
+    let password =
+        std::env::var("DATABASE_PASSWORD").map_err(|_| "DATABASE_PASSWORD is missing")?;
+    let mut db = tokio_postgres::Config::new();
+    db.host(&settings.database_host)
+        .port(settings.database_port)
+        .user(&settings.database_user)
+        .password(password)
+        .dbname(&settings.database_name);
+    let moved = tenants::reencrypt(&db, old, new).await?;
+    log(format_args!("Re-encrypted tenant configs: {moved}"));
     Ok(())
 }
 

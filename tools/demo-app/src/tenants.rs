@@ -147,3 +147,44 @@ pub async fn seed(
     }
     Ok(inserted)
 }
+
+/// Every tenant config moved to `new` (from `old`, or already `new`'s), row by row in one
+/// transaction; a token neither key decrypts stops it with nothing changed. Returns how many
+/// rows changed.
+pub async fn reencrypt(
+    db: &tokio_postgres::Config,
+    old: fernet::Fernet,
+    new: fernet::Fernet,
+) -> Result<u64, String> {
+    let (mut client, connection) = db.connect(NoTls).await.map_err(|e| pg_message(&e))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let tx = client.transaction().await.map_err(|e| pg_message(&e))?;
+    let rows = tx
+        .query(
+            "SELECT tenant_id, config FROM tenant_configs FOR UPDATE",
+            &[],
+        )
+        .await
+        .map_err(|e| pg_message(&e))?;
+    let mut moved = 0;
+    for row in rows {
+        let (id, token): (String, String) = (row.get(0), row.get(1));
+        if new.decrypt(&token).is_ok() {
+            continue;
+        }
+        let plain = old
+            .decrypt(&token)
+            .map_err(|_| format!("tenant config {id} cannot be decrypted with OLD_KEY"))?;
+        tx.execute(
+            "UPDATE tenant_configs SET config = $2 WHERE tenant_id = $1",
+            &[&id, &new.encrypt(&plain)],
+        )
+        .await
+        .map_err(|e| pg_message(&e))?;
+        moved += 1;
+    }
+    tx.commit().await.map_err(|e| pg_message(&e))?;
+    Ok(moved)
+}
