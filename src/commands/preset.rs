@@ -51,6 +51,19 @@ pub async fn run(
             preset.name
         );
     }
+    if preset.encryption.is_some() && options.restart != RestartMode::Auto {
+        // A usage error (exit 2), like clap's.
+        return Err(crate::ExitWith {
+            code: crate::exit::USAGE,
+            message: format!(
+                "--restart does not apply to preset {:?}: every consumer of a data encryption key must stop during \
+                 the migration (scale-down) or roll out with the key ring (keyring), or it would read rows it \
+                 cannot decrypt",
+                preset.name
+            ),
+        }
+        .into());
+    }
     let cluster = cluster::connect(connection).await?;
     let secret = cluster
         .get_secret(&cluster.namespace, &preset.secret)

@@ -25,6 +25,10 @@ pub fn tests() -> Vec<(&'static str, TestFn)> {
             encryption_key_keyring_mode_moves_every_row_while_the_consumers_keep_serving,
         ),
         (
+            "encryption_key_keyring_run_killed_in_its_first_phase_is_resumed",
+            encryption_key_keyring_run_killed_in_its_first_phase_is_resumed,
+        ),
+        (
             "encryption_key_keyring_run_killed_after_the_online_migration_is_undone_in_phases",
             encryption_key_keyring_run_killed_after_the_online_migration_is_undone_in_phases,
         ),
@@ -731,5 +735,41 @@ fn encryption_key_with_the_apps_own_migration_job_hands_it_the_keys_and_checks_i
         );
     }
     crate::support::assert_no_values(&run, &before)?;
+    Ok(())
+}
+
+fn encryption_key_keyring_run_killed_in_its_first_phase_is_resumed(
+    kubeconfig: &Path,
+) -> Result<()> {
+    let env = start(kubeconfig, "ek-ring-resume")?;
+    let old = env.secret_values("app-secrets")?["encryption-key"].clone();
+    let files = tempfile::tempdir()?;
+    // Killed once the Secret holds new,old and the pods rolled out, before any row moved.
+    env.kill_rotate_at(
+        &[
+            "encryption-key",
+            "--strategy",
+            "keyring",
+            "-y",
+            "--backup-dir",
+            files.path().to_str().unwrap_or_default(),
+        ],
+        "before:reencrypt",
+    )?;
+    rows_readable_with(&env, &old, Fernet::generate_key().as_bytes())?;
+    app_back_and_serving(&env)?;
+    env.rotate(&["resume", "app-secrets", "-y"])?.success()?;
+    let new = env.secret_values("app-secrets")?["encryption-key"].clone();
+    ensure!(new != old && fernet_of(&new).is_ok(), "the new key alone");
+    rows_readable_with(&env, &new, &old)?;
+    app_back_and_serving(&env)?;
+    // --restart does not apply: every consumer must stop or roll out.
+    let wrong = env.rotate(&["encryption-key", "--restart", "none", "-y"])?;
+    wrong.failure(2)?;
+    ensure!(
+        wrong.stderr.contains("--restart does not apply"),
+        "{}",
+        wrong.stderr
+    );
     Ok(())
 }
