@@ -549,37 +549,9 @@ pub async fn preflight(
         "to read the PostgreSQL admin's password",
     ));
     found.server_workloads = super::postgres::server_workloads(client, namespace, &server).await?;
-    let secret = cluster.get_secret(namespace, &admin.secret).await.map_err(|e| {
-        anyhow!(
-            "{e:#}\nthe preset names Secret {namespace}/{} key {} as the PostgreSQL admin's password (encryption.admin in the config file)",
-            admin.secret,
-            admin.key
-        )
-    })?;
-    let password = super::secret::value_of(&secret, &admin.key)
-        .map(|v| SecretValue::new(v.to_vec()))
-        .ok_or_else(|| {
-            anyhow!(
-                "Secret {namespace}/{} has no key {} (the PostgreSQL admin's password, encryption.admin in the config file); nothing was changed",
-                admin.secret,
-                admin.key
-            )
-        })?;
-    let login = super::postgres::Credentials {
-        user: &admin.user,
-        database: &db.database,
-        password: &password,
-    };
-    let mut pg = match super::postgres::connect(client, namespace, &server, &login).await? {
-        Ok(pg) => pg,
-        Err(why) => bail!(
-            "PostgreSQL at {server} refuses the admin login {} with the password in Secret {namespace}/{} key {} ({why}); \
-             fix the admin Secret or encryption.admin in the config file; nothing was changed",
-            admin.user,
-            admin.secret,
-            admin.key
-        ),
-    };
+    let mut pg = admin_connection(cluster, namespace, db)
+        .await
+        .map_err(|e| anyhow!("{e:#}; nothing was changed"))?;
     let keys = Keys::new(current, new).map_err(|e| anyhow!("{e:#}; nothing was changed"))?;
     let counts = match reencrypt::count_all(&mut pg, columns, &keys).await {
         Ok(counts) => counts,
@@ -608,34 +580,7 @@ pub async fn rows_readable(
     (key, value): (&str, &SecretValue),
 ) -> std::result::Result<String, String> {
     let check = async {
-        let admin = db
-            .admin
-            .as_ref()
-            .ok_or_else(|| anyhow!("the preset names no admin login (encryption.admin)"))?;
-        let server = super::reach::parse_server(&db.server)?.with_tls(&db.tls);
-        let secret = cluster.get_secret(namespace, &admin.secret).await?;
-        let password = super::secret::value_of(&secret, &admin.key)
-            .map(|v| SecretValue::new(v.to_vec()))
-            .ok_or_else(|| {
-                anyhow!(
-                    "Secret {namespace}/{} has no key {} (the PostgreSQL admin's password)",
-                    admin.secret,
-                    admin.key
-                )
-            })?;
-        let login = super::postgres::Credentials {
-            user: &admin.user,
-            database: &db.database,
-            password: &password,
-        };
-        let mut pg = super::postgres::connect(&cluster.client, namespace, &server, &login)
-            .await?
-            .map_err(|why| {
-                anyhow!(
-                    "PostgreSQL at {server} refuses the admin login {}: {why}",
-                    admin.user
-                )
-            })?;
+        let mut pg = admin_connection(cluster, namespace, db).await?;
         let keys = Keys::only(value)?;
         reencrypt::count_all(&mut pg, columns, &keys).await
     };
@@ -888,5 +833,49 @@ async fn job_until_done(
             ));
         }
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
+/// The admin's connection to `db`, its password read from the Secret the preset names.
+async fn admin_connection(
+    cluster: &crate::cluster::Cluster,
+    namespace: &str,
+    db: &Database,
+) -> Result<tokio_postgres::Client> {
+    let admin = db
+        .admin
+        .as_ref()
+        .ok_or_else(|| anyhow!("the preset names no admin login (encryption.admin)"))?;
+    let server = super::reach::parse_server(&db.server)?.with_tls(&db.tls);
+    let secret = cluster.get_secret(namespace, &admin.secret).await.map_err(|e| {
+        anyhow!(
+            "{e:#}\nthe preset names Secret {namespace}/{} key {} as the PostgreSQL admin's password (encryption.admin in the config file)",
+            admin.secret,
+            admin.key
+        )
+    })?;
+    let password = super::secret::value_of(&secret, &admin.key)
+        .map(|v| SecretValue::new(v.to_vec()))
+        .ok_or_else(|| {
+            anyhow!(
+                "Secret {namespace}/{} has no key {} (the PostgreSQL admin's password, encryption.admin in the config file)",
+                admin.secret,
+                admin.key
+            )
+        })?;
+    let login = super::postgres::Credentials {
+        user: &admin.user,
+        database: &db.database,
+        password: &password,
+    };
+    match super::postgres::connect(&cluster.client, namespace, &server, &login).await? {
+        Ok(pg) => Ok(pg),
+        Err(why) => bail!(
+            "PostgreSQL at {server} refuses the admin login {} with the password in Secret {namespace}/{} key {} ({why}); \
+             fix the admin Secret or encryption.admin in the config file",
+            admin.user,
+            admin.secret,
+            admin.key
+        ),
     }
 }

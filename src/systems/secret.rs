@@ -443,6 +443,12 @@ fn restore_ops(
     if !any {
         return None;
     }
+    restore_records(live, ctx, &mut ops);
+    Some(ops)
+}
+
+/// The ops that put the rotation records back as they were before the run.
+fn restore_records(live: &Secret, ctx: &Ctx<'_>, ops: &mut Vec<Value>) {
     let annotations = live.metadata.annotations.clone().unwrap_or_default();
     let path = format!("/metadata/annotations/{}", escape(ROTATIONS_ANNOTATION));
     match (
@@ -458,7 +464,6 @@ fn restore_ops(
         (None, true) => ops.push(json!({"op": "remove", "path": path})),
         (None, false) => {}
     }
-    Some(ops)
 }
 
 pub async fn check_restore(ctx: &Ctx<'_>, _backup: Option<&str>) -> Result<Checked> {
@@ -625,21 +630,7 @@ fn write_key_ops(
         json!({"op": "replace", "path": path, "value": target.to_base64().as_str()}),
     ];
     if *to == Held::Old {
-        let annotations = live.metadata.annotations.clone().unwrap_or_default();
-        let path = format!("/metadata/annotations/{}", escape(ROTATIONS_ANNOTATION));
-        match (
-            &ctx.journal.previous_records,
-            annotations.contains_key(ROTATIONS_ANNOTATION),
-        ) {
-            (Some(previous), _) => {
-                if live.metadata.annotations.is_none() {
-                    ops.push(json!({"op": "add", "path": "/metadata/annotations", "value": {}}));
-                }
-                ops.push(json!({"op": "add", "path": path, "value": previous}));
-            }
-            (None, true) => ops.push(json!({"op": "remove", "path": path})),
-            (None, false) => {}
-        }
+        restore_records(live, ctx, &mut ops);
     }
     Ok(ops)
 }
