@@ -326,10 +326,18 @@ fn redis_preset_overlaps_passwords_under_load_and_a_redis_restart_keeps_the_new_
     })?;
     ensure!(!accepts(&env, &old)?, "the new pod refuses the old one");
 
-    // The app's pools log in again (its readiness pings Redis); then verify.
-    wait_for(&env, "the api pods to be Ready again", || {
+    // The app's pools log in again (its readiness pings Redis); then verify. Ready must hold
+    // for longer than the pools' recycle time (5 s in demo/app.yaml): a pod can still turn
+    // unready when its pool, opened before the Redis restart, logs in again.
+    let mut ready_since: Option<Instant> = None;
+    wait_for(&env, "the api pods to be Ready for 6 s", || {
         let api = env.get_json("deployment", "api")?;
-        Ok(api["status"]["readyReplicas"].as_i64() == Some(2))
+        if api["status"]["readyReplicas"].as_i64() != Some(2) {
+            ready_since = None;
+            return Ok(false);
+        }
+        let since = *ready_since.get_or_insert_with(Instant::now);
+        Ok(since.elapsed() >= Duration::from_secs(6))
     })?;
     let verify = env.rotate(&["verify", "app-secrets", "redis-password"])?;
     verify.success()?;
@@ -344,7 +352,7 @@ fn redis_preset_overlaps_passwords_under_load_and_a_redis_restart_keeps_the_new_
 }
 
 /// Polls `check` every 250 ms for at most 60 s.
-fn wait_for(_env: &TestEnv, what: &str, check: impl Fn() -> Result<bool>) -> Result<()> {
+fn wait_for(_env: &TestEnv, what: &str, mut check: impl FnMut() -> Result<bool>) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if check().unwrap_or(false) {
