@@ -478,7 +478,9 @@ pub struct PresetArgs {
     /// PostgreSQL presets: `single-user` changes the role's password in place;
     /// `alternating-users` switches the Secret between two roles, for no downtime.
     /// Redis presets: `overlap` (Redis 6+) keeps old and new password valid during the
-    /// rollout; `requirepass` replaces it at once (default: the preset's).
+    /// rollout; `requirepass` replaces it at once. Data encryption keys: `scale-down` stops the
+    /// consumers during the migration; `keyring` (no downtime) needs an app that accepts a key
+    /// list (default: the preset's).
     #[arg(long, value_enum, value_name = "STRATEGY")]
     pub strategy: Option<crate::presets::Strategy>,
 

@@ -619,14 +619,22 @@ pub async fn run_job(
     let outcome = job_until_done(ctx, name, job, &keys_secret, (key, to)).await;
     let secrets: Api<k8s_openapi::api::core::v1::Secret> =
         Api::namespaced(ctx.cluster.client.clone(), ctx.namespace());
-    let deleted = match secrets
-        .delete(&keys_secret, &kube::api::DeleteParams::default())
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(err) => Err(crate::cluster::short_error(&err)),
-    };
+    // The undo's Job also removes what a killed forward Job left behind (its keys Secret).
+    let mut leftovers = vec![keys_secret.clone()];
+    if let Some(forward) = name.strip_suffix("-undo") {
+        leftovers.push(format!("{forward}-keys"));
+    }
+    let mut deleted = Ok(());
+    for secret in &leftovers {
+        match secrets
+            .delete(secret, &kube::api::DeleteParams::default())
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(err) => deleted = Err(crate::cluster::short_error(&err)),
+        }
+    }
     let deleted_note = match &deleted {
         Ok(()) => format!("; the temporary Secret {keys_secret} is deleted"),
         Err(why) => format!(

@@ -37,6 +37,14 @@ pub fn tests() -> Vec<(&'static str, TestFn)> {
             encryption_key_with_the_apps_own_migration_job_hands_it_the_keys_and_checks_its_work,
         ),
         (
+            "encryption_key_run_killed_while_its_migration_job_runs_is_undone_and_leaves_no_keys_secret",
+            encryption_key_run_killed_while_its_migration_job_runs_is_undone_and_leaves_no_keys_secret,
+        ),
+        (
+            "encryption_key_run_killed_after_the_scale_up_is_resumed",
+            encryption_key_run_killed_after_the_scale_up_is_resumed,
+        ),
+        (
             "encryption_key_rotation_stops_on_a_row_that_does_not_decrypt_with_nothing_changed",
             encryption_key_rotation_stops_on_a_row_that_does_not_decrypt_with_nothing_changed,
         ),
@@ -772,4 +780,77 @@ fn encryption_key_keyring_run_killed_in_its_first_phase_is_resumed(
         wrong.stderr
     );
     Ok(())
+}
+
+fn encryption_key_run_killed_while_its_migration_job_runs_is_undone_and_leaves_no_keys_secret(
+    kubeconfig: &Path,
+) -> Result<()> {
+    let env = start(kubeconfig, "ek-job-kill")?;
+    let old = env.secret_values("app-secrets")?["encryption-key"].clone();
+    let files = tempfile::tempdir()?;
+    let config = files.path().join("config.yaml");
+    std::fs::write(&config, JOB_CONFIG)?;
+    let dir = files.path().join("run");
+    let pause = Pause::new()?;
+    let background = env.spawn_rotate(
+        &[
+            "--config",
+            config.to_str().unwrap_or_default(),
+            "encryption-key",
+            "-y",
+            "--backup-dir",
+            dir.to_str().unwrap_or_default(),
+        ],
+        &pause.env("before:migration-job"),
+    )?;
+    pause.wait_paused(&background)?;
+    let id = env.journals_of("app-secrets")?[0]["id"]
+        .as_str()
+        .context("a run id")?
+        .to_string();
+    let keys_secret = format!("app-secrets-migrate-{id}-keys");
+    pause.release()?;
+    // Killed once the Job's temporary Secret with both keys exists.
+    env.wait_until(
+        "the migration Job's keys Secret",
+        &["get", "secrets", "-n", &env.namespace, "-o", "name"],
+        |out| out.contains(&keys_secret),
+    )?;
+    background.signal("KILL")?;
+    let _ = background.finish()?;
+    env.rotate(&["rollback", "app-secrets", "--run", &id, "-y"])?
+        .success()?;
+    let left = env.kubectl(&["get", "secrets", "-n", &env.namespace, "-o", "name"])?;
+    left.success()?;
+    ensure!(
+        !left.stdout.contains("-keys"),
+        "no Secret holding both keys is left:\n{}",
+        left.stdout
+    );
+    ensure!(
+        env.secret_values("app-secrets")?["encryption-key"] == old,
+        "the old key is kept"
+    );
+    rows_readable_with(&env, &old, Fernet::generate_key().as_bytes())?;
+    app_back_and_serving(&env)
+}
+
+fn encryption_key_run_killed_after_the_scale_up_is_resumed(kubeconfig: &Path) -> Result<()> {
+    let env = start(kubeconfig, "ek-kill-up")?;
+    let old = env.secret_values("app-secrets")?["encryption-key"].clone();
+    let files = tempfile::tempdir()?;
+    env.kill_rotate_at(
+        &[
+            "encryption-key",
+            "-y",
+            "--backup-dir",
+            files.path().to_str().unwrap_or_default(),
+        ],
+        "before:watch",
+    )?;
+    env.rotate(&["resume", "app-secrets", "-y"])?.success()?;
+    let new = env.secret_values("app-secrets")?["encryption-key"].clone();
+    ensure!(new != old, "the new key");
+    rows_readable_with(&env, &new, &old)?;
+    app_back_and_serving(&env)
 }
