@@ -31,45 +31,86 @@ pub struct Cli {
 #[derive(Debug, Args, Clone, Default)]
 pub struct GlobalArgs {
     /// Namespace to work in (default: the context's namespace, else "default").
-    #[arg(short = 'n', long, global = true, value_name = "NAMESPACE")]
+    #[arg(
+        short = 'n',
+        long,
+        global = true,
+        help_heading = "Connection flags",
+        value_name = "NAMESPACE"
+    )]
     pub namespace: Option<String>,
 
     /// The kubeconfig context to use (default: the current context).
-    #[arg(long, global = true, value_name = "CONTEXT")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Connection flags",
+        value_name = "CONTEXT"
+    )]
     pub context: Option<String>,
 
     /// Path to the kubeconfig file; only this file is loaded (default: $KUBECONFIG, else ~/.kube/config).
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Connection flags",
+        value_name = "PATH"
+    )]
     pub kubeconfig: Option<PathBuf>,
 
     /// The kubeconfig cluster to use, overriding the context's.
-    #[arg(long, global = true, value_name = "CLUSTER")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Connection flags",
+        value_name = "CLUSTER"
+    )]
     pub cluster: Option<String>,
 
     /// The kubeconfig user to use, overriding the context's.
-    #[arg(long, global = true, value_name = "USER")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Connection flags",
+        value_name = "USER"
+    )]
     pub user: Option<String>,
 
     /// Username to impersonate for the operation.
-    #[arg(long = "as", global = true, value_name = "USER")]
+    #[arg(
+        long = "as",
+        global = true,
+        help_heading = "Connection flags",
+        value_name = "USER"
+    )]
     pub as_user: Option<String>,
 
     /// Group to impersonate for the operation; repeat for several groups.
-    #[arg(long = "as-group", global = true, value_name = "GROUP")]
+    #[arg(
+        long = "as-group",
+        global = true,
+        help_heading = "Connection flags",
+        value_name = "GROUP"
+    )]
     pub as_group: Vec<String>,
 
     /// How long to wait for one answer from the server before giving up, e.g. 10s, 1m, 500ms;
     /// 0 means no limit.
-    #[arg(long, global = true, value_name = "DURATION", default_value = "0", value_parser = duration_value)]
+    #[arg(long, global = true, help_heading = "Connection flags", value_name = "DURATION", default_value = "0", value_parser = duration_value)]
     pub request_timeout: String,
 
     /// The presets config file (default: $KUBECTL_ROTATE_CONFIG, else
     /// ~/.config/kubectl-rotate/config.yaml).
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global flags",
+        value_name = "PATH"
+    )]
     pub config: Option<PathBuf>,
 
     /// When to colour the output. `auto` colours a terminal unless NO_COLOR is set or TERM=dumb.
-    #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
+    #[arg(long, global = true, help_heading = "Global flags", value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
     pub color: ColorWhen,
 }
 

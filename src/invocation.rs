@@ -554,3 +554,65 @@ fn run_options(args: &cli::RunArgs) -> Result<pipeline::RunOptions> {
         keep: args.keep as usize,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every verb's help lists its own flags first, then kubectl's connection flags together,
+    /// then the plugin's global ones (`kubectl rotate openai --help` once had `--length` between
+    /// `--as` and `--as-group`).
+    #[test]
+    fn every_verbs_help_lists_its_own_flags_before_the_connection_flags() {
+        const CONNECTION: [&str; 8] = [
+            "--namespace",
+            "--context",
+            "--kubeconfig",
+            "--cluster",
+            "--user",
+            "--as ",
+            "--as-group",
+            "--request-timeout",
+        ];
+        let mut root = command(&crate::presets::built_in());
+        root.build();
+        let mut checked = 0;
+        for sub in root.get_subcommands_mut() {
+            let name = sub.get_name().to_string();
+            let help = sub.render_long_help().to_string();
+            let heading = help
+                .find("\nConnection flags:\n")
+                .unwrap_or_else(|| panic!("{name}: no `Connection flags:` heading:\n{help}"));
+            let global = help
+                .find("\nGlobal flags:\n")
+                .unwrap_or_else(|| panic!("{name}: no `Global flags:` heading:\n{help}"));
+            assert!(
+                heading < global,
+                "{name}: global flags before connection flags"
+            );
+            let connection = &help[heading..global];
+            for flag in CONNECTION {
+                assert!(
+                    connection.contains(&format!("  {flag}"))
+                        || connection.contains(&format!(", {flag}")),
+                    "{name}: {flag} is not under `Connection flags:`:\n{help}"
+                );
+            }
+            let own_flags = help[heading..]
+                .lines()
+                .filter(|line| line.trim_start().starts_with('-'))
+                .filter(|line| {
+                    !CONNECTION.iter().any(|flag| line.contains(flag))
+                        && !line.contains("--config")
+                        && !line.contains("--color")
+                })
+                .collect::<Vec<_>>();
+            assert!(
+                own_flags.is_empty(),
+                "{name}: its own flags come after the connection flags: {own_flags:?}"
+            );
+            checked += 1;
+        }
+        assert!(checked >= 12, "only {checked} verbs checked");
+    }
+}
