@@ -252,7 +252,7 @@ _kubectl__rotate() {
             return 0
             ;;
         kubectl__rotate__subcmd__encryption__subcmd__key)
-            opts="-y -o -n -h -V --generate --from-stdin --from-file --from-env --prompt --length --create-key --no-rollback --restart --timeout --dry-run --yes --output --show-secrets --force --keep --check-key --openai-base-url --strategy --backup-dir --key-backup-file --db-backup-file --no-db-backup --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version"
+            opts="-y -o -n -h -V --generate --from-stdin --from-file --from-env --prompt --length --create-key --no-rollback --restart --timeout --dry-run --yes --output --show-secrets --force --keep --strict --check-key --openai-base-url --strategy --backup-dir --key-backup-file --db-backup-file --no-db-backup --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -436,7 +436,7 @@ _kubectl__rotate() {
             return 0
             ;;
         kubectl__rotate__subcmd__openai)
-            opts="-y -o -n -h -V --generate --from-stdin --from-file --from-env --prompt --length --create-key --no-rollback --restart --timeout --dry-run --yes --output --show-secrets --force --keep --check-key --openai-base-url --strategy --backup-dir --key-backup-file --db-backup-file --no-db-backup --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version"
+            opts="-y -o -n -h -V --generate --from-stdin --from-file --from-env --prompt --length --create-key --no-rollback --restart --timeout --dry-run --yes --output --show-secrets --force --keep --strict --check-key --openai-base-url --strategy --backup-dir --key-backup-file --db-backup-file --no-db-backup --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -554,7 +554,7 @@ _kubectl__rotate() {
             return 0
             ;;
         kubectl__rotate__subcmd__postgres)
-            opts="-y -o -n -h -V --generate --from-stdin --from-file --from-env --prompt --length --create-key --no-rollback --restart --timeout --dry-run --yes --output --show-secrets --force --keep --check-key --openai-base-url --strategy --backup-dir --key-backup-file --db-backup-file --no-db-backup --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version"
+            opts="-y -o -n -h -V --generate --from-stdin --from-file --from-env --prompt --length --create-key --no-rollback --restart --timeout --dry-run --yes --output --show-secrets --force --keep --strict --check-key --openai-base-url --strategy --backup-dir --key-backup-file --db-backup-file --no-db-backup --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -738,7 +738,7 @@ _kubectl__rotate() {
             return 0
             ;;
         kubectl__rotate__subcmd__redis)
-            opts="-y -o -n -h -V --generate --from-stdin --from-file --from-env --prompt --length --create-key --no-rollback --restart --timeout --dry-run --yes --output --show-secrets --force --keep --check-key --openai-base-url --strategy --backup-dir --key-backup-file --db-backup-file --no-db-backup --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version"
+            opts="-y -o -n -h -V --generate --from-stdin --from-file --from-env --prompt --length --create-key --no-rollback --restart --timeout --dry-run --yes --output --show-secrets --force --keep --strict --check-key --openai-base-url --strategy --backup-dir --key-backup-file --db-backup-file --no-db-backup --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -930,7 +930,7 @@ _kubectl__rotate() {
             return 0
             ;;
         kubectl__rotate__subcmd__rollback)
-            opts="-y -o -n -h -V --to --from-file --run --restart --timeout --dry-run --yes --output --show-secrets --force --keep --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version"
+            opts="-y -o -n -h -V --to --from-file --run --restart --timeout --dry-run --yes --output --show-secrets --force --keep --strict --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1024,7 +1024,7 @@ _kubectl__rotate() {
             return 0
             ;;
         kubectl__rotate__subcmd__secret)
-            opts="-y -o -n -h -V --generate --from-stdin --from-file --from-env --prompt --length --create-key --no-rollback --restart --timeout --dry-run --yes --output --show-secrets --force --keep --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version"
+            opts="-y -o -n -h -V --generate --from-stdin --from-file --from-env --prompt --length --create-key --no-rollback --restart --timeout --dry-run --yes --output --show-secrets --force --keep --strict --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1122,7 +1122,7 @@ _kubectl__rotate() {
             return 0
             ;;
         kubectl__rotate__subcmd__status)
-            opts="-A -o -n -h -V --all-namespaces --output --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version"
+            opts="-A -o -n -h -V --all-namespaces --output --strict --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1188,7 +1188,7 @@ _kubectl__rotate() {
             return 0
             ;;
         kubectl__rotate__subcmd__verify)
-            opts="-o -n -h -V --logs --health --output --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version"
+            opts="-o -n -h -V --logs --health --output --strict --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

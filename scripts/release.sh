@@ -69,8 +69,8 @@ if [ "$manifest_only" = 0 ]; then
   case "$platform" in windows_*) exe=".exe" ;; esac
   if [ -z "$binary" ]; then
     log "building kubectl-rotate $tag for $target (release)"
-    ${CARGO:-cargo} build --release --locked --bin kubectl-rotate "${target_args[@]}" >&2
-    target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+    ${CARGO:-cargo} build --release --locked --bin kubectl-rotate ${target_args[@]+"${target_args[@]}"} >&2
+    target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' | tr -d '\r')"
     binary="$target_dir/$out_dir/kubectl-rotate$exe"
   fi
   [ -x "$binary" ] || die "no executable at $binary"
@@ -86,7 +86,7 @@ if [ "$manifest_only" = 0 ]; then
   if tar --version 2>/dev/null | grep -q 'GNU tar'; then
     tar_flags=(--sort=name --owner=0 --group=0 --numeric-owner --mtime="@$epoch")
   fi
-  tar -C "$stage" "${tar_flags[@]}" -cf - "kubectl-rotate$exe" LICENSE README.md | gzip -n >"$dist/$archive"
+  tar -C "$stage" ${tar_flags[@]+"${tar_flags[@]}"} -cf - "kubectl-rotate$exe" LICENSE README.md | gzip -n >"$dist/$archive"
   sha="$(sha256_of "$dist/$archive")"
   printf '%s  %s\n' "$sha" "$archive" >"$dist/$archive.sha256"
   log "packed $dist/$archive ($(wc -c <"$dist/$archive" | tr -d ' ') bytes, sha256 $sha)"

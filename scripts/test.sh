@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "test: cargo not found; install Rust (rustup.rs) first" >&2; exit 1; }
 
 scripts/provision.sh
+CACHE="${KUBECTL_ROTATE_CACHE:-$HOME/.cache/kubectl-rotate}"
 
 echo "test: building" >&2
 cargo build --workspace --locked
@@ -17,8 +18,32 @@ cargo build --workspace --locked
 echo "test: formatting and lints" >&2
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The release workflow (provision.sh installs actionlint, and shellcheck, which actionlint runs
+# on every run: block).
+"$CACHE/venv/bin/actionlint" .github/workflows/*.yml
+
+# Snapshot hygiene: a `.snap.new` or `.pending-snap` is a snapshot change nobody reviewed yet.
+leftover_snapshots() {
+  find . -path ./target -prune -o -path ./.git -prune -o \
+    -type f \( -name '*.snap.new' -o -name '*.pending-snap' \) -print | sort
+}
+snapshots_to_review() {
+  local when=$1 files=$2
+  printf 'test: error: unreviewed snapshot files %s:\n%s\n' "$when" "$files" >&2
+  echo "test: next: \`cargo insta review\` (accept or reject each), or delete them, run" \
+    "\`INSTA_UPDATE=always cargo test --workspace\` and review the .snap changes with git diff;" \
+    "then run scripts/test.sh again" >&2
+  exit 1
+}
+leftover="$(leftover_snapshots)"
+if [ -n "$leftover" ]; then snapshots_to_review "before the tests" "$leftover"; fi
 
 echo "test: unit, binary and end-to-end tests" >&2
 # The demo app's Fernet interoperability test asks Python's cryptography (provisioned above).
-export DEMO_APP_PYTHON="${DEMO_APP_PYTHON:-${KUBECTL_ROTATE_CACHE:-$HOME/.cache/kubectl-rotate}/venv/bin/python}"
+export DEMO_APP_PYTHON="${DEMO_APP_PYTHON:-$CACHE/venv/bin/python}"
+# A snapshot that differs fails its test and writes nothing (insta's `no`; its default writes a
+# `.snap.new` outside CI).
+export INSTA_UPDATE=no
 cargo test --workspace --locked "$@"
+leftover="$(leftover_snapshots)"
+if [ -n "$leftover" ]; then snapshots_to_review "left by the tests" "$leftover"; fi

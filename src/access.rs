@@ -6,6 +6,10 @@
 //! purely); only when the server says its list is incomplete (an authorizer that cannot list
 //! rules, such as a webhook) are the needs the rules do not grant asked one by one with
 //! SelfSubjectAccessReview. So the cost does not grow with the number of consumers.
+//!
+//! Whatever is missing is named with the RBAC rule that grants it, ready to paste into a Role
+//! (`deploy/rbac/` ships one per use); a Forbidden answer from anywhere else is read back into
+//! such a rule too (`forbidden_rule`).
 
 use anyhow::{Result, anyhow};
 use k8s_openapi::api::authorization::v1::{
@@ -14,6 +18,7 @@ use k8s_openapi::api::authorization::v1::{
 };
 use kube::api::PostParams;
 use kube::{Api, Client};
+use serde::Serialize;
 
 use crate::consumers::WorkloadKind;
 
@@ -60,16 +65,156 @@ impl Need {
     }
 }
 
-fn resource_of(kind: WorkloadKind) -> &'static str {
-    match kind {
-        WorkloadKind::Deployment => "deployments",
-        WorkloadKind::StatefulSet => "statefulsets",
-        WorkloadKind::DaemonSet => "daemonsets",
-        WorkloadKind::CronJob => "cronjobs",
-        WorkloadKind::Job => "jobs",
-        WorkloadKind::Pod => "pods",
+/// An RBAC rule as it goes under `rules:` of a Role: what to add for a missing permission.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rule {
+    pub api_groups: Vec<String>,
+    pub resources: Vec<String>,
+    pub verbs: Vec<String>,
+}
+
+impl Rule {
+    pub fn new(group: &str, resource: &str, verbs: &[&str]) -> Self {
+        let mut verbs: Vec<String> = verbs.iter().map(|v| v.to_string()).collect();
+        verbs.sort();
+        verbs.dedup();
+        Rule {
+            api_groups: vec![group.to_string()],
+            resources: vec![resource.to_string()],
+            verbs,
+        }
+    }
+
+    /// One line, YAML flow style: `{apiGroups: ["batch"], resources: ["cronjobs"], verbs: ["list"]}`.
+    pub fn inline(&self) -> String {
+        format!(
+            "{{apiGroups: [{}], resources: [{}], verbs: [{}]}}",
+            quoted(&self.api_groups),
+            quoted(&self.resources),
+            quoted(&self.verbs)
+        )
+    }
+
+    /// The rule as YAML lines, an item of a Role's `rules:` list, ready to paste.
+    pub fn yaml_lines(&self) -> [String; 3] {
+        [
+            format!("- apiGroups: [{}]", quoted(&self.api_groups)),
+            format!("  resources: [{}]", quoted(&self.resources)),
+            format!("  verbs: [{}]", quoted(&self.verbs)),
+        ]
     }
 }
+
+fn quoted(list: &[String]) -> String {
+    list.iter()
+        .map(|x| format!("{x:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Where a rule must go: a Role in the namespace, or a ClusterRole for every namespace.
+pub fn where_to_add(namespace: Option<&str>) -> String {
+    match namespace {
+        Some(ns) => format!("a Role in namespace {ns} that is bound to you"),
+        None => "a ClusterRole that is bound to you (ClusterRoleBinding)".to_string(),
+    }
+}
+
+/// The rules that grant `needs`: one per API group and resource, its verbs merged, in the
+/// order the needs come (names are left out: a run's journal and backup get new names).
+pub fn rules_for(needs: &[Need]) -> Vec<Rule> {
+    let mut rules: Vec<Rule> = Vec::new();
+    for need in needs {
+        match rules
+            .iter_mut()
+            .find(|r| r.api_groups[0] == need.group && r.resources[0] == need.resource)
+        {
+            Some(rule) => {
+                if !rule.verbs.iter().any(|v| v == need.verb) {
+                    rule.verbs.push(need.verb.to_string());
+                    rule.verbs.sort();
+                }
+            }
+            None => rules.push(Rule::new(need.group, need.resource, &[need.verb])),
+        }
+    }
+    rules
+}
+
+/// What the API server's Forbidden answer says is missing, read from its message
+/// (`User "bob" cannot list resource "cronjobs" in API group "batch" in the namespace "prod"`;
+/// a subresource reads `resource "pods/exec"`): the rule, and the namespace (`None`: at the
+/// cluster scope). `None` when the message is not of that form.
+pub fn forbidden_rule(message: &str) -> Option<(Rule, Option<String>)> {
+    let after_cannot = &message[message.find(" cannot ")? + " cannot ".len()..];
+    let (verb, rest) = after_cannot.split_once(" resource \"")?;
+    let verb = verb.trim();
+    if verb.is_empty() || verb.contains(' ') {
+        return None;
+    }
+    let (resource, rest) = rest.split_once('"')?;
+    let rest = rest.strip_prefix(" in API group \"")?;
+    let (group, rest) = rest.split_once('"')?;
+    let namespace = rest
+        .strip_prefix(" in the namespace \"")
+        .and_then(|r| r.split_once('"'))
+        .map(|(ns, _)| ns.to_string());
+    Some((Rule::new(group, resource, &[verb]), namespace))
+}
+
+/// The lines that tell a user which rule to add for a Forbidden answer, when its message
+/// names one: who to ask, where it goes, the rule, and how to check it.
+pub fn forbidden_advice(message: &str) -> Option<String> {
+    let (rule, namespace) = forbidden_rule(message)?;
+    let resource = match rule.api_groups[0].as_str() {
+        "" => rule.resources[0].clone(),
+        group => format!("{}.{group}", rule.resources[0]),
+    };
+    let check = match &namespace {
+        Some(ns) => format!("kubectl auth can-i {} {resource} -n {ns}", rule.verbs[0]),
+        None => format!("kubectl auth can-i {} {resource} -A", rule.verbs[0]),
+    };
+    Some(format!(
+        "ask a cluster administrator to add this rule to {} (the README's Permissions section has a Role \
+         for each verb), or use another --context/--as:\n{}\ncheck with `{check}`",
+        where_to_add(namespace.as_deref()),
+        indent(&rule.yaml_lines())
+    ))
+}
+
+/// Whether `err` is the API server refusing a WebSocket upgrade (exec, port-forward) with 403:
+/// kube reports only the status, so the rule comes from what was asked.
+pub fn upgrade_forbidden(err: &kube::Error) -> bool {
+    matches!(
+        err,
+        kube::Error::UpgradeConnection(kube::client::UpgradeConnectionError::ProtocolSwitch(code))
+            if code.as_u16() == 403
+    )
+}
+
+/// The message for a refused exec or port-forward (`subresource`: `pods/exec`,
+/// `pods/portforward`) to `pod`: the rule to add, get and create (a WebSocket upgrade is
+/// authorized as get, and from Kubernetes 1.35 also as create).
+pub fn upgrade_refusal(subresource: &str, namespace: &str, pod: &str) -> String {
+    let rule = Rule::new("", subresource, &["get", "create"]);
+    format!(
+        "the API server refused {subresource} of pod {namespace}/{pod} (403 Forbidden); ask a cluster \
+         administrator to add this rule to {}:\n{}",
+        where_to_add(Some(namespace)),
+        indent(&rule.yaml_lines())
+    )
+}
+
+fn indent(lines: &[String]) -> String {
+    lines
+        .iter()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+const WHY_RESTART: &str = "to restart it";
 
 /// Everything a change of Secret `secret` needs: write it, back it up to `backup` (when any
 /// key had a value), keep the run's journal `journal` and lock `lease`, restart `restarts` and
@@ -160,10 +305,10 @@ pub fn needs_for_change(
         needs.push(Need::new(
             "patch",
             group,
-            resource_of(*kind),
+            kind.resource(),
             Some(name),
             namespace,
-            "to restart it",
+            WHY_RESTART,
         ));
         if !kinds.contains(kind) {
             kinds.push(*kind);
@@ -174,7 +319,7 @@ pub fn needs_for_change(
             needs.push(Need::new(
                 verb,
                 "apps",
-                resource_of(kind),
+                kind.resource(),
                 None,
                 namespace,
                 "to watch the rollout",
@@ -290,17 +435,49 @@ async fn ask_each(client: &Client, needs: &[Need]) -> Result<Vec<Need>> {
     Ok(lacking)
 }
 
-/// The refusal listing every missing permission.
+/// The refusal listing every missing permission, and the rules that would grant them.
 pub fn refusal(object: &str, lacking: &[Need]) -> anyhow::Error {
     let list: Vec<String> = lacking
         .iter()
         .map(|n| format!("  - {}", n.describe()))
         .collect();
+    let rules: Vec<String> = rules_for(lacking)
+        .iter()
+        .map(|r| indent(&r.yaml_lines()))
+        .collect();
+    let namespace = lacking.first().map(|n| n.namespace.as_str());
+    let check = lacking
+        .first()
+        .map(|n| {
+            let resource = match n.group {
+                "" => n.resource.to_string(),
+                group => format!("{}.{group}", n.resource),
+            };
+            let named = n
+                .name
+                .as_deref()
+                .map(|x| format!("/{x}"))
+                .unwrap_or_default();
+            format!(
+                "kubectl auth can-i {} {resource}{named} -n {}",
+                n.verb, n.namespace
+            )
+        })
+        .unwrap_or_default();
+    let restarts = lacking.iter().any(|n| n.why == WHY_RESTART);
     anyhow!(
         "not allowed to rotate {object}; nothing was changed. Missing permissions:\n{}\n\
-         ask a cluster administrator for them (check with `kubectl auth can-i VERB RESOURCE -n NAMESPACE`), \
-         or use --restart to restart fewer workloads",
-        list.join("\n")
+         ask a cluster administrator to add these rules to {} (the README's Permissions section has a Role \
+         for each verb):\n{}\n\
+         check with `{check}`{}",
+        list.join("\n"),
+        where_to_add(namespace),
+        rules.join("\n"),
+        if restarts {
+            ", or use --restart to restart fewer workloads"
+        } else {
+            ""
+        }
     )
 }
 
@@ -414,5 +591,120 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("nothing was changed"), "{text}");
+    }
+
+    #[test]
+    fn the_refusal_gives_the_rules_to_paste_into_a_role() {
+        let lacking = [
+            Need::new("patch", "", "secrets", Some("s"), "prod", "x"),
+            Need::new("create", "", "secrets", None, "prod", "x"),
+            Need::new(
+                "get",
+                "coordination.k8s.io",
+                "leases",
+                Some("l"),
+                "prod",
+                "x",
+            ),
+            Need::new("create", "coordination.k8s.io", "leases", None, "prod", "x"),
+        ];
+        let text = refusal("Secret prod/s", &lacking).to_string();
+        let expected = "add these rules to a Role in namespace prod that is bound to you";
+        assert!(text.contains(expected), "{text}");
+        assert!(
+            text.contains(
+                "  - apiGroups: [\"\"]\n    resources: [\"secrets\"]\n    verbs: [\"create\", \"patch\"]\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "  - apiGroups: [\"coordination.k8s.io\"]\n    resources: [\"leases\"]\n    verbs: [\"create\", \"get\"]"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("kubectl auth can-i patch secrets/s -n prod"),
+            "{text}"
+        );
+        // Nothing about restarts is missing: no advice about --restart.
+        assert!(!text.contains("--restart"), "{text}");
+    }
+
+    #[test]
+    fn a_forbidden_message_names_the_rule_and_the_namespace() {
+        let (rule, namespace) = forbidden_rule(
+            r#"cronjobs.batch is forbidden: User "bob" cannot list resource "cronjobs" in API group "batch" in the namespace "prod""#,
+        )
+        .expect("a rule");
+        assert_eq!(
+            rule.inline(),
+            r#"{apiGroups: ["batch"], resources: ["cronjobs"], verbs: ["list"]}"#
+        );
+        assert_eq!(namespace.as_deref(), Some("prod"));
+
+        let (rule, namespace) = forbidden_rule(
+            r#"pods "db-0" is forbidden: User "bob" cannot create resource "pods/exec" in API group "" in the namespace "prod""#,
+        )
+        .expect("a rule");
+        assert_eq!(rule, Rule::new("", "pods/exec", &["create"]));
+        assert_eq!(namespace.as_deref(), Some("prod"));
+
+        let (rule, namespace) = forbidden_rule(
+            r#"secrets is forbidden: User "bob" cannot list resource "secrets" in API group "" at the cluster scope"#,
+        )
+        .expect("a rule");
+        assert_eq!(rule, Rule::new("", "secrets", &["list"]));
+        assert_eq!(namespace, None);
+        assert!(
+            forbidden_advice(
+                r#"User "bob" cannot list resource "secrets" in API group "" at the cluster scope"#
+            )
+            .expect("advice")
+            .contains("a ClusterRole")
+        );
+
+        assert_eq!(
+            forbidden_rule("forbidden: User \"bob\" cannot get path \"/x\""),
+            None
+        );
+        assert_eq!(forbidden_rule("something else"), None);
+    }
+
+    #[test]
+    fn the_advice_for_a_forbidden_answer_is_a_rule_to_paste() {
+        let advice = forbidden_advice(
+            r#"deployments.apps is forbidden: User "bob" cannot list resource "deployments" in API group "apps" in the namespace "prod""#,
+        )
+        .expect("advice");
+        assert_eq!(
+            advice,
+            "ask a cluster administrator to add this rule to a Role in namespace prod that is bound to you \
+             (the README's Permissions section has a Role for each verb), or use another --context/--as:\n  \
+             - apiGroups: [\"apps\"]\n    resources: [\"deployments\"]\n    verbs: [\"list\"]\n\
+             check with `kubectl auth can-i list deployments.apps -n prod`"
+        );
+    }
+
+    #[test]
+    fn rules_merge_the_verbs_of_one_resource() {
+        let needs = needs_for_change(
+            "prod",
+            "s",
+            Some("b"),
+            "s-run-x",
+            "kubectl-rotate.s",
+            &[(WorkloadKind::Deployment, "api".into())],
+        );
+        let rules: Vec<String> = rules_for(&needs).iter().map(Rule::inline).collect();
+        assert_eq!(
+            rules,
+            [
+                r#"{apiGroups: [""], resources: ["secrets"], verbs: ["create", "get", "list", "patch", "update"]}"#,
+                r#"{apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["create", "delete", "get", "update"]}"#,
+                r#"{apiGroups: ["apps"], resources: ["deployments"], verbs: ["list", "patch", "watch"]}"#,
+                r#"{apiGroups: [""], resources: ["pods"], verbs: ["list", "watch"]}"#,
+            ]
+        );
     }
 }

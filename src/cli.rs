@@ -382,6 +382,11 @@ pub struct RunArgs {
     /// (never one an unfinished run needs).
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub keep: u32,
+
+    /// If true, refuse to run when some consumers cannot be checked (you may not list CronJobs,
+    /// Jobs or pods, which are only reported) instead of going on with a warning.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -581,6 +586,11 @@ pub struct VerifyArgs {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text, value_name = "FORMAT")]
     pub output: OutputFormat,
+
+    /// If true, fail (exit 2) when some consumers cannot be checked (you may not list CronJobs,
+    /// Jobs or pods) instead of going on with a warning.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Args)]
@@ -596,6 +606,11 @@ pub struct StatusArgs {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text, value_name = "FORMAT")]
     pub output: OutputFormat,
+
+    /// If true, fail when some consumers cannot be checked (you may not list CronJobs, Jobs or
+    /// pods) instead of showing the others with a warning.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Args)]

@@ -15,7 +15,7 @@ use kube::api::ListParams;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 
-use crate::consumers::Workload;
+use crate::consumers::{Inventory, Unlisted, Workload, WorkloadKind};
 use crate::settings::{ConnectionSettings, KubeconfigSource};
 
 /// A connected client plus what the user should see about where it points.
@@ -50,6 +50,11 @@ impl Scope {
 /// Loads the kubeconfig the settings name and builds a client, the way kubectl would.
 pub async fn connect(settings: &ConnectionSettings) -> Result<Cluster> {
     let mut user_hint = "in-cluster service account".to_string();
+    // What kubectl's transport takes from the kubeconfig beyond kube's Config: the cluster's
+    // `proxy-url` (kube also reads HTTPS_PROXY into `Config::proxy_url`, ignoring NO_PROXY), and
+    // where its trusted certificates came from, for messages.
+    let mut proxy_url: Option<(String, String)> = None;
+    let mut trust = "in-cluster service account CA".to_string();
     let mut config = match &settings.kubeconfig {
         KubeconfigSource::InCluster => Config::incluster().map_err(|_| {
             anyhow!(
@@ -60,14 +65,35 @@ pub async fn connect(settings: &ConnectionSettings) -> Result<Cluster> {
         source => {
             let (kubeconfig, described) = load_kubeconfig(source)?;
             check_names(&kubeconfig, settings, &described)?;
+            let context = settings.context.clone().or_else(|| kubeconfig.current_context.clone());
+            let context = context
+                .and_then(|name| kubeconfig.contexts.iter().find(|c| c.name == name))
+                .and_then(|c| c.context.as_ref());
             user_hint = settings
                 .user
                 .clone()
-                .or_else(|| {
-                    let context = settings.context.clone().or_else(|| kubeconfig.current_context.clone())?;
-                    kubeconfig.contexts.iter().find(|c| c.name == context)?.context.as_ref()?.user.clone()
-                })
+                .or_else(|| context?.user.clone())
                 .unwrap_or_else(|| "unknown".to_string());
+            let cluster_name = settings.cluster.clone().or_else(|| Some(context?.cluster.clone()));
+            if let Some(name) = cluster_name {
+                let cluster = kubeconfig
+                    .clusters
+                    .iter()
+                    .find(|c| c.name == name)
+                    .and_then(|c| c.cluster.as_ref());
+                let field = match cluster {
+                    Some(c) if c.certificate_authority_data.is_some() => "certificate-authority-data".to_string(),
+                    Some(c) if c.certificate_authority.is_some() => format!(
+                        "certificate-authority file {}",
+                        c.certificate_authority.as_deref().unwrap_or_default()
+                    ),
+                    _ => "certificate-authority".to_string(),
+                };
+                trust = format!("{field} of cluster {name:?} in the kubeconfig {described}");
+                proxy_url = cluster
+                    .and_then(|c| c.proxy_url.clone())
+                    .map(|url| (url, format!("proxy-url of cluster {name:?} in the kubeconfig {described}")));
+            }
             let options = KubeConfigOptions {
                 context: settings.context.clone(),
                 cluster: settings.cluster.clone(),
@@ -102,7 +128,15 @@ pub async fn connect(settings: &ConnectionSettings) -> Result<Cluster> {
         .clone()
         .unwrap_or_else(|| config.default_namespace.clone());
     let server = config.cluster_url.to_string();
-    let client = build_client(config)
+    let route = crate::net::proxy::route(
+        &config.cluster_url,
+        proxy_url
+            .as_ref()
+            .map(|(url, from)| (url.as_str(), from.as_str())),
+        &crate::net::ProxyEnv::from_process(),
+    )
+    .with_context(|| format!("cannot reach the API server at {server}"))?;
+    let client = build_client(config, &route, trust)
         .with_context(|| format!("cannot build a client for the API server at {server}"))?;
     Ok(Cluster {
         client,
@@ -113,22 +147,25 @@ pub async fn connect(settings: &ConnectionSettings) -> Result<Cluster> {
     })
 }
 
-/// kube's default client stack, but with TCP_NODELAY on: kube 5 leaves Nagle's algorithm on
-/// (kube-rs/kube#2056), and every new connection then stalls ~40 ms on delayed ACKs, which a
-/// run that opens connections in parallel (workload lists, permission checks, restarts) pays
-/// several times. A kubeconfig with a proxy keeps kube's own stack, which handles proxies.
-fn build_client(config: Config) -> Result<Client> {
-    use hyper_util::client::legacy::connect::HttpConnector;
+/// kube's default client stack, over the connection kubectl would make (`net`): TCP_NODELAY on
+/// (kube 5 leaves Nagle's algorithm on, kube-rs/kube#2056, and every new connection then stalls
+/// ~40 ms on delayed ACKs), the proxy kubectl would use, and server verification as Go does it.
+fn build_client(config: Config, route: &crate::net::Route, trust: String) -> Result<Client> {
     use kube::client::ConfigExt;
     use tower::ServiceBuilder;
 
-    if config.proxy_url.is_some() {
-        return Ok(Client::try_from(config)?);
+    let mut tls = config.rustls_client_config()?;
+    // kube verifies in-cluster (`root_cert_file`) with a verifier that re-reads the mounted CA;
+    // a kubeconfig's bundle is verified as Go does.
+    if !config.accept_invalid_certs
+        && config.root_cert_file.is_none()
+        && let Some(roots) = &config.root_cert
+    {
+        let verifier = crate::net::verify::GoVerifier::new(roots, trust).map_err(|e| anyhow!(e))?;
+        tls.dangerous()
+            .set_certificate_verifier(std::sync::Arc::new(verifier));
     }
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    let https = config.rustls_https_connector_with_connector(http)?;
+    let https = crate::net::https_connector(route, tls, config.tls_server_name.as_deref())?;
     let mut connector = hyper_timeout::TimeoutConnector::new(https);
     connector.set_connect_timeout(config.connect_timeout);
     connector.set_read_timeout(config.read_timeout);
@@ -449,7 +486,12 @@ impl Cluster {
     /// Every workload that could consume a Secret: Deployments, StatefulSets, DaemonSets,
     /// CronJobs, unfinished Jobs of their own and pods without a controller. A server that does
     /// not serve batch/v1 CronJobs (before Kubernetes 1.21) simply has none to report.
-    pub async fn list_workloads(&self, scope: &Scope) -> Result<Vec<Workload>> {
+    ///
+    /// CronJobs, Jobs and bare pods are only reported, never restarted: a list of them that
+    /// the API server refuses (Forbidden) does not fail the read; the kind is returned as
+    /// unlisted, for a warning (or `--strict`'s refusal). A refused list of a kind a run
+    /// restarts is an error naming the rule to add.
+    pub async fn list_workloads(&self, scope: &Scope) -> Result<Inventory> {
         let lp = ListParams::default();
         let (deployment_api, statefulset_api, daemonset_api, cronjob_api) = (
             self.api::<Deployment>(scope),
@@ -473,31 +515,58 @@ impl Cluster {
                 scope.describe()
             )
         };
-        let mut workloads = Vec::new();
+        let mut found = Inventory::default();
         let deployments = deployments.map_err(|e| self.explain(e, &what("Deployments")))?;
-        workloads.extend(deployments.items.iter().map(Workload::from_deployment));
+        found
+            .workloads
+            .extend(deployments.items.iter().map(Workload::from_deployment));
         let statefulsets = statefulsets.map_err(|e| self.explain(e, &what("StatefulSets")))?;
-        workloads.extend(statefulsets.items.iter().map(Workload::from_statefulset));
+        found
+            .workloads
+            .extend(statefulsets.items.iter().map(Workload::from_statefulset));
         let daemonsets = daemonsets.map_err(|e| self.explain(e, &what("DaemonSets")))?;
-        workloads.extend(daemonsets.items.iter().map(Workload::from_daemonset));
+        found
+            .workloads
+            .extend(daemonsets.items.iter().map(Workload::from_daemonset));
+        // Only reported: not served (404) means none; refused (403) means unknown.
+        let unlisted = |kind: WorkloadKind| Unlisted {
+            kind,
+            namespace: match scope {
+                Scope::Namespace(ns) => Some(ns.clone()),
+                Scope::AllNamespaces => None,
+            },
+        };
         match cronjobs {
-            Ok(list) => workloads.extend(list.items.iter().map(Workload::from_cronjob)),
+            Ok(list) => found
+                .workloads
+                .extend(list.items.iter().map(Workload::from_cronjob)),
             Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(kube::Error::Api(status)) if status.code == 403 => {
+                found.unlisted.push(unlisted(WorkloadKind::CronJob));
+            }
             Err(err) => return Err(self.explain(err, &what("CronJobs"))),
         }
-        // Jobs of their own and pods without a controller are only reported (nothing restarts
-        // them); a user who may not list them still rotates, and sees none.
         match jobs {
-            Ok(list) => workloads.extend(list.items.iter().filter_map(Workload::from_job)),
-            Err(kube::Error::Api(status)) if matches!(status.code, 403 | 404) => {}
+            Ok(list) => found
+                .workloads
+                .extend(list.items.iter().filter_map(Workload::from_job)),
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(kube::Error::Api(status)) if status.code == 403 => {
+                found.unlisted.push(unlisted(WorkloadKind::Job));
+            }
             Err(err) => return Err(self.explain(err, &what("Jobs"))),
         }
         match pods {
-            Ok(list) => workloads.extend(list.items.iter().filter_map(Workload::from_pod)),
-            Err(kube::Error::Api(status)) if matches!(status.code, 403 | 404) => {}
+            Ok(list) => found
+                .workloads
+                .extend(list.items.iter().filter_map(Workload::from_pod)),
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(kube::Error::Api(status)) if status.code == 403 => {
+                found.unlisted.push(unlisted(WorkloadKind::Pod));
+            }
             Err(err) => return Err(self.explain(err, &what("pods"))),
         }
-        Ok(workloads)
+        Ok(found)
     }
 
     fn api<K>(&self, scope: &Scope) -> Api<K>
@@ -525,11 +594,19 @@ pub fn explain_error(
     request_timeout: Option<Duration>,
 ) -> anyhow::Error {
     match err {
-        kube::Error::Api(status) if status.code == 403 => anyhow!(
-            "cannot {action}: permission denied: {}\nask a cluster administrator for that permission \
-             (check yours with `kubectl auth can-i --list`), or use another --context/--as",
-            status.message
-        ),
+        kube::Error::Api(status) if status.code == 403 => {
+            match crate::access::forbidden_advice(&status.message) {
+                Some(advice) => anyhow!(
+                    "cannot {action}: permission denied: {}\n{advice}",
+                    status.message
+                ),
+                None => anyhow!(
+                    "cannot {action}: permission denied: {}\nask a cluster administrator for that permission \
+                     (check yours with `kubectl auth can-i --list`), or use another --context/--as",
+                    status.message
+                ),
+            }
+        }
         kube::Error::Api(status) if status.code == 401 => anyhow!(
             "cannot {action}: the API server at {server} did not accept your credentials ({}); \
              log in again or check the kubeconfig user",
@@ -547,6 +624,18 @@ pub fn explain_error(
                      check that the cluster is reachable, or raise --request-timeout",
                     humanize(limit)
                 ),
+                _ if chain.contains("certificate")
+                    && crate::net::verify::last_refusal().is_some() =>
+                {
+                    anyhow!(
+                        "cannot {action}: the API server at {server} presented a certificate that kubectl would refuse too: {}",
+                        crate::net::verify::last_refusal().unwrap_or_default()
+                    )
+                }
+                _ if chain.contains("through the proxy") => anyhow!(
+                    "cannot {action}: cannot reach the API server at {server}: {chain}\n\
+                     check the proxy (unset it, or add the server to NO_PROXY, if the cluster is reachable without it)"
+                ),
                 _ => anyhow!(
                     "cannot {action}: cannot reach the API server at {server}: {chain}\n\
                      check that the cluster is running and that --context/--kubeconfig point at it"
@@ -556,9 +645,21 @@ pub fn explain_error(
     }
 }
 
-/// One line for a failed request: the server's message, or the transport's error chain.
+/// One line for a failed request: the server's message, or the transport's error chain. A
+/// refusal (Forbidden) also names the rule that would allow it.
 pub fn short_error(err: &kube::Error) -> String {
     match err {
+        kube::Error::Api(status) if status.code == 403 => {
+            match crate::access::forbidden_rule(&status.message) {
+                Some((rule, namespace)) => format!(
+                    "{} (to allow it, add to {}: {})",
+                    status.message,
+                    crate::access::where_to_add(namespace.as_deref()),
+                    rule.inline()
+                ),
+                None => status.message.clone(),
+            }
+        }
         kube::Error::Api(status) => status.message.clone(),
         other => error_chain(other),
     }

@@ -43,6 +43,29 @@ impl WorkloadKind {
         }
     }
 
+    /// The API resource, as RBAC rules name it.
+    pub fn resource(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "deployments",
+            WorkloadKind::StatefulSet => "statefulsets",
+            WorkloadKind::DaemonSet => "daemonsets",
+            WorkloadKind::CronJob => "cronjobs",
+            WorkloadKind::Job => "jobs",
+            WorkloadKind::Pod => "pods",
+        }
+    }
+
+    /// The API group (`""`: the core group).
+    pub fn api_group(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment | WorkloadKind::StatefulSet | WorkloadKind::DaemonSet => {
+                "apps"
+            }
+            WorkloadKind::CronJob | WorkloadKind::Job => "batch",
+            WorkloadKind::Pod => "",
+        }
+    }
+
     /// Whether a rolling restart applies: a CronJob's pods are Jobs that start fresh anyway;
     /// a Job or a bare pod has nothing that would replace its pods with new ones.
     pub fn restartable(self) -> bool {
@@ -51,6 +74,90 @@ impl WorkloadKind {
             WorkloadKind::Deployment | WorkloadKind::StatefulSet | WorkloadKind::DaemonSet
         )
     }
+}
+
+/// A kind of workload the API server refused to list (Forbidden): whether any of its objects
+/// consumes the Secret is unknown. Only kinds that are reported, never restarted (CronJobs,
+/// Jobs of their own, pods without a controller), end up here; a refused list of a kind that a
+/// run restarts is an error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unlisted {
+    pub kind: WorkloadKind,
+    /// `None`: every namespace (`status -A`).
+    pub namespace: Option<String>,
+}
+
+impl Unlisted {
+    /// The rule that lets the plugin list them.
+    pub fn rule(&self) -> crate::access::Rule {
+        crate::access::Rule::new(self.kind.api_group(), self.kind.resource(), &["list"])
+    }
+
+    /// Which consumers could not be checked, in words: `CronJobs in namespace prod`.
+    pub fn what(&self) -> String {
+        let kinds = match self.kind {
+            WorkloadKind::Deployment => "Deployments",
+            WorkloadKind::StatefulSet => "StatefulSets",
+            WorkloadKind::DaemonSet => "DaemonSets",
+            WorkloadKind::CronJob => "CronJobs",
+            WorkloadKind::Job => "Jobs",
+            WorkloadKind::Pod => "pods",
+        };
+        match &self.namespace {
+            Some(ns) => format!("{kinds} in namespace {ns}"),
+            None => format!("{kinds} in any namespace"),
+        }
+    }
+
+    /// The warning a preview or `status` shows: what is not checked, why it does not block,
+    /// and the rule to add.
+    pub fn warning(&self) -> String {
+        let which = match self.kind {
+            WorkloadKind::Job => "a Job of its own",
+            WorkloadKind::Pod => "a pod without a controller",
+            WorkloadKind::CronJob => "a CronJob",
+            _ => "one",
+        };
+        format!(
+            "consumers not checked: you may not list {}, so {which} that uses the Secret would be missing here \
+             (they are only reported, never restarted; --strict refuses instead). To check them, add to {}: {}",
+            self.what(),
+            crate::access::where_to_add(self.namespace.as_deref()),
+            self.rule().inline()
+        )
+    }
+}
+
+/// The refusal of `--strict` when some consumers could not be checked: what, and the rules
+/// to add. `doing` says what was refused (`rotate Secret prod/app-secrets`); `writes`, whether
+/// it would have changed anything (then the refusal says that nothing was).
+pub fn refuse_unlisted(unlisted: &[Unlisted], doing: &str, writes: bool) -> anyhow::Result<()> {
+    let Some(first) = unlisted.first() else {
+        return Ok(());
+    };
+    let what: Vec<String> = unlisted.iter().map(Unlisted::what).collect();
+    let rules: Vec<String> = unlisted
+        .iter()
+        .flat_map(|u| u.rule().yaml_lines())
+        .map(|l| format!("  {l}"))
+        .collect();
+    anyhow::bail!(
+        "refusing to {doing} (--strict): not every consumer of the Secret could be checked: you may not list {}{}. \
+         Ask a cluster administrator to add to {}:\n{}\n\
+         or run without --strict to go on with a warning (they are only reported, never restarted)",
+        what.join(", "),
+        if writes { "; nothing was changed" } else { "" },
+        crate::access::where_to_add(first.namespace.as_deref()),
+        rules.join("\n")
+    )
+}
+
+/// Every workload that could consume a Secret, as read from the cluster, and the kinds the
+/// API server refused to list.
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    pub workloads: Vec<Workload>,
+    pub unlisted: Vec<Unlisted>,
 }
 
 /// A workload reduced to what consumer discovery needs.
@@ -820,5 +927,66 @@ mod tests {
         assert!(Workload::from_job(&job(serde_json::json!([]), done)).is_none());
         let cron = serde_json::json!([{"apiVersion": "batch/v1", "kind": "CronJob", "name": "report", "uid": "u", "controller": true}]);
         assert!(Workload::from_job(&job(cron, serde_json::json!([]))).is_none());
+    }
+
+    #[test]
+    fn an_unlisted_kind_warns_with_the_rule_that_lets_it_be_checked() {
+        let cronjobs = Unlisted {
+            kind: WorkloadKind::CronJob,
+            namespace: Some("prod".into()),
+        };
+        let warning = cronjobs.warning();
+        assert!(
+            warning
+                .starts_with("consumers not checked: you may not list CronJobs in namespace prod"),
+            "{warning}"
+        );
+        assert!(
+            warning.contains(
+                r#"add to a Role in namespace prod that is bound to you: {apiGroups: ["batch"], resources: ["cronjobs"], verbs: ["list"]}"#
+            ),
+            "{warning}"
+        );
+        assert!(warning.contains("--strict"), "{warning}");
+        let pods = Unlisted {
+            kind: WorkloadKind::Pod,
+            namespace: None,
+        };
+        assert!(
+            pods.warning().contains(r#"a ClusterRole that is bound to you (ClusterRoleBinding): {apiGroups: [""], resources: ["pods"], verbs: ["list"]}"#),
+            "{}",
+            pods.warning()
+        );
+    }
+
+    #[test]
+    fn strict_refuses_unlisted_kinds_naming_every_rule_and_allows_none() {
+        assert!(refuse_unlisted(&[], "rotate Secret prod/s", true).is_ok());
+        let unlisted = [
+            Unlisted {
+                kind: WorkloadKind::CronJob,
+                namespace: Some("prod".into()),
+            },
+            Unlisted {
+                kind: WorkloadKind::Job,
+                namespace: Some("prod".into()),
+            },
+        ];
+        let text = refuse_unlisted(&unlisted, "rotate Secret prod/s", true)
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            text.starts_with(
+                "refusing to rotate Secret prod/s (--strict): not every consumer of the Secret could be checked: \
+                 you may not list CronJobs in namespace prod, Jobs in namespace prod; nothing was changed"
+            ),
+            "{text}"
+        );
+        for rule in [
+            "  - apiGroups: [\"batch\"]\n    resources: [\"cronjobs\"]\n    verbs: [\"list\"]",
+            "  - apiGroups: [\"batch\"]\n    resources: [\"jobs\"]\n    verbs: [\"list\"]",
+        ] {
+            assert!(text.contains(rule), "{text}");
+        }
     }
 }

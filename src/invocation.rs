@@ -256,6 +256,7 @@ pub async fn run_verb(
                 secret: args.secret,
                 all_namespaces: args.all_namespaces,
                 output: args.output,
+                strict: args.strict,
             };
             commands::status::run(&connection, options, printer).await
         }
@@ -329,6 +330,7 @@ pub async fn run_verb(
                 timeout,
                 force: false,
                 keep: args.keep as usize,
+                strict: false,
             };
             commands::resume::run(&connection, args.secret, run, printer).await
         }
@@ -369,6 +371,7 @@ pub async fn run_verb(
                 databases,
                 redis,
                 encryption,
+                strict: args.strict,
             };
             commands::verify::run(&connection, options, printer)
                 .await
@@ -552,6 +555,7 @@ fn run_options(args: &cli::RunArgs) -> Result<pipeline::RunOptions> {
         timeout,
         force: args.force,
         keep: args.keep as usize,
+        strict: args.strict,
     })
 }
 

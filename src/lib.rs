@@ -21,6 +21,7 @@ pub mod interrupt;
 pub mod invocation;
 pub mod journal;
 pub mod lock;
+pub mod net;
 pub mod openai;
 pub mod pipeline;
 pub mod plan;

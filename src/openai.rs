@@ -46,34 +46,61 @@ pub fn classify(status: u16, body: &str) -> KeyCheck {
     }
 }
 
-/// Calls `GET {base_url}/v1/models` with the key (10 s timeout).
+/// Calls `GET {base_url}/v1/models` with the key (10 s timeout), through the proxy kubectl would
+/// use for that URL (`HTTPS_PROXY`/`NO_PROXY`), trusting this machine's certificates.
 pub async fn check_key(base_url: &str, key: &SecretValue) -> KeyCheck {
     let url = format!("{}/v1/models", base_url.trim_end_matches('/'));
     let Ok(key_text) = std::str::from_utf8(key.expose()) else {
         return KeyCheck::Invalid;
     };
-    let authorization = zeroize::Zeroizing::new(format!("Bearer {key_text}"));
-    let result = tokio::task::spawn_blocking(move || {
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(10)))
-            .http_status_as_error(false)
-            .build()
-            .new_agent();
-        let response = agent
-            .get(&url)
-            .header("Authorization", authorization.as_str())
-            .call();
-        match response {
-            Ok(mut response) => {
-                let status = response.status().as_u16();
-                let body = response.body_mut().read_to_string().unwrap_or_default();
-                classify(status, &body)
-            }
-            Err(err) => KeyCheck::Network(err.to_string()),
+    let bearer = zeroize::Zeroizing::new(format!("Bearer {key_text}"));
+    let Ok(mut authorization) = http::HeaderValue::from_str(&bearer) else {
+        return KeyCheck::Invalid;
+    };
+    authorization.set_sensitive(true);
+    match tokio::time::timeout(Duration::from_secs(10), get(&url, authorization)).await {
+        Ok(Ok((status, body))) => classify(status, &body),
+        Ok(Err(err)) => KeyCheck::Network(err),
+        Err(_) => KeyCheck::Network(format!("no answer from {url} within 10s")),
+    }
+}
+
+async fn get(url: &str, authorization: http::HeaderValue) -> Result<(u16, String), String> {
+    use http_body_util::BodyExt as _;
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("{url} is not a URL: {e}"))?;
+    let route = crate::net::proxy::route(&uri, None, &crate::net::ProxyEnv::from_process())
+        .map_err(|e| e.to_string())?;
+    let tls = crate::net::platform_tls().map_err(|e| e.to_string())?;
+    let connector = crate::net::https_connector(&route, tls, None).map_err(|e| e.to_string())?;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build::<_, String>(connector);
+    let request = http::Request::get(uri)
+        .header(http::header::AUTHORIZATION, authorization)
+        .header(
+            http::header::USER_AGENT,
+            concat!("kubectl-rotate/", env!("CARGO_PKG_VERSION")),
+        )
+        .body(String::new())
+        .map_err(|e| e.to_string())?;
+    let response = client.request(request).await.map_err(|e| {
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            text = format!("{text}: {cause}");
+            source = cause.source();
         }
-    })
-    .await;
-    result.unwrap_or_else(|e| KeyCheck::Network(e.to_string()))
+        text
+    })?;
+    let status = response.status().as_u16();
+    // The answer is only classified; a body over 1 MiB is cut.
+    let body = http_body_util::Limited::new(response.into_body(), 1 << 20)
+        .collect()
+        .await
+        .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+        .unwrap_or_default();
+    Ok((status, body))
 }
 
 #[cfg(test)]

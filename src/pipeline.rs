@@ -85,6 +85,9 @@ pub struct Change {
     pub log_check: Option<String>,
     /// A data encryption key's migration (the encryption-key preset): its own plan.
     pub reencryption: Option<steps::Reencryption>,
+    /// Kinds of consumers the API server refused to list (only reported ones): a warning in
+    /// the preview, refused with `--strict`.
+    pub unlisted: Vec<crate::consumers::Unlisted>,
 }
 
 impl Change {
@@ -134,6 +137,9 @@ pub struct RunOptions {
     pub force: bool,
     /// How many backups of the Secret a successful run keeps (older ones are deleted).
     pub keep: usize,
+    /// Refuse when some consumers could not be checked (a kind you may not list), instead of
+    /// going on with a warning.
+    pub strict: bool,
 }
 
 /// The `-o json` result of a change: a stable, documented object (README).
@@ -282,6 +288,13 @@ pub async fn execute(
         refuse_unfinished(cluster, &namespace, &secret_name).await?;
     }
     refuse_unhealthy(&change, &object, options.force, printer)?;
+    if options.strict {
+        crate::consumers::refuse_unlisted(
+            &change.unlisted,
+            &format!("{} {object}", change.action.verb()),
+            true,
+        )?;
+    }
 
     if options.dry_run != DryRun::Client {
         let restarts: Vec<_> = change
@@ -300,6 +313,16 @@ pub async fn execute(
         );
         let mut needs = needs;
         needs.extend(change.extra_needs.iter().cloned());
+        if change.log_check.is_some() {
+            needs.push(access::Need::new(
+                "get",
+                "",
+                "pods/log",
+                None,
+                &namespace,
+                "to check that every new pod logged the preset's line",
+            ));
+        }
         let lacking = access::missing(&cluster.client, &namespace, &needs).await?;
         if !lacking.is_empty() {
             return Err(access::refusal(&object, &lacking));
@@ -1056,7 +1079,10 @@ pub async fn plan_change(cluster: &Cluster, request: Request) -> Result<Change> 
         .clone()
         .unwrap_or_default();
     let name = request.secret.metadata.name.clone().unwrap_or_default();
-    let workloads = cluster
+    let crate::consumers::Inventory {
+        workloads,
+        unlisted,
+    } = cluster
         .list_workloads(&crate::cluster::Scope::Namespace(namespace.clone()))
         .await?;
     let consumers = crate::consumers::find_consumers(&namespace, &name, &workloads);
@@ -1076,7 +1102,11 @@ pub async fn plan_change(cluster: &Cluster, request: Request) -> Result<Change> 
         },
     )?;
     let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let restarts = crate::plan::plan_restarts(&consumers, &key_refs, &request.restart, &workloads)?;
+    let mut restarts =
+        crate::plan::plan_restarts(&consumers, &key_refs, &request.restart, &workloads)?;
+    restarts
+        .warnings
+        .extend(unlisted.iter().map(crate::consumers::Unlisted::warning));
     let unhealthy = crate::plan::unhealthy_targets(&restarts, &workloads);
     let previous_records = request
         .secret
@@ -1103,7 +1133,128 @@ pub async fn plan_change(cluster: &Cluster, request: Request) -> Result<Change> 
         extra_needs: Vec::new(),
         log_check: None,
         reencryption: None,
+        unlisted,
     })
+}
+
+/// What a preset needs to reach its server, asked before its preflight logs in anywhere, so that
+/// every missing permission is refused at once with the rules to add (instead of one refused
+/// request at a time): the Service and its Endpoints, the pod and the ReplicaSet that tell the
+/// server's own workload (never restarted), a port-forward to the pod, the admin's password
+/// Secret, and for pg_dump an exec into the pod.
+pub struct Reach<'a> {
+    pub server: &'a str,
+    pub admin_secret: Option<&'a str>,
+    pub dump: bool,
+}
+
+/// Refuses, before any login, a preset run whose server the user may not reach (see [`Reach`]).
+pub async fn refuse_unreachable(
+    cluster: &Cluster,
+    change: &Change,
+    reach: Reach<'_>,
+) -> Result<()> {
+    use crate::systems::reach::{Server, parse_server, resolve_pod};
+    let namespace = &change.data.namespace;
+    let Ok(server) = parse_server(reach.server) else {
+        return Ok(()); // the preflight says what is wrong with it
+    };
+    let mut needs = Vec::new();
+    if let Some(secret) = reach.admin_secret {
+        needs.push(access::Need::new(
+            "get",
+            "",
+            "secrets",
+            Some(secret),
+            namespace,
+            "to read the database admin's password",
+        ));
+    }
+    let why = format!("to reach {server} through the API server");
+    match &server {
+        Server::Service { name, .. } => {
+            needs.push(access::Need::new(
+                "get",
+                "",
+                "services",
+                Some(name),
+                namespace,
+                "to find the server's Service",
+            ));
+            needs.push(access::Need::new(
+                "get",
+                "",
+                "endpoints",
+                Some(name),
+                namespace,
+                "to find the server's pod behind its Service",
+            ));
+        }
+        Server::Pod { name, .. } => needs.push(access::Need::new(
+            "get",
+            "",
+            "pods",
+            Some(name),
+            namespace,
+            "to find the server's pod",
+        )),
+        Server::Direct { .. } => {}
+    }
+    if !matches!(server, Server::Direct { .. }) {
+        // The pod, when the Endpoints can be read now; else any pod of the namespace.
+        let pod = resolve_pod(&cluster.client, namespace, &server)
+            .await
+            .ok()
+            .flatten()
+            .map(|(pod, _)| pod);
+        // Which workload runs the server (a pod's owner, a Deployment's ReplicaSet): without
+        // them the server's own workload would look like any consumer, and be restarted.
+        needs.push(access::Need::new(
+            "get",
+            "",
+            "pods",
+            pod.as_deref(),
+            namespace,
+            "to find the workload that runs the server, which is never restarted",
+        ));
+        needs.push(access::Need::new(
+            "get",
+            "apps",
+            "replicasets",
+            None,
+            namespace,
+            "to find the Deployment that runs the server, which is never restarted",
+        ));
+        let mut subresources = vec!["pods/portforward"];
+        if reach.dump {
+            subresources.push("pods/exec");
+        }
+        for subresource in subresources {
+            // A WebSocket upgrade is authorized as get, and from Kubernetes 1.35 also as create.
+            for verb in ["get", "create"] {
+                needs.push(access::Need::new(
+                    verb,
+                    "",
+                    subresource,
+                    pod.as_deref(),
+                    namespace,
+                    if subresource == "pods/exec" {
+                        "to run pg_dump in the database's pod (as kubectl exec)"
+                    } else {
+                        &why
+                    },
+                ));
+            }
+        }
+    }
+    let lacking = access::missing(&cluster.client, namespace, &needs).await?;
+    if lacking.is_empty() {
+        return Ok(());
+    }
+    Err(access::refusal(
+        &format!("Secret {namespace}/{}", change.data.secret),
+        &lacking,
+    ))
 }
 
 /// Adds a database change to `change` after its preflight (`systems::postgres::preflight`:

@@ -546,14 +546,17 @@ pub fn config_path(
 /// The built-in presets, extended and overridden by the config file's `text` (read from `path`).
 pub fn merge_config(mut presets: Vec<Preset>, text: &str, path: &Path) -> Result<Vec<Preset>> {
     let shown = path.display();
-    let file: ConfigFile = serde_yaml::from_str(text).map_err(|e| match e.location() {
+    let file: ConfigFile = serde_saphyr::from_str(text).map_err(|e| match e.location() {
         Some(at) => anyhow!(
             "{shown}:{}:{}: {}",
             at.line(),
             at.column(),
-            strip_location(&e.to_string())
+            strip_location(&e.without_snippet().to_string())
         ),
-        None => anyhow!("{shown}: {e}"),
+        None => anyhow!(
+            "{shown}: {}",
+            strip_location(&e.without_snippet().to_string())
+        ),
     })?;
     for (name, config) in file.presets {
         let line = line_of(text, &name);
@@ -977,7 +980,8 @@ fn merge_postgres(
     })
 }
 
-/// serde_yaml appends " at line L column C"; the message leads with it instead.
+/// The parser's message without its position (the message leads with it instead), in the
+/// file's terms rather than this program's types.
 fn strip_location(message: &str) -> String {
     let message = match message.rfind(" at line ") {
         Some(i) => &message[..i],
@@ -990,6 +994,11 @@ fn strip_location(message: &str) -> String {
             "a preset (a mapping with fields such as secret, key, generate)",
         )
         .replace("struct ConfigFile", "a mapping with a `presets` field")
+        .replace(", set DuplicateKeyPolicy in Options if acceptable", "")
+        .replace(
+            "expected mapping start",
+            "expected a mapping (`field: value` lines, such as a preset's secret, key, generate)",
+        )
 }
 
 /// The line where preset `name` is declared (its `name:` key), for error messages.
@@ -1105,7 +1114,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("/etc/rotate.yaml:2:"), "{err}");
-        assert!(err.contains("expected a preset (a mapping"), "{err}");
+        assert!(err.contains("expected a mapping"), "{err}");
         assert!(!err.contains("PresetConfig"), "{err}");
         let err = merge("presets:\n  stripe:\n    secret: stripe\n")
             .unwrap_err()

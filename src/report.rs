@@ -18,6 +18,31 @@ pub struct StatusReport {
     pub api_version: &'static str,
     pub kind: &'static str,
     pub secrets: Vec<SecretStatus>,
+    /// Kinds of consumers that could not be checked (you may not list them): the consumers
+    /// above may be incomplete by those.
+    pub not_checked: Vec<NotChecked>,
+}
+
+/// A kind of consumer the API server refused to list, with the rule that would allow it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotChecked {
+    pub kind: WorkloadKind,
+    /// `null`: every namespace.
+    pub namespace: Option<String>,
+    pub rule: crate::access::Rule,
+    pub message: String,
+}
+
+impl NotChecked {
+    pub fn of(unlisted: &crate::consumers::Unlisted) -> Self {
+        NotChecked {
+            kind: unlisted.kind,
+            namespace: unlisted.namespace.clone(),
+            rule: unlisted.rule(),
+            message: unlisted.warning(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -147,6 +172,7 @@ pub fn build_status(
                 status
             })
             .collect(),
+        not_checked: Vec::new(),
     }
 }
 

@@ -1,7 +1,9 @@
 //! The krew manifest: the committed `krew/rotate.yaml` and the krew-release-bot template
 //! `.krew.yaml` pass krew's validation rules, the template covers the five release platforms,
-//! the committed manifest is what `scripts/release.sh` renders from the template, and the
-//! validator itself rejects what krew rejects. The install test is `tests/e2e/krew.rs`.
+//! the committed manifest is what `scripts/release.sh` renders from the template, a manifest
+//! rendered beside a real archive carries that archive's sha256 (and the check of it fails on a
+//! wrong one), and the validator itself rejects what krew rejects. The install test is
+//! `tests/e2e/krew.rs`.
 
 #[path = "common/krew_manifest.rs"]
 mod krew_manifest;
@@ -10,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use krew_manifest::{validate, validate_file};
+use sha2::{Digest, Sha256};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -128,6 +131,122 @@ fn the_committed_manifest_is_what_the_release_script_renders_from_the_template()
         render(&shas) == committed,
         "krew/rotate.yaml differs from .krew.yaml: run scripts/release.sh and commit the result"
     );
+}
+
+/// Checks manifest `text` against the archives in `dist`: every platform whose archive (the last
+/// segment of its `uri`) is in `dist` must have as `sha256` the sha256 of that file's bytes, as
+/// krew checks a download. The archives checked, or every mismatch.
+fn check_shas_against_archives(text: &str, dist: &Path) -> Result<Vec<String>, String> {
+    let platforms = validate(text, "rotate").map_err(|problems| problems.join("\n"))?;
+    let mut checked = Vec::new();
+    let mut wrong = Vec::new();
+    for platform in &platforms {
+        let archive = platform.uri.rsplit('/').next().unwrap_or_default();
+        let path = dist.join(archive);
+        if !path.exists() {
+            continue;
+        }
+        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let actual = format!("{:x}", Sha256::digest(&bytes));
+        if platform.sha256 == actual {
+            checked.push(archive.to_string());
+        } else {
+            wrong.push(format!(
+                "{archive}: the manifest says sha256 {}, the archive's is {actual}",
+                platform.sha256
+            ));
+        }
+    }
+    if wrong.is_empty() {
+        Ok(checked)
+    } else {
+        Err(wrong.join("\n"))
+    }
+}
+
+/// Packs a real archive for this machine with `scripts/release.sh --binary` (a small script
+/// standing in for the plugin) and renders the manifest beside it: the scratch directory, the
+/// archive's file name and the manifest's text.
+fn pack_host_archive() -> (tempfile::TempDir, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join("kubectl-rotate");
+    std::fs::write(&binary, "#!/bin/sh\necho kubectl-rotate stand-in\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let dist = dir.path().join("dist");
+    let manifest = dir.path().join("rotate.yaml");
+    let run = Command::new(repo().join("scripts/release.sh"))
+        .arg("--binary")
+        .arg(&binary)
+        .arg("--dist")
+        .arg(&dist)
+        .arg("--manifest")
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let printed = String::from_utf8(run.stdout).unwrap();
+    let archive = Path::new(printed.trim())
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    (dir, archive, text)
+}
+
+#[test]
+fn a_rendered_manifest_carries_the_sha256_of_each_archive_in_dist() {
+    let (dir, archive, text) = pack_host_archive();
+    let dist = dir.path().join("dist");
+    let checked =
+        check_shas_against_archives(&text, &dist).unwrap_or_else(|wrong| panic!("{wrong}"));
+    assert_eq!(
+        checked,
+        vec![archive.clone()],
+        "only the host's archive is in dist"
+    );
+    // The `.sha256` beside the archive says the same, in sha256sum's format.
+    let sha = format!(
+        "{:x}",
+        Sha256::digest(std::fs::read(dist.join(&archive)).unwrap())
+    );
+    assert_eq!(
+        std::fs::read_to_string(dist.join(format!("{archive}.sha256"))).unwrap(),
+        format!("{sha}  {archive}\n")
+    );
+}
+
+#[test]
+fn the_sha256_check_fails_when_the_manifest_or_the_archive_is_altered() {
+    let (dir, archive, text) = pack_host_archive();
+    let dist = dir.path().join("dist");
+    let sha = format!(
+        "{:x}",
+        Sha256::digest(std::fs::read(dist.join(&archive)).unwrap())
+    );
+    assert!(text.contains(&sha));
+    // Another valid digest in the manifest: one hex digit changed.
+    let first = if sha.starts_with('0') { "1" } else { "0" };
+    let tampered = text.replace(&sha, &format!("{first}{}", &sha[1..]));
+    let wrong = check_shas_against_archives(&tampered, &dist)
+        .expect_err("a manifest with another sha256 passed the check");
+    assert!(wrong.contains(&archive), "{wrong}");
+    // The manifest as rendered, but the archive changed after it.
+    let mut bytes = std::fs::read(dist.join(&archive)).unwrap();
+    bytes.push(0);
+    std::fs::write(dist.join(&archive), bytes).unwrap();
+    let wrong = check_shas_against_archives(&text, &dist)
+        .expect_err("an archive changed after rendering passed the check");
+    assert!(wrong.contains(&archive), "{wrong}");
 }
 
 fn valid() -> String {

@@ -211,6 +211,28 @@ pub async fn run(
         notes,
     };
     let mut change = pipeline::plan_change(&cluster, request).await?;
+    // Reaching the server is checked before its preflight logs in.
+    let reach = match (&preset.postgres, &preset.redis, &preset.encryption) {
+        (Some(pg), _, _) => Some(pipeline::Reach {
+            server: &pg.server,
+            admin_secret: pg.admin.as_ref().map(|a| a.secret.as_str()),
+            dump: false,
+        }),
+        (_, Some(redis), _) => Some(pipeline::Reach {
+            server: &redis.server,
+            admin_secret: None,
+            dump: false,
+        }),
+        (_, _, Some(enc)) => Some(pipeline::Reach {
+            server: &enc.server,
+            admin_secret: Some(&enc.admin.secret),
+            dump: !options.encryption.no_db_backup,
+        }),
+        _ => None,
+    };
+    if let Some(reach) = reach {
+        pipeline::refuse_unreachable(&cluster, &change, reach).await?;
+    }
     if let Some((plan, current)) = database {
         pipeline::attach_database(&cluster, &mut change, plan.change, &current).await?;
         change.log_check = preset.verify_logs.clone();

@@ -16,6 +16,8 @@ pub struct StatusOptions {
     pub secret: Option<String>,
     pub all_namespaces: bool,
     pub output: OutputFormat,
+    /// Fail when some consumers cannot be checked, instead of warning.
+    pub strict: bool,
 }
 
 pub async fn run(
@@ -42,11 +44,18 @@ pub async fn run(
              or pass -n NAMESPACE"
         );
     }
-    let workloads = if secrets.is_empty() {
-        Vec::new()
+    let inventory = if secrets.is_empty() {
+        crate::consumers::Inventory::default()
     } else {
         cluster.list_workloads(&scope).await?
     };
+    if options.strict {
+        let what = match &scope {
+            Scope::AllNamespaces => "show the consumers of Secrets in any namespace".to_string(),
+            Scope::Namespace(ns) => format!("show the consumers of Secrets in namespace {ns}"),
+        };
+        crate::consumers::refuse_unlisted(&inventory.unlisted, &what, false)?;
+    }
     let runs = if secrets.is_empty() {
         Vec::new()
     } else {
@@ -60,7 +69,12 @@ pub async fn run(
             }
         }
     };
-    let status = report::build_status(&secrets, &workloads, &runs);
+    let mut status = report::build_status(&secrets, &inventory.workloads, &runs);
+    status.not_checked = inventory
+        .unlisted
+        .iter()
+        .map(report::NotChecked::of)
+        .collect();
 
     match options.output {
         OutputFormat::Json => printer.json(&status)?,
@@ -130,6 +144,9 @@ pub async fn run(
                         secret.namespace, secret.name
                     ));
                 }
+            }
+            for unlisted in &status.not_checked {
+                printer.warn(&unlisted.message);
             }
         }
     }

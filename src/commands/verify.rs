@@ -33,6 +33,8 @@ pub struct VerifyOptions {
     pub redis: Vec<(String, crate::presets::RedisSettings)>,
     /// Keys a data encryption key preset describes: every row must decrypt with them.
     pub encryption: Vec<(String, crate::presets::EncryptionSettings)>,
+    /// Fail when some consumers cannot be checked (a kind you may not list), instead of warning.
+    pub strict: bool,
 }
 
 /// One check's outcome.
@@ -303,9 +305,18 @@ pub async fn run(
     }
 
     let records = secret_meta::rotation_records(&secret).unwrap_or_default();
-    let workloads = cluster
+    let crate::consumers::Inventory {
+        workloads,
+        unlisted,
+    } = cluster
         .list_workloads(&Scope::Namespace(namespace.clone()))
         .await?;
+    if options.strict {
+        crate::consumers::refuse_unlisted(&unlisted, &format!("verify Secret {object}"), false)?;
+    }
+    for kind in &unlisted {
+        printer.warn(&kind.warning());
+    }
     let consumers = find_consumers(&namespace, &options.secret, &workloads);
     let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &namespace);
     let all_pods = pods

@@ -216,10 +216,17 @@ async fn run_dump(ctx: &Ctx<'_>, db: &Database, target: &Path) -> Result<u64> {
     let pods: Api<Pod> = Api::namespaced(ctx.cluster.client.clone(), ctx.namespace());
     let result = async {
         let mut process = pods.exec(&pod, command, &params).await.map_err(|e| {
-            anyhow!(
-                "cannot run pg_dump in pod {pod} (as kubectl exec): {}",
-                crate::cluster::short_error(&e)
-            )
+            if crate::access::upgrade_forbidden(&e) {
+                anyhow!(
+                    "cannot run pg_dump in pod {pod} (as kubectl exec): {}",
+                    crate::access::upgrade_refusal("pods/exec", ctx.namespace(), &pod)
+                )
+            } else {
+                anyhow!(
+                    "cannot run pg_dump in pod {pod} (as kubectl exec): {}",
+                    crate::cluster::short_error(&e)
+                )
+            }
         })?;
         let mut stdout = process
             .stdout()
@@ -521,13 +528,24 @@ pub async fn preflight(
             ));
         }
         if dump {
+            // A WebSocket exec is authorized as get, and from Kubernetes 1.35 also as create.
+            for verb in ["get", "create"] {
+                found.needs.push(Need::new(
+                    verb,
+                    "",
+                    "pods/exec",
+                    Some(pod),
+                    namespace,
+                    "to run pg_dump in the database's pod (as kubectl exec)",
+                ));
+            }
             found.needs.push(Need::new(
-                "create",
+                "get",
                 "",
-                "pods/exec",
+                "pods",
                 Some(pod),
                 namespace,
-                "to run pg_dump in the database's pod (as kubectl exec)",
+                "to find the database's container for pg_dump",
             ));
         }
     } else if dump {

@@ -59,7 +59,12 @@ pub async fn resolve_pod(
             let found = endpoints
                 .get_opt(name)
                 .await
-                .with_context(|| format!("reading the Endpoints of service {namespace}/{name}"))?
+                .map_err(|e| {
+                    anyhow!(
+                        "cannot read the Endpoints of service {namespace}/{name}: {}",
+                        crate::cluster::short_error(&e)
+                    )
+                })?
                 .ok_or_else(|| anyhow!("service {namespace}/{name} has no Endpoints object"))?;
             ready_pod(&found, *port).map(Some).ok_or_else(|| {
                 anyhow!(
@@ -108,9 +113,21 @@ pub async fn open_stream(
     port: u16,
 ) -> Result<impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let mut forwarder = pods.portforward(pod, &[port]).await.with_context(|| {
-        format!("port-forward to pod {namespace}/{pod}:{port} through the API server")
-    })?;
+    let mut forwarder = match pods.portforward(pod, &[port]).await {
+        Ok(forwarder) => forwarder,
+        Err(err) if crate::access::upgrade_forbidden(&err) => {
+            bail!(crate::access::upgrade_refusal(
+                "pods/portforward",
+                namespace,
+                pod
+            ))
+        }
+        Err(err) => {
+            return Err(err).with_context(|| {
+                format!("port-forward to pod {namespace}/{pod}:{port} through the API server")
+            });
+        }
+    };
     let stream = forwarder
         .take_stream(port)
         .ok_or_else(|| anyhow!("port-forward to {pod}:{port} gave no stream"))?;

@@ -140,6 +140,7 @@ mod tests {
                     unfinished_runs: Vec::new(),
                 },
             ],
+            not_checked: Vec::new(),
         };
         insta::assert_snapshot!(render_table(&report, false).join("\n"));
         insta::assert_snapshot!("with_namespace", render_table(&report, true).join("\n"));

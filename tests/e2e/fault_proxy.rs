@@ -780,7 +780,7 @@ fn tls_config(ca_pem: Option<&[u8]>) -> Result<rustls::ClientConfig> {
     Ok(config)
 }
 
-fn tls_acceptor(cert_pem: &[u8], key_pem: &[u8]) -> Result<tokio_rustls::TlsAcceptor> {
+pub fn tls_acceptor(cert_pem: &[u8], key_pem: &[u8]) -> Result<tokio_rustls::TlsAcceptor> {
     let chain = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<Vec<_>, _>>()
         .context("reading the proxy's certificate (PEM)")?;

@@ -15,6 +15,7 @@
 mod app;
 mod backup;
 mod completion;
+mod connections;
 mod encryption_rotation;
 mod fault_proxy;
 mod faults;
@@ -22,6 +23,7 @@ mod krew;
 mod pg_rotation;
 mod postgres;
 mod presets;
+mod rbac;
 mod redis;
 mod redis_rotation;
 mod reencrypt;
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         faults::tests(),
         verify::tests(),
         completion::tests(),
+        connections::tests(),
         krew::tests(),
         app::tests(),
         stream::tests(),
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         redis_rotation::tests(),
         reencrypt::tests(),
         encryption_rotation::tests(),
+        rbac::tests(),
     ]
     .into_iter()
     .flatten()
