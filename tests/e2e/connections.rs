@@ -33,6 +33,10 @@ pub fn tests() -> Vec<(&'static str, TestFn)> {
             "proxies_from_the_kubeconfig_and_the_environment_are_used_as_kubectl_uses_them",
             proxies_from_the_kubeconfig_and_the_environment_are_used_as_kubectl_uses_them,
         ),
+        (
+            "database_presets_reach_postgres_and_redis_through_a_socks5_and_an_http_proxy",
+            database_presets_reach_postgres_and_redis_through_a_socks5_and_an_http_proxy,
+        ),
     ]
 }
 
@@ -586,6 +590,79 @@ fn proxies_from_the_kubeconfig_and_the_environment_are_used_as_kubectl_uses_them
         "NO_PROXY=.rotate.test did not keep the plugin from the proxy"
     );
     ensure!(!run.stderr.contains("through the proxy"), "{}", run.stderr);
+    Ok(())
+}
+
+/// The PostgreSQL and Redis logins of `verify` go through a port-forward, a WebSocket upgrade
+/// of the API server connection: through a SOCKS5 and an HTTP CONNECT proxy too.
+fn database_presets_reach_postgres_and_redis_through_a_socks5_and_an_http_proxy(
+    kubeconfig: &Path,
+) -> Result<()> {
+    let env = TestEnv::new(kubeconfig, "dbproxy")?;
+    env.create_demo_secrets()?;
+    env.apply_demo_stack(&["postgres", "redis"])?;
+    env.wait_rolled_out(&["statefulset/postgres", "deployment/redis"])?;
+    let base = Base::load(kubeconfig)?;
+    let dir = tempfile::tempdir()?;
+    let port = base
+        .server
+        .rsplit(':')
+        .next()
+        .context("no port")?
+        .to_string();
+    let ca = b64(&base.pem("ca.crt")?);
+    let proxy = TunnelProxy::start(None)?;
+    for scheme in ["socks5", "http"] {
+        let file = base.write(
+            dir.path(),
+            &format!("db-{scheme}"),
+            base.cluster(
+                &format!("https://kube.rotate.test:{port}"),
+                &[
+                    ("certificate-authority-data", ca.clone().into()),
+                    ("proxy-url", format!("{scheme}://{}", proxy.addr).into()),
+                ],
+            ),
+            base.token_user(),
+        )?;
+        let before = proxy.count(scheme);
+        let args: Vec<String> = [
+            "rotate",
+            "verify",
+            "app-secrets",
+            "postgres-password",
+            "redis-password",
+            "-n",
+            &env.namespace,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let run = run_with(&env, &file, &args, &[])?;
+        run.success()
+            .with_context(|| format!("verify through the {scheme} proxy"))?;
+        for expected in [
+            "accepts ai_agents's login with postgres-password",
+            "accepts default's login with redis-password",
+        ] {
+            ensure!(
+                run.stdout.contains(expected),
+                "{scheme}: verify does not say {expected:?}:\n{}",
+                run.stdout
+            );
+        }
+        ensure!(
+            !run.stdout
+                .lines()
+                .any(|l| l.starts_with("SKIP") && l.contains("login")),
+            "{scheme}: a login check was skipped:\n{}",
+            run.stdout
+        );
+        ensure!(
+            proxy.count(scheme) > before,
+            "{scheme}: the port-forwards did not go through the proxy"
+        );
+    }
     Ok(())
 }
 
