@@ -665,7 +665,8 @@ pub fn short_error(err: &kube::Error) -> String {
     }
 }
 
-fn error_chain(err: &dyn std::error::Error) -> String {
+/// An error and its causes, each said once, joined with `: `.
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut parts = vec![err.to_string()];
     let mut source = err.source();
     while let Some(cause) = source {

@@ -84,15 +84,10 @@ async fn get(url: &str, authorization: http::HeaderValue) -> Result<(u16, String
         )
         .body(String::new())
         .map_err(|e| e.to_string())?;
-    let response = client.request(request).await.map_err(|e| {
-        let mut text = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(cause) = source {
-            text = format!("{text}: {cause}");
-            source = cause.source();
-        }
-        text
-    })?;
+    let response = client
+        .request(request)
+        .await
+        .map_err(|e| crate::cluster::error_chain(&e))?;
     let status = response.status().as_u16();
     // The answer is only classified; a body over 1 MiB is cut.
     let body = http_body_util::Limited::new(response.into_body(), 1 << 20)

@@ -215,7 +215,11 @@ impl tower::Service<Uri> for RouteConnector {
         let described = self.described.clone();
         let through = move |e: BoxError| -> BoxError {
             match &described {
-                Some(route) => format!("cannot connect {route}: {}", chain(&*e)).into(),
+                Some(route) => format!(
+                    "cannot connect {route}: {}",
+                    crate::cluster::error_chain(&*e)
+                )
+                .into(),
                 None => e,
             }
         };
@@ -243,16 +247,6 @@ impl tower::Service<Uri> for RouteConnector {
             }),
         }
     }
-}
-
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![err.to_string()];
-    let mut source = err.source();
-    while let Some(cause) = source {
-        parts.push(cause.to_string());
-        source = cause.source();
-    }
-    parts.join(": ")
 }
 
 /// TLS over the route: `server_name` overrides the URL's host for SNI and verification
