@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use fernet::Fernet;
-use kubectl_rotate::systems::reencrypt::{self, Column, Keys};
+use kubectl_rotate::systems::encryption::reencrypt::{self, Column, Keys};
 use kubectl_rotate::values::SecretValue;
 
 const SIZES: [usize; 3] = [10_000, 50_000, 100_000];

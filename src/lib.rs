@@ -7,38 +7,21 @@
 //! definition, for kubectl's plugin completion (`main.rs` dispatches to it on argv[0]).
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
-pub mod access;
-pub mod backup;
-pub mod checks;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
-pub mod completion;
-pub mod consumers;
-pub mod database;
 pub mod engine;
 pub mod interrupt;
-pub mod invocation;
-pub mod journal;
-pub mod lock;
-pub mod net;
-pub mod openai;
-pub mod pipeline;
+pub mod model;
 pub mod plan;
-pub mod presets;
-pub mod report;
-pub mod rollout;
-pub mod secret_meta;
-pub mod settings;
-pub mod steps;
 pub mod systems;
 pub mod ui;
 pub mod values;
 
 use anyhow::Result;
 
-pub use crate::invocation::Invocation;
-use crate::settings::Environment;
+use crate::cli::invocation::{self, Invocation};
+use crate::model::environment::Environment;
 use crate::ui::Printer;
 
 /// An error that ends the process with a specific exit code (verify's "> 1: could not check").

@@ -4,9 +4,10 @@
 
 use std::process::ExitCode;
 
-use kubectl_rotate::completion::{Completion, helper_words};
-use kubectl_rotate::invocation::{self, Invocation};
-use kubectl_rotate::settings::{ColorChoice, Environment, resolve_color};
+use kubectl_rotate::cli::completion::{Completion, helper_words};
+use kubectl_rotate::cli::invocation::{self, Invocation};
+use kubectl_rotate::cli::settings::{ColorChoice, resolve_color};
+use kubectl_rotate::model::environment::Environment;
 use kubectl_rotate::ui::Printer;
 use kubectl_rotate::{display_name, exit};
 

@@ -11,11 +11,11 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::PostParams;
 
-use crate::backup::{self, BackupRequest};
+use crate::plan::backup::{self, BackupRequest};
 use crate::cli::OutputFormat;
 use crate::cluster::{self, short_error};
-use crate::pipeline;
-use crate::settings::ConnectionSettings;
+use crate::engine::pipeline;
+use crate::cli::settings::ConnectionSettings;
 use crate::ui::{Printer, table};
 use crate::values::SecretValue;
 
@@ -70,7 +70,7 @@ pub async fn run(
         let infos: Vec<backup::BackupInfo> = backups.iter().map(backup::info).collect();
         match output {
             OutputFormat::Json => printer.json(&serde_json::json!({
-                "apiVersion": crate::report::API_VERSION,
+                "apiVersion": crate::model::names::API_VERSION,
                 "kind": "BackupList",
                 "namespace": namespace,
                 "secret": options.secret,
@@ -129,9 +129,9 @@ pub async fn run(
         secret: options.secret.clone(),
         source_resource_version: secret.metadata.resource_version.clone().unwrap_or_default(),
         keys: values,
-        at: pipeline::now_rfc3339_millis(),
+        at: crate::model::clock::now_rfc3339_millis(),
         by: cluster.identity().await,
-        rotation_id: pipeline::new_rotation_id(),
+        rotation_id: crate::model::clock::new_rotation_id(),
         reason: "kubectl rotate backup".to_string(),
     };
 
@@ -204,7 +204,7 @@ pub async fn run(
             api.create(
                 &PostParams {
                     dry_run: false,
-                    field_manager: Some(crate::rollout::FIELD_MANAGER.into()),
+                    field_manager: Some(crate::model::names::FIELD_MANAGER.into()),
                 },
                 &backup::build_backup(&request),
             )

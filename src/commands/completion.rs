@@ -14,9 +14,9 @@ use anyhow::{Context as _, Result, bail};
 use clap_complete::{Generator, Shell};
 
 use crate::cli::CompletionShell;
-use crate::completion::lookup::{ClusterLookup, LOOKUP_BOUND};
-use crate::completion::{self, HELPER_NAME};
-use crate::settings::Environment;
+use crate::cli::completion::lookup::{ClusterLookup, LOOKUP_BOUND};
+use crate::cli::completion::{self, HELPER_NAME};
+use crate::model::environment::Environment;
 use crate::ui::Printer;
 
 /// The command the shell scripts complete: the plugin's file name.
@@ -55,7 +55,7 @@ pub fn run(options: CompletionOptions, printer: &mut Printer) -> Result<u8> {
 pub fn script(shell: Shell) -> String {
     let mut out = Vec::new();
     // The built-in presets are verbs too; a config file's are completed live, inside kubectl.
-    let mut command = crate::invocation::command(&crate::presets::built_in());
+    let mut command = crate::cli::invocation::command(&crate::plan::presets::built_in());
     clap_complete::generate(shell, &mut command, BIN_NAME, &mut out);
     let script = String::from_utf8_lossy(&out).into_owned();
     match shell {
@@ -89,9 +89,9 @@ pub async fn complete_for_kubectl(words: &[String], env: &Environment) -> Vec<St
     // words, KUBECTL_ROTATE_CONFIG, the user's config file); a broken file means built-ins only.
     let mut argv: Vec<std::ffi::OsString> = vec!["kubectl-rotate".into()];
     argv.extend(words.iter().map(std::ffi::OsString::from));
-    let presets = crate::invocation::load_presets(&argv, env);
+    let presets = crate::cli::invocation::load_presets(&argv, env);
     completion::complete(
-        &crate::invocation::command(&presets.presets),
+        &crate::cli::invocation::command(&presets.presets),
         words,
         &lookup,
     )

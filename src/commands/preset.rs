@@ -6,15 +6,15 @@ use std::io::IsTerminal;
 
 use anyhow::{Result, bail};
 
-use crate::checks::{self, KeyKind};
+use crate::plan::checks::{self, KeyKind};
 use crate::cluster;
 use crate::commands::secret::{ValueSource, read_value};
-use crate::database;
-use crate::openai::{self, KeyCheck};
-use crate::pipeline::{self, Action, Request, RunOptions};
-use crate::plan::{self, KeyChange, RestartMode};
-use crate::presets::{DefaultSource, Preset, Strategy};
-use crate::settings::ConnectionSettings;
+use crate::plan::database;
+use crate::systems::openai::{self, KeyCheck};
+use crate::engine::pipeline::{self, Action, Request, RunOptions};
+use crate::plan::patch::{self, KeyChange, RestartMode};
+use crate::plan::presets::{DefaultSource, Preset, Strategy};
+use crate::cli::settings::ConnectionSettings;
 use crate::ui::{Printer, Style};
 use crate::values::SecretValue;
 
@@ -68,7 +68,7 @@ pub async fn run(
     let secret = cluster
         .get_secret(&cluster.namespace, &preset.secret)
         .await?;
-    plan::precheck(&secret, &[&preset.key], options.create_key, options.force)?;
+    patch::precheck(&secret, &[&preset.key], options.create_key, options.force)?;
     let mut guard_notes = Vec::new();
     if preset.encryption.is_none() {
         crate::commands::secret::guard_encryption_key(
@@ -182,7 +182,7 @@ pub async fn run(
             let change = database::plan_redis(settings, options.strategy, &preset.key)?;
             let current = current_password(&secret, &cluster.namespace, preset, "Redis")?;
             let strategy = match &change {
-                crate::steps::DatabaseChange::RedisRequirepass { .. } => Strategy::Requirepass,
+                crate::plan::steps::DatabaseChange::RedisRequirepass { .. } => Strategy::Requirepass,
                 _ => Strategy::Overlap,
             };
             notes.push(format!("Strategy: {}", strategy.name()));

@@ -4,15 +4,15 @@
 use anyhow::{Result, bail};
 
 use crate::cli::OutputFormat;
-use crate::invocation::Presets;
-use crate::presets;
+use crate::cli::invocation::Presets;
+use crate::plan::presets;
 use crate::ui::{Printer, table};
 
 pub fn list(loaded: &Presets, output: OutputFormat, printer: &mut Printer) -> Result<u8> {
     let presets = loaded.ok()?;
     match output {
         OutputFormat::Json => printer.json(&serde_json::json!({
-            "apiVersion": crate::report::API_VERSION,
+            "apiVersion": crate::model::names::API_VERSION,
             "kind": "PresetList",
             "presets": presets,
         }))?,

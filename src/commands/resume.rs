@@ -5,8 +5,8 @@
 use anyhow::Result;
 
 use crate::cluster;
-use crate::pipeline::{self, Continue, RunOptions};
-use crate::settings::ConnectionSettings;
+use crate::engine::pipeline::{self, Continue, RunOptions};
+use crate::cli::settings::ConnectionSettings;
 use crate::ui::Printer;
 
 pub async fn run(

@@ -9,13 +9,13 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 
-use crate::backup;
+use crate::plan::backup;
 use crate::cluster;
-use crate::pipeline::{self, Action, Request, RunOptions};
-use crate::plan::{KeyChange, RestartMode};
-use crate::secret_meta;
-use crate::settings::ConnectionSettings;
-use crate::steps::{Database, DatabaseChange};
+use crate::engine::pipeline::{self, Action, Request, RunOptions};
+use crate::plan::patch::{KeyChange, RestartMode};
+use crate::plan::secret_meta;
+use crate::cli::settings::ConnectionSettings;
+use crate::plan::steps::{Database, DatabaseChange};
 use crate::ui::Printer;
 use crate::values::SecretValue;
 
@@ -34,9 +34,9 @@ pub struct RollbackOptions {
     pub secret: String,
     pub keys: Vec<String>,
     /// Keys that are PostgreSQL passwords (from a preset): restored in the database too.
-    pub databases: Vec<(String, crate::presets::PostgresSettings)>,
+    pub databases: Vec<(String, crate::plan::presets::PostgresSettings)>,
     /// Keys a Redis preset describes: restored on the Redis server too.
-    pub redis: Vec<(String, crate::presets::RedisSettings)>,
+    pub redis: Vec<(String, crate::plan::presets::RedisSettings)>,
     /// Data encryption keys that presets describe: restoring one alone breaks the rows.
     pub encryption_keys: Vec<crate::commands::secret::EncryptionKey>,
     pub source: BackupSource,
@@ -317,7 +317,7 @@ fn database_rollback(
                  restore it by hand; nothing was changed"
             );
         };
-        let change = crate::database::plan_redis(settings, None, key)?;
+        let change = crate::plan::database::plan_redis(settings, None, key)?;
         return Ok(Some((change, SecretValue::new(password.0.clone()))));
     }
     Ok(None)

@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 
 use crate::cluster;
-use crate::pipeline::{self, Action, Request, RunOptions};
-use crate::plan::{self, KeyChange, RestartMode};
-use crate::settings::ConnectionSettings;
+use crate::engine::pipeline::{self, Action, Request, RunOptions};
+use crate::plan::patch::{self, KeyChange, RestartMode};
+use crate::cli::settings::ConnectionSettings;
 use crate::ui::Printer;
 use crate::values::{self, Generator, SecretValue};
 
@@ -107,7 +107,7 @@ pub async fn run(
         .get_secret(&cluster.namespace, &options.secret)
         .await?;
     // Refuse what cannot happen before asking anyone to type a value.
-    plan::precheck(&secret, &[&options.key], options.create_key, options.force)?;
+    patch::precheck(&secret, &[&options.key], options.create_key, options.force)?;
     let mut notes = Vec::new();
     guard_encryption_key(
         &options.encryption_keys,

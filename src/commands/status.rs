@@ -6,8 +6,8 @@ use anyhow::Result;
 
 use crate::cli::OutputFormat;
 use crate::cluster::{self, Scope};
-use crate::report;
-use crate::settings::ConnectionSettings;
+use crate::plan::report;
+use crate::cli::settings::ConnectionSettings;
 use crate::ui::{Printer, status as render};
 
 /// What `status` was asked to show.
@@ -45,7 +45,7 @@ pub async fn run(
         );
     }
     let inventory = if secrets.is_empty() {
-        crate::consumers::Inventory::default()
+        crate::plan::consumers::Inventory::default()
     } else {
         cluster.list_workloads(&scope).await?
     };
@@ -54,7 +54,7 @@ pub async fn run(
             Scope::AllNamespaces => "show the consumers of Secrets in any namespace".to_string(),
             Scope::Namespace(ns) => format!("show the consumers of Secrets in namespace {ns}"),
         };
-        crate::consumers::refuse_unlisted(&inventory.unlisted, &what, false)?;
+        crate::plan::consumers::refuse_unlisted(&inventory.unlisted, &what, false)?;
     }
     let runs = if secrets.is_empty() {
         Vec::new()

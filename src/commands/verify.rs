@@ -8,13 +8,13 @@ use kube::Api;
 use kube::api::{ListParams, LogParams};
 use serde::Serialize;
 
-use crate::checks::{self, KeyKind};
+use crate::plan::checks::{self, KeyKind};
 use crate::cli::OutputFormat;
 use crate::cluster::{self, Scope, short_error};
-use crate::consumers::find_consumers;
-use crate::rollout::pod_belongs_to;
-use crate::secret_meta;
-use crate::settings::ConnectionSettings;
+use crate::plan::consumers::find_consumers;
+use crate::plan::rollout::pod_belongs_to;
+use crate::plan::secret_meta;
+use crate::cli::settings::ConnectionSettings;
 use crate::ui::{Printer, Style, table};
 
 #[derive(Debug, Clone)]
@@ -28,11 +28,11 @@ pub struct VerifyOptions {
     /// Known kinds of keys (from a preset); others are guessed from the key's name.
     pub kinds: Vec<(String, KeyKind)>,
     /// Keys that are PostgreSQL passwords (from a preset): checked by logging in.
-    pub databases: Vec<(String, crate::presets::PostgresSettings)>,
+    pub databases: Vec<(String, crate::plan::presets::PostgresSettings)>,
     /// Keys a Redis preset describes: checked by logging in.
-    pub redis: Vec<(String, crate::presets::RedisSettings)>,
+    pub redis: Vec<(String, crate::plan::presets::RedisSettings)>,
     /// Keys a data encryption key preset describes: every row must decrypt with them.
-    pub encryption: Vec<(String, crate::presets::EncryptionSettings)>,
+    pub encryption: Vec<(String, crate::plan::presets::EncryptionSettings)>,
     /// Fail when some consumers cannot be checked (a kind you may not list), instead of warning.
     pub strict: bool,
 }
@@ -128,7 +128,7 @@ pub async fn run(
     }
     // The database server's own workload reads the password only at its first start.
     // The servers' own workloads: (kind, name, why their rollout is not checked).
-    let mut servers: Vec<(crate::consumers::WorkloadKind, String, String)> = Vec::new();
+    let mut servers: Vec<(crate::model::workload::WorkloadKind, String, String)> = Vec::new();
     for (key, settings) in options.databases.iter().filter(|(k, _)| keys.contains(k)) {
         if let Ok(server) = crate::systems::postgres::parse_server(&settings.server)
             && let Ok(found) =
@@ -231,7 +231,7 @@ pub async fn run(
             );
             continue;
         }
-        let db = crate::steps::Database {
+        let db = crate::plan::steps::Database {
             server: settings.server.clone(),
             database: settings.database.clone(),
             admin: Some(settings.admin.clone()),
@@ -305,14 +305,14 @@ pub async fn run(
     }
 
     let records = secret_meta::rotation_records(&secret).unwrap_or_default();
-    let crate::consumers::Inventory {
+    let crate::plan::consumers::Inventory {
         workloads,
         unlisted,
     } = cluster
         .list_workloads(&Scope::Namespace(namespace.clone()))
         .await?;
     if options.strict {
-        crate::consumers::refuse_unlisted(&unlisted, &format!("verify Secret {object}"), false)?;
+        crate::plan::consumers::refuse_unlisted(&unlisted, &format!("verify Secret {object}"), false)?;
     }
     for kind in &unlisted {
         printer.warn(&kind.warning());
@@ -338,7 +338,7 @@ pub async fn run(
             checks.skip("rollout", target, why.clone());
             continue;
         }
-        if workload.kind == crate::consumers::WorkloadKind::CronJob {
+        if workload.kind == crate::model::workload::WorkloadKind::CronJob {
             checks.add(
                 "rollout",
                 target,
@@ -351,7 +351,7 @@ pub async fn run(
         let own: Vec<Pod> = all_pods
             .iter()
             .filter(|p| match workload.kind {
-                crate::consumers::WorkloadKind::Pod => {
+                crate::model::workload::WorkloadKind::Pod => {
                     p.metadata.name.as_deref() == Some(workload.name.as_str())
                 }
                 kind => pod_belongs_to(p, kind, &workload.name),
@@ -526,7 +526,7 @@ fn report(
     match options.output {
         OutputFormat::Json => printer
             .json(&VerifyReport {
-                api_version: crate::report::API_VERSION,
+                api_version: crate::model::names::API_VERSION,
                 kind: "VerifyReport",
                 namespace: namespace.to_string(),
                 secret: options.secret.clone(),

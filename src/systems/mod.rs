@@ -9,10 +9,10 @@
 //! what the system holds and says whether the write happened, did not, or cannot be told.
 
 pub mod encryption;
+pub mod openai;
 pub mod postgres;
 pub mod reach;
 pub mod redis;
-pub mod reencrypt;
 pub mod secret;
 pub mod workloads;
 
@@ -21,9 +21,9 @@ use std::time::Duration;
 use crate::cli::OutputFormat;
 use crate::cluster::Cluster;
 use crate::interrupt::Interrupt;
-use crate::journal::Journal;
-use crate::rollout::WorkloadResult;
-use crate::steps::Step;
+use crate::plan::journal::Journal;
+use crate::plan::rollout::WorkloadResult;
+use crate::plan::steps::Step;
 use crate::ui::Printer;
 use crate::values::SecretValue;
 

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use k8s_openapi::api::core::v1::{Endpoints, Pod};
 use kube::Api;
 
-use crate::steps::Tls;
+use crate::plan::steps::Tls;
 
 /// Where the server is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,8 +115,8 @@ pub async fn open_stream(
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let mut forwarder = match pods.portforward(pod, &[port]).await {
         Ok(forwarder) => forwarder,
-        Err(err) if crate::access::upgrade_forbidden(&err) => {
-            bail!(crate::access::upgrade_refusal(
+        Err(err) if crate::cluster::access::upgrade_forbidden(&err) => {
+            bail!(crate::cluster::access::upgrade_refusal(
                 "pods/portforward",
                 namespace,
                 pod
@@ -198,8 +198,8 @@ pub async fn owners_of_pod(
     client: &kube::Client,
     namespace: &str,
     pod: &str,
-) -> Result<Vec<(crate::consumers::WorkloadKind, String)>> {
-    use crate::consumers::WorkloadKind;
+) -> Result<Vec<(crate::model::workload::WorkloadKind, String)>> {
+    use crate::model::workload::WorkloadKind;
     use k8s_openapi::api::apps::v1::ReplicaSet;
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let Some(found) = pods
@@ -238,7 +238,7 @@ pub async fn server_workloads(
     namespace: &str,
     server: &Server,
     looks_like: fn(&Pod) -> bool,
-) -> Result<Vec<(crate::consumers::WorkloadKind, String)>> {
+) -> Result<Vec<(crate::model::workload::WorkloadKind, String)>> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let all = pods
         .list(&kube::api::ListParams::default())

@@ -3,7 +3,7 @@
 //! changes, the backup, the workloads to restart and how each uses the key, and warnings.
 //! Values appear only with `--show-secrets`. Pure: returns styled lines.
 
-use crate::plan::{AnnotationChange, DataPlan, RestartPlan, ValueSummary};
+use crate::plan::patch::{AnnotationChange, DataPlan, RestartPlan, ValueSummary};
 use crate::ui::Style;
 use crate::values::SecretValue;
 
@@ -80,7 +80,7 @@ pub fn render(
     for change in &data.annotations {
         match change {
             AnnotationChange::Set { name, value }
-                if name == crate::secret_meta::ROTATIONS_ANNOTATION =>
+                if name == crate::plan::secret_meta::ROTATIONS_ANNOTATION =>
             {
                 // The changed keys' new records only; the others are kept as they are.
                 let records: serde_json::Map<String, serde_json::Value> =
@@ -212,9 +212,9 @@ pub fn capitalize(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::consumers::WorkloadKind;
-    use crate::plan::{ChangeRequest, KeyChange, NotRestarted, Restart, plan_data_change};
-    use crate::secret_meta::RotationRecord;
+    use crate::model::workload::WorkloadKind;
+    use crate::plan::patch::{ChangeRequest, KeyChange, NotRestarted, Restart, plan_data_change};
+    use crate::plan::secret_meta::RotationRecord;
     use k8s_openapi::ByteString;
     use k8s_openapi::api::core::v1::Secret;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -227,7 +227,7 @@ mod tests {
                 resource_version: Some("7".into()),
                 annotations: Some(
                     [(
-                        crate::plan::LAST_APPLIED.to_string(),
+                        crate::plan::patch::LAST_APPLIED.to_string(),
                         r#"{"kind":"Secret","data":{"openai-api-key":"c2stb2xkLWtleQ=="}}"#
                             .to_string(),
                     )]

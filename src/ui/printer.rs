@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use owo_colors::OwoColorize;
 use serde::Serialize;
 
-use crate::settings::ColorChoice;
+use crate::cli::settings::ColorChoice;
 
 /// What a piece of text means, so the printer can colour it when colour is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

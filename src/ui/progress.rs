@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::rollout::{Counts, Outcome, ProgressSink, WorkloadResult};
+use crate::plan::rollout::{Counts, Outcome, ProgressSink, WorkloadResult};
 use crate::ui::{Printer, Style};
 
 pub struct RolloutDisplay<'p> {

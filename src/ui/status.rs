@@ -1,7 +1,7 @@
 //! Renders a status report as a table: one row per key, with its size, last rotation and
 //! consumers. Pure: returns lines; the caller prints them.
 
-use crate::report::{ConsumerStatus, StatusReport};
+use crate::plan::report::{ConsumerStatus, StatusReport};
 use crate::ui::table;
 
 /// The table for `report`; `with_namespace` adds kubectl's NAMESPACE column (for `-A`).
@@ -61,9 +61,10 @@ fn consumers_cell(consumers: &[ConsumerStatus]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::consumers::{Usage, WorkloadKind};
-    use crate::report::{KeyStatus, SecretStatus};
-    use crate::secret_meta::RotationRecord;
+    use crate::plan::consumers::Usage;
+    use crate::model::workload::WorkloadKind;
+    use crate::plan::report::{KeyStatus, SecretStatus};
+    use crate::plan::secret_meta::RotationRecord;
 
     fn consumer(kind: WorkloadKind, name: &str, usages: Vec<Usage>) -> ConsumerStatus {
         ConsumerStatus {
@@ -82,7 +83,7 @@ mod tests {
             prefix: None,
         };
         let report = StatusReport {
-            api_version: crate::report::API_VERSION,
+            api_version: crate::model::names::API_VERSION,
             kind: "StatusReport",
             secrets: vec![
                 SecretStatus {

@@ -1,0 +1,20 @@
+//! Pure planning: everything decided from objects already read, with no I/O. A change as data
+//! (`steps`: the ordered steps a run records in its journal and the engine runs), the JSON Patch
+//! and the restarts (`patch`), consumer discovery (`consumers`), kubectl's rollout rules
+//! (`rollout`), the formats kept in the cluster (`backup`, `journal`, `secret_meta`), the
+//! status report (`report`), `verify`'s checks (`checks`), and the presets table (`presets`).
+//!
+//! Imports point down only: to `cluster` (RBAC rules), `model` and `values`; never to the
+//! systems, the engine, the commands or the command line.
+
+pub mod backup;
+pub mod checks;
+pub mod consumers;
+pub mod database;
+pub mod journal;
+pub mod patch;
+pub mod presets;
+pub mod report;
+pub mod rollout;
+pub mod secret_meta;
+pub mod steps;

@@ -1,0 +1,995 @@
+//! PostgreSQL, the second system of the runbook's database procedure (issue 11): reaching the
+//! server, checking a login, and changing a role's password without the plaintext ever
+//! reaching the server.
+//!
+//! - **Reaching it**: through the API server, as `kubectl port-forward` does (kube-rs's
+//!   WebSocket port-forward to a pod; a Service is resolved to a Ready pod of its Endpoints), or
+//!   directly at `host:port` for a database outside the cluster. The PostgreSQL protocol then
+//!   runs over that stream (tokio-postgres, no TLS inside the API server's tunnel).
+//! - **Checking a login** tells "the password is wrong" (SQLSTATE 28P01, 28000) apart from "the
+//!   server cannot be reached or refused for another reason", because a rotation must never
+//!   conclude that a password is stale when the database was merely down.
+//! - **Changing a password**: `ALTER ROLE ... PASSWORD 'SCRAM-SHA-256$4096:...'`, a verifier
+//!   computed here (postgres-protocol's `scram_sha_256`, random salt, 4096 iterations, what the
+//!   server itself stores), so neither the statement nor the server's log (even with
+//!   `log_statement = all`) holds the password.
+//!
+//! Password values are `SecretValue`s and reach only the connection's authentication.
+
+use std::time::Duration;
+
+use anyhow::{Result, anyhow, bail};
+use k8s_openapi::api::core::v1::Pod;
+use tokio_postgres::config::SslMode;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::plan::steps::{Tls, TlsMode};
+
+use crate::values::SecretValue;
+
+use super::reach::open_stream;
+pub use super::reach::{Server, parse_server, ready_pod, resolve_pod, server_exists};
+
+/// What a login attempt showed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Login {
+    /// The server accepted the password.
+    Accepted,
+    /// The server rejected the password (or the role cannot log in).
+    Rejected(String),
+}
+
+/// A role, database and password to log in with.
+pub struct Credentials<'a> {
+    pub user: &'a str,
+    pub database: &'a str,
+    pub password: &'a SecretValue,
+}
+
+/// How long a connection may take, port-forward included.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Logs in and returns the connection, or why the password was rejected.
+pub async fn connect(
+    client: &kube::Client,
+    namespace: &str,
+    server: &Server,
+    login: &Credentials<'_>,
+) -> Result<std::result::Result<Client, String>> {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .user(login.user)
+        .dbname(login.database)
+        .password(login.password.expose())
+        .application_name("kubectl-rotate")
+        .connect_timeout(CONNECT_TIMEOUT);
+    let attempt = async {
+        let connected = match resolve_pod(client, namespace, server).await? {
+            Some((pod, port)) => {
+                let stream = open_stream(client, namespace, &pod, port).await?;
+                config
+                    .connect_raw(stream, NoTls)
+                    .await
+                    .map(|(c, conn)| (c, Box::pin(conn) as ConnectionTask))
+            }
+            None => {
+                let Server::Direct { host, port, tls } = server else {
+                    unreachable!("only a direct server has no pod")
+                };
+                config.host(host).port(*port);
+                match tls.mode {
+                    TlsMode::Disable => config
+                        .ssl_mode(SslMode::Disable)
+                        .connect(NoTls)
+                        .await
+                        .map(|(c, conn)| (c, Box::pin(conn) as ConnectionTask)),
+                    mode => {
+                        config.ssl_mode(if mode == TlsMode::Prefer {
+                            SslMode::Prefer
+                        } else {
+                            SslMode::Require
+                        });
+                        let connector = MakeRustlsConnect::new(tls_config(tls)?);
+                        config
+                            .connect(connector)
+                            .await
+                            .map(|(c, conn)| (c, Box::pin(conn) as ConnectionTask))
+                    }
+                }
+            }
+        };
+        match connected {
+            Ok((pg, connection)) => {
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                Ok(Ok(pg))
+            }
+            Err(err) if is_rejection(&err) => Ok(Err(server_message(&err))),
+            Err(err) => {
+                let why = server_message(&err);
+                let hint = if why.contains("certificate") {
+                    " (tls: verify-full checks the server's certificate against caFile and its name against the host)"
+                } else {
+                    ""
+                };
+                Err(anyhow!(
+                    "cannot reach PostgreSQL at {server} in namespace {namespace}: {why}{hint}"
+                ))
+            }
+        }
+    };
+    tokio::time::timeout(CONNECT_TIMEOUT, attempt)
+        .await
+        .map_err(|_| anyhow!("PostgreSQL at {server} did not answer within {CONNECT_TIMEOUT:?}"))?
+}
+
+type ConnectionTask =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), tokio_postgres::Error>> + Send>>;
+
+/// Whether `login` can log in; an unreachable server is an error, not a rejection.
+pub async fn check_login(
+    client: &kube::Client,
+    namespace: &str,
+    server: &Server,
+    login: &Credentials<'_>,
+) -> Result<Login> {
+    Ok(match connect(client, namespace, server, login).await? {
+        Ok(_) => Login::Accepted,
+        Err(why) => Login::Rejected(why),
+    })
+}
+
+/// The statement that gives `role` the password `password`, as a SCRAM-SHA-256 verifier.
+pub fn alter_role_statement(role: &str, password: &SecretValue) -> String {
+    let verifier = postgres_protocol::password::scram_sha_256(password.expose());
+    format!("ALTER ROLE {} PASSWORD '{verifier}'", quote_ident(role))
+}
+
+/// Sets `role`'s password over `pg` (a role changing its own, or an admin's connection).
+pub async fn set_password(pg: &Client, role: &str, password: &SecretValue) -> Result<()> {
+    pg.batch_execute(&alter_role_statement(role, password))
+        .await
+        .map_err(|e| anyhow!("ALTER ROLE {role} failed: {}", server_message(&e)))
+}
+
+/// A PostgreSQL identifier, quoted.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn is_rejection(err: &tokio_postgres::Error) -> bool {
+    err.code().is_some_and(|code| {
+        *code == SqlState::INVALID_PASSWORD
+            || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+    })
+}
+
+/// The server's own message when there is one (never a value: the server does not echo
+/// passwords), else the client's.
+fn server_message(err: &tokio_postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => db.message().to_string(),
+        None => {
+            // The cause is in the source chain ("error performing TLS handshake: invalid peer
+            // certificate: UnknownIssuer").
+            let mut text = err.to_string();
+            let mut source = std::error::Error::source(err);
+            while let Some(cause) = source {
+                let cause_text = cause.to_string();
+                if !text.contains(&cause_text) {
+                    text.push_str(": ");
+                    text.push_str(&cause_text);
+                }
+                source = cause.source();
+            }
+            text
+        }
+    }
+}
+
+/// Refuses a role name that could not be a PostgreSQL role (empty or with a NUL).
+pub fn check_role_name(role: &str) -> Result<()> {
+    if role.is_empty() || role.contains('\0') {
+        bail!("{role:?} is not a PostgreSQL role name");
+    }
+    Ok(())
+}
+
+/// The rustls configuration for `tls`: `verify-full` trusts only `ca_file`'s certificates
+/// (webpki's checks, host name included); `prefer` and `require` encrypt without checking
+/// who the server is, as libpq's modes of those names do.
+fn tls_config(tls: &Tls) -> Result<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| anyhow!("TLS setup: {e}"))?;
+    let config = match tls.mode {
+        TlsMode::VerifyFull => {
+            let path = tls.ca_file.as_deref().ok_or_else(|| {
+                anyhow!(
+                    "tls: verify-full needs caFile (the CA that signed the server's certificate)"
+                )
+            })?;
+            let mut roots = rustls::RootCertStore::empty();
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .map_err(|e| anyhow!("cannot read caFile {path}: {e}"))?
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| anyhow!("caFile {path} is not PEM certificates: {e}"))?;
+            if certs.is_empty() {
+                bail!("caFile {path} holds no certificate");
+            }
+            for cert in certs {
+                roots.add(cert).map_err(|e| anyhow!("caFile {path}: {e}"))?;
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        _ => builder
+            .dangerous()
+            .with_custom_certificate_verifier(std::sync::Arc::new(Unverified(provider)))
+            .with_no_client_auth(),
+    };
+    Ok(config)
+}
+
+/// `prefer`/`require`: any certificate is accepted (the handshake's signatures are still
+/// checked); what libpq does in those modes.
+#[derive(Debug)]
+struct Unverified(std::sync::Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for Unverified {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+// ---- The steps (see `steps::Step`): apply and check, each safe to run twice. ----
+
+use super::secret::{new_value, old_value};
+use super::{Applied, Checked, Ctx, StepOutcome};
+use crate::plan::steps::{AdminLogin, Database};
+
+/// A database step's connection settings, resolved.
+struct Target<'a> {
+    ctx: &'a Ctx<'a>,
+    db: &'a Database,
+    server: Server,
+}
+
+impl<'a> Target<'a> {
+    fn new(ctx: &'a Ctx<'a>, db: &'a Database) -> Result<Self> {
+        Ok(Target {
+            ctx,
+            db,
+            server: parse_server(&db.server)?.with_tls(&db.tls),
+        })
+    }
+
+    async fn login(
+        &self,
+        user: &str,
+        password: &SecretValue,
+    ) -> Result<std::result::Result<Client, String>> {
+        connect(
+            &self.ctx.cluster.client,
+            self.ctx.namespace(),
+            &self.server,
+            &Credentials {
+                user,
+                database: &self.db.database,
+                password,
+            },
+        )
+        .await
+    }
+
+    async fn accepts(&self, user: &str, password: &SecretValue) -> Result<Login> {
+        Ok(match self.login(user, password).await? {
+            Ok(_) => Login::Accepted,
+            Err(why) => Login::Rejected(why),
+        })
+    }
+
+    /// The admin's connection; an error when the preset names no admin.
+    async fn admin(&self) -> Result<Client> {
+        let Some(admin) = &self.db.admin else {
+            bail!(
+                "this step needs an admin login and the preset names none (postgres.admin in the config file)"
+            );
+        };
+        let password = admin_password(self.ctx, admin).await?;
+        self.login(&admin.user, &password).await?.map_err(|why| {
+            anyhow!(
+                "PostgreSQL at {} refused the admin login {} (password from Secret {}/{} key {}): {why}",
+                self.server,
+                admin.user,
+                self.ctx.namespace(),
+                admin.secret,
+                admin.key
+            )
+        })
+    }
+
+    /// The connection that changes `role`'s password: the admin's, or `role` itself logged in
+    /// with `current`. `Ok(Err(why))` when `role` rejected `current`.
+    async fn changer(
+        &self,
+        role: &str,
+        current: &SecretValue,
+    ) -> Result<std::result::Result<Client, String>> {
+        match &self.db.admin {
+            Some(_) => self.admin().await.map(Ok),
+            None => self.login(role, current).await,
+        }
+    }
+}
+
+/// The admin's connection to `db`, for a step that changes data (the encryption-key preset's
+/// migration) or reads it.
+pub async fn admin_client(ctx: &Ctx<'_>, db: &Database) -> Result<Client> {
+    Target::new(ctx, db)?.admin().await
+}
+
+/// The admin's password, read from its Secret when the step runs (never stored elsewhere).
+async fn admin_password(ctx: &Ctx<'_>, admin: &AdminLogin) -> Result<SecretValue> {
+    let secret = ctx
+        .cluster
+        .get_secret(ctx.namespace(), &admin.secret)
+        .await?;
+    super::secret::value_of(&secret, &admin.key)
+        .map(|v| SecretValue::new(v.to_vec()))
+        .ok_or_else(|| {
+            anyhow!(
+                "Secret {}/{} has no key {} (the PostgreSQL admin's password)",
+                ctx.namespace(),
+                admin.secret,
+                admin.key
+            )
+        })
+}
+
+/// Whether an error came from the server (a statement it refused: nothing was changed) rather
+/// than from a lost connection (the statement may or may not have run).
+fn refused_by_server(err: &tokio_postgres::Error) -> bool {
+    err.as_db_error().is_some()
+}
+
+/// Gives `role` the password `to` (and its login), where it had `from`; then logs in with
+/// `to`. Used forward (`from` old, `to` new) and by the undo (`from` new, `to` old).
+async fn change_password(
+    target: &Target<'_>,
+    role: &str,
+    from: &SecretValue,
+    to: &SecretValue,
+    login: bool,
+) -> StepOutcome {
+    let server = &target.server;
+    let pg = match target.changer(role, from).await {
+        Ok(Ok(pg)) => pg,
+        Ok(Err(why)) => {
+            // Self-service login refused: maybe a previous attempt already changed it.
+            return match target.accepts(role, to).await {
+                Ok(Login::Accepted) => {
+                    StepOutcome::done(format!("{role} already accepted that password"))
+                }
+                _ => StepOutcome::failed(
+                    format!(
+                        "PostgreSQL at {server} refused {role}'s login with its current password ({why}); \
+                         nothing was changed. The role's password is not the one the Secret holds: \
+                         check it with `kubectl rotate verify`"
+                    ),
+                    Applied::No,
+                ),
+            };
+        }
+        Err(err) => {
+            return StepOutcome::failed(format!("{err:#}; nothing was changed"), Applied::No);
+        }
+    };
+    let statement = if login {
+        alter_role_statement(role, to).replacen(" PASSWORD ", " LOGIN PASSWORD ", 1)
+    } else {
+        alter_role_statement(role, to)
+    };
+    if let Err(err) = pg.batch_execute(&statement).await {
+        let why = server_message(&err);
+        if refused_by_server(&err) {
+            return StepOutcome::failed(
+                format!(
+                    "PostgreSQL at {server} refused ALTER ROLE {role}: {why}; nothing was changed"
+                ),
+                Applied::No,
+            );
+        }
+        // The connection broke: read back by logging in.
+        return match target.accepts(role, to).await {
+            Ok(Login::Accepted) => StepOutcome::done(format!(
+                "ALTER ROLE {role}: the answer was lost ({why}), but {role} logs in with the password"
+            )),
+            Ok(Login::Rejected(_)) => StepOutcome::failed(
+                format!("ALTER ROLE {role} failed ({why}); read back: the password did not change"),
+                Applied::No,
+            ),
+            Err(read) => StepOutcome::failed(
+                format!(
+                    "cannot tell whether ALTER ROLE {role} took effect: {why}; logging in to check failed: {read:#}"
+                ),
+                Applied::Unknown,
+            ),
+        };
+    }
+    drop(pg);
+    match target.accepts(role, to).await {
+        Ok(Login::Accepted) => StepOutcome::done(format!(
+            "ALTER ROLE {role}{}: logged in with the password",
+            if login { " LOGIN" } else { "" }
+        )),
+        Ok(Login::Rejected(why)) => StepOutcome::failed(
+            format!(
+                "PostgreSQL at {server} took ALTER ROLE {role} but refuses a login with the password: {why} \
+                 (pg_hba.conf or the role's VALID UNTIL may forbid it)"
+            ),
+            Applied::Yes,
+        ),
+        Err(err) => StepOutcome::failed(
+            format!("ALTER ROLE {role} succeeded, but logging in to check it failed: {err:#}"),
+            Applied::Yes,
+        ),
+    }
+}
+
+/// Where `role` stands between `from` and `to`, the way AWS's rotation recovers: `to`
+/// accepted: applied; `from` accepted: not applied; neither: someone else changed it.
+async fn where_is(
+    target: &Target<'_>,
+    role: &str,
+    from: &SecretValue,
+    to: &SecretValue,
+) -> Result<Checked> {
+    if target.accepts(role, to).await? == Login::Accepted {
+        return Ok(Checked::Applied(format!("{role} logs in with it")));
+    }
+    if target.accepts(role, from).await? == Login::Accepted {
+        return Ok(Checked::NotApplied);
+    }
+    Ok(Checked::Conflict(format!(
+        "PostgreSQL role {role} at {} accepts neither the run's new password nor the old one: \
+         someone else changed it; not touching it",
+        target.server
+    )))
+}
+
+pub async fn apply_set_password(
+    ctx: &Ctx<'_>,
+    db: &Database,
+    role: &str,
+    key: &str,
+    login: bool,
+) -> StepOutcome {
+    let prepared = async {
+        let target = Target::new(ctx, db)?;
+        let new = new_value(ctx, key)?.clone();
+        // The role's current password: the old value (single user); a role being switched
+        // to is changed by the admin, whatever its password was.
+        let old = if db.admin.is_none() {
+            old_value(ctx, key).await?
+        } else {
+            SecretValue::new(Vec::new())
+        };
+        anyhow::Ok((target, new, old))
+    };
+    match prepared.await {
+        Ok((target, new, old)) => change_password(&target, role, &old, &new, login).await,
+        Err(err) => StepOutcome::failed(format!("{err:#}; nothing was changed"), Applied::No),
+    }
+}
+
+pub async fn check_set_password(
+    ctx: &Ctx<'_>,
+    db: &Database,
+    role: &str,
+    key: &str,
+    login: bool,
+) -> Result<Checked> {
+    let target = Target::new(ctx, db)?;
+    let new = new_value(ctx, key)?;
+    if login {
+        // A role the Secret does not name yet: setting it again is harmless.
+        return Ok(match target.accepts(role, new).await? {
+            Login::Accepted => Checked::Applied(format!("{role} logs in with the new password")),
+            Login::Rejected(_) => Checked::NotApplied,
+        });
+    }
+    let old = old_value(ctx, key).await?;
+    where_is(&target, role, &old, new).await
+}
+
+pub async fn apply_revert_password(
+    ctx: &Ctx<'_>,
+    db: &Database,
+    role: &str,
+    key: &str,
+) -> StepOutcome {
+    let prepared = async {
+        let target = Target::new(ctx, db)?;
+        let new = new_value(ctx, key)?.clone();
+        let old = old_value(ctx, key).await?;
+        anyhow::Ok((target, new, old))
+    };
+    match prepared.await {
+        Ok((target, new, old)) => change_password(&target, role, &new, &old, false).await,
+        Err(err) => StepOutcome::failed(format!("{err:#}; nothing was changed"), Applied::No),
+    }
+}
+
+pub async fn check_revert_password(
+    ctx: &Ctx<'_>,
+    db: &Database,
+    role: &str,
+    key: &str,
+) -> Result<Checked> {
+    let target = Target::new(ctx, db)?;
+    let new = new_value(ctx, key)?.clone();
+    let old = old_value(ctx, key).await?;
+    where_is(&target, role, &new, &old).await
+}
+
+/// Logs in as `role` with the Secret's current value of `key`.
+pub async fn apply_check_login(ctx: &Ctx<'_>, db: &Database, role: &str, key: &str) -> StepOutcome {
+    let checked = async {
+        let target = Target::new(ctx, db)?;
+        let live = super::secret::read_live(ctx).await?;
+        let value = super::secret::value_of(&live, key)
+            .map(|v| SecretValue::new(v.to_vec()))
+            .ok_or_else(|| anyhow!("{} has no key {key}", ctx.object()))?;
+        target.accepts(role, &value).await
+    };
+    match checked.await {
+        Ok(Login::Accepted) => StepOutcome::done(format!(
+            "{role} logs in with the Secret's {key} (fingerprint {})",
+            crate::values::fingerprint(new_value(ctx, key).map(|v| v.expose()).unwrap_or_default())
+        )),
+        Ok(Login::Rejected(why)) => StepOutcome::failed(
+            format!("PostgreSQL refuses {role}'s login with the Secret's {key}: {why}"),
+            Applied::No,
+        ),
+        Err(err) => StepOutcome::failed(
+            format!("cannot log in to check the new password: {err:#}"),
+            Applied::No,
+        ),
+    }
+}
+
+/// Whether `role` may log in, as `pg_roles` says (`None`: no such role).
+async fn can_login(pg: &Client, role: &str) -> Result<Option<bool>> {
+    let row = pg
+        .query_opt(
+            "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1",
+            &[&role],
+        )
+        .await
+        .map_err(|e| anyhow!("cannot read role {role}: {}", server_message(&e)))?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// How many sessions `role` has open.
+async fn sessions_of(pg: &Client, role: &str) -> Result<i64> {
+    let row = pg
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = $1",
+            &[&role],
+        )
+        .await
+        .map_err(|e| anyhow!("cannot count {role}'s sessions: {}", server_message(&e)))?;
+    Ok(row.get(0))
+}
+
+/// `ALTER ROLE role LOGIN` or `NOLOGIN`.
+pub async fn apply_set_login(
+    ctx: &Ctx<'_>,
+    db: &Database,
+    role: &str,
+    enabled: bool,
+) -> StepOutcome {
+    let word = if enabled { "LOGIN" } else { "NOLOGIN" };
+    let result = async {
+        let target = Target::new(ctx, db)?;
+        let pg = target.admin().await?;
+        let statement = format!("ALTER ROLE {} {word}", quote_ident(role));
+        match pg.batch_execute(&statement).await {
+            Ok(()) => {}
+            Err(err) if refused_by_server(&err) => {
+                return anyhow::Ok(StepOutcome::failed(
+                    format!(
+                        "PostgreSQL refused ALTER ROLE {role} {word}: {}",
+                        server_message(&err)
+                    ),
+                    Applied::No,
+                ));
+            }
+            Err(err) => {
+                let why = server_message(&err);
+                let pg = target.admin().await?;
+                return Ok(match can_login(&pg, role).await? {
+                    Some(now) if now == enabled => StepOutcome::done(format!(
+                        "ALTER ROLE {role} {word}: the answer was lost ({why}), but the role reads so"
+                    )),
+                    _ => StepOutcome::failed(
+                        format!("ALTER ROLE {role} {word} failed: {why}"),
+                        Applied::No,
+                    ),
+                });
+            }
+        }
+        let open = sessions_of(&pg, role).await.unwrap_or(0);
+        Ok(StepOutcome::done(if enabled || open == 0 {
+            format!("ALTER ROLE {role} {word}")
+        } else {
+            format!(
+                "ALTER ROLE {role} {word}; {open} session(s) of {role} are still open and go on until they close"
+            )
+        }))
+    };
+    match result.await {
+        Ok(outcome) => outcome,
+        Err(err) => StepOutcome::failed(format!("{err:#}; nothing was changed"), Applied::No),
+    }
+}
+
+pub async fn check_set_login(
+    ctx: &Ctx<'_>,
+    db: &Database,
+    role: &str,
+    enabled: bool,
+) -> Result<Checked> {
+    let target = Target::new(ctx, db)?;
+    let pg = target.admin().await?;
+    Ok(match can_login(&pg, role).await? {
+        Some(now) if now == enabled => Checked::Applied(format!(
+            "{role} {}",
+            if enabled {
+                "can log in"
+            } else {
+                "cannot log in"
+            }
+        )),
+        Some(_) => Checked::NotApplied,
+        None => Checked::Conflict(format!("PostgreSQL role {role} no longer exists")),
+    })
+}
+
+/// The statements that create `role` as a clone of `member_of`: no login yet (the next step
+/// gives it its password and login), a member of `member_of` (its rights), acting as
+/// `member_of` in its sessions (so what it creates has the same owner).
+pub fn create_role_statement(role: &str, member_of: &str) -> String {
+    let (role, member_of) = (quote_ident(role), quote_ident(member_of));
+    format!(
+        "BEGIN; CREATE ROLE {role} NOLOGIN IN ROLE {member_of}; ALTER ROLE {role} SET role = {member_of}; COMMIT"
+    )
+}
+
+pub async fn apply_create_role(
+    ctx: &Ctx<'_>,
+    db: &Database,
+    role: &str,
+    member_of: &str,
+) -> StepOutcome {
+    let result = async {
+        let target = Target::new(ctx, db)?;
+        let pg = target.admin().await?;
+        if can_login(&pg, role).await?.is_some() {
+            return anyhow::Ok(StepOutcome::done(format!("role {role} already exists")));
+        }
+        Ok(
+            match pg
+                .batch_execute(&create_role_statement(role, member_of))
+                .await
+            {
+                Ok(()) => StepOutcome::done(format!(
+                    "created role {role}, a member of {member_of} acting as {member_of}"
+                )),
+                Err(err) => {
+                    let why = server_message(&err);
+                    let pg = target.admin().await?;
+                    if can_login(&pg, role).await?.is_some() {
+                        StepOutcome::done(format!(
+                            "created role {role} (the answer was lost: {why})"
+                        ))
+                    } else {
+                        StepOutcome::failed(
+                            format!("cannot create role {role}: {why}"),
+                            Applied::No,
+                        )
+                    }
+                }
+            },
+        )
+    };
+    match result.await {
+        Ok(outcome) => outcome,
+        Err(err) => StepOutcome::failed(format!("{err:#}; nothing was changed"), Applied::No),
+    }
+}
+
+pub async fn check_create_role(ctx: &Ctx<'_>, db: &Database, role: &str) -> Result<Checked> {
+    let target = Target::new(ctx, db)?;
+    let pg = target.admin().await?;
+    Ok(match can_login(&pg, role).await? {
+        Some(_) => Checked::Applied(format!("role {role} exists")),
+        None => Checked::NotApplied,
+    })
+}
+
+// ---- Preflight: everything checked before the first write. ----
+
+/// What the preflight found.
+#[derive(Debug, Default)]
+pub struct Preflight {
+    /// The workloads whose pods are the database server: never restarted by the run.
+    pub server_workloads: Vec<(crate::model::workload::WorkloadKind, String)>,
+    /// The permissions reaching the server needs (checked with the Secret's).
+    pub needs: Vec<crate::cluster::access::Need>,
+    /// Alternating users: the role to switch to does not exist yet.
+    pub create_role: bool,
+    /// Lines for the preview.
+    pub notes: Vec<String>,
+}
+
+/// Checks, before anything is written, that the server is reachable through the API server,
+/// that the Secret's current password logs in as the role in use, and that the login that
+/// changes passwords works (and, for alternating users, whether the second role exists).
+pub async fn preflight(
+    cluster: &crate::cluster::Cluster,
+    namespace: &str,
+    change: &crate::plan::steps::DatabaseChange,
+    current_password: &SecretValue,
+) -> Result<Preflight> {
+    use crate::cluster::access::Need;
+    use crate::plan::steps::DatabaseChange;
+    let client = &cluster.client;
+    let (db, role) = match change {
+        DatabaseChange::SingleUser { db, role, .. } => (db, role),
+        DatabaseChange::AlternatingUsers { db, from, .. } => (db, from),
+        DatabaseChange::RedisOverlap { .. } | DatabaseChange::RedisRequirepass { .. } => {
+            bail!("not a PostgreSQL change")
+        }
+    };
+    let server = parse_server(&db.server)?.with_tls(&db.tls);
+    if !server_exists(client, namespace, &server).await? {
+        bail!(
+            "the PostgreSQL server {server} does not exist in namespace {namespace}: deploy it there, or point \
+             postgres.server of the preset in the config file at your database (service/NAME:PORT, pod/NAME:PORT \
+             or HOST:PORT); nothing was changed"
+        );
+    }
+    let mut found = Preflight::default();
+    if let Server::Direct { tls, .. } = &server {
+        found.notes.push(format!(
+            "PostgreSQL: TLS {}{}",
+            tls.mode.name(),
+            match (tls.mode, &tls.ca_file) {
+                (TlsMode::VerifyFull, Some(ca)) => format!(" (certificate and host name checked against {ca})"),
+                (TlsMode::Disable, _) => " (no encryption)".to_string(),
+                _ => " (encrypted when the server offers it; the server's certificate is not checked: use verify-full)".to_string(),
+            }
+        ));
+    }
+    let pod = resolve_pod(client, namespace, &server).await?;
+    if let Server::Service { name, .. } = &server {
+        found.needs.push(Need::new(
+            "get",
+            "",
+            "endpoints",
+            Some(name),
+            namespace,
+            "to find the database's pod behind its Service",
+        ));
+    }
+    if let Some((pod, _)) = &pod {
+        for verb in ["get", "create"] {
+            found.needs.push(Need::new(
+                verb,
+                "",
+                "pods/portforward",
+                Some(pod),
+                namespace,
+                "to reach PostgreSQL through the API server (a WebSocket port-forward is authorized as get, and from Kubernetes 1.35 also as create)",
+            ));
+        }
+    }
+    found.server_workloads = server_workloads(client, namespace, &server).await?;
+    if let Some(admin) = &db.admin {
+        found.needs.push(Need::new(
+            "get",
+            "",
+            "secrets",
+            Some(&admin.secret),
+            namespace,
+            "to read the PostgreSQL admin's password",
+        ));
+    }
+    let login = Credentials {
+        user: role,
+        database: &db.database,
+        password: current_password,
+    };
+    match connect(client, namespace, &server, &login).await? {
+        Ok(_) => {}
+        Err(why) => bail!(
+            "PostgreSQL at {server} refuses {role}'s login with the password the Secret holds now ({why}); \
+             the database and the Secret disagree already. Find out why before rotating (`kubectl rotate verify` \
+             checks the login); nothing was changed"
+        ),
+    }
+    found.notes.push(format!(
+        "PostgreSQL: {server} (namespace {namespace}), database {}: {role} logs in with the Secret's current password",
+        db.database
+    ));
+    if let Some(admin) = &db.admin {
+        let secret = cluster.get_secret(namespace, &admin.secret).await.map_err(|e| {
+            anyhow!(
+                "{e:#}\nthe preset names Secret {}/{} key {} as the PostgreSQL admin's password (postgres.admin in the config file)",
+                namespace, admin.secret, admin.key
+            )
+        })?;
+        let password = super::secret::value_of(&secret, &admin.key)
+            .map(|v| SecretValue::new(v.to_vec()))
+            .ok_or_else(|| {
+                anyhow!(
+                    "Secret {namespace}/{} has no key {} (the PostgreSQL admin's password, postgres.admin in the config file); nothing was changed",
+                    admin.secret,
+                    admin.key
+                )
+            })?;
+        let admin_login = Credentials {
+            user: &admin.user,
+            database: &db.database,
+            password: &password,
+        };
+        let pg = match connect(client, namespace, &server, &admin_login).await? {
+            Ok(pg) => pg,
+            Err(why) => bail!(
+                "PostgreSQL at {server} refuses the admin login {} with the password in Secret {namespace}/{} key {} ({why}); \
+                 fix the admin Secret or postgres.admin in the config file; nothing was changed",
+                admin.user,
+                admin.secret,
+                admin.key
+            ),
+        };
+        let row = pg
+            .query_one(
+                "SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user",
+                &[],
+            )
+            .await
+            .map_err(|e| anyhow!("cannot read the admin's rights: {}", server_message(&e)))?;
+        let may: bool = row.get(0);
+        if !may {
+            bail!(
+                "the admin login {} may not change other roles (it has neither SUPERUSER nor CREATEROLE); nothing was changed",
+                admin.user
+            );
+        }
+        if let DatabaseChange::AlternatingUsers { to, .. } = change {
+            found.create_role = can_login(&pg, to).await?.is_none();
+        }
+        found.notes.push(format!(
+            "PostgreSQL: passwords are changed as {} (Secret {}/{} key {})",
+            admin.user, namespace, admin.secret, admin.key
+        ));
+    }
+    Ok(found)
+}
+
+/// The workloads whose pods serve `server`: the owner of the pod it resolves to, or of the
+/// pod whose address a direct `HOST:PORT` names; and any workload whose pods look like a
+/// PostgreSQL server (an image named postgres* that declares port 5432), since restarting a
+/// database cuts every connection and never applies a password.
+pub async fn server_workloads(
+    client: &kube::Client,
+    namespace: &str,
+    server: &Server,
+) -> Result<Vec<(crate::model::workload::WorkloadKind, String)>> {
+    super::reach::server_workloads(client, namespace, server, looks_like_postgres).await
+}
+
+/// A container of an image named like PostgreSQL (`postgres`, `postgresql`, any registry or
+/// tag) that declares port 5432: a server, not a client such as an exporter.
+pub fn looks_like_postgres(pod: &Pod) -> bool {
+    pod.spec.iter().flat_map(|s| &s.containers).any(|c| {
+        let image = c.image.as_deref().unwrap_or_default();
+        let name = image
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .split([':', '@'])
+            .next()
+            .unwrap_or_default();
+        (name == "postgres" || name == "postgresql")
+            && c.ports.iter().flatten().any(|p| p.container_port == 5432)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_statement_holds_a_verifier_not_the_password() {
+        let password = SecretValue::new(b"correct horse battery".to_vec());
+        let statement = alter_role_statement("ai\"agents", &password);
+        assert!(statement.starts_with("ALTER ROLE \"ai\"\"agents\" PASSWORD 'SCRAM-SHA-256$4096:"));
+        assert!(!statement.contains("correct horse"));
+        // A fresh salt each time: the same password gives another verifier.
+        assert_ne!(statement, alter_role_statement("ai\"agents", &password));
+    }
+
+    #[test]
+    fn a_postgres_image_that_serves_5432_is_a_server_and_an_exporter_is_not() {
+        let pod = |image: &str, port: i32| -> Pod {
+            serde_json::from_value(json!({
+                "metadata": {"name": "p"},
+                "spec": {"containers": [{"name": "c", "image": image, "ports": [{"containerPort": port}]}]},
+            }))
+            .unwrap()
+        };
+        assert!(looks_like_postgres(&pod("postgres:15", 5432)));
+        assert!(looks_like_postgres(&pod(
+            "docker.io/bitnami/postgresql:16.2.0",
+            5432
+        )));
+        assert!(looks_like_postgres(&pod(
+            "kubectl-rotate.io/postgres:15",
+            5432
+        )));
+        assert!(!looks_like_postgres(&pod(
+            "quay.io/prometheuscommunity/postgres-exporter:v0.15",
+            9187
+        )));
+        assert!(!looks_like_postgres(&pod("postgres:15", 6432)));
+    }
+}
