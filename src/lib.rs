@@ -60,7 +60,7 @@ pub mod exit {
 /// Runs one parsed command line; returns the exit code for a run that did not fail.
 pub async fn run(
     invocation: Invocation,
-    presets: &invocation::Presets,
+    presets: &crate::plan::presets::Presets,
     env: &Environment,
     printer: &mut Printer,
 ) -> Result<u8> {

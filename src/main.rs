@@ -6,9 +6,10 @@ use std::process::ExitCode;
 
 use kubectl_rotate::cli::completion::{Completion, helper_words};
 use kubectl_rotate::cli::invocation::{self, Invocation};
-use kubectl_rotate::cli::settings::{ColorChoice, resolve_color};
+use kubectl_rotate::cli::settings::resolve_color;
 use kubectl_rotate::model::environment::Environment;
 use kubectl_rotate::ui::Printer;
+use kubectl_rotate::ui::printer::ColorChoice;
 use kubectl_rotate::{display_name, exit};
 
 fn main() -> ExitCode {
@@ -19,8 +20,8 @@ fn main() -> ExitCode {
     let name = display_name(args.first().map(|a| a.as_os_str()).unwrap_or_default());
     let env = Environment::from_process();
 
-    let presets = invocation::load_presets(&args, &env);
-    let command = invocation::command(&presets.presets).bin_name(name);
+    let presets = kubectl_rotate::cli::command::load_presets(&args, &env);
+    let command = kubectl_rotate::cli::command::command(&presets.presets).bin_name(name);
     let invocation = match command
         .try_get_matches_from(&args)
         .and_then(|m| invocation::parse(&m, &presets.presets))
@@ -82,9 +83,9 @@ fn complete_for_kubectl(words: &[String]) -> ExitCode {
     {
         Ok(runtime) => {
             let lines = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                runtime.block_on(kubectl_rotate::commands::completion::complete_for_kubectl(
-                    words, &env,
-                ))
+                runtime.block_on(
+                    kubectl_rotate::cli::completion::scripts::complete_for_kubectl(words, &env),
+                )
             }))
             .unwrap_or_else(|_| Completion::nothing().protocol_lines());
             // A look-up cut off by the time bound may still hold a thread: do not wait for it.

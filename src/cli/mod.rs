@@ -4,12 +4,15 @@
 //! `settings.rs` turns these types into resolved settings, and commands never see clap types.
 //! The doc comments are the `--help` text: they are written for the person at the terminal.
 
+pub mod command;
 pub mod completion;
 pub mod invocation;
 pub mod settings;
 
 use std::path::PathBuf;
 
+use crate::engine::pipeline::DryRun;
+use crate::ui::printer::OutputFormat;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Rotate Kubernetes Secrets safely: preview, back up, patch, restart the consumers, watch.
@@ -125,29 +128,6 @@ pub enum ColorWhen {
     Always,
     Never,
 }
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum OutputFormat {
-    /// A table for people.
-    #[default]
-    Text,
-    /// A stable JSON object for scripts (documented in the README).
-    Json,
-}
-
-/// The verbs, which no preset may shadow.
-pub const VERBS: &[&str] = &[
-    "status",
-    "secret",
-    "rollback",
-    "resume",
-    "backup",
-    "verify",
-    "presets",
-    "notice",
-    "completion",
-    "help",
-];
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -393,14 +373,6 @@ pub struct RunArgs {
     pub strict: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum DryRun {
-    #[default]
-    None,
-    Client,
-    Server,
-}
-
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
     /// The Secret to restore.
@@ -628,20 +600,6 @@ pub struct CompletionArgs {
     pub install: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CompletionShell {
-    /// A bash script completing `kubectl-rotate`.
-    Bash,
-    /// A zsh script completing `kubectl-rotate`.
-    Zsh,
-    /// A fish script completing `kubectl-rotate`.
-    Fish,
-    /// A PowerShell script completing `kubectl-rotate`.
-    Powershell,
-    /// The helper kubectl runs to complete `kubectl rotate ...` (kubectl 1.26 or newer).
-    Kubectl,
-}
-
 // Value parsers: a malformed flag value is a usage error that clap reports, exit code 2, as
 // kubectl reports its flag errors. The values stay text; the verbs parse them again.
 
@@ -678,6 +636,20 @@ fn health_value(text: &str) -> Result<String, String> {
     crate::commands::verify::parse_health(text)
         .map(|_| text.to_string())
         .map_err(|e| without_flag(&e.to_string(), "--health"))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompletionShell {
+    /// A bash script completing `kubectl-rotate`.
+    Bash,
+    /// A zsh script completing `kubectl-rotate`.
+    Zsh,
+    /// A fish script completing `kubectl-rotate`.
+    Fish,
+    /// A PowerShell script completing `kubectl-rotate`.
+    Powershell,
+    /// The helper kubectl runs to complete `kubectl rotate ...` (kubectl 1.26 or newer).
+    Kubectl,
 }
 
 #[cfg(test)]

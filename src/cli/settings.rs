@@ -10,42 +10,9 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 
 use crate::cli::{ColorWhen, GlobalArgs};
+use crate::cluster::connect::{ConnectionSettings, KubeconfigSource};
 use crate::model::environment::Environment;
-
-/// Where the kubeconfig comes from, by kubectl's precedence rules.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KubeconfigSource {
-    /// `--kubeconfig PATH`: exactly this file, nothing merged.
-    Flag(PathBuf),
-    /// `KUBECONFIG=a:b:c`: every listed file, merged with the first one to set a value winning.
-    EnvList(Vec<PathBuf>),
-    /// Neither given: `~/.kube/config`, when it exists.
-    Default(PathBuf),
-    /// No kubeconfig at all: the in-cluster service account, when running in a pod.
-    InCluster,
-}
-
-/// The connection settings every verb uses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectionSettings {
-    pub kubeconfig: KubeconfigSource,
-    pub context: Option<String>,
-    pub cluster: Option<String>,
-    pub user: Option<String>,
-    pub impersonate_user: Option<String>,
-    pub impersonate_groups: Vec<String>,
-    /// `None` means no limit (kubectl's `--request-timeout=0`).
-    pub request_timeout: Option<Duration>,
-    /// `-n`; `None` means the context's namespace, else `default`.
-    pub namespace: Option<String>,
-}
-
-/// Whether each stream gets ANSI colour.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ColorChoice {
-    pub stdout: bool,
-    pub stderr: bool,
-}
+use crate::ui::printer::ColorChoice;
 
 pub fn resolve_connection(args: &GlobalArgs, env: &Environment) -> Result<ConnectionSettings> {
     let request_timeout = parse_duration(&args.request_timeout).with_context(|| {

@@ -11,11 +11,10 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::PostParams;
 
-use crate::plan::backup::{self, BackupRequest};
-use crate::cli::OutputFormat;
+use crate::cluster::connect::ConnectionSettings;
 use crate::cluster::{self, short_error};
-use crate::engine::pipeline;
-use crate::cli::settings::ConnectionSettings;
+use crate::plan::backup::{self, BackupRequest};
+use crate::ui::printer::OutputFormat;
 use crate::ui::{Printer, table};
 use crate::values::SecretValue;
 
@@ -60,13 +59,15 @@ pub async fn run(
             );
         }
     }
-    let cluster = cluster::connect(connection).await?;
+    let cluster = cluster::connect::connect(connection).await?;
     let namespace = cluster.namespace.clone();
     let object = format!("Secret {namespace}/{}", options.secret);
 
     if let Mode::List(output) = options.mode {
         // The Secret itself may be gone: its backups are what is left of it.
-        let backups = cluster.list_backups(&namespace, &options.secret).await?;
+        let backups =
+            crate::systems::secret::backups::list_backups(&cluster, &namespace, &options.secret)
+                .await?;
         let infos: Vec<backup::BackupInfo> = backups.iter().map(backup::info).collect();
         match output {
             OutputFormat::Json => printer.json(&serde_json::json!({
@@ -158,12 +159,17 @@ pub async fn run(
                 None => Vec::new(),
                 Some(keep) => {
                     let needed: Vec<String> =
-                        pipeline::unfinished_runs(&cluster, &namespace, &options.secret)
+                        crate::engine::runs::unfinished_runs(&cluster, &namespace, &options.secret)
                             .await?
                             .into_iter()
                             .filter_map(|j| j.backup)
                             .collect();
-                    let existing = cluster.list_backups(&namespace, &options.secret).await?;
+                    let existing = crate::systems::secret::backups::list_backups(
+                        &cluster,
+                        &namespace,
+                        &options.secret,
+                    )
+                    .await?;
                     existing
                         .iter()
                         .skip(keep.saturating_sub(1))
@@ -231,7 +237,7 @@ pub async fn run(
                 keys.join(", ")
             ));
             if let Some(keep) = keep {
-                pipeline::prune(
+                crate::engine::runs::prune(
                     &cluster,
                     &namespace,
                     &options.secret,

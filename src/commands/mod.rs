@@ -2,7 +2,6 @@
 //! a printer, and returns the process exit code on success.
 
 pub mod backup;
-pub mod completion;
 pub mod preset;
 pub mod presets;
 pub mod resume;

@@ -6,15 +6,15 @@ use std::io::IsTerminal;
 
 use anyhow::{Result, bail};
 
-use crate::plan::checks::{self, KeyKind};
 use crate::cluster;
+use crate::cluster::connect::ConnectionSettings;
 use crate::commands::secret::{ValueSource, read_value};
-use crate::plan::database;
-use crate::systems::openai::{self, KeyCheck};
 use crate::engine::pipeline::{self, Action, Request, RunOptions};
+use crate::plan::checks::{self, KeyKind};
+use crate::plan::database;
 use crate::plan::patch::{self, KeyChange, RestartMode};
 use crate::plan::presets::{DefaultSource, Preset, Strategy};
-use crate::cli::settings::ConnectionSettings;
+use crate::systems::openai::{self, KeyCheck};
 use crate::ui::{Printer, Style};
 use crate::values::SecretValue;
 
@@ -33,9 +33,9 @@ pub struct PresetOptions {
     /// `--strategy`, for a PostgreSQL or Redis preset.
     pub strategy: Option<Strategy>,
     /// Where a data encryption key preset's copies go.
-    pub encryption: crate::cli::EncryptionArgs,
+    pub encryption: pipeline::BackupFiles,
     /// Every data encryption key a preset describes (refused by the other presets).
-    pub encryption_keys: Vec<crate::commands::secret::EncryptionKey>,
+    pub encryption_keys: Vec<crate::plan::presets::EncryptionKey>,
     pub run: RunOptions,
 }
 
@@ -64,7 +64,7 @@ pub async fn run(
         }
         .into());
     }
-    let cluster = cluster::connect(connection).await?;
+    let cluster = cluster::connect::connect(connection).await?;
     let secret = cluster
         .get_secret(&cluster.namespace, &preset.secret)
         .await?;
@@ -182,7 +182,9 @@ pub async fn run(
             let change = database::plan_redis(settings, options.strategy, &preset.key)?;
             let current = current_password(&secret, &cluster.namespace, preset, "Redis")?;
             let strategy = match &change {
-                crate::plan::steps::DatabaseChange::RedisRequirepass { .. } => Strategy::Requirepass,
+                crate::plan::steps::DatabaseChange::RedisRequirepass { .. } => {
+                    Strategy::Requirepass
+                }
                 _ => Strategy::Overlap,
             };
             notes.push(format!("Strategy: {}", strategy.name()));
@@ -244,25 +246,19 @@ pub async fn run(
         change.log_check = preset.verify_logs.clone();
     }
     if let (Some(settings), Some(current)) = (&preset.encryption, &current_key) {
-        let files = pipeline::BackupFiles {
-            dir: options.encryption.backup_dir.clone(),
-            key_file: options.encryption.key_backup_file.clone(),
-            db_file: options.encryption.db_backup_file.clone(),
-            no_db_backup: options.encryption.no_db_backup,
-        };
         let strategy = options.strategy.unwrap_or(settings.strategy);
         pipeline::attach_encryption(
             &cluster,
             &mut change,
             settings,
             (&preset.key, current),
-            &files,
+            &options.encryption,
             strategy,
         )
         .await?;
         change.log_check = preset.verify_logs.clone();
     }
-    let dry_run = options.run.dry_run != crate::cli::DryRun::None;
+    let dry_run = options.run.dry_run != crate::engine::pipeline::DryRun::None;
     let code =
         pipeline::execute(&cluster, change, &options.run, options.no_rollback, printer).await?;
     if !dry_run {

@@ -3,9 +3,9 @@
 
 use anyhow::{Result, bail};
 
-use crate::cli::OutputFormat;
-use crate::cli::invocation::Presets;
 use crate::plan::presets;
+use crate::plan::presets::Presets;
+use crate::ui::printer::OutputFormat;
 use crate::ui::{Printer, table};
 
 pub fn list(loaded: &Presets, output: OutputFormat, printer: &mut Printer) -> Result<u8> {

@@ -5,8 +5,8 @@
 use anyhow::Result;
 
 use crate::cluster;
+use crate::cluster::connect::ConnectionSettings;
 use crate::engine::pipeline::{self, Continue, RunOptions};
-use crate::cli::settings::ConnectionSettings;
 use crate::ui::Printer;
 
 pub async fn run(
@@ -15,6 +15,6 @@ pub async fn run(
     options: RunOptions,
     printer: &mut Printer,
 ) -> Result<u8> {
-    let cluster = cluster::connect(connection).await?;
+    let cluster = cluster::connect::connect(connection).await?;
     pipeline::continue_run(&cluster, &secret, Continue::Finish, &options, printer).await
 }

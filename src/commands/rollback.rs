@@ -9,12 +9,12 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 
-use crate::plan::backup;
 use crate::cluster;
+use crate::cluster::connect::ConnectionSettings;
 use crate::engine::pipeline::{self, Action, Request, RunOptions};
+use crate::plan::backup;
 use crate::plan::patch::{KeyChange, RestartMode};
 use crate::plan::secret_meta;
-use crate::cli::settings::ConnectionSettings;
 use crate::plan::steps::{Database, DatabaseChange};
 use crate::ui::Printer;
 use crate::values::SecretValue;
@@ -38,7 +38,7 @@ pub struct RollbackOptions {
     /// Keys a Redis preset describes: restored on the Redis server too.
     pub redis: Vec<(String, crate::plan::presets::RedisSettings)>,
     /// Data encryption keys that presets describe: restoring one alone breaks the rows.
-    pub encryption_keys: Vec<crate::commands::secret::EncryptionKey>,
+    pub encryption_keys: Vec<crate::plan::presets::EncryptionKey>,
     pub source: BackupSource,
     pub force: bool,
     pub restart: RestartMode,
@@ -50,7 +50,7 @@ pub async fn run(
     options: RollbackOptions,
     printer: &mut Printer,
 ) -> Result<u8> {
-    let cluster = cluster::connect(connection).await?;
+    let cluster = cluster::connect::connect(connection).await?;
     if let BackupSource::Run(id) = &options.source {
         return pipeline::continue_run(
             &cluster,
@@ -111,7 +111,12 @@ pub async fn run(
         }
         BackupSource::Run(_) => unreachable!("handled above"),
         BackupSource::Newest => {
-            let backups = cluster.list_backups(&namespace, &options.secret).await?;
+            let backups = crate::systems::secret::backups::list_backups(
+                &cluster,
+                &namespace,
+                &options.secret,
+            )
+            .await?;
             let Some(newest) = backups.first() else {
                 bail!(
                     "{object} has no backups to roll back to; `kubectl rotate backup {} -n {namespace}` creates one, \
@@ -229,11 +234,11 @@ pub async fn run(
     if let Some((database, current)) = database {
         let server = match &database {
             DatabaseChange::SingleUser { db, .. } | DatabaseChange::AlternatingUsers { db, .. } => {
-                crate::systems::postgres::parse_server(&db.server)?
+                crate::plan::server::parse_server(&db.server)?
             }
             DatabaseChange::RedisOverlap { redis, .. }
             | DatabaseChange::RedisRequirepass { redis, .. } => {
-                crate::systems::reach::parse_server(&redis.server)?
+                crate::plan::server::parse_server(&redis.server)?
             }
         };
         let redis = matches!(

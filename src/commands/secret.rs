@@ -8,9 +8,10 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 
 use crate::cluster;
+use crate::cluster::connect::ConnectionSettings;
 use crate::engine::pipeline::{self, Action, Request, RunOptions};
 use crate::plan::patch::{self, KeyChange, RestartMode};
-use crate::cli::settings::ConnectionSettings;
+use crate::plan::presets::EncryptionKey;
 use crate::ui::Printer;
 use crate::values::{self, Generator, SecretValue};
 
@@ -43,17 +44,6 @@ pub struct SecretOptions {
     pub servers: Vec<ServerKey>,
     /// Data encryption keys that presets describe (refused without a migration).
     pub encryption_keys: Vec<EncryptionKey>,
-}
-
-/// A key that a preset describes as a data encryption key: changing it without re-encrypting
-/// the rows makes them unreadable.
-#[derive(Debug, Clone)]
-pub struct EncryptionKey {
-    pub secret: String,
-    pub key: String,
-    pub preset: String,
-    /// `table.column` of each column holding its tokens.
-    pub columns: Vec<String>,
 }
 
 /// Refuses (without `--force`) to change a data encryption key outside its preset; with
@@ -102,7 +92,7 @@ pub async fn run(
     options: SecretOptions,
     printer: &mut Printer,
 ) -> Result<u8> {
-    let cluster = cluster::connect(connection).await?;
+    let cluster = cluster::connect::connect(connection).await?;
     let secret = cluster
         .get_secret(&cluster.namespace, &options.secret)
         .await?;
@@ -117,7 +107,7 @@ pub async fn run(
     )?;
     for guarded in options.servers.iter().filter(|s| s.key == options.key) {
         // A preset for another app's Secret of the same name: its server is not here.
-        let Ok(server) = crate::systems::reach::parse_server(&guarded.server) else {
+        let Ok(server) = crate::plan::server::parse_server(&guarded.server) else {
             continue;
         };
         match crate::systems::reach::server_exists(&cluster.client, &cluster.namespace, &server)

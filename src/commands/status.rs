@@ -4,10 +4,10 @@
 
 use anyhow::Result;
 
-use crate::cli::OutputFormat;
+use crate::cluster::connect::ConnectionSettings;
 use crate::cluster::{self, Scope};
 use crate::plan::report;
-use crate::cli::settings::ConnectionSettings;
+use crate::ui::printer::OutputFormat;
 use crate::ui::{Printer, status as render};
 
 /// What `status` was asked to show.
@@ -25,7 +25,7 @@ pub async fn run(
     options: StatusOptions,
     printer: &mut Printer,
 ) -> Result<u8> {
-    let cluster = cluster::connect(connection).await?;
+    let cluster = cluster::connect::connect(connection).await?;
     let scope = if options.all_namespaces {
         Scope::AllNamespaces
     } else {
@@ -47,7 +47,7 @@ pub async fn run(
     let inventory = if secrets.is_empty() {
         crate::plan::consumers::Inventory::default()
     } else {
-        cluster.list_workloads(&scope).await?
+        crate::systems::workloads::inventory::list_workloads(&cluster, &scope).await?
     };
     if options.strict {
         let what = match &scope {
@@ -59,7 +59,7 @@ pub async fn run(
     let runs = if secrets.is_empty() {
         Vec::new()
     } else {
-        match cluster.list_runs(&scope).await {
+        match crate::engine::runs::list_runs(&cluster, &scope).await {
             Ok(runs) => runs,
             Err(err) => {
                 printer.warn(&format!(

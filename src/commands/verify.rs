@@ -8,13 +8,13 @@ use kube::Api;
 use kube::api::{ListParams, LogParams};
 use serde::Serialize;
 
-use crate::plan::checks::{self, KeyKind};
-use crate::cli::OutputFormat;
+use crate::cluster::connect::ConnectionSettings;
 use crate::cluster::{self, Scope, short_error};
+use crate::plan::checks::{self, KeyKind};
 use crate::plan::consumers::find_consumers;
 use crate::plan::rollout::pod_belongs_to;
 use crate::plan::secret_meta;
-use crate::cli::settings::ConnectionSettings;
+use crate::ui::printer::OutputFormat;
 use crate::ui::{Printer, Style, table};
 
 #[derive(Debug, Clone)]
@@ -83,7 +83,7 @@ pub async fn run(
     options: VerifyOptions,
     printer: &mut Printer,
 ) -> Result<u8> {
-    let cluster = cluster::connect(connection).await?;
+    let cluster = cluster::connect::connect(connection).await?;
     let namespace = cluster.namespace.clone();
     let object = format!("{namespace}/{}", options.secret);
     let mut checks = Checks(Vec::new());
@@ -130,7 +130,7 @@ pub async fn run(
     // The servers' own workloads: (kind, name, why their rollout is not checked).
     let mut servers: Vec<(crate::model::workload::WorkloadKind, String, String)> = Vec::new();
     for (key, settings) in options.databases.iter().filter(|(k, _)| keys.contains(k)) {
-        if let Ok(server) = crate::systems::postgres::parse_server(&settings.server)
+        if let Ok(server) = crate::plan::server::parse_server(&settings.server)
             && let Ok(found) =
                 crate::systems::postgres::server_workloads(&cluster.client, &namespace, &server)
                     .await
@@ -156,7 +156,7 @@ pub async fn run(
         let password = crate::values::SecretValue::new(value.0.clone());
         // A preset whose server is not in this namespace (the runbook's preset on another
         // app's Secret of the same name): not a failed login, a check that does not apply.
-        if let Ok(server) = crate::systems::postgres::parse_server(&settings.server)
+        if let Ok(server) = crate::plan::server::parse_server(&settings.server)
             && let Ok(false) =
                 crate::systems::postgres::server_exists(&cluster.client, &namespace, &server).await
         {
@@ -170,7 +170,7 @@ pub async fn run(
             );
             continue;
         }
-        let result = match crate::systems::postgres::parse_server(&settings.server) {
+        let result = match crate::plan::server::parse_server(&settings.server) {
             Err(err) => Err(format!("{err:#}")),
             Ok(server) => {
                 let server = server.with_tls(&settings.tls);
@@ -201,7 +201,7 @@ pub async fn run(
     }
 
     for (key, settings) in options.encryption.iter().filter(|(k, _)| keys.contains(k)) {
-        let Ok(server) = crate::systems::reach::parse_server(&settings.server) else {
+        let Ok(server) = crate::plan::server::parse_server(&settings.server) else {
             continue;
         };
         if let Ok(found) =
@@ -250,7 +250,7 @@ pub async fn run(
     }
 
     for (key, settings) in options.redis.iter().filter(|(k, _)| keys.contains(k)) {
-        let Ok(server) = crate::systems::reach::parse_server(&settings.server) else {
+        let Ok(server) = crate::plan::server::parse_server(&settings.server) else {
             continue;
         };
         if let Ok(found) =
@@ -308,11 +308,17 @@ pub async fn run(
     let crate::plan::consumers::Inventory {
         workloads,
         unlisted,
-    } = cluster
-        .list_workloads(&Scope::Namespace(namespace.clone()))
-        .await?;
+    } = crate::systems::workloads::inventory::list_workloads(
+        &cluster,
+        &Scope::Namespace(namespace.clone()),
+    )
+    .await?;
     if options.strict {
-        crate::plan::consumers::refuse_unlisted(&unlisted, &format!("verify Secret {object}"), false)?;
+        crate::plan::consumers::refuse_unlisted(
+            &unlisted,
+            &format!("verify Secret {object}"),
+            false,
+        )?;
     }
     for kind in &unlisted {
         printer.warn(&kind.warning());

@@ -6,3 +6,4 @@
 pub mod lock;
 pub mod pipeline;
 pub mod runner;
+pub mod runs;

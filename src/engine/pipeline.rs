@@ -13,26 +13,26 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, anyhow, bail};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use serde::Serialize;
 
 use crate::cluster::access;
-use crate::plan::backup::{self, BackupRequest};
-use crate::cli::{DryRun, OutputFormat};
 use crate::cluster::{Cluster, short_error};
+use crate::engine::lock::{self, Holder};
 use crate::engine::runner::{self, Ending, Engine};
 use crate::interrupt::{self, Interrupt};
+use crate::model::clock::{new_rotation_id, now_rfc3339, now_rfc3339_millis};
+use crate::model::names::FIELD_MANAGER;
+use crate::plan::backup::{self, BackupRequest};
 use crate::plan::journal::{self, Journal, JournalKey, RunState, StepRecord};
-use crate::engine::lock::{self, Holder};
 use crate::plan::patch::{DataPlan, NotRestarted, RestartPlan, ValueSummary};
 use crate::plan::rollout::{Outcome, WorkloadResult};
-use crate::model::names::FIELD_MANAGER;
 use crate::plan::secret_meta::{ROTATIONS_ANNOTATION, RotationRecord};
 use crate::plan::steps::{self, Step, StepStatus, WorkloadRef};
 use crate::ui::preview::{self, PreviewContext};
+use crate::ui::printer::OutputFormat;
 use crate::ui::{Printer, Style};
 use crate::values::SecretValue;
-use crate::model::clock::{new_rotation_id, now_rfc3339, now_rfc3339_millis};
 
 /// What kind of change this is, for words in the preview, the Event and the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -287,7 +287,7 @@ pub async fn execute(
     // An unfinished run comes first: until it is finished or undone, its journal is the truth
     // about this Secret (checked again under the lock, below).
     if options.dry_run != DryRun::Client {
-        refuse_unfinished(cluster, &namespace, &secret_name).await?;
+        crate::engine::runs::refuse_unfinished(cluster, &namespace, &secret_name).await?;
     }
     refuse_unhealthy(&change, &object, options.force, printer)?;
     if options.strict {
@@ -482,7 +482,9 @@ pub async fn execute(
         |_| {},
     )
     .await?;
-    if let Err(err) = refuse_unfinished(cluster, &namespace, &secret_name).await {
+    if let Err(err) =
+        crate::engine::runs::refuse_unfinished(cluster, &namespace, &secret_name).await
+    {
         lock.release().await;
         return Err(err);
     }
@@ -684,7 +686,15 @@ pub async fn conclude(
             finish(printer, options, report, started)
         }
         Ending::Succeeded => {
-            prune(cluster, namespace, name, options.keep, &journal.id, printer).await;
+            crate::engine::runs::prune(
+                cluster,
+                namespace,
+                name,
+                options.keep,
+                &journal.id,
+                printer,
+            )
+            .await;
             if options.output == OutputFormat::Text {
                 let summary = journal
                     .keys
@@ -816,139 +826,6 @@ fn indent(text: &str) -> String {
         .map(|l| format!("  {l}"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// Refuses a change while another run of the Secret is unfinished: its journal holds what must
-/// be finished or undone first.
-async fn refuse_unfinished(cluster: &Cluster, namespace: &str, secret: &str) -> Result<()> {
-    let unfinished = unfinished_runs(cluster, namespace, secret).await?;
-    if let Some(run) = unfinished.first() {
-        // A run in progress holds the lock: say who and since when.
-        if let Some(held) = lock::held_by_another(cluster, namespace, secret).await? {
-            bail!(held);
-        }
-        bail!(
-            "Secret {namespace}/{secret} has an unfinished run {} ({}, {}): finish it with `{}` or undo it with `{}` first; nothing was changed",
-            run.id,
-            run.state.word(),
-            run.where_stopped(),
-            journal::resume_command(namespace, secret),
-            journal::rollback_command(namespace, secret, &run.id)
-        );
-    }
-    Ok(())
-}
-
-/// The unfinished runs of `secret`, oldest first.
-pub async fn unfinished_runs(
-    cluster: &Cluster,
-    namespace: &str,
-    secret: &str,
-) -> Result<Vec<Journal>> {
-    Ok(unfinished_journal_secrets(cluster, namespace, Some(secret))
-        .await?
-        .iter()
-        .filter_map(|s| journal::from_secret(s).ok().map(|(j, _)| j))
-        .collect())
-}
-
-/// The journal Secrets of unfinished runs in `namespace` (of `secret`, if given), oldest first.
-pub async fn unfinished_journal_secrets(
-    cluster: &Cluster,
-    namespace: &str,
-    secret: Option<&str>,
-) -> Result<Vec<Secret>> {
-    let api: Api<Secret> = Api::namespaced(cluster.client.clone(), namespace);
-    let mut selector = format!("{}=false", journal::FINISHED_LABEL);
-    if let Some(secret) = secret {
-        selector.push_str(&format!(
-            ",{}={}",
-            journal::RUN_OF_LABEL,
-            backup::backup_label_value(secret)
-        ));
-    }
-    let mut items = api
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(|e| {
-            cluster.explain(
-                e,
-                &format!("list the unfinished runs in namespace {namespace}"),
-            )
-        })?
-        .items;
-    items.retain(|s| {
-        journal::from_secret(s).is_ok_and(|(j, _)| secret.is_none_or(|name| j.secret == name))
-    });
-    items.sort_by_key(|s| s.metadata.name.clone());
-    Ok(items)
-}
-
-/// Keeps the newest `keep` backups and finished run journals of `secret`; never one an
-/// unfinished run needs. A failure here is a warning: the run itself succeeded.
-pub async fn prune(
-    cluster: &Cluster,
-    namespace: &str,
-    secret: &str,
-    keep: usize,
-    this_run: &str,
-    printer: &mut Printer,
-) {
-    let result: Result<Vec<String>> = async {
-        let needed: Vec<String> = unfinished_runs(cluster, namespace, secret)
-            .await?
-            .into_iter()
-            .filter_map(|j| j.backup)
-            .collect();
-        let api: Api<Secret> = Api::namespaced(cluster.client.clone(), namespace);
-        let backups = cluster.list_backups(namespace, secret).await?;
-        let mut deleted = Vec::new();
-        for old in backups.iter().skip(keep) {
-            let Some(name) = old.metadata.name.clone() else {
-                continue;
-            };
-            if needed.contains(&name) || name == backup::backup_name(secret, this_run) {
-                continue;
-            }
-            api.delete(&name, &DeleteParams::default())
-                .await
-                .map_err(|e| {
-                    anyhow!(
-                        "cannot delete the old backup {namespace}/{name}: {}",
-                        short_error(&e)
-                    )
-                })?;
-            deleted.push(name);
-        }
-        let selector = format!(
-            "{}=true,{}={}",
-            journal::FINISHED_LABEL,
-            journal::RUN_OF_LABEL,
-            backup::backup_label_value(secret)
-        );
-        let mut finished = api
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .map_err(|e| anyhow!("cannot list the finished runs: {}", short_error(&e)))?
-            .items;
-        // Run ids start with the time: newest first by name.
-        finished.sort_by_key(|s| std::cmp::Reverse(s.metadata.name.clone()));
-        for old in finished.iter().skip(keep) {
-            if let Some(name) = old.metadata.name.clone() {
-                let _ = api.delete(&name, &DeleteParams::default()).await;
-            }
-        }
-        Ok(deleted)
-    }
-    .await;
-    match result {
-        Ok(deleted) if !deleted.is_empty() => printer.note(&format!(
-            "Kept the newest {keep} backups of Secret {namespace}/{secret}; deleted {}.",
-            deleted.join(", ")
-        )),
-        Ok(_) => {}
-        Err(err) => printer.warn(&format!("could not prune old backups: {err:#}")),
-    }
 }
 
 /// `--dry-run=server`: the backup and the patch, sent with `dryRun=All`; nothing is stored.
@@ -1084,9 +961,11 @@ pub async fn plan_change(cluster: &Cluster, request: Request) -> Result<Change> 
     let crate::plan::consumers::Inventory {
         workloads,
         unlisted,
-    } = cluster
-        .list_workloads(&crate::cluster::Scope::Namespace(namespace.clone()))
-        .await?;
+    } = crate::systems::workloads::inventory::list_workloads(
+        &cluster,
+        &crate::cluster::Scope::Namespace(namespace.clone()),
+    )
+    .await?;
     let consumers = crate::plan::consumers::find_consumers(&namespace, &name, &workloads);
     let record = RotationRecord {
         at: now_rfc3339(),
@@ -1106,9 +985,11 @@ pub async fn plan_change(cluster: &Cluster, request: Request) -> Result<Change> 
     let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
     let mut restarts =
         crate::plan::patch::plan_restarts(&consumers, &key_refs, &request.restart, &workloads)?;
-    restarts
-        .warnings
-        .extend(unlisted.iter().map(crate::plan::consumers::Unlisted::warning));
+    restarts.warnings.extend(
+        unlisted
+            .iter()
+            .map(crate::plan::consumers::Unlisted::warning),
+    );
     let unhealthy = crate::plan::patch::unhealthy_targets(&restarts, &workloads);
     let previous_records = request
         .secret
@@ -1156,7 +1037,8 @@ pub async fn refuse_unreachable(
     change: &Change,
     reach: Reach<'_>,
 ) -> Result<()> {
-    use crate::systems::reach::{Server, parse_server, resolve_pod};
+    use crate::plan::server::{Server, parse_server};
+    use crate::systems::reach::resolve_pod;
     let namespace = &change.data.namespace;
     let Ok(server) = parse_server(reach.server) else {
         return Ok(()); // the preflight says what is wrong with it
@@ -1446,7 +1328,9 @@ pub async fn attach_encryption(
             replicas,
         });
     }
-    for (hpa, target) in cluster.autoscalers_of(&namespace, &scaled).await {
+    for (hpa, target) in
+        crate::systems::workloads::inventory::autoscalers_of(&cluster, &namespace, &scaled).await
+    {
         change.notes.push(format!(
             "HPA {hpa} scales {target}: at 0 replicas it stops acting; it resumes once the recorded count is back"
         ));
@@ -1672,7 +1556,9 @@ pub async fn continue_run(
     let api: Api<Secret> = Api::namespaced(cluster.client.clone(), &namespace);
     let stored = match &how {
         Continue::Finish => {
-            let mut runs = unfinished_journal_secrets(cluster, &namespace, Some(secret)).await?;
+            let mut runs =
+                crate::engine::runs::unfinished_journal_secrets(cluster, &namespace, Some(secret))
+                    .await?;
             if runs.is_empty() {
                 printer.note(&format!(
                     "{object} has no unfinished run; nothing to resume."
@@ -1807,4 +1693,12 @@ pub async fn continue_run(
         other => other,
     };
     conclude(cluster, options, ending, &engine, &[], started, printer).await
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum DryRun {
+    #[default]
+    None,
+    Client,
+    Server,
 }

@@ -20,14 +20,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::Api;
 use kube::api::PostParams;
 
-use crate::cli::OutputFormat;
 use crate::cluster::{Cluster, short_error};
+use crate::engine::lock::LockGuard;
 use crate::interrupt::Interrupt;
 use crate::plan::journal::{self, Journal, Phase, RunState, StepRecord};
-use crate::engine::lock::LockGuard;
 use crate::plan::rollout::WorkloadResult;
 use crate::plan::steps::{self, StepStatus};
 use crate::systems::{self, Applied, Checked, Ctx, StepOutcome};
+use crate::ui::printer::OutputFormat;
 use crate::ui::{Printer, Style};
 use crate::values::SecretValue;
 

@@ -10,11 +10,11 @@
 
 use std::collections::BTreeMap;
 
+use crate::model::workload::WorkloadKind;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use serde::Serialize;
-use crate::model::workload::WorkloadKind;
 
 /// A kind of workload the API server refused to list (Forbidden): whether any of its objects
 /// consumes the Secret is unknown. Only kinds that are reported, never restarted (CronJobs,
@@ -291,9 +291,8 @@ impl Workload {
 fn unhealthy(state: crate::plan::rollout::RolloutState) -> Option<String> {
     match state {
         crate::plan::rollout::RolloutState::Done(_) => None,
-        crate::plan::rollout::RolloutState::Waiting(why) | crate::plan::rollout::RolloutState::Failed(why) => {
-            Some(why)
-        }
+        crate::plan::rollout::RolloutState::Waiting(why)
+        | crate::plan::rollout::RolloutState::Failed(why) => Some(why),
     }
 }
 

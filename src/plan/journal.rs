@@ -20,11 +20,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
 use crate::plan::patch::ValueSummary;
+use crate::plan::secret_meta::JOURNAL_TYPE;
 use crate::plan::secret_meta::RotationRecord;
 use crate::plan::steps::{Step, StepStatus};
 use crate::values::SecretValue;
 
-pub const JOURNAL_TYPE: &str = "kubectl-rotate.io/run";
 pub const RUN_OF_LABEL: &str = "kubectl-rotate.io/run-of";
 pub const FINISHED_LABEL: &str = "kubectl-rotate.io/run-finished";
 pub const JOURNAL_KEY: &str = "journal.json";
@@ -334,10 +334,6 @@ pub fn from_secret(secret: &Secret) -> Result<(Journal, Vec<(String, SecretValue
         })
         .collect();
     Ok((journal, values))
-}
-
-pub fn is_journal(secret: &Secret) -> bool {
-    secret.type_.as_deref() == Some(JOURNAL_TYPE)
 }
 
 #[cfg(test)]

@@ -17,4 +17,5 @@ pub mod presets;
 pub mod report;
 pub mod rollout;
 pub mod secret_meta;
+pub mod server;
 pub mod steps;

@@ -17,8 +17,8 @@ use anyhow::{Result, bail};
 use k8s_openapi::api::core::v1::Secret;
 use serde_json::{Value, json};
 
-use crate::plan::consumers::{Consumer, Workload};
 use crate::model::workload::WorkloadKind;
+use crate::plan::consumers::{Consumer, Workload};
 use crate::plan::secret_meta::{self, ROTATIONS_ANNOTATION, RotationRecord};
 use crate::values::{SecretValue, fingerprint};
 

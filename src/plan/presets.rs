@@ -571,7 +571,7 @@ pub fn merge_config(mut presets: Vec<Preset>, text: &str, path: &Path) -> Result
                 at("name")
             ));
         }
-        if crate::cli::VERBS.contains(&name.as_str()) {
+        if crate::plan::presets::VERBS.contains(&name.as_str()) {
             return Err(anyhow!(
                 "{}: {name:?} is a kubectl-rotate verb; choose another name",
                 at("name")
@@ -730,7 +730,7 @@ fn merge_encryption(
         (None, Some(b)) => b.server.clone(),
         (None, None) => return Err(missing("server")),
     };
-    crate::systems::postgres::parse_server(&server)
+    crate::plan::server::parse_server(&server)
         .map_err(|e| anyhow!("{}: {e}", at("encryption.server")))?;
     let database = config
         .database
@@ -842,7 +842,7 @@ fn merge_redis(
                 at("redis.server")
             )
         })?;
-    crate::systems::reach::parse_server(&server)
+    crate::plan::server::parse_server(&server)
         .map_err(|e| anyhow!("{}: {e}", at("redis.server")))?;
     let user = config
         .user
@@ -859,7 +859,7 @@ fn merge_redis(
         .or_else(|| base.as_ref().map(|b| b.replicas.clone()))
         .unwrap_or_default();
     for replica in &replicas {
-        crate::systems::reach::parse_server(replica)
+        crate::plan::server::parse_server(replica)
             .map_err(|e| anyhow!("{}: {e}", at("redis.replicas")))?;
     }
     let strategy = config.strategy.or(base.as_ref().and_then(|b| b.strategy));
@@ -897,7 +897,7 @@ fn merge_postgres(
         })
     };
     let server = required(config.server, base.as_ref().map(|b| &b.server), "server")?;
-    crate::systems::postgres::parse_server(&server)
+    crate::plan::server::parse_server(&server)
         .map_err(|e| anyhow!("{}: {e}", at("postgres.server")))?;
     let database = required(
         config.database,
@@ -905,7 +905,7 @@ fn merge_postgres(
         "database",
     )?;
     let user = required(config.user, base.as_ref().map(|b| &b.user), "user")?;
-    crate::systems::postgres::check_role_name(&user)
+    crate::plan::steps::check_role_name(&user)
         .map_err(|e| anyhow!("{}: {e}", at("postgres.user")))?;
     let user_key = config
         .user_key
@@ -1049,6 +1049,84 @@ pub fn table_rows(presets: &[Preset]) -> Vec<Vec<String>> {
             ]
         })
         .collect()
+}
+
+/// The verbs, which no preset may shadow.
+pub const VERBS: &[&str] = &[
+    "status",
+    "secret",
+    "rollback",
+    "resume",
+    "backup",
+    "verify",
+    "presets",
+    "notice",
+    "completion",
+    "help",
+];
+
+/// A key that a preset describes as a data encryption key: changing it without re-encrypting
+/// the rows makes them unreadable.
+#[derive(Debug, Clone)]
+pub struct EncryptionKey {
+    pub secret: String,
+    pub key: String,
+    pub preset: String,
+    /// `table.column` of each column holding its tokens.
+    pub columns: Vec<String>,
+}
+
+/// The presets this run knows: built-in and from the config file. A broken config file does
+/// not stop the fixed verbs; it is reported when a preset is used or listed.
+pub struct Presets {
+    pub presets: Vec<Preset>,
+    pub config_error: Option<String>,
+}
+
+impl Presets {
+    pub fn ok(&self) -> Result<&[Preset]> {
+        match &self.config_error {
+            Some(problem) => Err(anyhow::anyhow!("{problem}")),
+            None => Ok(&self.presets),
+        }
+    }
+
+    /// The keys of `secret` that a PostgreSQL preset describes, with its settings (rolled back
+    /// in the database too; verified by logging in).
+    pub fn databases_of(&self, secret: &str) -> Vec<(String, PostgresSettings)> {
+        self.presets
+            .iter()
+            .filter(|p| p.secret == secret)
+            .filter_map(|p| p.postgres.clone().map(|pg| (p.key.clone(), pg)))
+            .collect()
+    }
+
+    /// Every data encryption key a preset describes: (Secret, key, preset).
+    pub fn encryption_keys(&self) -> Vec<EncryptionKey> {
+        self.presets
+            .iter()
+            .filter(|p| p.encryption.is_some())
+            .map(|p| EncryptionKey {
+                secret: p.secret.clone(),
+                key: p.key.clone(),
+                preset: p.name.clone(),
+                columns: p
+                    .encryption
+                    .iter()
+                    .flat_map(|e| e.columns.iter().map(|c| c.to_string()))
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// The keys of `secret` that a Redis preset describes, with its settings.
+    pub fn redis_of(&self, secret: &str) -> Vec<(String, RedisSettings)> {
+        self.presets
+            .iter()
+            .filter(|p| p.secret == secret)
+            .filter_map(|p| p.redis.clone().map(|r| (p.key.clone(), r)))
+            .collect()
+    }
 }
 
 #[cfg(test)]

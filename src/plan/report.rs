@@ -7,10 +7,10 @@
 use k8s_openapi::api::core::v1::Secret;
 use serde::Serialize;
 
-use crate::plan::consumers::{Usage, Workload, find_consumers};
-use crate::model::workload::WorkloadKind;
-use crate::plan::secret_meta::{self, RotationRecord};
 use crate::model::names::API_VERSION;
+use crate::model::workload::WorkloadKind;
+use crate::plan::consumers::{Usage, Workload, find_consumers};
+use crate::plan::secret_meta::{self, RotationRecord};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]

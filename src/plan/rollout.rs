@@ -20,8 +20,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use serde_json::json;
 
-use crate::model::workload::WorkloadKind;
 use crate::model::names::FIELD_MANAGER;
+use crate::model::workload::WorkloadKind;
 
 pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 

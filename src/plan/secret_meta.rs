@@ -57,7 +57,7 @@ pub fn skip_reason(secret: &Secret) -> Option<&'static str> {
     if is_backup(secret) {
         return Some("kubectl-rotate backup");
     }
-    if crate::plan::journal::is_journal(secret) {
+    if crate::plan::secret_meta::is_journal(secret) {
         return Some("kubectl-rotate run journal");
     }
     None
@@ -195,7 +195,7 @@ pub fn warnings(secret: &Secret) -> Vec<String> {
         ));
         return warnings;
     }
-    if crate::plan::journal::is_journal(secret) {
+    if crate::plan::secret_meta::is_journal(secret) {
         warnings.push(
             "a kubectl-rotate run journal (the record of one run; it is not rotated)".to_string(),
         );
@@ -221,6 +221,12 @@ pub fn warnings(secret: &Secret) -> Vec<String> {
         warnings.push(problem);
     }
     warnings
+}
+
+pub const JOURNAL_TYPE: &str = "kubectl-rotate.io/run";
+
+pub fn is_journal(secret: &Secret) -> bool {
+    secret.type_.as_deref() == Some(JOURNAL_TYPE)
 }
 
 #[cfg(test)]

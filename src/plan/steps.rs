@@ -1273,6 +1273,14 @@ pub fn plan_undo(
     steps
 }
 
+/// Refuses a role name that could not be a PostgreSQL role (empty or with a NUL).
+pub fn check_role_name(role: &str) -> anyhow::Result<()> {
+    if role.is_empty() || role.contains('\0') {
+        anyhow::bail!("{role:?} is not a PostgreSQL role name");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

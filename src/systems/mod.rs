@@ -18,13 +18,13 @@ pub mod workloads;
 
 use std::time::Duration;
 
-use crate::cli::OutputFormat;
 use crate::cluster::Cluster;
 use crate::interrupt::Interrupt;
 use crate::plan::journal::Journal;
 use crate::plan::rollout::WorkloadResult;
 use crate::plan::steps::Step;
 use crate::ui::Printer;
+use crate::ui::printer::OutputFormat;
 use crate::values::SecretValue;
 
 /// What a step needs from the run.

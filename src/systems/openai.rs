@@ -70,10 +70,15 @@ async fn get(url: &str, authorization: http::HeaderValue) -> Result<(u16, String
     let uri: http::Uri = url
         .parse()
         .map_err(|e| format!("{url} is not a URL: {e}"))?;
-    let route = crate::cluster::net::proxy::route(&uri, None, &crate::cluster::net::ProxyEnv::from_process())
-        .map_err(|e| e.to_string())?;
+    let route = crate::cluster::net::proxy::route(
+        &uri,
+        None,
+        &crate::cluster::net::ProxyEnv::from_process(),
+    )
+    .map_err(|e| e.to_string())?;
     let tls = crate::cluster::net::platform_tls().map_err(|e| e.to_string())?;
-    let connector = crate::cluster::net::https_connector(&route, tls, None).map_err(|e| e.to_string())?;
+    let connector =
+        crate::cluster::net::https_connector(&route, tls, None).map_err(|e| e.to_string())?;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build::<_, String>(connector);
     let request = http::Request::get(uri)

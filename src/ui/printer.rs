@@ -10,8 +10,6 @@ use std::sync::{Arc, Mutex};
 use owo_colors::OwoColorize;
 use serde::Serialize;
 
-use crate::cli::settings::ColorChoice;
-
 /// What a piece of text means, so the printer can colour it when colour is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Style {
@@ -175,6 +173,22 @@ fn paint(text: &str, style: Style, enabled: bool) -> String {
         Style::Bad => text.red().to_string(),
         Style::Dim => text.dimmed().to_string(),
     }
+}
+
+/// Whether each stream gets ANSI colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ColorChoice {
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum OutputFormat {
+    /// A table for people.
+    #[default]
+    Text,
+    /// A stable JSON object for scripts (documented in the README).
+    Json,
 }
 
 #[cfg(test)]

@@ -61,8 +61,8 @@ fn consumers_cell(consumers: &[ConsumerStatus]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::consumers::Usage;
     use crate::model::workload::WorkloadKind;
+    use crate::plan::consumers::Usage;
     use crate::plan::report::{KeyStatus, SecretStatus};
     use crate::plan::secret_meta::RotationRecord;
 

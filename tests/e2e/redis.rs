@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use anyhow::{Result, bail, ensure};
-use kubectl_rotate::systems::reach::Server;
+use kubectl_rotate::plan::server::Server;
 use kubectl_rotate::systems::redis::{self, Auth, Credentials, Persistence};
 use kubectl_rotate::values::SecretValue;
 

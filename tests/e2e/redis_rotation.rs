@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use kubectl_rotate::systems::reach::Server;
+use kubectl_rotate::plan::server::Server;
 use kubectl_rotate::systems::redis::{self, Auth, Credentials};
 use kubectl_rotate::values::SecretValue;
 

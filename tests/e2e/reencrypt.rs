@@ -7,8 +7,8 @@
 use std::path::Path;
 
 use anyhow::{Result, bail, ensure};
-use kubectl_rotate::systems::postgres::{self, Credentials, Server};
 use kubectl_rotate::systems::encryption::reencrypt::{self, Column, Counts, Keys, Undecryptable};
+use kubectl_rotate::systems::postgres::{self, Credentials, Server};
 use kubectl_rotate::values::SecretValue;
 
 use crate::TestFn;

@@ -18,11 +18,12 @@ use kube::api::ListParams;
 use kube::config::Kubeconfig;
 
 use super::{Candidate, Lookup, Query, TypedFlags};
+use crate::cli::settings;
 use crate::cli::{ColorWhen, GlobalArgs};
+use crate::cluster::connect::{ConnectionSettings, KubeconfigSource};
 use crate::cluster::{self, Cluster, Scope};
-use crate::plan::secret_meta::{BACKUP_OF_LABEL, skip_reason};
-use crate::cli::settings::{self, ConnectionSettings, KubeconfigSource};
 use crate::model::environment::Environment;
+use crate::plan::secret_meta::{BACKUP_OF_LABEL, skip_reason};
 
 /// How long a completion may wait for the cluster: a Tab that hangs is worse than none.
 pub const LOOKUP_BOUND: Duration = Duration::from_millis(1000);
@@ -89,7 +90,7 @@ fn from_kubeconfig(query: &Query, settings: &ConnectionSettings) -> Result<Optio
     }
     let kubeconfig = match &settings.kubeconfig {
         KubeconfigSource::InCluster => Kubeconfig::default(),
-        source => cluster::load_kubeconfig(source)?.0,
+        source => cluster::connect::load_kubeconfig(source)?.0,
     };
     Ok(Some(kubeconfig_names(query, &kubeconfig)))
 }
@@ -129,7 +130,7 @@ fn kubeconfig_names(query: &Query, kubeconfig: &Kubeconfig) -> Vec<Candidate> {
 }
 
 async fn from_cluster(query: &Query, settings: &ConnectionSettings) -> Result<Vec<Candidate>> {
-    let cluster = cluster::connect(settings).await?;
+    let cluster = cluster::connect::connect(settings).await?;
     let namespace = cluster.namespace.clone();
     let mut found = match query {
         Query::Secrets => cluster

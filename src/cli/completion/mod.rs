@@ -15,6 +15,7 @@
 //! Not here: the scripts for bash, zsh, fish and PowerShell, which clap_complete generates.
 
 pub mod lookup;
+pub mod scripts;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
@@ -195,7 +196,7 @@ pub async fn complete<L: Lookup>(root: &Command, words: &[String], lookup: &L) -
     // config file loaded for this command line).
     line.presets = root
         .get_subcommands()
-        .filter(|c| !crate::cli::VERBS.contains(&c.get_name()) && c.get_name() != "help")
+        .filter(|c| !crate::plan::presets::VERBS.contains(&c.get_name()) && c.get_name() != "help")
         .map(|c| Candidate {
             value: c.get_name().to_string(),
             description: first_line(c.get_about()),
@@ -958,7 +959,7 @@ mod tests {
 
     #[test]
     fn notice_completes_the_preset_names() {
-        let root = crate::cli::invocation::command(&crate::plan::presets::built_in());
+        let root = crate::cli::command::command(&crate::plan::presets::built_in());
         let completion = run_on(&root, &["notice", ""], &FakeLookup::default());
         assert_eq!(
             values_of(&completion),

@@ -124,7 +124,7 @@ pub async fn check_save_key(ctx: &Ctx<'_>, key: &str, path: &str) -> Result<Chec
 
 /// The pod (and its PostgreSQL container) behind `db.server`.
 async fn database_pod(ctx: &Ctx<'_>, db: &Database) -> Result<(String, Option<String>)> {
-    let server = super::reach::parse_server(&db.server)?;
+    let server = crate::plan::server::parse_server(&db.server)?;
     let Some((pod, _)) =
         super::reach::resolve_pod(&ctx.cluster.client, ctx.namespace(), &server).await?
     else {
@@ -496,8 +496,9 @@ pub async fn preflight(
     (current, new): (&SecretValue, &SecretValue),
     dump: bool,
 ) -> Result<Preflight> {
-    use super::reach::{Server, parse_server, resolve_pod, server_exists};
+    use super::reach::{resolve_pod, server_exists};
     use crate::cluster::access::Need;
+    use crate::plan::server::{Server, parse_server};
     let client = &cluster.client;
     let server = parse_server(&db.server)?.with_tls(&db.tls);
     if !server_exists(client, namespace, &server).await? {
@@ -874,7 +875,7 @@ async fn admin_connection(
         .admin
         .as_ref()
         .ok_or_else(|| anyhow!("the preset names no admin login (encryption.admin)"))?;
-    let server = super::reach::parse_server(&db.server)?.with_tls(&db.tls);
+    let server = crate::plan::server::parse_server(&db.server)?.with_tls(&db.tls);
     let secret = cluster.get_secret(namespace, &admin.secret).await.map_err(|e| {
         anyhow!(
             "{e:#}\nthe preset names Secret {namespace}/{} key {} as the PostgreSQL admin's password (encryption.admin in the config file)",

@@ -30,7 +30,8 @@ use crate::plan::steps::{Tls, TlsMode};
 use crate::values::SecretValue;
 
 use super::reach::open_stream;
-pub use super::reach::{Server, parse_server, ready_pod, resolve_pod, server_exists};
+pub use super::reach::{ready_pod, resolve_pod, server_exists};
+pub use crate::plan::server::{Server, parse_server};
 
 /// What a login attempt showed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,14 +189,6 @@ fn server_message(err: &tokio_postgres::Error) -> String {
             text
         }
     }
-}
-
-/// Refuses a role name that could not be a PostgreSQL role (empty or with a NUL).
-pub fn check_role_name(role: &str) -> Result<()> {
-    if role.is_empty() || role.contains('\0') {
-        bail!("{role:?} is not a PostgreSQL role name");
-    }
-    Ok(())
 }
 
 /// The rustls configuration for `tls`: `verify-full` trusts only `ca_file`'s certificates

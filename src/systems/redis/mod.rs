@@ -19,7 +19,8 @@ use redis::aio::MultiplexedConnection;
 use redis::{ErrorKind, RedisConnectionInfo};
 use sha2::{Digest, Sha256};
 
-use super::reach::{Server, open_stream, resolve_pod};
+use super::reach::{open_stream, resolve_pod};
+use crate::plan::server::Server;
 use crate::values::SecretValue;
 
 /// How long a connection (port-forward included) or a command may take.
@@ -351,14 +352,14 @@ struct Node {
 fn nodes(redis: &Redis) -> Result<Vec<Node>> {
     let mut out = vec![Node {
         label: format!("primary {}", redis.server),
-        server: super::reach::parse_server(&redis.server)?,
+        server: crate::plan::server::parse_server(&redis.server)?,
         replica: false,
         index: 0,
     }];
     for (i, replica) in redis.replicas.iter().enumerate() {
         out.push(Node {
             label: format!("replica {replica}"),
-            server: super::reach::parse_server(replica)?,
+            server: crate::plan::server::parse_server(replica)?,
             replica: true,
             index: i + 1,
         });
@@ -854,7 +855,7 @@ pub async fn preflight(
 ) -> Result<Preflight> {
     use crate::cluster::access::Need;
     let client = &cluster.client;
-    let server = super::reach::parse_server(&redis.server)?;
+    let server = crate::plan::server::parse_server(&redis.server)?;
     if !super::reach::server_exists(client, namespace, &server).await? {
         bail!(
             "the Redis server {server} does not exist in namespace {namespace}: deploy it there, or point redis.server \
@@ -965,7 +966,7 @@ pub async fn preflight(
     let mut replicas = redis.replicas.clone();
     let mut configured_ips = Vec::new();
     for replica in &redis.replicas {
-        match super::reach::parse_server(replica)? {
+        match crate::plan::server::parse_server(replica)? {
             Server::Pod { name, .. } => configured_ips.extend(pod_ip(&all, &name)),
             other => {
                 if let Some((pod, _)) = super::reach::resolve_pod(client, namespace, &other).await?
@@ -1002,7 +1003,7 @@ pub async fn preflight(
         server_pods.push(pod);
     }
     for replica in &found.replicas {
-        let at = super::reach::parse_server(replica)?;
+        let at = crate::plan::server::parse_server(replica)?;
         let mut connection = match connect(client, namespace, &at, &credentials).await {
             Ok(Ok(connection)) => connection,
             Ok(Err(why)) => bail!(

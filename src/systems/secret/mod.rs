@@ -2,6 +2,8 @@
 //! ones. Every write is guarded by `test` operations on the values it replaces, so it never
 //! overwrites a change it did not plan; a failed or unanswered write is read back.
 
+pub mod backups;
+
 use anyhow::{Result, anyhow};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
@@ -9,10 +11,10 @@ use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 use super::{Applied, Checked, Ctx, StepOutcome};
-use crate::plan::backup::{self, BackupRequest};
 use crate::cluster::short_error;
-use crate::plan::patch::{self, ChangeRequest, KeyChange, escape};
 use crate::model::names::FIELD_MANAGER;
+use crate::plan::backup::{self, BackupRequest};
+use crate::plan::patch::{self, ChangeRequest, KeyChange, escape};
 use crate::plan::secret_meta::ROTATIONS_ANNOTATION;
 use crate::plan::steps::{Held, Version};
 use crate::values::{SecretValue, fingerprint};

@@ -2,6 +2,8 @@
 //! A restart with the same `restartedAt` is idempotent, so a restart whose answer was lost is
 //! read back rather than sent again.
 
+pub mod inventory;
+
 use anyhow::Result;
 
 use super::{Applied, Checked, Ctx, StepOutcome};

@@ -55,7 +55,7 @@ pub fn run(options: CompletionOptions, printer: &mut Printer) -> Result<u8> {
 pub fn script(shell: Shell) -> String {
     let mut out = Vec::new();
     // The built-in presets are verbs too; a config file's are completed live, inside kubectl.
-    let mut command = crate::cli::invocation::command(&crate::plan::presets::built_in());
+    let mut command = crate::cli::command::command(&crate::plan::presets::built_in());
     clap_complete::generate(shell, &mut command, BIN_NAME, &mut out);
     let script = String::from_utf8_lossy(&out).into_owned();
     match shell {
@@ -89,9 +89,9 @@ pub async fn complete_for_kubectl(words: &[String], env: &Environment) -> Vec<St
     // words, KUBECTL_ROTATE_CONFIG, the user's config file); a broken file means built-ins only.
     let mut argv: Vec<std::ffi::OsString> = vec!["kubectl-rotate".into()];
     argv.extend(words.iter().map(std::ffi::OsString::from));
-    let presets = crate::cli::invocation::load_presets(&argv, env);
+    let presets = crate::cli::command::load_presets(&argv, env);
     completion::complete(
-        &crate::cli::invocation::command(&presets.presets),
+        &crate::cli::command::command(&presets.presets),
         words,
         &lookup,
     )
