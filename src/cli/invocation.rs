@@ -296,7 +296,7 @@ pub async fn run_preset(
         check_key: args.check_key,
         openai_base_url: args.openai_base_url,
         strategy: args.strategy,
-        encryption: pipeline::BackupFiles {
+        encryption: crate::systems::encryption::preflight::BackupFiles {
             dir: args.encryption.backup_dir,
             key_file: args.encryption.key_backup_file,
             db_file: args.encryption.db_backup_file,

@@ -9,7 +9,8 @@ use anyhow::{Result, bail};
 use crate::cluster;
 use crate::cluster::connect::ConnectionSettings;
 use crate::commands::secret::{ValueSource, read_value};
-use crate::engine::pipeline::{self, Action, Request, RunOptions};
+use crate::engine::pipeline::{self, Request, RunOptions};
+use crate::plan::change::Action;
 use crate::plan::checks::{self, KeyKind};
 use crate::plan::database;
 use crate::plan::patch::{self, KeyChange, RestartMode};
@@ -33,7 +34,7 @@ pub struct PresetOptions {
     /// `--strategy`, for a PostgreSQL or Redis preset.
     pub strategy: Option<Strategy>,
     /// Where a data encryption key preset's copies go.
-    pub encryption: pipeline::BackupFiles,
+    pub encryption: crate::systems::encryption::preflight::BackupFiles,
     /// Every data encryption key a preset describes (refused by the other presets).
     pub encryption_keys: Vec<crate::plan::presets::EncryptionKey>,
     pub run: RunOptions,
@@ -215,17 +216,17 @@ pub async fn run(
     let mut change = pipeline::plan_change(&cluster, request).await?;
     // Reaching the server is checked before its preflight logs in.
     let reach = match (&preset.postgres, &preset.redis, &preset.encryption) {
-        (Some(pg), _, _) => Some(pipeline::Reach {
+        (Some(pg), _, _) => Some(crate::systems::reach::Reach {
             server: &pg.server,
             admin_secret: pg.admin.as_ref().map(|a| a.secret.as_str()),
             dump: false,
         }),
-        (_, Some(redis), _) => Some(pipeline::Reach {
+        (_, Some(redis), _) => Some(crate::systems::reach::Reach {
             server: &redis.server,
             admin_secret: None,
             dump: false,
         }),
-        (_, _, Some(enc)) => Some(pipeline::Reach {
+        (_, _, Some(enc)) => Some(crate::systems::reach::Reach {
             server: &enc.server,
             admin_secret: Some(&enc.admin.secret),
             dump: !options.encryption.no_db_backup,
@@ -233,21 +234,34 @@ pub async fn run(
         _ => None,
     };
     if let Some(reach) = reach {
-        pipeline::refuse_unreachable(&cluster, &change, reach).await?;
+        crate::systems::reach::refuse_unreachable(&cluster, &change, reach).await?;
     }
     if let Some((plan, current)) = database {
-        pipeline::attach_database(&cluster, &mut change, plan.change, &current).await?;
+        crate::systems::postgres::preflight::attach_database(
+            &cluster,
+            &mut change,
+            plan.change,
+            &current,
+        )
+        .await?;
         change.log_check = preset.verify_logs.clone();
     }
     if let Some((plan, current)) = redis {
         let chosen = options.strategy.is_some()
             || preset.redis.as_ref().is_some_and(|r| r.strategy.is_some());
-        pipeline::attach_redis(&cluster, &mut change, plan, &current, chosen).await?;
+        crate::systems::redis::preflight::attach_redis(
+            &cluster,
+            &mut change,
+            plan,
+            &current,
+            chosen,
+        )
+        .await?;
         change.log_check = preset.verify_logs.clone();
     }
     if let (Some(settings), Some(current)) = (&preset.encryption, &current_key) {
         let strategy = options.strategy.unwrap_or(settings.strategy);
-        pipeline::attach_encryption(
+        crate::systems::encryption::preflight::attach_encryption(
             &cluster,
             &mut change,
             settings,

@@ -11,8 +11,9 @@ use anyhow::{Result, bail};
 
 use crate::cluster;
 use crate::cluster::connect::ConnectionSettings;
-use crate::engine::pipeline::{self, Action, Request, RunOptions};
+use crate::engine::pipeline::{self, Request, RunOptions};
 use crate::plan::backup;
+use crate::plan::change::Action;
 use crate::plan::patch::{KeyChange, RestartMode};
 use crate::plan::secret_meta;
 use crate::plan::steps::{Database, DatabaseChange};
@@ -256,9 +257,22 @@ pub async fn run(
                  only the Secret is restored (set {field} in the config file if the server is elsewhere)"
             ));
         } else if redis {
-            pipeline::attach_redis(&cluster, &mut change, database, &current, false).await?;
+            crate::systems::redis::preflight::attach_redis(
+                &cluster,
+                &mut change,
+                database,
+                &current,
+                false,
+            )
+            .await?;
         } else {
-            pipeline::attach_database(&cluster, &mut change, database, &current).await?;
+            crate::systems::postgres::preflight::attach_database(
+                &cluster,
+                &mut change,
+                database,
+                &current,
+            )
+            .await?;
         }
     }
     pipeline::execute(&cluster, change, &options.run, true, printer).await

@@ -9,7 +9,8 @@ use anyhow::{Result, bail};
 
 use crate::cluster;
 use crate::cluster::connect::ConnectionSettings;
-use crate::engine::pipeline::{self, Action, Request, RunOptions};
+use crate::engine::pipeline::{self, Request, RunOptions};
+use crate::plan::change::Action;
 use crate::plan::patch::{self, KeyChange, RestartMode};
 use crate::plan::presets::EncryptionKey;
 use crate::ui::Printer;

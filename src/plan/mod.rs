@@ -8,6 +8,7 @@
 //! systems, the engine, the commands or the command line.
 
 pub mod backup;
+pub mod change;
 pub mod checks;
 pub mod consumers;
 pub mod database;

@@ -7,6 +7,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use k8s_openapi::api::core::v1::{Endpoints, Pod};
 use kube::Api;
 
+use crate::cluster::Cluster;
+use crate::cluster::access;
+use crate::plan::change::Change;
 use crate::plan::server::Server;
 
 /// The pod and port behind `server` in `namespace` (a Service: the first Ready address of its
@@ -204,6 +207,127 @@ pub async fn server_workloads(
         }
     }
     Ok(owners)
+}
+
+/// What a preset needs to reach its server, asked before its preflight logs in anywhere, so that
+/// every missing permission is refused at once with the rules to add (instead of one refused
+/// request at a time): the Service and its Endpoints, the pod and the ReplicaSet that tell the
+/// server's own workload (never restarted), a port-forward to the pod, the admin's password
+/// Secret, and for pg_dump an exec into the pod.
+pub struct Reach<'a> {
+    pub server: &'a str,
+    pub admin_secret: Option<&'a str>,
+    pub dump: bool,
+}
+
+/// Refuses, before any login, a preset run whose server the user may not reach (see [`Reach`]).
+pub async fn refuse_unreachable(
+    cluster: &Cluster,
+    change: &Change,
+    reach: Reach<'_>,
+) -> Result<()> {
+    use crate::plan::server::{Server, parse_server};
+    use crate::systems::reach::resolve_pod;
+    let namespace = &change.data.namespace;
+    let Ok(server) = parse_server(reach.server) else {
+        return Ok(()); // the preflight says what is wrong with it
+    };
+    let mut needs = Vec::new();
+    if let Some(secret) = reach.admin_secret {
+        needs.push(access::Need::new(
+            "get",
+            "",
+            "secrets",
+            Some(secret),
+            namespace,
+            "to read the database admin's password",
+        ));
+    }
+    let why = format!("to reach {server} through the API server");
+    match &server {
+        Server::Service { name, .. } => {
+            needs.push(access::Need::new(
+                "get",
+                "",
+                "services",
+                Some(name),
+                namespace,
+                "to find the server's Service",
+            ));
+            needs.push(access::Need::new(
+                "get",
+                "",
+                "endpoints",
+                Some(name),
+                namespace,
+                "to find the server's pod behind its Service",
+            ));
+        }
+        Server::Pod { name, .. } => needs.push(access::Need::new(
+            "get",
+            "",
+            "pods",
+            Some(name),
+            namespace,
+            "to find the server's pod",
+        )),
+        Server::Direct { .. } => {}
+    }
+    if !matches!(server, Server::Direct { .. }) {
+        // The pod, when the Endpoints can be read now; else any pod of the namespace.
+        let pod = resolve_pod(&cluster.client, namespace, &server)
+            .await
+            .ok()
+            .flatten()
+            .map(|(pod, _)| pod);
+        // Which workload runs the server (a pod's owner, a Deployment's ReplicaSet): without
+        // them the server's own workload would look like any consumer, and be restarted.
+        needs.push(access::Need::new(
+            "get",
+            "",
+            "pods",
+            pod.as_deref(),
+            namespace,
+            "to find the workload that runs the server, which is never restarted",
+        ));
+        needs.push(access::Need::new(
+            "get",
+            "apps",
+            "replicasets",
+            None,
+            namespace,
+            "to find the Deployment that runs the server, which is never restarted",
+        ));
+        let mut subresources = vec!["pods/portforward"];
+        if reach.dump {
+            subresources.push("pods/exec");
+        }
+        for subresource in subresources {
+            // A WebSocket upgrade is authorized as get, and from Kubernetes 1.35 also as create.
+            for verb in ["get", "create"] {
+                needs.push(access::Need::new(
+                    verb,
+                    "",
+                    subresource,
+                    pod.as_deref(),
+                    namespace,
+                    if subresource == "pods/exec" {
+                        "to run pg_dump in the database's pod (as kubectl exec)"
+                    } else {
+                        &why
+                    },
+                ));
+            }
+        }
+    }
+    let lacking = access::missing(&cluster.client, namespace, &needs).await?;
+    if lacking.is_empty() {
+        return Ok(());
+    }
+    Err(access::refusal(
+        &format!("Secret {namespace}/{}", change.data.secret),
+        &lacking,
+    ))
 }
 
 #[cfg(test)]

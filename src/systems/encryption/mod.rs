@@ -13,6 +13,7 @@
 //! - **A migration whose answer is lost** is read back by counting which key decrypts each
 //!   row: it ran in one transaction, so either every row moved or none did.
 
+pub mod preflight;
 pub mod reencrypt;
 
 use std::io::Write;

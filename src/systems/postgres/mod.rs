@@ -16,6 +16,8 @@
 //!
 //! Password values are `SecretValue`s and reach only the connection's authentication.
 
+pub mod preflight;
+
 use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};

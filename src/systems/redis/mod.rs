@@ -12,6 +12,8 @@
 //! replicated; each write is idempotent and read back (`ACL GETUSER` lists a user's password
 //! hashes, so no login is needed to tell whether a password is there).
 
+pub mod preflight;
+
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};

@@ -3,13 +3,14 @@
 //! read back rather than sent again.
 
 pub mod inventory;
+pub mod rollout;
 
 use anyhow::Result;
 
 use super::{Applied, Checked, Ctx, StepOutcome};
 use crate::cluster::short_error;
 use crate::model::workload::WorkloadKind;
-use crate::plan::rollout::{self, Outcome, Target, WorkloadResult};
+use crate::plan::rollout::{Outcome, Target, WorkloadResult};
 use crate::plan::steps::{Scaled, WorkloadRef};
 use crate::ui::Printer;
 use crate::ui::progress::RolloutDisplay;
@@ -180,7 +181,7 @@ pub async fn check_logs(
         for workload in workloads {
             for pod in all.iter().filter(|p| {
                 p.metadata.deletion_timestamp.is_none()
-                    && rollout::pod_belongs_to(p, workload.kind, &workload.name)
+                    && crate::plan::rollout::pod_belongs_to(p, workload.kind, &workload.name)
             }) {
                 let name = pod.metadata.name.clone().unwrap_or_default();
                 let containers = pod
@@ -259,7 +260,7 @@ async fn replicas_of(ctx: &Ctx<'_>, workload: &Scaled) -> Result<Option<(i32, Op
                 d.and_then(|d| d.spec).map(|s| {
                     (
                         s.replicas.unwrap_or(1),
-                        rollout::template_restarted_at(
+                        crate::plan::rollout::template_restarted_at(
                             s.template.metadata.and_then(|m| m.annotations).as_ref(),
                         )
                         .map(str::to_string),
@@ -273,7 +274,7 @@ async fn replicas_of(ctx: &Ctx<'_>, workload: &Scaled) -> Result<Option<(i32, Op
                 d.and_then(|d| d.spec).map(|s| {
                     (
                         s.replicas.unwrap_or(1),
-                        rollout::template_restarted_at(
+                        crate::plan::rollout::template_restarted_at(
                             s.template.metadata.and_then(|m| m.annotations).as_ref(),
                         )
                         .map(str::to_string),
@@ -334,7 +335,7 @@ async fn pods_left(ctx: &Ctx<'_>, workloads: &[Scaled]) -> Result<Vec<String>> {
         .filter(|p| {
             workloads
                 .iter()
-                .any(|w| rollout::pod_belongs_to(p, w.kind, &w.name))
+                .any(|w| crate::plan::rollout::pod_belongs_to(p, w.kind, &w.name))
         })
         .filter_map(|p| p.metadata.name.clone())
         .collect())
@@ -429,7 +430,7 @@ pub async fn check_scale_down(ctx: &Ctx<'_>, workloads: &[Scaled]) -> Result<Che
 pub async fn scale_up(ctx: &Ctx<'_>, workloads: &[Scaled], restarted_at: &str) -> StepOutcome {
     let mut done = Vec::new();
     for workload in workloads {
-        let mut patch = rollout::restart_patch_labelled(restarted_at);
+        let mut patch = crate::plan::rollout::restart_patch_labelled(restarted_at);
         patch["spec"]["replicas"] = json!(workload.replicas);
         if let Err(err) = patch_scalable(ctx, workload, patch).await {
             let why = short_error(&err);
