@@ -441,4 +441,31 @@ mod tests {
             "kubectl rotate rollback app-secrets --run r1 -n prod"
         );
     }
+
+    /// Journals of unfinished runs live in clusters across upgrades: one written by the
+    /// v1alpha1 format (every kind of step, an undo begun, a value still held) must still load,
+    /// and writing it again must give the same bytes (the format is pinned, not only readable).
+    #[test]
+    fn a_journal_written_by_the_v1alpha1_format_still_loads_and_writes_back_the_same() {
+        let text = include_str!("../../tests/fixtures/journal-v1alpha1.json");
+        let secret: Secret = serde_json::from_str(text).unwrap();
+        let (journal, values) = from_secret(&secret).unwrap();
+        assert_eq!(journal.id, "20261208-010000-ab12");
+        assert_eq!(journal.namespace, "prod");
+        assert_eq!(journal.state, RunState::Interrupted);
+        assert!(journal.undoing);
+        let names: std::collections::BTreeSet<&str> =
+            journal.steps.iter().map(|r| r.step.name()).collect();
+        assert_eq!(names.len(), 24, "one record per kind of step: {names:?}");
+        assert_eq!(journal.steps[21].status, StepStatus::Started);
+        assert_eq!(journal.steps[22].status, StepStatus::Failed);
+        assert_eq!(values.len(), 1);
+        assert_eq!(values[0].0, "postgres-password");
+        let again = to_secret(&journal, &values).unwrap();
+        assert_eq!(
+            serde_json::to_string_pretty(&again).unwrap() + "\n",
+            text,
+            "the journal format changed: old runs would be rewritten differently"
+        );
+    }
 }
