@@ -523,7 +523,12 @@ pub async fn conclude(
     report.backup = journal
         .steps
         .iter()
-        .any(|s| matches!(s.step, Step::BackUp { .. }) && s.status == StepStatus::Done)
+        .any(|s| {
+            matches!(
+                s.step,
+                Step::Secret(crate::plan::steps::SecretStep::BackUp { .. })
+            ) && s.status == StepStatus::Done
+        })
         .then(|| journal.backup.clone())
         .flatten();
     report.steps = step_reports(journal, &journal.steps);
@@ -870,7 +875,7 @@ pub async fn plan_change(cluster: &Cluster, request: Request) -> Result<Change> 
         workloads,
         unlisted,
     } = crate::systems::workloads::inventory::list_workloads(
-        &cluster,
+        cluster,
         &crate::cluster::Scope::Namespace(namespace.clone()),
     )
     .await?;

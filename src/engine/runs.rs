@@ -115,7 +115,7 @@ pub async fn prune(
             .collect();
         let api: Api<Secret> = Api::namespaced(cluster.client.clone(), namespace);
         let backups =
-            crate::systems::secret::backups::list_backups(&cluster, namespace, secret).await?;
+            crate::systems::secret::backups::list_backups(cluster, namespace, secret).await?;
         let mut deleted = Vec::new();
         for old in backups.iter().skip(keep) {
             let Some(name) = old.metadata.name.clone() else {

@@ -189,7 +189,10 @@ impl Journal {
     pub fn changed_anything(&self) -> bool {
         self.steps.iter().any(|s| {
             s.step.writes()
-                && !matches!(s.step, Step::BackUp { .. })
+                && !matches!(
+                    s.step,
+                    Step::Secret(crate::plan::steps::SecretStep::BackUp { .. })
+                )
                 && matches!(s.status, StepStatus::Started | StepStatus::Done)
         })
     }

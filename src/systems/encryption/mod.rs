@@ -26,7 +26,7 @@ use kube::api::AttachParams;
 use tokio::io::AsyncReadExt;
 
 use self::reencrypt::{Counts, Keys, Undecryptable};
-use super::{Applied, Checked, Ctx, StepOutcome};
+use super::context::{Applied, Checked, Ctx, StepOutcome};
 use crate::plan::steps::{Column, Database, Version};
 use crate::values::SecretValue;
 
@@ -907,5 +907,61 @@ async fn admin_connection(
             admin.secret,
             admin.key
         ),
+    }
+}
+
+/// Applies one of this system's steps (the runner calls it through `systems::apply`).
+pub async fn apply(step: &crate::plan::steps::EncryptionStep, ctx: &Ctx<'_>) -> StepOutcome {
+    match step {
+        crate::plan::steps::EncryptionStep::SaveKey { key, path } => save_key(ctx, key, path).await,
+        crate::plan::steps::EncryptionStep::DumpDatabase { db, path } => dump(ctx, db, path).await,
+        crate::plan::steps::EncryptionStep::Reencrypt {
+            db,
+            columns,
+            key,
+            to,
+            online,
+        } => reencrypt(ctx, db, columns, (key, *to), *online).await,
+        crate::plan::steps::EncryptionStep::MigrationJob {
+            name,
+            job,
+            db,
+            columns,
+            key,
+            to,
+        } => run_job(ctx, (name, job), (db, columns), (key, *to)).await,
+        crate::plan::steps::EncryptionStep::CheckRows { db, columns, key } => {
+            check_rows(ctx, db, columns, key).await
+        }
+    }
+}
+
+/// Reads back whether one of this system's steps, recorded as started by a run that stopped,
+/// took effect.
+pub async fn check(
+    step: &crate::plan::steps::EncryptionStep,
+    ctx: &Ctx<'_>,
+) -> anyhow::Result<Checked> {
+    match step {
+        // The rows check only reads: checking again is the check.
+        crate::plan::steps::EncryptionStep::CheckRows { .. } => Ok(Checked::NotApplied),
+        crate::plan::steps::EncryptionStep::SaveKey { key, path } => {
+            check_save_key(ctx, key, path).await
+        }
+        crate::plan::steps::EncryptionStep::DumpDatabase { path, .. } => Ok(check_dump(path)),
+        crate::plan::steps::EncryptionStep::Reencrypt {
+            db,
+            columns,
+            key,
+            to,
+            ..
+        } => check_reencrypt(ctx, db, columns, key, *to).await,
+        crate::plan::steps::EncryptionStep::MigrationJob {
+            db,
+            columns,
+            key,
+            to,
+            ..
+        } => check_reencrypt(ctx, db, columns, key, *to).await,
     }
 }

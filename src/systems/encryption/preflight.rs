@@ -83,7 +83,7 @@ pub async fn attach_encryption(
         });
     }
     for (hpa, target) in
-        crate::systems::workloads::inventory::autoscalers_of(&cluster, &namespace, &scaled).await
+        crate::systems::workloads::inventory::autoscalers_of(cluster, &namespace, &scaled).await
     {
         change.notes.push(format!(
             "HPA {hpa} scales {target}: at 0 replicas it stops acting; it resumes once the recorded count is back"

@@ -283,8 +283,8 @@ impl rustls::client::danger::ServerCertVerifier for Unverified {
 
 // ---- The steps (see `steps::Step`): apply and check, each safe to run twice. ----
 
+use super::context::{Applied, Checked, Ctx, StepOutcome};
 use super::secret::{new_value, old_value};
-use super::{Applied, Checked, Ctx, StepOutcome};
 use crate::plan::steps::{AdminLogin, Database};
 
 /// A database step's connection settings, resolved.
@@ -946,6 +946,65 @@ pub fn looks_like_postgres(pod: &Pod) -> bool {
         (name == "postgres" || name == "postgresql")
             && c.ports.iter().flatten().any(|p| p.container_port == 5432)
     })
+}
+
+/// Applies one of this system's steps (the runner calls it through `systems::apply`).
+pub async fn apply(step: &crate::plan::steps::PostgresStep, ctx: &Ctx<'_>) -> StepOutcome {
+    match step {
+        crate::plan::steps::PostgresStep::CreateRole {
+            db,
+            role,
+            member_of,
+        } => apply_create_role(ctx, db, role, member_of).await,
+        crate::plan::steps::PostgresStep::SetPassword {
+            db,
+            role,
+            key,
+            login,
+        } => apply_set_password(ctx, db, role, key, *login).await,
+        crate::plan::steps::PostgresStep::RevertPassword { db, role, key } => {
+            apply_revert_password(ctx, db, role, key).await
+        }
+        crate::plan::steps::PostgresStep::CheckLogin { db, role, key } => {
+            apply_check_login(ctx, db, role, key).await
+        }
+        crate::plan::steps::PostgresStep::DisableLogin { db, role } => {
+            apply_set_login(ctx, db, role, false).await
+        }
+        crate::plan::steps::PostgresStep::EnableLogin { db, role } => {
+            apply_set_login(ctx, db, role, true).await
+        }
+    }
+}
+
+/// Reads back whether one of this system's steps, recorded as started by a run that stopped,
+/// took effect.
+pub async fn check(
+    step: &crate::plan::steps::PostgresStep,
+    ctx: &Ctx<'_>,
+) -> anyhow::Result<Checked> {
+    match step {
+        // A login check only reads: checking again is the check.
+        crate::plan::steps::PostgresStep::CheckLogin { .. } => Ok(Checked::NotApplied),
+        crate::plan::steps::PostgresStep::CreateRole { db, role, .. } => {
+            check_create_role(ctx, db, role).await
+        }
+        crate::plan::steps::PostgresStep::SetPassword {
+            db,
+            role,
+            key,
+            login,
+        } => check_set_password(ctx, db, role, key, *login).await,
+        crate::plan::steps::PostgresStep::RevertPassword { db, role, key } => {
+            check_revert_password(ctx, db, role, key).await
+        }
+        crate::plan::steps::PostgresStep::DisableLogin { db, role } => {
+            check_set_login(ctx, db, role, false).await
+        }
+        crate::plan::steps::PostgresStep::EnableLogin { db, role } => {
+            check_set_login(ctx, db, role, true).await
+        }
+    }
 }
 
 #[cfg(test)]

@@ -338,8 +338,8 @@ pub async fn persist(connection: &mut MultiplexedConnection) -> Result<Persisten
 
 // ---- The steps (see `steps::Step`): apply and check, each safe to run twice. ----
 
+use super::context::{Applied, Checked, Ctx, StepOutcome};
 use super::secret::{new_value, old_value};
-use super::{Applied, Checked, Ctx, StepOutcome};
 use crate::plan::steps::{Redis, Version};
 
 /// One server a step changes: the primary or a replica.
@@ -1183,6 +1183,42 @@ pub fn looks_like_redis(pod: &Pod) -> bool {
         matches!(name, "redis" | "redis-stack-server" | "valkey")
             && c.ports.iter().flatten().any(|p| p.container_port == 6379)
     })
+}
+
+/// Applies one of this system's steps (the runner calls it through `systems::apply`).
+pub async fn apply(step: &crate::plan::steps::RedisStep, ctx: &Ctx<'_>) -> StepOutcome {
+    match step {
+        crate::plan::steps::RedisStep::AddPassword { redis, key, value } => {
+            apply_add_password(ctx, redis, key, *value).await
+        }
+        crate::plan::steps::RedisStep::RemovePassword { redis, key, value } => {
+            apply_remove_password(ctx, redis, key, *value).await
+        }
+        crate::plan::steps::RedisStep::SetRequirepass { redis, key, value } => {
+            apply_set_requirepass(ctx, redis, key, *value).await
+        }
+        crate::plan::steps::RedisStep::CheckAuth { redis, key } => {
+            apply_check_auth(ctx, redis, key).await
+        }
+    }
+}
+
+/// Reads back whether one of this system's steps, recorded as started by a run that stopped,
+/// took effect.
+pub async fn check(step: &crate::plan::steps::RedisStep, ctx: &Ctx<'_>) -> anyhow::Result<Checked> {
+    match step {
+        // A login check only reads: checking again is the check.
+        crate::plan::steps::RedisStep::CheckAuth { .. } => Ok(Checked::NotApplied),
+        crate::plan::steps::RedisStep::AddPassword { redis, key, value } => {
+            check_add_password(ctx, redis, key, *value).await
+        }
+        crate::plan::steps::RedisStep::RemovePassword { redis, key, value } => {
+            check_remove_password(ctx, redis, key, *value).await
+        }
+        crate::plan::steps::RedisStep::SetRequirepass { redis, key, value } => {
+            check_set_requirepass(ctx, redis, key, *value).await
+        }
+    }
 }
 
 #[cfg(test)]

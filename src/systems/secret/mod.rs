@@ -10,7 +10,7 @@ use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-use super::{Applied, Checked, Ctx, StepOutcome};
+use super::context::{Applied, Checked, Ctx, StepOutcome};
 use crate::cluster::short_error;
 use crate::model::names::FIELD_MANAGER;
 use crate::plan::backup::{self, BackupRequest};
@@ -660,4 +660,36 @@ pub async fn check_write_key(
         "key {key} of {} holds neither what this run wrote nor what it read: someone else changed it",
         ctx.object()
     )))
+}
+
+/// Applies one of this system's steps (the runner calls it through `systems::apply`).
+pub async fn apply(step: &crate::plan::steps::SecretStep, ctx: &Ctx<'_>) -> StepOutcome {
+    match step {
+        crate::plan::steps::SecretStep::BackUp { backup } => back_up(ctx, backup).await,
+        crate::plan::steps::SecretStep::PatchSecret => patch(ctx).await,
+        crate::plan::steps::SecretStep::RestoreSecret { backup } => {
+            restore(ctx, backup.as_deref()).await
+        }
+        crate::plan::steps::SecretStep::WriteKey { key, from, to } => {
+            write_key(ctx, key, from, to).await
+        }
+    }
+}
+
+/// Reads back whether one of this system's steps, recorded as started by a run that stopped,
+/// took effect.
+pub async fn check(
+    step: &crate::plan::steps::SecretStep,
+    ctx: &Ctx<'_>,
+) -> anyhow::Result<Checked> {
+    match step {
+        crate::plan::steps::SecretStep::BackUp { backup } => check_backup(ctx, backup).await,
+        crate::plan::steps::SecretStep::PatchSecret => check_patch(ctx).await,
+        crate::plan::steps::SecretStep::RestoreSecret { backup } => {
+            check_restore(ctx, backup.as_deref()).await
+        }
+        crate::plan::steps::SecretStep::WriteKey { key, from, to } => {
+            check_write_key(ctx, key, from, to).await
+        }
+    }
 }

@@ -7,7 +7,7 @@ pub mod rollout;
 
 use anyhow::Result;
 
-use super::{Applied, Checked, Ctx, StepOutcome};
+use super::context::{Applied, Checked, Ctx, StepOutcome};
 use crate::cluster::short_error;
 use crate::model::workload::WorkloadKind;
 use crate::plan::rollout::{Outcome, Target, WorkloadResult};
@@ -489,4 +489,58 @@ pub async fn check_scale_up(
     Ok(Checked::Applied(
         "every workload has its recorded replicas and this run's restartedAt".into(),
     ))
+}
+
+/// Applies one of this system's steps (the runner calls it through `systems::apply`).
+pub async fn apply(
+    step: &crate::plan::steps::WorkloadStep,
+    ctx: &Ctx<'_>,
+    printer: &mut Printer,
+) -> StepOutcome {
+    match step {
+        crate::plan::steps::WorkloadStep::Restart {
+            workloads,
+            restarted_at,
+        } => restart(ctx, workloads, restarted_at).await,
+        crate::plan::steps::WorkloadStep::Watch {
+            workloads,
+            restarted_at,
+        } => watch(ctx, workloads, restarted_at, printer).await,
+        crate::plan::steps::WorkloadStep::CheckLogs {
+            workloads,
+            pattern,
+            absent,
+        } => check_logs(ctx, workloads, pattern, absent.as_deref()).await,
+        crate::plan::steps::WorkloadStep::ScaleDown { workloads } => {
+            scale_down(ctx, workloads).await
+        }
+        crate::plan::steps::WorkloadStep::ScaleUp {
+            workloads,
+            restarted_at,
+        } => scale_up(ctx, workloads, restarted_at).await,
+    }
+}
+
+/// Reads back whether one of this system's steps, recorded as started by a run that stopped,
+/// took effect.
+pub async fn check(
+    step: &crate::plan::steps::WorkloadStep,
+    ctx: &Ctx<'_>,
+) -> anyhow::Result<Checked> {
+    match step {
+        crate::plan::steps::WorkloadStep::Restart {
+            workloads,
+            restarted_at,
+        } => check_restart(ctx, workloads, restarted_at).await,
+        // A watch only reads: watching again is the check.
+        crate::plan::steps::WorkloadStep::Watch { .. }
+        | crate::plan::steps::WorkloadStep::CheckLogs { .. } => Ok(Checked::NotApplied),
+        crate::plan::steps::WorkloadStep::ScaleDown { workloads } => {
+            check_scale_down(ctx, workloads).await
+        }
+        crate::plan::steps::WorkloadStep::ScaleUp {
+            workloads,
+            restarted_at,
+        } => check_scale_up(ctx, workloads, restarted_at).await,
+    }
 }

@@ -1,0 +1,88 @@
+//! What every system's step functions share: the run's context (`Ctx`) and how applying or
+//! checking a step ended (`StepOutcome`, `Applied`, `Checked`). The runner reads these; the
+//! systems produce them.
+
+use std::time::Duration;
+
+use crate::cluster::Cluster;
+use crate::interrupt::Interrupt;
+use crate::plan::journal::Journal;
+use crate::plan::rollout::WorkloadResult;
+use crate::ui::printer::OutputFormat;
+use crate::values::SecretValue;
+
+/// What a step needs from the run.
+pub struct Ctx<'a> {
+    pub cluster: &'a Cluster,
+    pub journal: &'a Journal,
+    /// The run's new values (from its journal Secret).
+    pub new_values: &'a [(String, SecretValue)],
+    pub timeout: Duration,
+    pub interrupt: &'a Interrupt,
+    pub output: OutputFormat,
+}
+
+impl Ctx<'_> {
+    pub fn namespace(&self) -> &str {
+        &self.journal.namespace
+    }
+
+    pub fn object(&self) -> String {
+        self.journal.object()
+    }
+}
+
+/// Whether a failed step's write took effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Certainly not: nothing was changed by it.
+    No,
+    /// It may have: the answer was lost and reading back did not tell.
+    Unknown,
+    /// It did, but what it started failed (a rollout).
+    Yes,
+}
+
+/// How applying a step ended.
+#[derive(Debug)]
+pub enum StepOutcome {
+    Done {
+        note: String,
+        results: Vec<WorkloadResult>,
+    },
+    Failed {
+        message: String,
+        applied: Applied,
+        results: Vec<WorkloadResult>,
+    },
+    /// Stopped by Ctrl-C/SIGTERM before it finished (only steps that merely read stop so).
+    Interrupted,
+}
+
+impl StepOutcome {
+    pub fn done(note: impl Into<String>) -> Self {
+        StepOutcome::Done {
+            note: note.into(),
+            results: Vec::new(),
+        }
+    }
+
+    pub fn failed(message: impl Into<String>, applied: Applied) -> Self {
+        StepOutcome::Failed {
+            message: message.into(),
+            applied,
+            results: Vec::new(),
+        }
+    }
+}
+
+/// What reading back a started step found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checked {
+    /// It took effect (with what was seen).
+    Applied(String),
+    /// It did not; applying it is safe.
+    NotApplied,
+    /// The system holds something this run did not write: stop and let a person decide.
+    Conflict(String),
+}
