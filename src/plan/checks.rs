@@ -124,6 +124,50 @@ pub fn check_pods_since(since: &str, pods: &[Pod]) -> Result<String, String> {
     }
 }
 
+/// One check's outcome.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Check {
+    /// `secret`, `key`, `login`, `rows`, `rollout`, `logs` or `health`.
+    pub check: &'static str,
+    pub target: String,
+    pub passed: bool,
+    /// Not applicable to this target (e.g. `--health` on a workload without that port): it
+    /// counts as passed, and is shown as SKIP.
+    pub skipped: bool,
+    pub message: String,
+}
+
+/// The checks so far, in the order they ran.
+pub struct Checks(pub Vec<Check>);
+
+impl Checks {
+    pub fn add(&mut self, check: &'static str, target: String, result: Result<String, String>) {
+        let (passed, message) = match result {
+            Ok(m) => (true, m),
+            Err(m) => (false, m),
+        };
+        self.0.push(Check {
+            check,
+            target,
+            passed,
+            skipped: false,
+            message,
+        });
+    }
+
+    /// A check that does not apply to `target`: counted as passed, shown as SKIP.
+    pub fn skip(&mut self, check: &'static str, target: String, message: String) {
+        self.0.push(Check {
+            check,
+            target,
+            passed: true,
+            skipped: true,
+            message,
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1129,6 +1129,15 @@ impl Presets {
     }
 }
 
+/// The systems besides the Secret that a Secret's keys live in, as its presets describe them:
+/// (key, settings) per system.
+#[derive(Debug, Clone, Default)]
+pub struct KeyHomes {
+    pub postgres: Vec<(String, PostgresSettings)>,
+    pub redis: Vec<(String, RedisSettings)>,
+    pub encryption: Vec<(String, EncryptionSettings)>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,11 +1,15 @@
 //! What every system's step functions share: the run's context (`Ctx`) and how applying or
-//! checking a step ended (`StepOutcome`, `Applied`, `Checked`). The runner reads these; the
-//! systems produce them.
+//! checking a step ended (`StepOutcome`, `Applied`, `Checked`), which the runner reads; and what
+//! `verify`'s checks in each system read (`VerifyContext`) and report (`ServerWorkload`).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
+
+use k8s_openapi::ByteString;
 
 use crate::cluster::Cluster;
 use crate::interrupt::Interrupt;
+use crate::model::workload::WorkloadKind;
 use crate::plan::journal::Journal;
 use crate::plan::rollout::WorkloadResult;
 use crate::ui::printer::OutputFormat;
@@ -85,4 +89,19 @@ pub enum Checked {
     NotApplied,
     /// The system holds something this run did not write: stop and let a person decide.
     Conflict(String),
+}
+
+/// What a system's check reads: the cluster, the namespace and the Secret's data as read.
+pub struct VerifyContext<'a> {
+    pub cluster: &'a Cluster,
+    pub namespace: &'a str,
+    pub data: &'a BTreeMap<String, ByteString>,
+}
+
+/// A server's own workload: its rollout is not checked, and `why` says so.
+#[derive(Debug, Clone)]
+pub struct ServerWorkload {
+    pub kind: WorkloadKind,
+    pub name: String,
+    pub why: String,
 }

@@ -15,6 +15,7 @@ pub mod postgres;
 pub mod reach;
 pub mod redis;
 pub mod secret;
+pub mod verify;
 pub mod workloads;
 
 use self::context::{Checked, Ctx, StepOutcome};

@@ -15,6 +15,7 @@
 
 pub mod preflight;
 pub mod reencrypt;
+pub mod verify;
 
 use std::io::Write;
 use std::path::Path;

@@ -17,6 +17,7 @@
 //! Password values are `SecretValue`s and reach only the connection's authentication.
 
 pub mod preflight;
+pub mod verify;
 
 use std::time::Duration;
 

@@ -13,6 +13,7 @@
 //! hashes, so no login is needed to tell whether a password is there).
 
 pub mod preflight;
+pub mod verify;
 
 use std::time::Duration;
 

@@ -4,6 +4,7 @@
 
 pub mod inventory;
 pub mod rollout;
+pub mod verify;
 
 use anyhow::Result;
 

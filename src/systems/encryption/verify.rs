@@ -1,0 +1,62 @@
+//! `verify` of a data encryption key: every token of the preset's columns decrypts with the
+//! Secret's value; the database server's own workload is reported, not checked.
+
+use crate::plan::checks::Checks;
+use crate::plan::presets::EncryptionSettings;
+use crate::systems::context::{ServerWorkload, VerifyContext};
+
+/// Checks `key` in its server (one line in `checks`) and returns the server's own workloads.
+pub async fn verify_key(
+    cx: &VerifyContext<'_>,
+    key: &str,
+    settings: &EncryptionSettings,
+    checks: &mut Checks,
+) -> Vec<ServerWorkload> {
+    let namespace = cx.namespace;
+    let mut servers = Vec::new();
+    let Ok(server) = crate::plan::server::parse_server(&settings.server) else {
+        return servers;
+    };
+    if let Ok(found) =
+        crate::systems::postgres::server_workloads(&cx.cluster.client, cx.namespace, &server).await
+    {
+        servers.extend(found.into_iter().map(|(kind, name)| ServerWorkload {
+            kind,
+            name,
+            why: format!("the PostgreSQL server holding the rows {key} encrypts"),
+        }));
+    }
+    let Some(value) = cx.data.get(key) else {
+        return servers;
+    };
+    if let Ok(false) =
+        crate::systems::reach::server_exists(&cx.cluster.client, cx.namespace, &server).await
+    {
+        checks.skip(
+            "rows",
+            key.to_string(),
+            format!(
+                "{server} (the database of the preset for {key}) does not exist in namespace {namespace}; \
+                 set encryption.server in the config file to check the rows"
+            ),
+        );
+        return servers;
+    }
+    let db = crate::plan::steps::Database {
+        server: settings.server.clone(),
+        database: settings.database.clone(),
+        admin: Some(settings.admin.clone()),
+        tls: settings.tls.clone(),
+    };
+    let value = crate::values::SecretValue::new(value.0.clone());
+    let result = crate::systems::encryption::rows_readable(
+        cx.cluster,
+        cx.namespace,
+        &db,
+        &settings.columns,
+        (key, &value),
+    )
+    .await;
+    checks.add("rows", key.to_string(), result);
+    servers
+}
