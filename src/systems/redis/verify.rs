@@ -17,8 +17,12 @@ pub async fn verify_key(
     let Ok(server) = crate::plan::server::parse_server(&settings.server) else {
         return servers;
     };
-    if let Ok(found) =
-        crate::systems::redis::server_workloads(&cx.cluster.client, cx.namespace, &server).await
+    if let Ok(found) = crate::systems::redis::preflight::server_workloads(
+        &cx.cluster.client,
+        cx.namespace,
+        &server,
+    )
+    .await
     {
         servers.extend(found.into_iter().map(|(kind, name)| ServerWorkload {
             kind,
