@@ -209,6 +209,37 @@ pub async fn server_workloads(
     Ok(owners)
 }
 
+/// Reading the Endpoints of the Service `server` names, to find `what` behind it (none for a
+/// pod or a host): the first permission a preflight checks.
+pub fn endpoints_need(server: &Server, namespace: &str, what: &str) -> Option<access::Need> {
+    let Server::Service { name, .. } = server else {
+        return None;
+    };
+    Some(access::Need::new(
+        "get",
+        "",
+        "endpoints",
+        Some(name),
+        namespace,
+        &format!("to find {what} behind its Service"),
+    ))
+}
+
+/// A port-forward to each of `pods` through the API server, to reach `system`: a WebSocket
+/// port-forward is authorized as get, and from Kubernetes 1.35 also as create.
+pub fn portforward_needs(pods: &[String], namespace: &str, system: &str) -> Vec<access::Need> {
+    let why = format!(
+        "to reach {system} through the API server (a WebSocket port-forward is authorized as get, and from Kubernetes 1.35 also as create)"
+    );
+    pods.iter()
+        .flat_map(|pod| {
+            ["get", "create"].map(|verb| {
+                access::Need::new(verb, "", "pods/portforward", Some(pod), namespace, &why)
+            })
+        })
+        .collect()
+}
+
 /// What a preset needs to reach its server, asked before its preflight logs in anywhere, so that
 /// every missing permission is refused at once with the rules to add (instead of one refused
 /// request at a time): the Service and its Endpoints, the pod and the ReplicaSet that tell the

@@ -124,7 +124,6 @@ pub async fn preflight(
     current: &SecretValue,
     source: (&str, &str),
 ) -> Result<Preflight> {
-    use crate::cluster::access::Need;
     let client = &cluster.client;
     let server = crate::plan::server::parse_server(&redis.server)?;
     if !crate::systems::reach::server_exists(client, namespace, &server).await? {
@@ -134,16 +133,11 @@ pub async fn preflight(
         );
     }
     let mut found = Preflight::default();
-    if let Server::Service { name, .. } = &server {
-        found.needs.push(Need::new(
-            "get",
-            "",
-            "endpoints",
-            Some(name),
-            namespace,
-            "to find the Redis pod behind its Service",
-        ));
-    }
+    found.needs.extend(crate::systems::reach::endpoints_need(
+        &server,
+        namespace,
+        "the Redis pod",
+    ));
     let user = redis.user.as_str();
     let credentials = Credentials {
         user: login_user(user),
@@ -189,9 +183,11 @@ pub async fn preflight(
         found.notes.push(note);
         server_pods.extend(pod);
     }
-    found
-        .needs
-        .extend(portforward_needs(&server_pods, namespace));
+    found.needs.extend(crate::systems::reach::portforward_needs(
+        &server_pods,
+        namespace,
+        "Redis",
+    ));
     // The servers' own workloads: left running; say whether a restart keeps the new password.
     server_pods.extend(
         all.iter()
@@ -380,26 +376,6 @@ async fn check_replica(
         .await?
         .map(|(pod, _)| pod);
     Ok((note, pod))
-}
-
-/// Reaching each server pod through the API server (a WebSocket port-forward is authorized as
-/// get, and from Kubernetes 1.35 also as create).
-fn portforward_needs(server_pods: &[String], namespace: &str) -> Vec<crate::cluster::access::Need> {
-    use crate::cluster::access::Need;
-    let mut needs = Vec::new();
-    for pod in server_pods {
-        for verb in ["get", "create"] {
-            needs.push(Need::new(
-                verb,
-                "",
-                "pods/portforward",
-                Some(pod),
-                namespace,
-                "to reach Redis through the API server (a WebSocket port-forward is authorized as get, and from Kubernetes 1.35 also as create)",
-            ));
-        }
-    }
-    needs
 }
 
 /// The workloads that run the servers (never restarted), and a warning for each that does
