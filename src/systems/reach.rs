@@ -263,6 +263,34 @@ pub async fn refuse_unreachable(
     let Ok(server) = parse_server(reach.server) else {
         return Ok(()); // the preflight says what is wrong with it
     };
+    // The pod, when the Endpoints can be read now; else any pod of the namespace.
+    let pod = match &server {
+        Server::Direct { .. } => None,
+        _ => resolve_pod(&cluster.client, namespace, &server)
+            .await
+            .ok()
+            .flatten()
+            .map(|(pod, _)| pod),
+    };
+    let needs = needs_to_reach(&server, pod.as_deref(), &reach, namespace);
+    let lacking = access::missing(&cluster.client, namespace, &needs).await?;
+    if lacking.is_empty() {
+        return Ok(());
+    }
+    Err(access::refusal(
+        &format!("Secret {namespace}/{}", change.data.secret),
+        &lacking,
+    ))
+}
+
+/// Every permission reaching `server` needs (see [`Reach`]), `pod` being its pod when known
+/// (else the rules name any pod of the namespace). Pure.
+fn needs_to_reach(
+    server: &Server,
+    pod: Option<&str>,
+    reach: &Reach<'_>,
+    namespace: &str,
+) -> Vec<access::Need> {
     let mut needs = Vec::new();
     if let Some(secret) = reach.admin_secret {
         needs.push(access::Need::new(
@@ -275,7 +303,7 @@ pub async fn refuse_unreachable(
         ));
     }
     let why = format!("to reach {server} through the API server");
-    match &server {
+    match server {
         Server::Service { name, .. } => {
             needs.push(access::Need::new(
                 "get",
@@ -305,19 +333,13 @@ pub async fn refuse_unreachable(
         Server::Direct { .. } => {}
     }
     if !matches!(server, Server::Direct { .. }) {
-        // The pod, when the Endpoints can be read now; else any pod of the namespace.
-        let pod = resolve_pod(&cluster.client, namespace, &server)
-            .await
-            .ok()
-            .flatten()
-            .map(|(pod, _)| pod);
         // Which workload runs the server (a pod's owner, a Deployment's ReplicaSet): without
         // them the server's own workload would look like any consumer, and be restarted.
         needs.push(access::Need::new(
             "get",
             "",
             "pods",
-            pod.as_deref(),
+            pod,
             namespace,
             "to find the workload that runs the server, which is never restarted",
         ));
@@ -340,7 +362,7 @@ pub async fn refuse_unreachable(
                     verb,
                     "",
                     subresource,
-                    pod.as_deref(),
+                    pod,
                     namespace,
                     if subresource == "pods/exec" {
                         "to run pg_dump in the database's pod (as kubectl exec)"
@@ -351,14 +373,7 @@ pub async fn refuse_unreachable(
             }
         }
     }
-    let lacking = access::missing(&cluster.client, namespace, &needs).await?;
-    if lacking.is_empty() {
-        return Ok(());
-    }
-    Err(access::refusal(
-        &format!("Secret {namespace}/{}", change.data.secret),
-        &lacking,
-    ))
+    needs
 }
 
 #[cfg(test)]
@@ -383,5 +398,48 @@ mod tests {
         );
         let none: Endpoints = serde_json::from_value(json!({"metadata": {"name": "x"}})).unwrap();
         assert_eq!(ready_pod(&none, 5432), None);
+    }
+
+    #[test]
+    fn reaching_a_service_for_a_dump_needs_its_endpoints_the_admin_secret_and_exec_into_its_pod() {
+        let server = Server::Service {
+            name: "postgres".into(),
+            port: 5432,
+        };
+        let reach = Reach {
+            server: "service/postgres:5432",
+            admin_secret: Some("postgres-admin"),
+            dump: true,
+        };
+        let needs = needs_to_reach(&server, Some("postgres-0"), &reach, "prod");
+        let rules: Vec<String> = needs
+            .iter()
+            .map(|n| format!("{} {} {:?}", n.verb, n.resource, n.name))
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                r#"get secrets Some("postgres-admin")"#,
+                r#"get services Some("postgres")"#,
+                r#"get endpoints Some("postgres")"#,
+                r#"get pods Some("postgres-0")"#,
+                "get replicasets None",
+                r#"get pods/portforward Some("postgres-0")"#,
+                r#"create pods/portforward Some("postgres-0")"#,
+                r#"get pods/exec Some("postgres-0")"#,
+                r#"create pods/exec Some("postgres-0")"#,
+            ]
+        );
+        let direct = Server::Direct {
+            host: "db.example".into(),
+            port: 5432,
+            tls: crate::plan::steps::Tls::default(),
+        };
+        let reach = Reach {
+            dump: false,
+            admin_secret: None,
+            ..reach
+        };
+        assert!(needs_to_reach(&direct, None, &reach, "prod").is_empty());
     }
 }
