@@ -10,8 +10,10 @@ use k8s_openapi::ByteString;
 use crate::cluster::Cluster;
 use crate::interrupt::Interrupt;
 use crate::model::workload::WorkloadKind;
+use crate::plan::checks::Checks;
 use crate::plan::journal::Journal;
 use crate::plan::rollout::WorkloadResult;
+use crate::plan::server::Server;
 use crate::ui::printer::OutputFormat;
 use crate::values::SecretValue;
 
@@ -104,4 +106,49 @@ pub struct ServerWorkload {
     pub kind: WorkloadKind,
     pub name: String,
     pub why: String,
+}
+
+impl VerifyContext<'_> {
+    /// Whether `server` does not exist in the namespace: then the `check` of `key` does not
+    /// apply (a preset written for another app's Secret of the same name), and a SKIP line
+    /// says which setting of the config file (`field`) points the check at the right server.
+    pub async fn skip_if_missing(
+        &self,
+        server: &Server,
+        (key, check): (&str, &'static str),
+        (what, field): (&str, &str),
+        checks: &mut Checks,
+    ) -> bool {
+        let missing = matches!(
+            crate::systems::reach::server_exists(&self.cluster.client, self.namespace, server)
+                .await,
+            Ok(false)
+        );
+        if missing {
+            checks.skip(
+                check,
+                key.to_string(),
+                format!(
+                    "{server} (the {what} of the preset for {key}) does not exist in namespace {}; \
+                     set {field} in the config file to check the {check}",
+                    self.namespace
+                ),
+            );
+        }
+        missing
+    }
+}
+
+impl ServerWorkload {
+    /// Each of `found` (kind, name), with the same reason.
+    pub fn all(found: Vec<(WorkloadKind, String)>, why: &str) -> Vec<ServerWorkload> {
+        found
+            .into_iter()
+            .map(|(kind, name)| ServerWorkload {
+                kind,
+                name,
+                why: why.to_string(),
+            })
+            .collect()
+    }
 }

@@ -12,7 +12,6 @@ pub async fn verify_key(
     settings: &EncryptionSettings,
     checks: &mut Checks,
 ) -> Vec<ServerWorkload> {
-    let namespace = cx.namespace;
     let mut servers = Vec::new();
     let Ok(server) = crate::plan::server::parse_server(&settings.server) else {
         return servers;
@@ -20,26 +19,23 @@ pub async fn verify_key(
     if let Ok(found) =
         crate::systems::postgres::server_workloads(&cx.cluster.client, cx.namespace, &server).await
     {
-        servers.extend(found.into_iter().map(|(kind, name)| ServerWorkload {
-            kind,
-            name,
-            why: format!("the PostgreSQL server holding the rows {key} encrypts"),
-        }));
+        servers = ServerWorkload::all(
+            found,
+            &format!("the PostgreSQL server holding the rows {key} encrypts"),
+        );
     }
     let Some(value) = cx.data.get(key) else {
         return servers;
     };
-    if let Ok(false) =
-        crate::systems::reach::server_exists(&cx.cluster.client, cx.namespace, &server).await
+    if cx
+        .skip_if_missing(
+            &server,
+            (key, "rows"),
+            ("database", "encryption.server"),
+            checks,
+        )
+        .await
     {
-        checks.skip(
-            "rows",
-            key.to_string(),
-            format!(
-                "{server} (the database of the preset for {key}) does not exist in namespace {namespace}; \
-                 set encryption.server in the config file to check the rows"
-            ),
-        );
         return servers;
     }
     let db = crate::plan::steps::Database {

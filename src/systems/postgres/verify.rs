@@ -13,21 +13,19 @@ pub async fn verify_key(
     settings: &PostgresSettings,
     checks: &mut Checks,
 ) -> Vec<ServerWorkload> {
-    let namespace = cx.namespace;
     let mut servers = Vec::new();
     if let Ok(server) = crate::plan::server::parse_server(&settings.server)
         && let Ok(found) =
             crate::systems::postgres::server_workloads(&cx.cluster.client, cx.namespace, &server)
                 .await
     {
-        servers.extend(found.into_iter().map(|(kind, name)| ServerWorkload {
-            kind,
-            name,
-            why: format!(
+        servers = ServerWorkload::all(
+            found,
+            &format!(
                 "the PostgreSQL server of {key}: the password changes live in the database; \
                      its own variables only initialise an empty data directory"
             ),
-        }));
+        );
     }
     let Some(value) = cx.data.get(key) else {
         return servers;
@@ -41,17 +39,15 @@ pub async fn verify_key(
     // A preset whose server is not in this namespace (the runbook's preset on another
     // app's Secret of the same name): not a failed login, a check that does not apply.
     if let Ok(server) = crate::plan::server::parse_server(&settings.server)
-        && let Ok(false) =
-            crate::systems::postgres::server_exists(&cx.cluster.client, cx.namespace, &server).await
+        && cx
+            .skip_if_missing(
+                &server,
+                (key, "login"),
+                ("database", "postgres.server"),
+                checks,
+            )
+            .await
     {
-        checks.skip(
-            "login",
-            key.to_string(),
-            format!(
-                "{server} (the database of the preset for {key}) does not exist in namespace {namespace}; \
-                 set postgres.server in the config file to check the login"
-            ),
-        );
         return servers;
     }
     let result = match crate::plan::server::parse_server(&settings.server) {

@@ -12,7 +12,6 @@ pub async fn verify_key(
     settings: &RedisSettings,
     checks: &mut Checks,
 ) -> Vec<ServerWorkload> {
-    let namespace = cx.namespace;
     let mut servers = Vec::new();
     let Ok(server) = crate::plan::server::parse_server(&settings.server) else {
         return servers;
@@ -24,29 +23,21 @@ pub async fn verify_key(
     )
     .await
     {
-        servers.extend(found.into_iter().map(|(kind, name)| ServerWorkload {
-            kind,
-            name,
-            why: format!(
+        servers = ServerWorkload::all(
+            found,
+            &format!(
                 "the Redis server of {key}: the password changes live on the server, which \
                      is not restarted by a rotation"
             ),
-        }));
+        );
     }
     let Some(value) = cx.data.get(key) else {
         return servers;
     };
-    if let Ok(false) =
-        crate::systems::reach::server_exists(&cx.cluster.client, cx.namespace, &server).await
+    if cx
+        .skip_if_missing(&server, (key, "login"), ("Redis", "redis.server"), checks)
+        .await
     {
-        checks.skip(
-            "login",
-            key.to_string(),
-            format!(
-                "{server} (the Redis of the preset for {key}) does not exist in namespace {namespace}; \
-                 set redis.server in the config file to check the login"
-            ),
-        );
         return servers;
     }
     let password = crate::values::SecretValue::new(value.0.clone());
