@@ -216,6 +216,62 @@ fn indent(lines: &[String]) -> String {
 
 const WHY_RESTART: &str = "to restart it";
 
+/// The object a need of every change is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Object {
+    /// The changed Secret.
+    Secret,
+    /// A new backup Secret: any name, and only when the run makes a backup.
+    NewBackup,
+    /// The backup Secret, once made (only when the run makes a backup).
+    Backup,
+    /// The run's journal.
+    Journal,
+    /// The Secret's lock.
+    Lease,
+    /// Any object of the resource (a create or a list).
+    Any,
+}
+
+/// The names of the objects a change touches besides its workloads.
+struct Names<'a> {
+    secret: &'a str,
+    backup: Option<&'a str>,
+    journal: &'a str,
+    lease: &'a str,
+}
+
+impl Object {
+    /// The name a need on this object is checked for (`Some(None)`: any name), or `None`
+    /// when the run has no such object.
+    fn name<'a>(self, names: &Names<'a>) -> Option<Option<&'a str>> {
+        match self {
+            Object::Secret => Some(Some(names.secret)),
+            Object::NewBackup => names.backup.map(|_| None),
+            Object::Backup => names.backup.map(Some),
+            Object::Journal => Some(Some(names.journal)),
+            Object::Lease => Some(Some(names.lease)),
+            Object::Any => Some(None),
+        }
+    }
+}
+
+/// What every change needs besides its restarts, in the order a person would read it:
+/// (verb, API group, resource, object, why).
+#[rustfmt::skip]
+const CHANGE_NEEDS: &[(&str, &str, &str, Object, &str)] = &[
+    ("patch",  "", "secrets", Object::Secret,    "to write the new value"),
+    ("create", "", "secrets", Object::NewBackup, "to save the old value in a backup Secret"),
+    ("get",    "", "secrets", Object::Backup,    "to read the backup back"),
+    ("create", "", "secrets", Object::Any,       "to save the run's journal"),
+    ("update", "", "secrets", Object::Journal,   "to record each step in the run's journal"),
+    ("list",   "", "secrets", Object::Any,       "to find unfinished runs and backups of the Secret"),
+    ("get",    "coordination.k8s.io", "leases", Object::Lease, "to hold the Secret's lock"),
+    ("update", "coordination.k8s.io", "leases", Object::Lease, "to hold the Secret's lock"),
+    ("delete", "coordination.k8s.io", "leases", Object::Lease, "to hold the Secret's lock"),
+    ("create", "coordination.k8s.io", "leases", Object::Any,   "to hold the Secret's lock"),
+];
+
 /// Everything a change of Secret `secret` needs: write it, back it up to `backup` (when any
 /// key had a value), keep the run's journal `journal` and lock `lease`, restart `restarts` and
 /// watch them; in the order a person would read it.
@@ -227,84 +283,31 @@ pub fn needs_for_change(
     lease: &str,
     restarts: &[(WorkloadKind, String)],
 ) -> Vec<Need> {
-    let mut needs = vec![Need::new(
-        "patch",
-        "",
-        "secrets",
-        Some(secret),
-        namespace,
-        "to write the new value",
-    )];
-    if let Some(backup) = backup {
-        needs.push(Need::new(
-            "create",
-            "",
-            "secrets",
-            None,
-            namespace,
-            "to save the old value in a backup Secret",
-        ));
-        needs.push(Need::new(
-            "get",
-            "",
-            "secrets",
-            Some(backup),
-            namespace,
-            "to read the backup back",
-        ));
-    }
-    needs.push(Need::new(
-        "create",
-        "",
-        "secrets",
-        None,
-        namespace,
-        "to save the run's journal",
-    ));
-    needs.push(Need::new(
-        "update",
-        "",
-        "secrets",
-        Some(journal),
-        namespace,
-        "to record each step in the run's journal",
-    ));
-    needs.push(Need::new(
-        "list",
-        "",
-        "secrets",
-        None,
-        namespace,
-        "to find unfinished runs and backups of the Secret",
-    ));
-    for verb in ["get", "update", "delete"] {
-        needs.push(Need::new(
-            verb,
-            "coordination.k8s.io",
-            "leases",
-            Some(lease),
-            namespace,
-            "to hold the Secret's lock",
-        ));
-    }
-    needs.push(Need::new(
-        "create",
-        "coordination.k8s.io",
-        "leases",
-        None,
-        namespace,
-        "to hold the Secret's lock",
-    ));
+    let names = Names {
+        secret,
+        backup,
+        journal,
+        lease,
+    };
+    let fixed = CHANGE_NEEDS
+        .iter()
+        .filter_map(|&(verb, group, resource, object, why)| {
+            let name = object.name(&names)?;
+            Some(Need::new(verb, group, resource, name, namespace, why))
+        });
+    let needs = fixed.chain(restart_needs(namespace, restarts)).collect();
+    without_repeats(needs)
+}
+
+/// What restarting `restarts` needs: patch each, watch the rollouts of their kinds, and
+/// watch the pods for crash loops.
+fn restart_needs(namespace: &str, restarts: &[(WorkloadKind, String)]) -> Vec<Need> {
+    let mut needs = Vec::new();
     let mut kinds: Vec<WorkloadKind> = Vec::new();
     for (kind, name) in restarts {
-        let group = if matches!(kind, WorkloadKind::CronJob | WorkloadKind::Job) {
-            "batch"
-        } else {
-            "apps"
-        };
         needs.push(Need::new(
             "patch",
-            group,
+            restart_group(*kind),
             kind.resource(),
             Some(name),
             namespace,
@@ -338,6 +341,20 @@ pub fn needs_for_change(
             ));
         }
     }
+    needs
+}
+
+/// The API group a restart of `kind` is patched in.
+fn restart_group(kind: WorkloadKind) -> &'static str {
+    if matches!(kind, WorkloadKind::CronJob | WorkloadKind::Job) {
+        "batch"
+    } else {
+        "apps"
+    }
+}
+
+/// `needs` without a repeat of the same verb on the same object: the first one's why stays.
+fn without_repeats(needs: Vec<Need>) -> Vec<Need> {
     let mut unique: Vec<Need> = Vec::new();
     for need in needs {
         let seen = unique.iter().any(|u| {
@@ -704,6 +721,66 @@ mod tests {
                 r#"{apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["create", "delete", "get", "update"]}"#,
                 r#"{apiGroups: ["apps"], resources: ["deployments"], verbs: ["list", "patch", "watch"]}"#,
                 r#"{apiGroups: [""], resources: ["pods"], verbs: ["list", "watch"]}"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn backup_needs_are_there_only_when_the_run_makes_a_backup() {
+        let mut names = Names {
+            secret: "s",
+            backup: None,
+            journal: "j",
+            lease: "l",
+        };
+        assert_eq!(Object::NewBackup.name(&names), None);
+        assert_eq!(Object::Backup.name(&names), None);
+        assert_eq!(Object::Any.name(&names), Some(None));
+        assert_eq!(Object::Lease.name(&names), Some(Some("l")));
+        names.backup = Some("b");
+        assert_eq!(Object::NewBackup.name(&names), Some(None));
+        assert_eq!(Object::Backup.name(&names), Some(Some("b")));
+        // Without a backup, creating Secrets is asked for the journal.
+        let needs = needs_for_change("prod", "s", None, "j", "l", &[]);
+        let create = needs.iter().find(|n| n.verb == "create").unwrap();
+        assert_eq!(create.why, "to save the run's journal");
+        assert!(needs.iter().all(|n| n.resource != "pods"));
+    }
+
+    #[test]
+    fn jobs_and_cronjobs_are_restarted_in_the_batch_group_the_others_in_apps() {
+        assert_eq!(restart_group(WorkloadKind::CronJob), "batch");
+        assert_eq!(restart_group(WorkloadKind::Job), "batch");
+        assert_eq!(restart_group(WorkloadKind::Deployment), "apps");
+        assert_eq!(restart_group(WorkloadKind::StatefulSet), "apps");
+        assert_eq!(restart_group(WorkloadKind::DaemonSet), "apps");
+    }
+
+    #[test]
+    fn a_repeated_need_keeps_its_first_place_and_why() {
+        let needs = without_repeats(vec![
+            Need::new("create", "", "secrets", None, "prod", "first"),
+            Need::new("get", "", "secrets", Some("a"), "prod", "x"),
+            Need::new("create", "", "secrets", None, "prod", "second"),
+            Need::new("get", "", "secrets", Some("b"), "prod", "x"),
+            Need::new("get", "apps", "secrets", Some("a"), "prod", "x"),
+        ]);
+        let described: Vec<String> = needs
+            .iter()
+            .map(|n| {
+                format!(
+                    "{} {}/{} {:?} {}",
+                    n.verb, n.group, n.resource, n.name, n.why
+                )
+            })
+            .collect();
+        assert_eq!(
+            described,
+            [
+                "create /secrets None first",
+                "get /secrets Some(\"a\") x",
+                "get /secrets Some(\"b\") x",
+                "get apps/secrets Some(\"a\") x",
             ]
         );
     }

@@ -13,7 +13,8 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail};
+use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use serde_json::{Value, json};
 
@@ -98,33 +99,51 @@ pub fn plan_data_change(secret: &Secret, request: &ChangeRequest) -> Result<Data
     let Some(resource_version) = secret.metadata.resource_version.clone() else {
         bail!("{object} has no resourceVersion; it was not read from the API server");
     };
-    let mut warnings = Vec::new();
+    let changed: Vec<&str> = request.changes.iter().map(|c| c.key.as_str()).collect();
+    let mut edits = Edits {
+        warnings: precheck(secret, &changed, request.create_key, request.force)?,
+        ..Edits::default()
+    };
+    let keys = planned_keys(secret, request, &object, &mut edits.warnings)?;
+    edits.ops = data_ops(secret, &resource_version, &keys);
+    record_rotations(secret, &keys, &request.record, &mut edits)?;
+    drop_last_applied(secret, &keys, &mut edits);
 
-    warnings.extend(precheck(
-        secret,
-        &request
-            .changes
-            .iter()
-            .map(|c| c.key.as_str())
-            .collect::<Vec<_>>(),
-        request.create_key,
-        request.force,
-    )?);
+    let patch: json_patch::Patch = serde_json::from_value(Value::Array(edits.ops))?;
+    Ok(DataPlan {
+        namespace,
+        secret: name,
+        resource_version,
+        keys,
+        annotations: edits.annotations,
+        warnings: edits.warnings,
+        patch,
+    })
+}
 
+/// What a data plan gathers besides its keys, each in the order it is made: the patch's
+/// operations, the annotation changes for the preview, and the warnings.
+#[derive(Default)]
+struct Edits {
+    ops: Vec<Value>,
+    annotations: Vec<AnnotationChange>,
+    warnings: Vec<String>,
+}
+
+/// Each change as the preview shows it. Refuses a key the Secret lacks (unless
+/// `--create-key`) and an unchanged value; warns about a new value ending with a newline.
+fn planned_keys(
+    secret: &Secret,
+    request: &ChangeRequest,
+    object: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<PlannedKey>> {
     let data = secret.data.clone().unwrap_or_default();
     let mut keys = Vec::new();
     for change in &request.changes {
         let current = data.get(&change.key).map(|v| SecretValue::new(v.0.clone()));
         match &current {
-            None if !request.create_key => bail!(
-                "key {:?} not found in {object} (keys: {}); check the name, or pass --create-key to add it",
-                change.key,
-                if data.is_empty() {
-                    "none".to_string()
-                } else {
-                    data.keys().cloned().collect::<Vec<_>>().join(", ")
-                }
-            ),
+            None if !request.create_key => return Err(missing_key(&change.key, object, &data)),
             Some(old) if old == &change.value => bail!(
                 "the new value of key {:?} in {object} is the same as the current one; nothing to rotate",
                 change.key
@@ -145,13 +164,30 @@ pub fn plan_data_change(secret: &Secret, request: &ChangeRequest) -> Result<Data
             after_value: change.value.clone(),
         });
     }
+    Ok(keys)
+}
 
+/// The refusal of `key`, which `object` (holding `data`) does not have: names the keys it has.
+fn missing_key(key: &str, object: &str, data: &BTreeMap<String, ByteString>) -> anyhow::Error {
+    anyhow!(
+        "key {key:?} not found in {object} (keys: {}); check the name, or pass --create-key to add it",
+        if data.is_empty() {
+            "none".to_string()
+        } else {
+            data.keys().cloned().collect::<Vec<_>>().join(", ")
+        }
+    )
+}
+
+/// The patch's operations on `data`: the guard on `resource_version`, then each key's
+/// replacement guarded by its old value, or its addition.
+fn data_ops(secret: &Secret, resource_version: &str, keys: &[PlannedKey]) -> Vec<Value> {
     let mut ops =
         vec![json!({"op": "test", "path": "/metadata/resourceVersion", "value": resource_version})];
     if secret.data.is_none() {
         ops.push(json!({"op": "add", "path": "/data", "value": {}}));
     }
-    for key in &keys {
+    for key in keys {
         let path = format!("/data/{}", escape(&key.key));
         let new = key.after_value.to_base64();
         match &key.before_value {
@@ -162,52 +198,66 @@ pub fn plan_data_change(secret: &Secret, request: &ChangeRequest) -> Result<Data
             None => ops.push(json!({"op": "add", "path": path, "value": new.as_str()})),
         }
     }
+    ops
+}
 
-    let annotations = secret.metadata.annotations.clone().unwrap_or_default();
-    let mut changes = Vec::new();
+/// Records `record` for each of `keys` in the rotations annotation, keeping the other keys'
+/// records; an annotation that cannot be read is rewritten, with a warning.
+fn record_rotations(
+    secret: &Secret,
+    keys: &[PlannedKey],
+    record: &RotationRecord,
+    edits: &mut Edits,
+) -> Result<()> {
     let mut records = secret_meta::rotation_records(secret).unwrap_or_else(|problem| {
-        warnings.push(format!("{problem}; it will be rewritten"));
+        edits
+            .warnings
+            .push(format!("{problem}; it will be rewritten"));
         BTreeMap::new()
     });
-    for key in &keys {
-        records.insert(key.key.clone(), request.record.clone());
+    for key in keys {
+        records.insert(key.key.clone(), record.clone());
     }
     let records_json = serde_json::to_string(&records)?;
-    changes.push(AnnotationChange::Set {
+    edits.annotations.push(AnnotationChange::Set {
         name: ROTATIONS_ANNOTATION.to_string(),
         value: records_json.clone(),
     });
     if secret.metadata.annotations.is_none() {
-        ops.push(json!({"op": "add", "path": "/metadata/annotations", "value": {}}));
+        edits
+            .ops
+            .push(json!({"op": "add", "path": "/metadata/annotations", "value": {}}));
     }
-    ops.push(json!({"op": "add", "path": format!("/metadata/annotations/{}", escape(ROTATIONS_ANNOTATION)), "value": records_json}));
+    edits.ops.push(json!({"op": "add", "path": format!("/metadata/annotations/{}", escape(ROTATIONS_ANNOTATION)), "value": records_json}));
+    Ok(())
+}
 
-    if let Some(raw) = annotations.get(LAST_APPLIED)
-        && last_applied_holds_any(raw, keys.iter().map(|k| k.key.as_str()))
-    {
-        // Rewriting it would put the new value in plain JSON too; removing it is the only safe edit.
-        ops.push(json!({"op": "test", "path": format!("/metadata/annotations/{}", escape(LAST_APPLIED)), "value": raw}));
-        ops.push(json!({"op": "remove", "path": format!("/metadata/annotations/{}", escape(LAST_APPLIED))}));
-        changes.push(AnnotationChange::Remove {
-            name: LAST_APPLIED.to_string(),
-            why: "removed: it held the old value in plain JSON".to_string(),
-        });
-        warnings.push(format!(
-            "{LAST_APPLIED} is removed because it held the old value in plain JSON; a later client-side \
-             `kubectl apply` of this Secret will treat it as newly applied"
-        ));
+/// Removes `last-applied-configuration` when it holds one of `keys` in plain JSON: rewriting
+/// it would put the new value in plain JSON too, so removing it is the only safe edit.
+fn drop_last_applied(secret: &Secret, keys: &[PlannedKey], edits: &mut Edits) {
+    let Some(raw) = secret
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(LAST_APPLIED))
+    else {
+        return;
+    };
+    if !last_applied_holds_any(raw, keys.iter().map(|k| k.key.as_str())) {
+        return;
     }
-
-    let patch: json_patch::Patch = serde_json::from_value(Value::Array(ops))?;
-    Ok(DataPlan {
-        namespace,
-        secret: name,
-        resource_version,
-        keys,
-        annotations: changes,
-        warnings,
-        patch,
-    })
+    edits.ops.push(json!({"op": "test", "path": format!("/metadata/annotations/{}", escape(LAST_APPLIED)), "value": raw}));
+    edits.ops.push(
+        json!({"op": "remove", "path": format!("/metadata/annotations/{}", escape(LAST_APPLIED))}),
+    );
+    edits.annotations.push(AnnotationChange::Remove {
+        name: LAST_APPLIED.to_string(),
+        why: "removed: it held the old value in plain JSON".to_string(),
+    });
+    edits.warnings.push(format!(
+        "{LAST_APPLIED} is removed because it held the old value in plain JSON; a later client-side \
+         `kubectl apply` of this Secret will treat it as newly applied"
+    ));
 }
 
 /// The refusals that do not depend on the new value, so a person is not asked to type a
@@ -250,14 +300,7 @@ pub fn precheck(
             );
         }
         if !data.contains_key(*key) && !create_key {
-            bail!(
-                "key {key:?} not found in {object} (keys: {}); check the name, or pass --create-key to add it",
-                if data.is_empty() {
-                    "none".to_string()
-                } else {
-                    data.keys().cloned().collect::<Vec<_>>().join(", ")
-                }
-            );
+            return Err(missing_key(key, &object, &data));
         }
     }
     Ok(warnings)
@@ -309,6 +352,15 @@ pub struct Restart {
 }
 
 impl Restart {
+    /// `workload`, restarted; `usages`: how it uses the changed keys.
+    fn of(workload: &Workload, usages: Vec<String>) -> Self {
+        Restart {
+            kind: workload.kind,
+            name: workload.name.clone(),
+            usages,
+        }
+    }
+
     pub fn reference(&self) -> String {
         format!("{}/{}", self.kind.short(), self.name)
     }
@@ -324,6 +376,16 @@ pub struct NotRestarted {
 }
 
 impl NotRestarted {
+    /// `workload`, left alone for `why`; `usages`: how it uses the changed keys.
+    fn of(workload: &Workload, usages: Vec<String>, why: String) -> Self {
+        NotRestarted {
+            kind: workload.kind,
+            name: workload.name.clone(),
+            usages,
+            why,
+        }
+    }
+
     pub fn reference(&self) -> String {
         format!("{}/{}", self.kind.short(), self.name)
     }
@@ -344,156 +406,197 @@ pub fn plan_restarts(
     mode: &RestartMode,
     workloads: &[Workload],
 ) -> Result<RestartPlan> {
-    let mut plan = RestartPlan::default();
-    let usages_of = |c: &Consumer<'_>| -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        for key in keys {
-            for usage in c.usages_of(key) {
-                let text = usage.describe();
-                if !out.contains(&text) {
-                    out.push(text);
-                }
-            }
-        }
-        out
+    let affected = Affected::new(consumers, keys);
+    let mut plan = RestartPlan {
+        warnings: affected.reloader_warnings(),
+        ..RestartPlan::default()
     };
-    let of_keys: Vec<&Consumer<'_>> = consumers
+    match mode {
+        RestartMode::None => affected.plan_none(&mut plan),
+        RestartMode::Auto => affected.plan_auto(&mut plan),
+        RestartMode::List(wanted) => affected.plan_list(wanted, workloads, &mut plan)?,
+    }
+    let partitioned: Vec<String> = plan
+        .restart
         .iter()
-        .filter(|c| keys.iter().any(|k| c.uses_key(k)))
+        .filter_map(|r| find_workload(workloads, r.kind, &r.name))
+        .filter_map(partition_warning)
         .collect();
-    for consumer in &of_keys {
-        if let Some(annotation) = reloader_annotation(consumer.workload) {
-            plan.warnings.push(format!(
-                "{} has the Reloader annotation {annotation}: Reloader will restart it too when the Secret changes",
-                consumer.workload.reference()
+    plan.warnings.extend(partitioned);
+    Ok(plan)
+}
+
+/// The consumers of the changed keys, with those keys: what a restart plan chooses among.
+struct Affected<'a> {
+    keys: &'a [&'a str],
+    consumers: Vec<&'a Consumer<'a>>,
+}
+
+impl<'a> Affected<'a> {
+    /// The consumers in `consumers` that use any of `keys`, in their order.
+    fn new(consumers: &'a [Consumer<'a>], keys: &'a [&'a str]) -> Self {
+        let consumers = consumers
+            .iter()
+            .filter(|c| keys.iter().any(|k| c.uses_key(k)))
+            .collect();
+        Affected { keys, consumers }
+    }
+
+    /// How `workload` uses the changed keys; empty when it is not one of the consumers.
+    fn usages_of_workload(&self, workload: &Workload) -> Vec<String> {
+        self.consumers
+            .iter()
+            .find(|c| std::ptr::eq(c.workload, workload))
+            .map(|c| usage_texts(c, self.keys))
+            .unwrap_or_default()
+    }
+
+    /// `consumer` left alone, for `why`.
+    fn not_restarted(&self, consumer: &Consumer<'_>, why: String) -> NotRestarted {
+        NotRestarted::of(consumer.workload, usage_texts(consumer, self.keys), why)
+    }
+
+    /// A warning for each consumer that Reloader restarts too when the Secret changes.
+    fn reloader_warnings(&self) -> Vec<String> {
+        self.consumers
+            .iter()
+            .filter_map(|c| {
+                let annotation = reloader_annotation(c.workload)?;
+                Some(format!(
+                    "{} has the Reloader annotation {annotation}: Reloader will restart it too when the Secret changes",
+                    c.workload.reference()
+                ))
+            })
+            .collect()
+    }
+
+    /// `--restart none`: every consumer is left alone.
+    fn plan_none(&self, plan: &mut RestartPlan) {
+        for consumer in &self.consumers {
+            plan.not_restarted.push(self.not_restarted(
+                consumer,
+                "--restart none: its pods still hold the old value until they restart".to_string(),
             ));
         }
     }
-    match mode {
-        RestartMode::None => {
-            for consumer in of_keys {
-                plan.not_restarted.push(NotRestarted {
-                    kind: consumer.workload.kind,
-                    name: consumer.workload.name.clone(),
-                    usages: usages_of(consumer),
-                    why: "--restart none: its pods still hold the old value until they restart"
-                        .to_string(),
-                });
-            }
-        }
-        RestartMode::Auto => {
-            for consumer in of_keys {
-                let workload = consumer.workload;
-                if let Some(why) = on_delete(workload) {
-                    plan.not_restarted.push(NotRestarted {
-                        kind: workload.kind,
-                        name: workload.name.clone(),
-                        usages: usages_of(consumer),
-                        why,
-                    });
-                    continue;
+
+    /// `--restart auto`: every consumer that can be restarted is; the others are explained.
+    fn plan_auto(&self, plan: &mut RestartPlan) {
+        for consumer in &self.consumers {
+            let workload = consumer.workload;
+            if let Some(why) = on_delete(workload) {
+                plan.not_restarted.push(self.not_restarted(consumer, why));
+            } else if let Some(why) = not_restartable(workload) {
+                if workload.paused {
+                    plan.warnings.push(format!(
+                        "{} is paused and is not restarted; {why}",
+                        workload.reference()
+                    ));
                 }
-                if let Some(why) = not_restartable(workload) {
-                    if workload.paused {
-                        plan.warnings.push(format!(
-                            "{} is paused and is not restarted; {why}",
-                            workload.reference()
-                        ));
-                    }
-                    plan.not_restarted.push(NotRestarted {
-                        kind: workload.kind,
-                        name: workload.name.clone(),
-                        usages: usages_of(consumer),
-                        why,
-                    });
-                } else {
-                    plan.restart.push(Restart {
-                        kind: workload.kind,
-                        name: workload.name.clone(),
-                        usages: usages_of(consumer),
-                    });
-                }
-            }
-        }
-        RestartMode::List(wanted) => {
-            for (kind, name) in wanted {
-                let reference = format!("{}/{name}", kind.short());
-                let Some(workload) = workloads
-                    .iter()
-                    .find(|w| w.kind == *kind && &w.name == name)
-                else {
-                    bail!("--restart names {reference}, which does not exist in this namespace");
-                };
-                if let Some(why) = not_restartable(workload) {
-                    bail!("--restart names {reference}, which cannot be restarted: {why}");
-                }
-                if let Some(why) = on_delete(workload) {
-                    plan.not_restarted.push(NotRestarted {
-                        kind: *kind,
-                        name: name.clone(),
-                        usages: of_keys
-                            .iter()
-                            .find(|c| std::ptr::eq(c.workload, workload))
-                            .map(|c| usages_of(c))
-                            .unwrap_or_default(),
-                        why,
-                    });
-                    continue;
-                }
-                let usages = of_keys
-                    .iter()
-                    .find(|c| std::ptr::eq(c.workload, workload))
-                    .map(|c| usages_of(c))
-                    .unwrap_or_default();
-                if usages.is_empty() {
-                    plan.warnings.push(format!("{reference} does not use the changed key as far as its pod template shows; restarting it as asked"));
-                }
-                plan.restart.push(Restart {
-                    kind: *kind,
-                    name: name.clone(),
-                    usages,
-                });
-            }
-            for consumer in of_keys {
-                let listed = wanted
-                    .iter()
-                    .any(|(k, n)| *k == consumer.workload.kind && *n == consumer.workload.name);
-                if !listed {
-                    plan.not_restarted.push(NotRestarted {
-                        kind: consumer.workload.kind,
-                        name: consumer.workload.name.clone(),
-                        usages: usages_of(consumer),
-                        why:
-                            "not in --restart: its pods still hold the old value until they restart"
-                                .to_string(),
-                    });
-                }
+                plan.not_restarted.push(self.not_restarted(consumer, why));
+            } else {
+                plan.restart
+                    .push(Restart::of(workload, usage_texts(consumer, self.keys)));
             }
         }
     }
-    for restart in &plan.restart {
-        let Some(workload) = workloads
-            .iter()
-            .find(|w| w.kind == restart.kind && w.name == restart.name)
-        else {
-            continue;
-        };
-        if let (Some(partition), WorkloadKind::StatefulSet) =
-            (workload.rollout.partition, workload.kind)
-        {
-            let kept = (0..partition.min(workload.rollout.replicas.unwrap_or(1)))
-                .map(|i| format!("{}-{i}", workload.name))
-                .collect::<Vec<_>>();
-            if !kept.is_empty() {
-                plan.warnings.push(format!(
-                    "{} has rollingUpdate.partition {partition}: pods {} are not restarted and keep the old value",
-                    workload.reference(),
-                    kept.join(", ")
-                ));
+
+    /// `--restart KIND/NAME,...`: exactly the listed workloads (each must exist and be
+    /// restartable); the consumers not listed are explained.
+    fn plan_list(
+        &self,
+        wanted: &[(WorkloadKind, String)],
+        workloads: &[Workload],
+        plan: &mut RestartPlan,
+    ) -> Result<()> {
+        for (kind, name) in wanted {
+            let workload = listed_workload(workloads, *kind, name)?;
+            let usages = self.usages_of_workload(workload);
+            if let Some(why) = on_delete(workload) {
+                plan.not_restarted
+                    .push(NotRestarted::of(workload, usages, why));
+                continue;
+            }
+            if usages.is_empty() {
+                plan.warnings.push(format!("{} does not use the changed key as far as its pod template shows; restarting it as asked", workload.reference()));
+            }
+            plan.restart.push(Restart::of(workload, usages));
+        }
+        for consumer in &self.consumers {
+            let listed = wanted
+                .iter()
+                .any(|(k, n)| *k == consumer.workload.kind && *n == consumer.workload.name);
+            if !listed {
+                plan.not_restarted.push(
+                    self.not_restarted(
+                        consumer,
+                        "not in --restart: its pods still hold the old value until they restart"
+                            .to_string(),
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How `consumer` uses any of `keys`, in words, each way once.
+fn usage_texts(consumer: &Consumer<'_>, keys: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for key in keys {
+        for usage in consumer.usages_of(key) {
+            let text = usage.describe();
+            if !out.contains(&text) {
+                out.push(text);
             }
         }
     }
-    Ok(plan)
+    out
+}
+
+/// The workload of `workloads` with this kind and name.
+fn find_workload<'w>(
+    workloads: &'w [Workload],
+    kind: WorkloadKind,
+    name: &str,
+) -> Option<&'w Workload> {
+    workloads.iter().find(|w| w.kind == kind && w.name == name)
+}
+
+/// The workload `--restart` names, refused when it does not exist or cannot be restarted.
+fn listed_workload<'w>(
+    workloads: &'w [Workload],
+    kind: WorkloadKind,
+    name: &str,
+) -> Result<&'w Workload> {
+    let reference = format!("{}/{name}", kind.short());
+    let Some(workload) = find_workload(workloads, kind, name) else {
+        bail!("--restart names {reference}, which does not exist in this namespace");
+    };
+    if let Some(why) = not_restartable(workload) {
+        bail!("--restart names {reference}, which cannot be restarted: {why}");
+    }
+    Ok(workload)
+}
+
+/// The warning for a StatefulSet whose `rollingUpdate.partition` keeps some pods on the old
+/// value, naming them; `None` when it keeps none.
+fn partition_warning(workload: &Workload) -> Option<String> {
+    let (Some(partition), WorkloadKind::StatefulSet) = (workload.rollout.partition, workload.kind)
+    else {
+        return None;
+    };
+    let kept = (0..partition.min(workload.rollout.replicas.unwrap_or(1)))
+        .map(|i| format!("{}-{i}", workload.name))
+        .collect::<Vec<_>>();
+    if kept.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "{} has rollingUpdate.partition {partition}: pods {} are not restarted and keep the old value",
+        workload.reference(),
+        kept.join(", ")
+    ))
 }
 
 /// The workloads `plan` restarts that are not healthy before the change (mid-rollout,
@@ -502,9 +605,7 @@ pub fn unhealthy_targets(plan: &RestartPlan, workloads: &[Workload]) -> Vec<(Str
     plan.restart
         .iter()
         .filter_map(|r| {
-            let workload = workloads
-                .iter()
-                .find(|w| w.kind == r.kind && w.name == r.name)?;
+            let workload = find_workload(workloads, r.kind, &r.name)?;
             let why = workload.rollout.unhealthy.clone()?;
             Some((workload.reference(), why))
         })
@@ -795,6 +896,80 @@ mod tests {
         assert!(plan.warnings.iter().any(|w| w.contains("newline")));
     }
 
+    #[test]
+    fn a_missing_key_in_a_secret_without_data_is_refused_listing_no_keys() {
+        let err = missing_key("b", "Secret prod/s", &BTreeMap::new()).to_string();
+        assert_eq!(
+            err,
+            r#"key "b" not found in Secret prod/s (keys: none); check the name, or pass --create-key to add it"#
+        );
+    }
+
+    #[test]
+    fn a_created_key_is_added_without_a_guard_on_an_old_value() {
+        let empty = Secret {
+            data: None,
+            ..secret(&[])
+        };
+        let mut req = request("b", "2");
+        req.create_key = true;
+        let mut warnings = Vec::new();
+        let keys = planned_keys(&empty, &req, "Secret prod/app-secrets", &mut warnings).unwrap();
+        assert_eq!(
+            data_ops(&empty, "42", &keys),
+            [
+                json!({"op": "test", "path": "/metadata/resourceVersion", "value": "42"}),
+                json!({"op": "add", "path": "/data", "value": {}}),
+                json!({"op": "add", "path": "/data/b", "value": "Mg=="}),
+            ]
+        );
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn an_unreadable_rotations_annotation_is_rewritten_with_a_warning() {
+        let mut s = secret(&[("a", "old")]);
+        s.metadata.annotations =
+            Some([(ROTATIONS_ANNOTATION.to_string(), "not json".to_string())].into());
+        let keys = planned_keys(
+            &s,
+            &request("a", "new"),
+            "Secret prod/app-secrets",
+            &mut Vec::new(),
+        )
+        .unwrap();
+        let mut edits = Edits::default();
+        record_rotations(&s, &keys, &request("a", "new").record, &mut edits).unwrap();
+        assert!(
+            edits.warnings[0].ends_with("; it will be rewritten"),
+            "{:?}",
+            edits.warnings
+        );
+        let AnnotationChange::Set { value, .. } = &edits.annotations[0] else {
+            panic!("{:?}", edits.annotations);
+        };
+        let records: Value = serde_json::from_str(value).unwrap();
+        assert_eq!(records["a"]["id"], "r-1");
+        // The Secret has annotations already: only the rotations one is added.
+        assert_eq!(edits.ops.len(), 1);
+    }
+
+    #[test]
+    fn last_applied_configuration_that_is_not_json_is_left_alone() {
+        let mut s = secret(&[("a", "old")]);
+        s.metadata.annotations = Some([(LAST_APPLIED.to_string(), "{not json".to_string())].into());
+        let keys = planned_keys(
+            &s,
+            &request("a", "new"),
+            "Secret prod/app-secrets",
+            &mut Vec::new(),
+        )
+        .unwrap();
+        let mut edits = Edits::default();
+        drop_last_applied(&s, &keys, &mut edits);
+        assert!(edits.ops.is_empty() && edits.annotations.is_empty() && edits.warnings.is_empty());
+    }
+
     mod restarts {
         use super::*;
         use crate::plan::consumers::find_consumers;
@@ -976,6 +1151,70 @@ mod tests {
             let consumers = find_consumers("prod", "app-secrets", &workloads);
             let plan = plan_restarts(&consumers, &["k"], &RestartMode::Auto, &workloads).unwrap();
             assert!(plan.warnings.iter().any(|w| w.contains("Reloader")));
+        }
+
+        #[test]
+        fn a_usage_covering_several_changed_keys_is_listed_once() {
+            let api = workload(WorkloadKind::Deployment, "api", true);
+            let consumer = Consumer {
+                workload: &api,
+                usages: vec![
+                    crate::plan::consumers::Usage::EnvFrom {
+                        container: "c".into(),
+                        init_container: false,
+                        prefix: None,
+                    },
+                    crate::plan::consumers::Usage::Env {
+                        container: "c".into(),
+                        init_container: false,
+                        variable: "B".into(),
+                        key: "b".into(),
+                    },
+                ],
+            };
+            assert_eq!(
+                usage_texts(&consumer, &["a", "b"]),
+                ["envFrom in c", "env B in c"]
+            );
+            assert!(usage_texts(&consumer, &[]).is_empty());
+        }
+
+        #[test]
+        fn a_listed_workload_that_cannot_be_restarted_is_refused_with_why() {
+            let workloads = vec![
+                workload(WorkloadKind::Deployment, "api", true),
+                workload(WorkloadKind::CronJob, "report", true),
+            ];
+            let found = listed_workload(&workloads, WorkloadKind::Deployment, "api").unwrap();
+            assert_eq!(found.reference(), "deployment/api");
+            let err = listed_workload(&workloads, WorkloadKind::CronJob, "report")
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                err,
+                "--restart names cronjob/report, which cannot be restarted: a CronJob's next Job reads the new value"
+            );
+            let err = listed_workload(&workloads, WorkloadKind::StatefulSet, "api")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("does not exist in this namespace"), "{err}");
+        }
+
+        #[test]
+        fn a_partition_warns_only_about_pods_that_exist_below_it() {
+            let mut db = workload(WorkloadKind::StatefulSet, "db", true);
+            db.rollout.partition = Some(5);
+            db.rollout.replicas = Some(2);
+            let warning = partition_warning(&db).unwrap();
+            assert!(
+                warning.contains("pods db-0, db-1 are not restarted"),
+                "{warning}"
+            );
+            db.rollout.partition = Some(0);
+            assert_eq!(partition_warning(&db), None);
+            let mut api = workload(WorkloadKind::Deployment, "api", true);
+            api.rollout.partition = Some(2);
+            assert_eq!(partition_warning(&api), None);
         }
     }
 }

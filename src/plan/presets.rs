@@ -485,6 +485,28 @@ struct AdminConfig {
     key: String,
 }
 
+impl AdminConfig {
+    /// The login as the plan uses it.
+    fn login(self) -> AdminLogin {
+        AdminLogin {
+            user: self.user,
+            secret: self.secret,
+            key: self.key,
+        }
+    }
+}
+
+impl ColumnConfig {
+    /// The column as the plan uses it.
+    fn column(self) -> crate::plan::steps::Column {
+        crate::plan::steps::Column {
+            table: self.table,
+            key: self.key,
+            column: self.column,
+        }
+    }
+}
+
 /// A field that may be given as `null` (`Some(None)`), unlike an absent one (`None`).
 fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
@@ -546,7 +568,29 @@ pub fn config_path(
 /// The built-in presets, extended and overridden by the config file's `text` (read from `path`).
 pub fn merge_config(mut presets: Vec<Preset>, text: &str, path: &Path) -> Result<Vec<Preset>> {
     let shown = path.display();
-    let file: ConfigFile = serde_saphyr::from_str(text).map_err(|e| match e.location() {
+    let file = parse_config(text, path)?;
+    for (name, config) in file.presets {
+        let line = line_of(text, &name);
+        let at = |field: &str| format!("{shown}:{line}: preset {name:?}: {field}");
+        check_name(&name, &at)?;
+        let existing = presets.iter().position(|p| p.name == name);
+        let mut preset = match existing {
+            Some(i) => presets.remove(i),
+            None => new_preset(&name, &config, &at)?,
+        };
+        merge_preset(&mut preset, config, &at)?;
+        check_merged(&preset, &at)?;
+        preset.origin = shown.to_string();
+        presets.push(preset);
+    }
+    presets.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(presets)
+}
+
+/// The config file's `text`, parsed; an error leads with `path`, line and column.
+fn parse_config(text: &str, path: &Path) -> Result<ConfigFile> {
+    let shown = path.display();
+    serde_saphyr::from_str(text).map_err(|e| match e.location() {
         Some(at) => anyhow!(
             "{shown}:{}:{}: {}",
             at.line(),
@@ -557,112 +601,124 @@ pub fn merge_config(mut presets: Vec<Preset>, text: &str, path: &Path) -> Result
             "{shown}: {}",
             strip_location(&e.without_snippet().to_string())
         ),
-    })?;
-    for (name, config) in file.presets {
-        let line = line_of(text, &name);
-        let at = |field: &str| format!("{shown}:{line}: preset {name:?}: {field}");
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        {
-            return Err(anyhow!(
-                "{}: a preset name uses lower-case letters, digits and '-'",
-                at("name")
-            ));
-        }
-        if crate::plan::presets::VERBS.contains(&name.as_str()) {
-            return Err(anyhow!(
-                "{}: {name:?} is a kubectl-rotate verb; choose another name",
-                at("name")
-            ));
-        }
-        let existing = presets.iter().position(|p| p.name == name);
-        let mut preset = match existing {
-            Some(i) => presets.remove(i),
-            None => {
-                let secret = config
-                    .secret
-                    .clone()
-                    .ok_or_else(|| anyhow!("{}: missing field `secret`", at("secret")))?;
-                let key = config
-                    .key
-                    .clone()
-                    .ok_or_else(|| anyhow!("{}: missing field `key`", at("key")))?;
-                Preset {
-                    name: name.clone(),
-                    description: format!("Rotate {key} in Secret {secret}"),
-                    service: "the service".into(),
-                    secret_type: format!("{key} in {secret}"),
-                    secret,
-                    key,
-                    source: DefaultSource::Supplied,
-                    length: None,
-                    kind: KeyKind::Opaque,
-                    verify_logs: None,
-                    verify_health: None,
-                    downtime: "a rolling restart of the consumers".into(),
-                    impact: "not described (add `impact:` to the preset)".into(),
-                    steps: Vec::new(),
-                    after: Vec::new(),
-                    origin: String::new(),
-                    postgres: None,
-                    redis: None,
-                    encryption: None,
-                }
-            }
-        };
-        if let Some(key) = &config.key
-            && !crate::plan::patch::valid_key(key)
-        {
-            return Err(anyhow!("{}: {key:?} is not a valid Secret key", at("key")));
-        }
-        let postgres = config.postgres.clone();
-        let redis = config.redis.clone();
-        let encryption = config.encryption.clone();
-        apply(&mut preset, config);
-        if let Some(pg) = postgres {
-            preset.postgres = Some(merge_postgres(preset.postgres.take(), pg, &preset, &at)?);
-        }
-        if let Some(config) = redis {
-            preset.redis = Some(merge_redis(preset.redis.take(), config, &at)?);
-        }
-        if let Some(config) = encryption {
-            preset.encryption = Some(merge_encryption(preset.encryption.take(), config, &at)?);
-        }
-        if preset.encryption.is_some() && (preset.postgres.is_some() || preset.redis.is_some()) {
-            return Err(anyhow!(
-                "{}: a data encryption key is not also a PostgreSQL or Redis password",
-                at("encryption")
-            ));
-        }
-        if preset.postgres.is_some() && preset.redis.is_some() {
-            return Err(anyhow!(
-                "{}: a preset's key is either a PostgreSQL or a Redis password, not both",
-                at("redis")
-            ));
-        }
-        if let Some(health) = &preset.verify_health
-            && !health.contains('/')
-        {
-            return Err(anyhow!(
-                "{}: use PORT/PATH, e.g. 8000/health",
-                at("verify.health")
-            ));
-        }
-        if let Some(pattern) = &preset.verify_logs
-            && let Err(e) = regex::Regex::new(pattern)
-        {
-            return Err(anyhow!(
-                "{}: not a valid regular expression: {e}",
-                at("verify.logs")
-            ));
-        }
-        preset.origin = shown.to_string();
-        presets.push(preset);
+    })
+}
+
+/// Refuses a preset name that is not lower-case letters, digits and '-', or that is a verb's.
+fn check_name(name: &str, at: &dyn Fn(&str) -> String) -> Result<()> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err(anyhow!(
+            "{}: a preset name uses lower-case letters, digits and '-'",
+            at("name")
+        ));
     }
-    presets.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(presets)
+    if crate::plan::presets::VERBS.contains(&name) {
+        return Err(anyhow!(
+            "{}: {name:?} is a kubectl-rotate verb; choose another name",
+            at("name")
+        ));
+    }
+    Ok(())
+}
+
+/// A preset the config file adds (no built-in has its name): it must name `secret` and
+/// `key`; the rest starts from defaults that `apply` then overrides.
+fn new_preset(name: &str, config: &PresetConfig, at: &dyn Fn(&str) -> String) -> Result<Preset> {
+    let secret = config
+        .secret
+        .clone()
+        .ok_or_else(|| anyhow!("{}: missing field `secret`", at("secret")))?;
+    let key = config
+        .key
+        .clone()
+        .ok_or_else(|| anyhow!("{}: missing field `key`", at("key")))?;
+    Ok(Preset {
+        name: name.to_string(),
+        description: format!("Rotate {key} in Secret {secret}"),
+        service: "the service".into(),
+        secret_type: format!("{key} in {secret}"),
+        secret,
+        key,
+        source: DefaultSource::Supplied,
+        length: None,
+        kind: KeyKind::Opaque,
+        verify_logs: None,
+        verify_health: None,
+        downtime: "a rolling restart of the consumers".into(),
+        impact: "not described (add `impact:` to the preset)".into(),
+        steps: Vec::new(),
+        after: Vec::new(),
+        origin: String::new(),
+        postgres: None,
+        redis: None,
+        encryption: None,
+    })
+}
+
+/// `config` over `preset`, field by field, its `postgres:`, `redis:` and `encryption:` over
+/// the preset's own settings.
+fn merge_preset(
+    preset: &mut Preset,
+    config: PresetConfig,
+    at: &dyn Fn(&str) -> String,
+) -> Result<()> {
+    if let Some(key) = &config.key
+        && !crate::plan::patch::valid_key(key)
+    {
+        return Err(anyhow!("{}: {key:?} is not a valid Secret key", at("key")));
+    }
+    let postgres = config.postgres.clone();
+    let redis = config.redis.clone();
+    let encryption = config.encryption.clone();
+    apply(preset, config);
+    if let Some(pg) = postgres {
+        preset.postgres = Some(merge_postgres(preset.postgres.take(), pg, preset, at)?);
+    }
+    if let Some(config) = redis {
+        preset.redis = Some(merge_redis(preset.redis.take(), config, at)?);
+    }
+    if let Some(config) = encryption {
+        preset.encryption = Some(merge_encryption(preset.encryption.take(), config, at)?);
+    }
+    Ok(())
+}
+
+/// Refuses a merged preset whose parts do not go together: a key of two systems, a health
+/// check without a path, a log pattern that is not a regular expression.
+fn check_merged(preset: &Preset, at: &dyn Fn(&str) -> String) -> Result<()> {
+    if preset.encryption.is_some() && (preset.postgres.is_some() || preset.redis.is_some()) {
+        return Err(anyhow!(
+            "{}: a data encryption key is not also a PostgreSQL or Redis password",
+            at("encryption")
+        ));
+    }
+    if preset.postgres.is_some() && preset.redis.is_some() {
+        return Err(anyhow!(
+            "{}: a preset's key is either a PostgreSQL or a Redis password, not both",
+            at("redis")
+        ));
+    }
+    if let Some(health) = &preset.verify_health
+        && !health.contains('/')
+    {
+        return Err(anyhow!(
+            "{}: use PORT/PATH, e.g. 8000/health",
+            at("verify.health")
+        ));
+    }
+    if let Some(pattern) = &preset.verify_logs
+        && let Err(e) = regex::Regex::new(pattern)
+    {
+        return Err(anyhow!(
+            "{}: not a valid regular expression: {e}",
+            at("verify.logs")
+        ));
+    }
+    Ok(())
 }
 
 fn apply(preset: &mut Preset, config: PresetConfig) {
@@ -712,7 +768,6 @@ fn apply(preset: &mut Preset, config: PresetConfig) {
     }
 }
 
-/// A preset's `redis:` over what it had (a built-in's settings, or none).
 /// A preset's `encryption:` over what it had (the built-in's settings, or none).
 fn merge_encryption(
     before: Option<EncryptionSettings>,
@@ -725,97 +780,37 @@ fn merge_encryption(
             at(&format!("encryption.{field}"))
         )
     };
-    let server = match (config.server, &before) {
-        (Some(s), _) => s,
-        (None, Some(b)) => b.server.clone(),
-        (None, None) => return Err(missing("server")),
-    };
+    let before = before.as_ref();
+    let server = config
+        .server
+        .or_else(|| before.map(|b| b.server.clone()))
+        .ok_or_else(|| missing("server"))?;
     crate::plan::server::parse_server(&server)
         .map_err(|e| anyhow!("{}: {e}", at("encryption.server")))?;
     let database = config
         .database
-        .or_else(|| before.as_ref().map(|b| b.database.clone()))
+        .or_else(|| before.map(|b| b.database.clone()))
         .ok_or_else(|| missing("database"))?;
-    let admin = match (config.admin, &before) {
-        (Some(a), _) => AdminLogin {
-            user: a.user,
-            secret: a.secret,
-            key: a.key,
-        },
-        (None, Some(b)) => b.admin.clone(),
-        (None, None) => return Err(missing("admin")),
-    };
-    let columns = match (config.columns, &before) {
-        (Some(columns), _) => columns
-            .into_iter()
-            .map(|c| crate::plan::steps::Column {
-                table: c.table,
-                key: c.key,
-                column: c.column,
-            })
-            .collect(),
-        (None, Some(b)) => b.columns.clone(),
-        (None, None) => return Err(missing("columns")),
-    };
+    let admin = config
+        .admin
+        .map(AdminConfig::login)
+        .or_else(|| before.map(|b| b.admin.clone()))
+        .ok_or_else(|| missing("admin"))?;
+    let columns = config
+        .columns
+        .map(|columns| columns.into_iter().map(ColumnConfig::column).collect())
+        .or_else(|| before.map(|b| b.columns.clone()))
+        .ok_or_else(|| missing("columns"))?;
     if columns.is_empty() {
         return Err(anyhow!(
             "{}: name at least one column holding tokens ({{table, key, column}})",
             at("encryption.columns")
         ));
     }
-    let strategy = config
-        .strategy
-        .or_else(|| before.as_ref().map(|b| b.strategy))
-        .unwrap_or(Strategy::ScaleDown);
-    if !strategy.for_encryption() {
-        return Err(anyhow!(
-            "{}: a data encryption key's strategy is scale-down or keyring, not {}",
-            at("encryption.strategy"),
-            strategy.name()
-        ));
-    }
-    let separator = config
-        .separator
-        .or_else(|| before.as_ref().map(|b| b.separator.clone()))
-        .unwrap_or_else(|| ",".into());
-    if separator.is_empty()
-        || separator
-            .chars()
-            .any(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '='))
-    {
-        return Err(anyhow!(
-            "{}: {separator:?} cannot separate Fernet keys (they use letters, digits, '-', '_' and '='); use e.g. \",\"",
-            at("encryption.separator")
-        ));
-    }
-    let job = match config.job {
-        Some(job) => {
-            if job.image.is_empty() {
-                return Err(anyhow!("{}: name the image", at("encryption.job.image")));
-            }
-            Some(crate::plan::steps::JobSpec {
-                image: job.image,
-                command: job.command,
-                args: job.args,
-                env: job.env,
-            })
-        }
-        None => before.as_ref().and_then(|b| b.job.clone()),
-    };
-    if job.is_some() && strategy == Strategy::Keyring {
-        return Err(anyhow!(
-            "{}: a key-ring migration is the built-in one (online, in short transactions); a job of your own runs \
-             with the scale-down strategy",
-            at("encryption.job")
-        ));
-    }
-    let mut tls = before.map(|b| b.tls).unwrap_or_default();
-    if let Some(mode) = config.tls {
-        tls.mode = mode;
-    }
-    if config.ca_file.is_some() {
-        tls.ca_file = config.ca_file;
-    }
+    let strategy = encryption_strategy(config.strategy, before, at)?;
+    let separator = key_separator(config.separator, before, at)?;
+    let job = migration_job(config.job, before, strategy, at)?;
+    let tls = merged_tls(before.map(|b| &b.tls), config.tls, config.ca_file);
     Ok(EncryptionSettings {
         job,
         server,
@@ -828,6 +823,91 @@ fn merge_encryption(
     })
 }
 
+/// A data encryption key's strategy: the config's, else the preset's, else scale-down;
+/// refused when it is another system's.
+fn encryption_strategy(
+    strategy: Option<Strategy>,
+    before: Option<&EncryptionSettings>,
+    at: &dyn Fn(&str) -> String,
+) -> Result<Strategy> {
+    let strategy = strategy
+        .or_else(|| before.map(|b| b.strategy))
+        .unwrap_or(Strategy::ScaleDown);
+    if !strategy.for_encryption() {
+        return Err(anyhow!(
+            "{}: a data encryption key's strategy is scale-down or keyring, not {}",
+            at("encryption.strategy"),
+            strategy.name()
+        ));
+    }
+    Ok(strategy)
+}
+
+/// What splits a key ring: the config's, else the preset's, else `,`; refused when it could
+/// be part of a Fernet key.
+fn key_separator(
+    separator: Option<String>,
+    before: Option<&EncryptionSettings>,
+    at: &dyn Fn(&str) -> String,
+) -> Result<String> {
+    let separator = separator
+        .or_else(|| before.map(|b| b.separator.clone()))
+        .unwrap_or_else(|| ",".into());
+    if separator.is_empty()
+        || separator
+            .chars()
+            .any(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '='))
+    {
+        return Err(anyhow!(
+            "{}: {separator:?} cannot separate Fernet keys (they use letters, digits, '-', '_' and '='); use e.g. \",\"",
+            at("encryption.separator")
+        ));
+    }
+    Ok(separator)
+}
+
+/// The app's own migration Job: the config's (which must name an image), else the preset's;
+/// refused with the key-ring strategy, whose migration is always the built-in one.
+fn migration_job(
+    job: Option<JobConfig>,
+    before: Option<&EncryptionSettings>,
+    strategy: Strategy,
+    at: &dyn Fn(&str) -> String,
+) -> Result<Option<crate::plan::steps::JobSpec>> {
+    let job = match job {
+        Some(job) => {
+            if job.image.is_empty() {
+                return Err(anyhow!("{}: name the image", at("encryption.job.image")));
+            }
+            Some(crate::plan::steps::JobSpec {
+                image: job.image,
+                command: job.command,
+                args: job.args,
+                env: job.env,
+            })
+        }
+        None => before.and_then(|b| b.job.clone()),
+    };
+    if job.is_some() && strategy == Strategy::Keyring {
+        return Err(anyhow!(
+            "{}: a key-ring migration is the built-in one (online, in short transactions); a job of your own runs \
+             with the scale-down strategy",
+            at("encryption.job")
+        ));
+    }
+    Ok(job)
+}
+
+/// TLS to a server reached directly: the config's mode and CA file, each else the preset's,
+/// else the defaults.
+fn merged_tls(before: Option<&Tls>, mode: Option<TlsMode>, ca_file: Option<String>) -> Tls {
+    Tls {
+        mode: mode.or(before.map(|b| b.mode)).unwrap_or_default(),
+        ca_file: ca_file.or_else(|| before.and_then(|b| b.ca_file.clone())),
+    }
+}
+
+/// A preset's `redis:` over what it had (a built-in's settings, or none).
 fn merge_redis(
     base: Option<RedisSettings>,
     config: RedisConfig,
@@ -935,11 +1015,7 @@ fn merge_postgres(
         ));
     }
     let admin = match config.admin {
-        Some(admin) => admin.map(|a| AdminLogin {
-            user: a.user,
-            secret: a.secret,
-            key: a.key,
-        }),
+        Some(admin) => admin.map(AdminConfig::login),
         None if had => base.as_ref().and_then(|b| b.admin.clone()),
         None => None,
     };
@@ -953,15 +1029,7 @@ fn merge_postgres(
             at("postgres.strategy")
         ));
     }
-    let tls = Tls {
-        mode: config
-            .tls
-            .or(base.as_ref().map(|b| b.tls.mode))
-            .unwrap_or_default(),
-        ca_file: config
-            .ca_file
-            .or_else(|| base.as_ref().and_then(|b| b.tls.ca_file.clone())),
-    };
+    let tls = merged_tls(base.as_ref().map(|b| &b.tls), config.tls, config.ca_file);
     if tls.mode == TlsMode::VerifyFull && tls.ca_file.is_none() {
         return Err(anyhow!(
             "{}: tls: verify-full needs caFile (the PEM file of the CA that signed the server's certificate)",
@@ -1311,5 +1379,174 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("is not pod or service"), "{err}");
+    }
+
+    fn at(field: &str) -> String {
+        format!("here: {field}")
+    }
+
+    #[test]
+    fn a_preset_name_is_lower_case_and_no_verb() {
+        assert!(check_name("orders-db2", &at).is_ok());
+        for bad in ["", "Orders", "orders_db", "orders db"] {
+            let err = check_name(bad, &at).unwrap_err().to_string();
+            assert_eq!(
+                err, "here: name: a preset name uses lower-case letters, digits and '-'",
+                "{bad:?}"
+            );
+        }
+        let err = check_name("verify", &at).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "here: name: \"verify\" is a kubectl-rotate verb; choose another name"
+        );
+    }
+
+    #[test]
+    fn a_new_preset_needs_a_secret_and_a_key_and_describes_itself_from_them() {
+        let config = PresetConfig {
+            secret: Some("web".into()),
+            key: Some("token".into()),
+            ..PresetConfig::default()
+        };
+        let preset = new_preset("web", &config, &at).unwrap();
+        assert_eq!(preset.description, "Rotate token in Secret web");
+        assert_eq!(preset.secret_type, "token in web");
+        assert_eq!(preset.source, DefaultSource::Supplied);
+        let no_secret = PresetConfig {
+            secret: None,
+            ..config.clone()
+        };
+        let err = new_preset("web", &no_secret, &at).unwrap_err().to_string();
+        assert_eq!(err, "here: secret: missing field `secret`");
+        let no_key = PresetConfig {
+            key: None,
+            ..config
+        };
+        let err = new_preset("web", &no_key, &at).unwrap_err().to_string();
+        assert_eq!(err, "here: key: missing field `key`");
+    }
+
+    #[test]
+    fn a_merged_preset_is_the_password_of_one_system_with_a_health_path() {
+        let mut preset = built_in()
+            .into_iter()
+            .find(|p| p.encryption.is_some())
+            .unwrap();
+        assert!(check_merged(&preset, &at).is_ok());
+        preset.redis = Some(RedisSettings {
+            server: "service/redis:6379".into(),
+            user: "default".into(),
+            replicas: Vec::new(),
+            strategy: None,
+        });
+        let err = check_merged(&preset, &at).unwrap_err().to_string();
+        assert!(err.starts_with("here: encryption: "), "{err}");
+        preset.encryption = None;
+        assert!(check_merged(&preset, &at).is_ok());
+        preset.verify_health = Some("8000".into());
+        let err = check_merged(&preset, &at).unwrap_err().to_string();
+        assert_eq!(err, "here: verify.health: use PORT/PATH, e.g. 8000/health");
+    }
+
+    #[test]
+    fn an_encryption_key_takes_only_an_encryption_strategy_scale_down_by_default() {
+        assert_eq!(
+            encryption_strategy(None, None, &at).unwrap(),
+            Strategy::ScaleDown
+        );
+        assert_eq!(
+            encryption_strategy(Some(Strategy::Keyring), None, &at).unwrap(),
+            Strategy::Keyring
+        );
+        let err = encryption_strategy(Some(Strategy::Overlap), None, &at)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "here: encryption.strategy: a data encryption key's strategy is scale-down or keyring, not overlap"
+        );
+    }
+
+    #[test]
+    fn a_key_ring_separator_is_a_comma_by_default_and_never_part_of_a_fernet_key() {
+        assert_eq!(key_separator(None, None, &at).unwrap(), ",");
+        assert_eq!(key_separator(Some(";".into()), None, &at).unwrap(), ";");
+        for bad in ["", "a", "-", "_", "="] {
+            let err = key_separator(Some(bad.into()), None, &at)
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("here: encryption.separator: "), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_migration_job_names_an_image_and_runs_only_with_scale_down() {
+        let job = |image: &str| JobConfig {
+            image: image.into(),
+            command: vec!["migrate".into()],
+            args: Vec::new(),
+            env: Vec::new(),
+        };
+        let spec = migration_job(Some(job("app:1")), None, Strategy::ScaleDown, &at)
+            .unwrap()
+            .unwrap();
+        assert_eq!((spec.image.as_str(), spec.command.len()), ("app:1", 1));
+        assert_eq!(
+            migration_job(None, None, Strategy::Keyring, &at).unwrap(),
+            None
+        );
+        let err = migration_job(Some(job("")), None, Strategy::ScaleDown, &at)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "here: encryption.job.image: name the image");
+        let err = migration_job(Some(job("app:1")), None, Strategy::Keyring, &at)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("here: encryption.job: "), "{err}");
+    }
+
+    #[test]
+    fn tls_takes_each_of_the_configs_fields_over_the_presets() {
+        let before = Tls {
+            mode: TlsMode::VerifyFull,
+            ca_file: Some("/ca.pem".into()),
+        };
+        assert_eq!(merged_tls(None, None, None), Tls::default());
+        assert_eq!(merged_tls(Some(&before), None, None), before);
+        assert_eq!(
+            merged_tls(Some(&before), Some(TlsMode::Require), None),
+            Tls {
+                mode: TlsMode::Require,
+                ca_file: Some("/ca.pem".into())
+            }
+        );
+        assert_eq!(
+            merged_tls(Some(&before), None, Some("/other.pem".into())).ca_file,
+            Some("/other.pem".into())
+        );
+    }
+
+    #[test]
+    fn an_encryption_key_needs_a_server_and_at_least_one_column() {
+        let err = merge(
+            "presets:\n  k:\n    secret: s\n    key: k\n    encryption:\n      database: d\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "/etc/rotate.yaml:2: preset \"k\": encryption.server: missing field `server`"
+        );
+        let err = merge(
+            "presets:\n  k:\n    secret: s\n    key: k\n    encryption:\n      server: db:5432\n      \
+             database: d\n      admin: {user: u, secret: a, key: p}\n      columns: []\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("encryption.columns: name at least one column"),
+            "{err}"
+        );
     }
 }
