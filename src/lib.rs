@@ -1,10 +1,28 @@
 //! kubectl-rotate: a kubectl plugin that rotates Kubernetes Secrets safely.
 //!
-//! The flow runs one way: parse flags (`cli`) -> resolve settings (`settings`) -> read the
-//! cluster (`cluster`) -> pure planning and reports (`consumers`, `secret_meta`, `report`) ->
-//! render (`ui`) -> one entry function per verb (`commands`). `main.rs` only parses, runs and
-//! maps the result to an exit code. `completion` completes a partly typed line from the clap
-//! definition, for kubectl's plugin completion (`main.rs` dispatches to it on argv[0]).
+//! The crate is layered, and every `use crate::...` points down the list; nothing below names
+//! anything above it (`../shared/tools/rust-shape` shows no import cycle):
+//!
+//! - `cli` parses the command line (clap types, flag values, the presets' verbs), resolves
+//!   settings and hands each verb its options; `completion` serves kubectl's plugin completion.
+//! - `commands`: one file and one entry function per verb: build a request, hand it to the
+//!   engine, print what comes back.
+//! - `engine`: the pipeline every writing verb shares (guards, preview, confirm, the journaled
+//!   run, its ending), the runner, the runs kept in the cluster, the per-Secret lock.
+//! - `systems`: the edge, one folder per system a key lives in (`secret`, `workloads`,
+//!   `postgres`, `redis`, `encryption`): applying and reading back its steps, its preflight, its
+//!   `verify` checks.
+//! - `ui`: the one printer and the pure renderers (preview, status table, rollout progress).
+//! - `plan`: pure decisions over objects already read: the steps of a change and their undo
+//!   (one file per system under `plan/steps/`), the JSON Patch, consumer discovery, the
+//!   formats kept in the cluster, the presets table.
+//! - `cluster`: the API client (connection, TLS, proxies, errors, RBAC rules); it knows no
+//!   domain type.
+//! - `model`, `values`, `interrupt`: the shared vocabulary, new secret values and Ctrl-C; they
+//!   import nothing from the crate.
+//!
+//! `main.rs` only parses, runs and maps the result to an exit code (and dispatches to the
+//! completion helper on argv[0]).
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod cli;
@@ -77,14 +95,8 @@ pub async fn run(
 /// The error chain as one message, outermost first, dropping causes that an outer message
 /// already quotes (kube's errors embed their source in their own text).
 pub fn error_message(err: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-    }
-    parts.join(": ")
+    let err: &dyn std::error::Error = err.as_ref();
+    crate::model::errors::error_chain(err)
 }
 
 /// The name to show in usage and help: `kubectl rotate` when this binary runs as the kubectl

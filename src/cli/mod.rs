@@ -1,8 +1,11 @@
-//! The command line as clap sees it: verbs, their flags and the kubectl-style global flags.
+//! The command line: the top layer. This file holds the clap declarations (verbs, their flags,
+//! kubectl-style global flags), whose doc comments are the `--help` text, written for the
+//! person at the terminal. Beside it: `command.rs` builds the clap command with one verb per
+//! preset, `settings.rs` resolves flags and environment into settings, `invocation.rs` turns
+//! clap's types into each verb's options and calls the verb (commands never see clap types),
+//! and `completion/` completes a partly typed line.
 //!
-//! Only declarations live here; nothing in this file talks to a cluster or decides anything.
-//! `settings.rs` turns these types into resolved settings, and commands never see clap types.
-//! The doc comments are the `--help` text: they are written for the person at the terminal.
+//! Nothing here talks to a cluster or decides what a rotation does.
 
 pub mod command;
 pub mod completion;

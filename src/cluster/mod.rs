@@ -1,9 +1,10 @@
-//! The edge where the plugin meets the API server: building a client from the resolved
-//! connection settings, reading Secrets and workloads, and turning API errors into messages that
-//! name the object and the next step.
+//! The API client: the lowest layer that talks to the API server. `connect.rs` builds a client
+//! the way kubectl would (kubeconfig, TLS and proxies through `net/`), this file reads objects
+//! and turns API errors into messages that name the object and the next step (`explain`,
+//! `short_error`), `access.rs` holds the RBAC rules and asks the API server which are granted.
 //!
-//! Decisions are not made here; the pure modules (`consumers.rs`, `report.rs`) take what this
-//! module reads.
+//! It knows no domain type: the modules that own backups (`systems::secret::backups`), runs
+//! (`engine::runs`) and workloads (`systems::workloads::inventory`) list them through it.
 
 pub mod access;
 pub mod connect;

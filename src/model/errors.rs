@@ -1,4 +1,5 @@
-//! Error chains as one line.
+//! Error chains as one line: the API client's messages, the proxy routes, the OpenAI check and
+//! `main`'s final error all say each cause once, outermost first.
 
 /// An error and its causes, each said once, joined with `: `.
 pub fn error_chain(err: &dyn std::error::Error) -> String {

@@ -1,11 +1,14 @@
 //! Pure planning: everything decided from objects already read, with no I/O. A change as data
-//! (`steps`: the ordered steps a run records in its journal and the engine runs), the JSON Patch
-//! and the restarts (`patch`), consumer discovery (`consumers`), kubectl's rollout rules
-//! (`rollout`), the formats kept in the cluster (`backup`, `journal`, `secret_meta`), the
-//! status report (`report`), `verify`'s checks (`checks`), and the presets table (`presets`).
+//! (`change`: the planned change; `steps`: the ordered steps a run journals and the engine runs,
+//! one file per system with its steps' words and undo), the JSON Patch and the restarts
+//! (`patch`), consumer discovery (`consumers`), kubectl's rollout rules (`rollout`), where a
+//! server is (`server`), the formats kept in the cluster (`backup`, `journal`, `secret_meta`),
+//! the status report (`report`), `verify`'s checks (`checks`), what a database rotation changes
+//! (`database`) and the presets table (`presets`).
 //!
 //! Imports point down only: to `cluster` (RBAC rules), `model` and `values`; never to the
-//! systems, the engine, the commands or the command line.
+//! systems, the engine, the commands or the command line. Most tests of the crate live here and
+//! need no server.
 
 pub mod backup;
 pub mod change;

@@ -616,7 +616,7 @@ fn check_name(name: &str, at: &dyn Fn(&str) -> String) -> Result<()> {
             at("name")
         ));
     }
-    if crate::plan::presets::VERBS.contains(&name) {
+    if VERBS.contains(&name) {
         return Err(anyhow!(
             "{}: {name:?} is a kubectl-rotate verb; choose another name",
             at("name")

@@ -1,9 +1,14 @@
-//! The edge where steps meet the systems they change. Each system has one module that knows
-//! how to apply its steps, check whether they took effect, and (through the undo steps that
-//! `steps::plan_undo` plans) undo them: `secret` for the Secret and its backup, `workloads`
-//! for restarts and rollouts, `postgres` for a role's password and login, `redis` for a user's passwords.
-//! The engine only calls `apply` and `check`; adding a system adds
-//! steps and a module here, not code in the engine.
+//! The edge where steps meet the systems they change: one folder per system (`secret` for the
+//! Secret and its backups, `workloads` for restarts, rollouts and scaling, `postgres` for a
+//! role's password and login, `redis` for a user's passwords, `encryption` for the rows a key
+//! encrypts), each with its steps' `apply` and `check`, its `preflight` (checks before the first
+//! write, and what they add to the planned change) and its `verify` checks. `reach.rs` reaches a
+//! server through the API server's port-forward; `openai.rs` checks a new OpenAI key.
+//!
+//! A system's steps (their data, words and undo) are pure and live in `plan::steps::<system>`.
+//! The runner calls only `apply` and `check` below, and `verify` only `verify::check_keys`:
+//! adding a system is a folder here, a file in `plan/steps/`, a preset entry, and one line in
+//! each of those lists, with no change to the runner or `verify`.
 //!
 //! Every write here is sent once. When its answer is an error or is lost, the module reads back
 //! what the system holds and says whether the write happened, did not, or cannot be told.

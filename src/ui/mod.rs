@@ -1,5 +1,7 @@
 //! Everything the user sees: the one printer all output goes through, and the renderers that
-//! turn reports into lines. Renderers are pure (they return strings); only the printer writes.
+//! turn plans and reports into lines. Renderers are pure (they return strings); only the printer
+//! writes. Below the systems and the engine (which print through it), above `plan` (whose
+//! values it renders).
 
 pub mod preview;
 pub mod printer;
