@@ -5,14 +5,18 @@
 //!
 //! - **The key file** is written once (`create_new`, mode 0600) with the key's bytes exactly
 //!   as the runbook's `base64 -d > encryption-key-backup.txt` writes them.
-//! - **The dump** is `pg_dump` run in the database's pod through the API server (what the
-//!   runbook's `kubectl exec <postgres-pod> -- pg_dump` does), streamed to `PATH.partial`
-//!   (0600) and renamed to `PATH` only when pg_dump exited 0 and its last line says the dump is
-//!   complete. Its connection is the pod's own (the server's socket, as `kubectl exec` gets it):
-//!   no password crosses the API server.
+//! - **The dump** is `pg_dump` run in the database's pod through the API server (`dump`): the
+//!   file appears only when pg_dump exited 0 and its last line says the dump is complete.
 //! - **A migration whose answer is lost** is read back by counting which key decrypts each
 //!   row: it ran in one transaction, so either every row moved or none did.
+//!
+//! This file holds the step functions the runner calls (and their checks); the work behind
+//! them is in `files` (the copies kept private and out of git), `dump`, `job` (the app's own
+//! migration Job), `reencrypt` (the rows), and `preflight` (before anything is written).
 
+mod dump;
+mod files;
+mod job;
 pub mod preflight;
 pub mod reencrypt;
 pub mod verify;
@@ -20,52 +24,16 @@ pub mod verify;
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::{Context, Result, anyhow, bail};
-use k8s_openapi::api::core::v1::Pod;
-use kube::Api;
-use kube::api::AttachParams;
-use tokio::io::AsyncReadExt;
+use anyhow::{Result, anyhow, bail};
 
+pub use self::dump::DUMP_COMPLETE;
+use self::dump::{dump_is_complete, run_dump};
+use self::files::create_private;
+pub use self::files::refuse_git_work_tree;
 use self::reencrypt::{Counts, Keys, Undecryptable};
 use super::context::{Applied, Checked, Ctx, StepOutcome};
 use crate::plan::steps::{Column, Database, Version};
 use crate::values::SecretValue;
-
-/// The last line of a complete plain-format `pg_dump`.
-pub const DUMP_COMPLETE: &str = "-- PostgreSQL database dump complete";
-
-/// Refuses a path inside a git work tree (a key or a dump must never be committed).
-pub fn refuse_git_work_tree(path: &Path) -> Result<()> {
-    let absolute =
-        std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))?;
-    for dir in absolute.ancestors().skip(1) {
-        if dir.join(".git").exists() {
-            bail!(
-                "{} is inside the git work tree {}: a key or a database dump must never be committed; \
-                 choose a directory outside it (--backup-dir, --key-backup-file, --db-backup-file)",
-                absolute.display(),
-                dir.display()
-            );
-        }
-    }
-    Ok(())
-}
-
-/// Creates `path` (and its missing parent directories, mode 0700) as a new file of mode 0600.
-fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(parent)?;
-    }
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-}
 
 pub async fn save_key(ctx: &Ctx<'_>, key: &str, path: &str) -> StepOutcome {
     let old = match super::secret::old_value(ctx, key).await {
@@ -124,50 +92,6 @@ pub async fn check_save_key(ctx: &Ctx<'_>, key: &str, path: &str) -> Result<Chec
     })
 }
 
-/// The pod (and its PostgreSQL container) behind `db.server`.
-async fn database_pod(ctx: &Ctx<'_>, db: &Database) -> Result<(String, Option<String>)> {
-    let server = crate::plan::server::parse_server(&db.server)?;
-    let Some((pod, _)) =
-        super::reach::resolve_pod(&ctx.cluster.client, ctx.namespace(), &server).await?
-    else {
-        bail!(
-            "PostgreSQL at {} is outside the cluster: pg_dump cannot run in its pod; dump it yourself and \
-             pass --no-db-backup",
-            db.server
-        );
-    };
-    let pods: Api<Pod> = Api::namespaced(ctx.cluster.client.clone(), ctx.namespace());
-    let found = pods
-        .get(&pod)
-        .await
-        .map_err(|e| anyhow!("cannot read pod {pod}: {}", crate::cluster::short_error(&e)))?;
-    let container = found.spec.as_ref().and_then(|s| {
-        s.containers
-            .iter()
-            .find(|c| c.image.as_deref().unwrap_or("").contains("postgres"))
-            .or(s.containers.first())
-            .map(|c| c.name.clone())
-    });
-    Ok((pod, container))
-}
-
-/// Whether the file at `path` is a complete plain-format dump.
-fn dump_is_complete(path: &Path) -> bool {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut file) = std::fs::File::open(path) else {
-        return false;
-    };
-    let Ok(len) = file.metadata().map(|m| m.len()) else {
-        return false;
-    };
-    let tail = len.min(512);
-    if file.seek(SeekFrom::Start(len - tail)).is_err() {
-        return false;
-    }
-    let mut end = String::new();
-    file.read_to_string(&mut end).is_ok() && end.contains(DUMP_COMPLETE)
-}
-
 pub async fn dump(ctx: &Ctx<'_>, db: &Database, path: &str) -> StepOutcome {
     let target = Path::new(path);
     if dump_is_complete(target) {
@@ -187,123 +111,6 @@ pub async fn dump(ctx: &Ctx<'_>, db: &Database, path: &str) -> StepOutcome {
             db.database
         )),
         Err(err) => StepOutcome::failed(format!("{err:#}; nothing was changed"), Applied::No),
-    }
-}
-
-async fn run_dump(ctx: &Ctx<'_>, db: &Database, target: &Path) -> Result<u64> {
-    refuse_git_work_tree(target)?;
-    let (pod, container) = database_pod(ctx, db).await?;
-    let partial = target.with_extension("partial");
-    let _ = std::fs::remove_file(&partial);
-    let mut file =
-        create_private(&partial).with_context(|| format!("cannot create {}", partial.display()))?;
-    let user = db
-        .admin
-        .as_ref()
-        .map(|a| a.user.clone())
-        .unwrap_or_else(|| "postgres".into());
-    let command = vec![
-        "pg_dump".to_string(),
-        "--no-password".into(),
-        "--username".into(),
-        user,
-        "--dbname".into(),
-        db.database.clone(),
-    ];
-    let mut params = AttachParams::default()
-        .stdin(false)
-        .stdout(true)
-        .stderr(true);
-    if let Some(container) = &container {
-        params = params.container(container.clone());
-    }
-    let pods: Api<Pod> = Api::namespaced(ctx.cluster.client.clone(), ctx.namespace());
-    let result = async {
-        let mut process = pods.exec(&pod, command, &params).await.map_err(|e| {
-            if crate::cluster::access::upgrade_forbidden(&e) {
-                anyhow!(
-                    "cannot run pg_dump in pod {pod} (as kubectl exec): {}",
-                    crate::cluster::access::upgrade_refusal("pods/exec", ctx.namespace(), &pod)
-                )
-            } else {
-                anyhow!(
-                    "cannot run pg_dump in pod {pod} (as kubectl exec): {}",
-                    crate::cluster::short_error(&e)
-                )
-            }
-        })?;
-        let mut stdout = process
-            .stdout()
-            .ok_or_else(|| anyhow!("no stdout from pod {pod}"))?;
-        let mut stderr = process
-            .stderr()
-            .ok_or_else(|| anyhow!("no stderr from pod {pod}"))?;
-        let status = process.take_status();
-        let errors = tokio::spawn(async move {
-            let mut text = Vec::new();
-            let _ = (&mut stderr).take(4096).read_to_end(&mut text).await;
-            String::from_utf8_lossy(&text).trim().to_string()
-        });
-        let mut bytes = 0u64;
-        let mut buffer = vec![0u8; 64 * 1024];
-        loop {
-            let n = stdout
-                .read(&mut buffer)
-                .await
-                .context("reading pg_dump's output")?;
-            if n == 0 {
-                break;
-            }
-            file.write_all(&buffer[..n])
-                .with_context(|| format!("writing {}", partial.display()))?;
-            bytes += n as u64;
-        }
-        file.sync_all()?;
-        let status = match status {
-            Some(status) => status.await,
-            None => None,
-        };
-        let errors = errors.await.unwrap_or_default();
-        process.join().await.ok();
-        let ok = status
-            .as_ref()
-            .is_some_and(|s| s.status.as_deref() == Some("Success"));
-        if !ok {
-            bail!(
-                "pg_dump in pod {pod} failed: {}{}",
-                status
-                    .and_then(|s| s.message)
-                    .unwrap_or_else(|| "no exit status".into()),
-                if errors.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({errors})")
-                }
-            );
-        }
-        if !dump_is_complete(&partial) {
-            bail!(
-                "pg_dump in pod {pod} exited 0 but its output does not end with {DUMP_COMPLETE:?}"
-            );
-        }
-        anyhow::Ok(bytes)
-    }
-    .await;
-    match result {
-        Ok(bytes) => {
-            std::fs::rename(&partial, target).with_context(|| {
-                format!(
-                    "cannot rename {} to {}",
-                    partial.display(),
-                    target.display()
-                )
-            })?;
-            Ok(bytes)
-        }
-        Err(err) => {
-            let _ = std::fs::remove_file(&partial);
-            Err(err)
-        }
     }
 }
 
@@ -498,67 +305,19 @@ pub async fn preflight(
     (current, new): (&SecretValue, &SecretValue),
     dump: bool,
 ) -> Result<Preflight> {
-    use super::reach::{resolve_pod, server_exists};
     use crate::cluster::access::Need;
-    use crate::plan::server::{Server, parse_server};
     let client = &cluster.client;
-    let server = parse_server(&db.server)?.with_tls(&db.tls);
-    if !server_exists(client, namespace, &server).await? {
+    let server = crate::plan::server::parse_server(&db.server)?.with_tls(&db.tls);
+    if !super::reach::server_exists(client, namespace, &server).await? {
         bail!(
             "the PostgreSQL server {server} holding the encrypted rows does not exist in namespace {namespace}: \
              point encryption.server of the preset in the config file at your database; nothing was changed"
         );
     }
-    let mut found = Preflight::default();
-    if let Server::Service { name, .. } = &server {
-        found.needs.push(Need::new(
-            "get",
-            "",
-            "endpoints",
-            Some(name),
-            namespace,
-            "to find the database's pod behind its Service",
-        ));
-    }
-    let pod = resolve_pod(client, namespace, &server).await?;
-    if let Some((pod, _)) = &pod {
-        for verb in ["get", "create"] {
-            found.needs.push(Need::new(
-                verb,
-                "",
-                "pods/portforward",
-                Some(pod),
-                namespace,
-                "to reach PostgreSQL through the API server",
-            ));
-        }
-        if dump {
-            // A WebSocket exec is authorized as get, and from Kubernetes 1.35 also as create.
-            for verb in ["get", "create"] {
-                found.needs.push(Need::new(
-                    verb,
-                    "",
-                    "pods/exec",
-                    Some(pod),
-                    namespace,
-                    "to run pg_dump in the database's pod (as kubectl exec)",
-                ));
-            }
-            found.needs.push(Need::new(
-                "get",
-                "",
-                "pods",
-                Some(pod),
-                namespace,
-                "to find the database's container for pg_dump",
-            ));
-        }
-    } else if dump {
-        bail!(
-            "PostgreSQL at {server} is outside the cluster: pg_dump cannot run in its pod through the API server; \
-             back it up yourself and pass --no-db-backup; nothing was changed"
-        );
-    }
+    let mut found = Preflight {
+        needs: reach_needs(client, namespace, &server, dump).await?,
+        ..Preflight::default()
+    };
     let admin = db
         .admin
         .as_ref()
@@ -572,24 +331,107 @@ pub async fn preflight(
         "to read the PostgreSQL admin's password",
     ));
     found.server_workloads = super::postgres::server_workloads(client, namespace, &server).await?;
-    let mut pg = admin_connection(cluster, namespace, db)
-        .await
-        .map_err(|e| anyhow!("{e:#}; nothing was changed"))?;
-    let keys = Keys::new(current, new).map_err(|e| anyhow!("{e:#}; nothing was changed"))?;
-    let counts = match reencrypt::count_all(&mut pg, columns, &keys).await {
-        Ok(counts) => counts,
-        Err(err) if err.downcast_ref::<Undecryptable>().is_some() => bail!(
-            "{err:#}: the current key cannot read it, so the migration would stop there. Fix or remove that row \
-             first (it is unreadable today); nothing was changed"
-        ),
-        Err(err) => bail!("counting the encrypted rows: {err:#}; nothing was changed"),
-    };
+    let counts = count_before(cluster, namespace, db, columns, (current, new)).await?;
     found.counts = columns.iter().cloned().zip(counts).collect();
     found.notes.push(format!(
         "PostgreSQL: {server} (namespace {namespace}), database {}: rows are rewritten as {} (Secret {namespace}/{} key {})",
         db.database, admin.user, admin.secret, admin.key
     ));
     Ok(found)
+}
+
+/// The permissions to reach the server (its Service's endpoints, its pod's port-forward) and,
+/// with `dump`, to run pg_dump in its pod; an error when a dump is asked of a server outside
+/// the cluster.
+async fn reach_needs(
+    client: &kube::Client,
+    namespace: &str,
+    server: &crate::plan::server::Server,
+    dump: bool,
+) -> Result<Vec<crate::cluster::access::Need>> {
+    use crate::cluster::access::Need;
+    let mut needs = Vec::new();
+    if let crate::plan::server::Server::Service { name, .. } = server {
+        needs.push(Need::new(
+            "get",
+            "",
+            "endpoints",
+            Some(name),
+            namespace,
+            "to find the database's pod behind its Service",
+        ));
+    }
+    match super::reach::resolve_pod(client, namespace, server).await? {
+        Some((pod, _)) => needs.extend(pod_needs(&pod, namespace, dump)),
+        None if dump => bail!(
+            "PostgreSQL at {server} is outside the cluster: pg_dump cannot run in its pod through the API server; \
+             back it up yourself and pass --no-db-backup; nothing was changed"
+        ),
+        None => {}
+    }
+    Ok(needs)
+}
+
+/// The permissions on the database's pod: its port-forward, and with `dump` its exec (pg_dump)
+/// and reading it (to find the container).
+fn pod_needs(pod: &str, namespace: &str, dump: bool) -> Vec<crate::cluster::access::Need> {
+    use crate::cluster::access::Need;
+    let mut needs = Vec::new();
+    for verb in ["get", "create"] {
+        needs.push(Need::new(
+            verb,
+            "",
+            "pods/portforward",
+            Some(pod),
+            namespace,
+            "to reach PostgreSQL through the API server",
+        ));
+    }
+    if dump {
+        // A WebSocket exec is authorized as get, and from Kubernetes 1.35 also as create.
+        for verb in ["get", "create"] {
+            needs.push(Need::new(
+                verb,
+                "",
+                "pods/exec",
+                Some(pod),
+                namespace,
+                "to run pg_dump in the database's pod (as kubectl exec)",
+            ));
+        }
+        needs.push(Need::new(
+            "get",
+            "",
+            "pods",
+            Some(pod),
+            namespace,
+            "to find the database's container for pg_dump",
+        ));
+    }
+    needs
+}
+
+/// Counts the rows of `columns` by the key that decrypts them, as the admin; an error names a
+/// row the current key cannot read (the migration would stop there).
+async fn count_before(
+    cluster: &crate::cluster::Cluster,
+    namespace: &str,
+    db: &Database,
+    columns: &[Column],
+    (current, new): (&SecretValue, &SecretValue),
+) -> Result<Vec<Counts>> {
+    let mut pg = admin_connection(cluster, namespace, db)
+        .await
+        .map_err(|e| anyhow!("{e:#}; nothing was changed"))?;
+    let keys = Keys::new(current, new).map_err(|e| anyhow!("{e:#}; nothing was changed"))?;
+    match reencrypt::count_all(&mut pg, columns, &keys).await {
+        Ok(counts) => Ok(counts),
+        Err(err) if err.downcast_ref::<Undecryptable>().is_some() => bail!(
+            "{err:#}: the current key cannot read it, so the migration would stop there. Fix or remove that row \
+             first (it is unreadable today); nothing was changed"
+        ),
+        Err(err) => bail!("counting the encrypted rows: {err:#}; nothing was changed"),
+    }
 }
 
 /// `verify`: every row of `columns` decrypts with `value` (the Secret's key), read as the
@@ -638,26 +480,10 @@ pub async fn run_job(
     (db, columns): (&Database, &[Column]),
     (key, to): (&str, Version),
 ) -> StepOutcome {
-    let keys_secret = format!("{name}-keys");
-    let outcome = job_until_done(ctx, name, job, &keys_secret, (key, to)).await;
-    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
-        Api::namespaced(ctx.cluster.client.clone(), ctx.namespace());
+    let keys_secret = job::keys_secret_name(name);
+    let outcome = job::job_until_done(ctx, name, job, &keys_secret, (key, to)).await;
     // The undo's Job also removes what a killed forward Job left behind (its keys Secret).
-    let mut leftovers = vec![keys_secret.clone()];
-    if let Some(forward) = name.strip_suffix("-undo") {
-        leftovers.push(format!("{forward}-keys"));
-    }
-    let mut deleted = Ok(());
-    for secret in &leftovers {
-        match secrets
-            .delete(secret, &kube::api::DeleteParams::default())
-            .await
-        {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(err) => deleted = Err(crate::cluster::short_error(&err)),
-        }
-    }
+    let deleted = job::delete_keys_secrets(ctx, name).await;
     let deleted_note = match &deleted {
         Ok(()) => format!("; the temporary Secret {keys_secret} is deleted"),
         Err(why) => format!(
@@ -721,149 +547,6 @@ pub async fn run_job(
             ),
             Applied::Unknown,
         ),
-    }
-}
-
-/// Creates the temporary Secret and the Job (or finds them from an earlier attempt) and
-/// waits until the Job completed or failed, at most the run's timeout.
-async fn job_until_done(
-    ctx: &Ctx<'_>,
-    name: &str,
-    job: &crate::plan::steps::JobSpec,
-    keys_secret: &str,
-    (key, to): (&str, Version),
-) -> std::result::Result<(), String> {
-    use k8s_openapi::api::batch::v1::Job;
-    use k8s_openapi::api::core::v1::Secret;
-    use kube::api::PostParams;
-    let params = PostParams {
-        dry_run: false,
-        field_manager: Some(crate::model::names::FIELD_MANAGER.to_string()),
-    };
-    let namespace = ctx.namespace().to_string();
-    let labels = serde_json::json!({
-        "app.kubernetes.io/managed-by": "kubectl-rotate",
-        crate::plan::journal::RUN_OF_LABEL: ctx.journal.secret,
-    });
-    let jobs: Api<Job> = Api::namespaced(ctx.cluster.client.clone(), &namespace);
-    let existing = jobs.get_opt(name).await.map_err(|e| {
-        format!(
-            "cannot read Job {name}: {}",
-            crate::cluster::short_error(&e)
-        )
-    })?;
-    if existing.is_none() {
-        let new = super::secret::new_value(ctx, key)
-            .map_err(|e| format!("{e:#}"))?
-            .clone();
-        let old = super::secret::old_value(ctx, key)
-            .await
-            .map_err(|e| format!("{e:#}"))?;
-        let (from, into) = match to {
-            Version::New => (old, new),
-            Version::Old => (new, old),
-        };
-        let secret: Secret = serde_json::from_value(serde_json::json!({
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": keys_secret, "labels": labels},
-            "type": "Opaque",
-            "data": {"OLD_KEY": from.to_base64().as_str(), "NEW_KEY": into.to_base64().as_str()},
-        }))
-        .map_err(|e| e.to_string())?;
-        let secrets: Api<Secret> = Api::namespaced(ctx.cluster.client.clone(), &namespace);
-        match secrets.create(&params, &secret).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 409 => {
-                secrets
-                    .replace(keys_secret, &params, &secret)
-                    .await
-                    .map_err(|e| {
-                        format!(
-                            "cannot write the temporary Secret {keys_secret}: {}",
-                            crate::cluster::short_error(&e)
-                        )
-                    })?;
-            }
-            Err(err) => {
-                return Err(format!(
-                    "cannot create the temporary Secret {keys_secret}: {}",
-                    crate::cluster::short_error(&err)
-                ));
-            }
-        }
-        let mut container = serde_json::json!({
-            "name": "migrate",
-            "image": job.image,
-            "envFrom": [{"secretRef": {"name": keys_secret}}],
-        });
-        if !job.command.is_empty() {
-            container["command"] = serde_json::json!(job.command);
-        }
-        if !job.args.is_empty() {
-            container["args"] = serde_json::json!(job.args);
-        }
-        if !job.env.is_empty() {
-            container["env"] = serde_json::json!(job.env);
-        }
-        let manifest: Job = serde_json::from_value(serde_json::json!({
-            "apiVersion": "batch/v1",
-            "kind": "Job",
-            "metadata": {"name": name, "labels": labels},
-            "spec": {
-                "backoffLimit": 0,
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "restartPolicy": "Never",
-                        "automountServiceAccountToken": false,
-                        "containers": [container],
-                    },
-                },
-            },
-        }))
-        .map_err(|e| format!("the preset's encryption.job is not a valid container: {e}"))?;
-        jobs.create(&params, &manifest).await.map_err(|e| {
-            format!(
-                "cannot create Job {name}: {}",
-                crate::cluster::short_error(&e)
-            )
-        })?;
-    }
-    let deadline = tokio::time::Instant::now() + ctx.timeout;
-    loop {
-        let found = jobs.get(name).await.map_err(|e| {
-            format!(
-                "cannot read Job {name}: {}",
-                crate::cluster::short_error(&e)
-            )
-        })?;
-        let conditions = found
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.clone())
-            .unwrap_or_default();
-        let holds = |kind: &str| {
-            conditions
-                .iter()
-                .find(|c| c.type_ == kind && c.status == "True")
-                .map(|c| c.message.clone().unwrap_or_default())
-        };
-        if holds("Complete").is_some() {
-            return Ok(());
-        }
-        if let Some(message) = holds("Failed") {
-            return Err(format!(
-                "Job {name} failed ({message}); `kubectl logs job/{name} -n {namespace}` says why"
-            ));
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(format!(
-                "Job {name} did not finish within {:?} (it goes on; `kubectl get job {name} -n {namespace}`)",
-                ctx.timeout
-            ));
-        }
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }
 
@@ -964,5 +647,34 @@ pub async fn check(
             to,
             ..
         } => check_reencrypt(ctx, db, columns, key, *to).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_database_pod_is_port_forwarded_and_execed_only_for_a_dump() {
+        let resources = |dump| {
+            pod_needs("postgres-0", "prod", dump)
+                .into_iter()
+                .map(|n| format!("{} {}", n.verb, n.resource))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            resources(false),
+            ["get pods/portforward", "create pods/portforward"]
+        );
+        assert_eq!(
+            resources(true),
+            [
+                "get pods/portforward",
+                "create pods/portforward",
+                "get pods/exec",
+                "create pods/exec",
+                "get pods"
+            ]
+        );
     }
 }
