@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Result, anyhow, bail};
 
 use crate::cluster::Cluster;
 use crate::cluster::access;
@@ -12,8 +12,10 @@ use crate::model::workload::WorkloadKind;
 use crate::plan::change::{Change, leave_server_running, set_note};
 use crate::plan::presets::{EncryptionSettings, Strategy};
 use crate::plan::steps::{self, Scaled};
+use crate::plan::steps::{Column, Database};
 use crate::systems::encryption;
-use crate::systems::encryption::reencrypt::Counts;
+use crate::systems::encryption::admin_connection;
+use crate::systems::encryption::reencrypt::{self, Counts, Keys, Undecryptable};
 use crate::values::SecretValue;
 
 /// Where the encryption-key procedure's copies go (`--backup-dir`, `--key-backup-file`,
@@ -42,7 +44,7 @@ pub async fn attach_encryption(
     let namespace = change.data.namespace.clone();
     let db = database(settings);
     let new = new_value(change, key)?;
-    let found = encryption::preflight(
+    let found = preflight(
         cluster,
         &namespace,
         &db,
@@ -346,6 +348,151 @@ fn job_name(secret: &str, run_id: &str) -> String {
     format!("{}-migrate-{run_id}", secret.trim_end_matches('-'))
 }
 
+/// What the preflight found: the row counts, the permissions the steps need, and the
+/// database server's own workloads (never scaled down).
+#[derive(Debug, Default)]
+pub struct Preflight {
+    pub counts: Vec<(Column, Counts)>,
+    pub needs: Vec<crate::cluster::access::Need>,
+    pub server_workloads: Vec<(crate::model::workload::WorkloadKind, String)>,
+    pub notes: Vec<String>,
+}
+
+/// Before anything is written: the server is there and the admin logs in; every row of every
+/// column decrypts with the current key (the runbook's "test the migration first", read-only
+/// in one snapshot); a row that does not is named and nothing happens.
+pub async fn preflight(
+    cluster: &crate::cluster::Cluster,
+    namespace: &str,
+    db: &Database,
+    columns: &[Column],
+    (current, new): (&SecretValue, &SecretValue),
+    dump: bool,
+) -> Result<Preflight> {
+    use crate::cluster::access::Need;
+    let client = &cluster.client;
+    let server = crate::plan::server::parse_server(&db.server)?.with_tls(&db.tls);
+    if !crate::systems::reach::server_exists(client, namespace, &server).await? {
+        bail!(
+            "the PostgreSQL server {server} holding the encrypted rows does not exist in namespace {namespace}: \
+             point encryption.server of the preset in the config file at your database; nothing was changed"
+        );
+    }
+    let mut found = Preflight {
+        needs: reach_needs(client, namespace, &server, dump).await?,
+        ..Preflight::default()
+    };
+    let admin = db
+        .admin
+        .as_ref()
+        .ok_or_else(|| anyhow!("the preset names no admin login (encryption.admin)"))?;
+    found.needs.push(Need::new(
+        "get",
+        "",
+        "secrets",
+        Some(&admin.secret),
+        namespace,
+        "to read the PostgreSQL admin's password",
+    ));
+    found.server_workloads =
+        crate::systems::postgres::server_workloads(client, namespace, &server).await?;
+    let counts = count_before(cluster, namespace, db, columns, (current, new)).await?;
+    found.counts = columns.iter().cloned().zip(counts).collect();
+    found.notes.push(format!(
+        "PostgreSQL: {server} (namespace {namespace}), database {}: rows are rewritten as {} (Secret {namespace}/{} key {})",
+        db.database, admin.user, admin.secret, admin.key
+    ));
+    Ok(found)
+}
+
+/// The permissions to reach the server (its Service's endpoints, its pod's port-forward) and,
+/// with `dump`, to run pg_dump in its pod; an error when a dump is asked of a server outside
+/// the cluster.
+async fn reach_needs(
+    client: &kube::Client,
+    namespace: &str,
+    server: &crate::plan::server::Server,
+    dump: bool,
+) -> Result<Vec<crate::cluster::access::Need>> {
+    let mut needs = Vec::new();
+    needs.extend(crate::systems::reach::endpoints_need(
+        server,
+        namespace,
+        "the database's pod",
+    ));
+    match crate::systems::reach::resolve_pod(client, namespace, server).await? {
+        Some((pod, _)) => needs.extend(pod_needs(&pod, namespace, dump)),
+        None if dump => bail!(
+            "PostgreSQL at {server} is outside the cluster: pg_dump cannot run in its pod through the API server; \
+             back it up yourself and pass --no-db-backup; nothing was changed"
+        ),
+        None => {}
+    }
+    Ok(needs)
+}
+
+/// The permissions on the database's pod: its port-forward, and with `dump` its exec (pg_dump)
+/// and reading it (to find the container).
+fn pod_needs(pod: &str, namespace: &str, dump: bool) -> Vec<crate::cluster::access::Need> {
+    use crate::cluster::access::Need;
+    let mut needs = Vec::new();
+    for verb in ["get", "create"] {
+        needs.push(Need::new(
+            verb,
+            "",
+            "pods/portforward",
+            Some(pod),
+            namespace,
+            "to reach PostgreSQL through the API server",
+        ));
+    }
+    if dump {
+        // A WebSocket exec is authorized as get, and from Kubernetes 1.35 also as create.
+        for verb in ["get", "create"] {
+            needs.push(Need::new(
+                verb,
+                "",
+                "pods/exec",
+                Some(pod),
+                namespace,
+                "to run pg_dump in the database's pod (as kubectl exec)",
+            ));
+        }
+        needs.push(Need::new(
+            "get",
+            "",
+            "pods",
+            Some(pod),
+            namespace,
+            "to find the database's container for pg_dump",
+        ));
+    }
+    needs
+}
+
+/// Counts the rows of `columns` by the key that decrypts them, as the admin; an error names a
+/// row the current key cannot read (the migration would stop there).
+async fn count_before(
+    cluster: &crate::cluster::Cluster,
+    namespace: &str,
+    db: &Database,
+    columns: &[Column],
+    (current, new): (&SecretValue, &SecretValue),
+) -> Result<Vec<Counts>> {
+    let mut pg = admin_connection(cluster, namespace, db)
+        .await
+        .map_err(|e| anyhow!("{e:#}; nothing was changed"))?;
+    let keys = Keys::new(current, new).map_err(|e| anyhow!("{e:#}; nothing was changed"))?;
+    match reencrypt::count_all(&mut pg, columns, &keys).await {
+        Ok(counts) => Ok(counts),
+        Err(err) if err.downcast_ref::<Undecryptable>().is_some() => bail!(
+            "{err:#}: the current key cannot read it, so the migration would stop there. Fix or remove that row \
+             first (it is unreadable today); nothing was changed"
+        ),
+        Err(err) => bail!("counting the encrypted rows: {err:#}; nothing was changed"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -458,6 +605,30 @@ mod tests {
         assert_eq!(
             job_name("abcdefghijklmnopqrstuvw-xyz", "r1"),
             "abcdefghijklmnopqrstuvw-migrate-r1"
+        );
+    }
+
+    #[test]
+    fn the_database_pod_is_port_forwarded_and_execed_only_for_a_dump() {
+        let resources = |dump| {
+            pod_needs("postgres-0", "prod", dump)
+                .into_iter()
+                .map(|n| format!("{} {}", n.verb, n.resource))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            resources(false),
+            ["get pods/portforward", "create pods/portforward"]
+        );
+        assert_eq!(
+            resources(true),
+            [
+                "get pods/portforward",
+                "create pods/portforward",
+                "get pods/exec",
+                "create pods/exec",
+                "get pods"
+            ]
         );
     }
 }
