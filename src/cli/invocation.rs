@@ -41,7 +41,7 @@ pub fn parse(matches: &ArgMatches, presets: &[Preset]) -> Result<Invocation, cla
     Ok(Invocation::Verb(Cli::from_arg_matches(matches)?))
 }
 
-/// Runs one of the fixed verbs.
+/// Runs one of the fixed verbs: each verb's options from its flags, then its command.
 pub async fn run_verb(
     cli: Cli,
     presets: &Presets,
@@ -51,127 +51,22 @@ pub async fn run_verb(
     let connection = settings::resolve_connection(&cli.global, env)?;
     match cli.command {
         Command::Status(args) => {
-            let options = commands::status::StatusOptions {
-                secret: args.secret,
-                all_namespaces: args.all_namespaces,
-                output: args.output,
-                strict: args.strict,
-            };
-            commands::status::run(&connection, options, printer).await
+            commands::status::run(&connection, status_options(args), printer).await
         }
         Command::Secret(args) => {
-            let servers = presets
-                .presets
-                .iter()
-                .filter(|p| p.secret == args.secret)
-                .filter_map(|p| {
-                    let (system, server) = match (&p.postgres, &p.redis) {
-                        (Some(pg), _) => ("PostgreSQL", pg.server.clone()),
-                        (_, Some(redis)) => ("Redis", redis.server.clone()),
-                        _ => return None,
-                    };
-                    Some(commands::secret::ServerKey {
-                        key: p.key.clone(),
-                        preset: p.name.clone(),
-                        system,
-                        server,
-                    })
-                })
-                .collect();
-            let options = commands::secret::SecretOptions {
-                secret: args.secret,
-                key: args.key,
-                source: value_source(&args.source, args.rotation.length)?,
-                create_key: args.rotation.create_key,
-                force: args.rotation.run.force,
-                restart: settings::parse_restart(&args.rotation.run.restart.join(","))?,
-                no_rollback: args.rotation.no_rollback,
-                run: run_options(&args.rotation.run)?,
-                servers,
-                encryption_keys: presets.encryption_keys(),
-            };
+            let options = secret_options(args, presets)?;
             commands::secret::run(&connection, options, printer).await
         }
         Command::Rollback(args) => {
-            let source = match (args.run_id, args.to, args.from_file) {
-                (Some(id), _, _) => commands::rollback::BackupSource::Run(id),
-                (None, Some(name), _) => commands::rollback::BackupSource::Named(name),
-                (None, None, Some(path)) => commands::rollback::BackupSource::File(path),
-                (None, None, None) => commands::rollback::BackupSource::Newest,
-            };
-            let databases = presets.databases_of(&args.secret);
-            let redis = presets.redis_of(&args.secret);
-            let options = commands::rollback::RollbackOptions {
-                secret: args.secret,
-                keys: args.keys,
-                databases,
-                redis,
-                encryption_keys: presets.encryption_keys(),
-                source,
-                force: args.run.force,
-                restart: settings::parse_restart(&args.run.restart.join(","))?,
-                run: run_options(&args.run)?,
-            };
+            let options = rollback_options(args, presets)?;
             commands::rollback::run(&connection, options, printer).await
         }
         Command::Resume(args) => {
-            let timeout = settings::parse_duration(&args.timeout).map_err(|e| {
-                anyhow::anyhow!(
-                    "invalid --timeout {:?}: {e}; use e.g. 5m or 90s",
-                    args.timeout
-                )
-            })?;
-            let run = pipeline::RunOptions {
-                dry_run: DryRun::None,
-                yes: args.yes,
-                output: args.output,
-                show_secrets: false,
-                timeout,
-                force: false,
-                keep: args.keep as usize,
-                strict: false,
-            };
+            let run = resume_options(&args)?;
             commands::resume::run(&connection, args.secret, run, printer).await
         }
         Command::Verify(args) => {
-            let logs = args
-                .logs
-                .as_deref()
-                .map(regex::Regex::new)
-                .transpose()
-                .map_err(|e| anyhow::anyhow!("invalid --logs pattern: {e}"))?;
-            let health = args
-                .health
-                .as_deref()
-                .map(commands::verify::parse_health)
-                .transpose()?;
-            // A preset knows what its key holds (an OpenAI key, a Fernet key): use that.
-            let kinds = presets
-                .presets
-                .iter()
-                .filter(|p| p.secret == args.secret)
-                .map(|p| (p.key.clone(), p.kind))
-                .collect();
-            let databases = presets.databases_of(&args.secret);
-            let redis = presets.redis_of(&args.secret);
-            let encryption = presets
-                .presets
-                .iter()
-                .filter(|p| p.secret == args.secret)
-                .filter_map(|p| p.encryption.clone().map(|e| (p.key.clone(), e)))
-                .collect();
-            let options = commands::verify::VerifyOptions {
-                secret: args.secret,
-                keys: args.keys,
-                logs,
-                health,
-                output: args.output,
-                kinds,
-                databases,
-                redis,
-                encryption,
-                strict: args.strict,
-            };
+            let options = verify_options(args, presets)?;
             commands::verify::run(&connection, options, printer)
                 .await
                 .map_err(|err| {
@@ -182,34 +77,172 @@ pub async fn run_verb(
                 })
         }
         Command::Completion(args) => {
-            let options = crate::cli::completion::scripts::CompletionOptions {
-                shell: args.shell,
-                install: args.install,
-            };
-            crate::cli::completion::scripts::run(options, printer)
+            crate::cli::completion::scripts::run(completion_options(args), printer)
         }
         Command::Presets(args) => commands::presets::list(presets, args.output, printer),
         Command::Notice(args) => {
             commands::presets::notice(presets, &args.preset, &args.date, &args.contact, printer)
         }
         Command::Backup(args) => {
-            let mode = if args.list {
-                commands::backup::Mode::List(args.output)
-            } else if let Some(path) = args.to_file {
-                commands::backup::Mode::File(path)
-            } else {
-                commands::backup::Mode::InCluster {
-                    keep: args.keep.map(|k| k as usize),
-                    yes: args.yes,
-                }
-            };
-            let options = commands::backup::BackupOptions {
-                secret: args.secret,
-                keys: args.keys,
-                mode,
-            };
-            commands::backup::run(&connection, options, printer).await
+            commands::backup::run(&connection, backup_options(args), printer).await
         }
+    }
+}
+
+/// `status`'s options: its flags as they are.
+fn status_options(args: cli::StatusArgs) -> commands::status::StatusOptions {
+    commands::status::StatusOptions {
+        secret: args.secret,
+        all_namespaces: args.all_namespaces,
+        output: args.output,
+        strict: args.strict,
+    }
+}
+
+/// `secret`'s options, with the servers whose password a preset says the key is.
+fn secret_options(
+    args: cli::SecretArgs,
+    presets: &Presets,
+) -> Result<commands::secret::SecretOptions> {
+    let servers = server_keys(presets, &args.secret);
+    Ok(commands::secret::SecretOptions {
+        secret: args.secret,
+        key: args.key,
+        source: value_source(&args.source, args.rotation.length)?,
+        create_key: args.rotation.create_key,
+        force: args.rotation.run.force,
+        restart: settings::parse_restart(&args.rotation.run.restart.join(","))?,
+        no_rollback: args.rotation.no_rollback,
+        run: run_options(&args.rotation.run)?,
+        servers,
+        encryption_keys: presets.encryption_keys(),
+    })
+}
+
+/// The keys of `secret` that a PostgreSQL or Redis preset names as its server's password.
+fn server_keys(presets: &Presets, secret: &str) -> Vec<commands::secret::ServerKey> {
+    presets
+        .presets
+        .iter()
+        .filter(|p| p.secret == secret)
+        .filter_map(|p| {
+            let (system, server) = match (&p.postgres, &p.redis) {
+                (Some(pg), _) => ("PostgreSQL", pg.server.clone()),
+                (_, Some(redis)) => ("Redis", redis.server.clone()),
+                _ => return None,
+            };
+            Some(commands::secret::ServerKey {
+                key: p.key.clone(),
+                preset: p.name.clone(),
+                system,
+                server,
+            })
+        })
+        .collect()
+}
+
+/// `rollback`'s options: where the values come from, and the servers presets tie to its keys.
+fn rollback_options(
+    args: cli::RollbackArgs,
+    presets: &Presets,
+) -> Result<commands::rollback::RollbackOptions> {
+    let source = match (args.run_id, args.to, args.from_file) {
+        (Some(id), _, _) => commands::rollback::BackupSource::Run(id),
+        (None, Some(name), _) => commands::rollback::BackupSource::Named(name),
+        (None, None, Some(path)) => commands::rollback::BackupSource::File(path),
+        (None, None, None) => commands::rollback::BackupSource::Newest,
+    };
+    let databases = presets.databases_of(&args.secret);
+    let redis = presets.redis_of(&args.secret);
+    Ok(commands::rollback::RollbackOptions {
+        secret: args.secret,
+        keys: args.keys,
+        databases,
+        redis,
+        encryption_keys: presets.encryption_keys(),
+        source,
+        force: args.run.force,
+        restart: settings::parse_restart(&args.run.restart.join(","))?,
+        run: run_options(&args.run)?,
+    })
+}
+
+/// `resume`'s run options: never a dry run, never forced, never strict.
+fn resume_options(args: &cli::ResumeArgs) -> Result<pipeline::RunOptions> {
+    Ok(pipeline::RunOptions {
+        dry_run: DryRun::None,
+        yes: args.yes,
+        output: args.output,
+        show_secrets: false,
+        timeout: timeout(&args.timeout)?,
+        force: false,
+        keep: args.keep as usize,
+        strict: false,
+    })
+}
+
+/// `verify`'s options, with what presets know about the Secret's keys.
+fn verify_options(
+    args: cli::VerifyArgs,
+    presets: &Presets,
+) -> Result<commands::verify::VerifyOptions> {
+    let logs = args
+        .logs
+        .as_deref()
+        .map(regex::Regex::new)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("invalid --logs pattern: {e}"))?;
+    let health = args
+        .health
+        .as_deref()
+        .map(commands::verify::parse_health)
+        .transpose()?;
+    let of_secret = || presets.presets.iter().filter(|p| p.secret == args.secret);
+    // A preset knows what its key holds (an OpenAI key, a Fernet key): use that.
+    let kinds = of_secret().map(|p| (p.key.clone(), p.kind)).collect();
+    let encryption = of_secret()
+        .filter_map(|p| p.encryption.clone().map(|e| (p.key.clone(), e)))
+        .collect();
+    Ok(commands::verify::VerifyOptions {
+        databases: presets.databases_of(&args.secret),
+        redis: presets.redis_of(&args.secret),
+        secret: args.secret,
+        keys: args.keys,
+        logs,
+        health,
+        output: args.output,
+        kinds,
+        encryption,
+        strict: args.strict,
+    })
+}
+
+/// `completion`'s options: its flags as they are.
+fn completion_options(
+    args: cli::CompletionArgs,
+) -> crate::cli::completion::scripts::CompletionOptions {
+    crate::cli::completion::scripts::CompletionOptions {
+        shell: args.shell,
+        install: args.install,
+    }
+}
+
+/// `backup`'s mode: `--list`, else `--to-file`, else a backup in the cluster.
+fn backup_options(args: cli::BackupArgs) -> commands::backup::BackupOptions {
+    let mode = if args.list {
+        commands::backup::Mode::List(args.output)
+    } else if let Some(path) = args.to_file {
+        commands::backup::Mode::File(path)
+    } else {
+        commands::backup::Mode::InCluster {
+            keep: args.keep.map(|k| k as usize),
+            yes: args.yes,
+        }
+    };
+    commands::backup::BackupOptions {
+        secret: args.secret,
+        keys: args.keys,
+        mode,
     }
 }
 
@@ -345,20 +378,109 @@ pub fn value_source(
 }
 
 fn run_options(args: &cli::RunArgs) -> Result<pipeline::RunOptions> {
-    let timeout = settings::parse_duration(&args.timeout).map_err(|e| {
-        anyhow::anyhow!(
-            "invalid --timeout {:?}: {e}; use e.g. 5m or 90s",
-            args.timeout
-        )
-    })?;
     Ok(pipeline::RunOptions {
         dry_run: args.dry_run,
         yes: args.yes,
         output: args.output,
         show_secrets: args.show_secrets,
-        timeout,
+        timeout: timeout(&args.timeout)?,
         force: args.force,
         keep: args.keep as usize,
         strict: args.strict,
     })
+}
+
+/// `--timeout`'s duration; the message says what a valid one looks like.
+fn timeout(text: &str) -> Result<std::time::Duration> {
+    settings::parse_duration(text)
+        .map_err(|e| anyhow::anyhow!("invalid --timeout {text:?}: {e}; use e.g. 5m or 90s"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn command(args: &[&str]) -> Command {
+        let argv = std::iter::once("kubectl-rotate").chain(args.iter().copied());
+        Cli::try_parse_from(argv).unwrap().command
+    }
+
+    #[test]
+    fn backup_lists_or_writes_a_file_else_backs_up_in_the_cluster() {
+        let mode = |args: &[&str]| match command(args) {
+            Command::Backup(args) => backup_options(args).mode,
+            _ => unreachable!(),
+        };
+        assert!(matches!(
+            mode(&["backup", "s", "--list"]),
+            commands::backup::Mode::List(_)
+        ));
+        assert!(matches!(
+            mode(&["backup", "s", "--to-file", "-"]),
+            commands::backup::Mode::File(path) if path.as_os_str() == "-"
+        ));
+        assert!(matches!(
+            mode(&["backup", "s", "--keep", "3", "-y"]),
+            commands::backup::Mode::InCluster {
+                keep: Some(3),
+                yes: true
+            }
+        ));
+    }
+
+    #[test]
+    fn rollback_undoes_a_run_or_restores_a_named_backup_a_file_or_the_newest() {
+        use commands::rollback::BackupSource;
+        let presets = Presets {
+            presets: crate::plan::presets::built_in(),
+            config_error: None,
+        };
+        let source = |args: &[&str]| match command(args) {
+            Command::Rollback(args) => rollback_options(args, &presets).unwrap().source,
+            _ => unreachable!(),
+        };
+        assert!(
+            matches!(source(&["rollback", "s", "--run", "r1"]), BackupSource::Run(id) if id == "r1")
+        );
+        assert!(
+            matches!(source(&["rollback", "s", "--to", "b1"]), BackupSource::Named(n) if n == "b1")
+        );
+        assert!(matches!(
+            source(&["rollback", "s", "--from-file", "f.json"]),
+            BackupSource::File(_)
+        ));
+        assert!(matches!(source(&["rollback", "s"]), BackupSource::Newest));
+    }
+
+    #[test]
+    fn a_secret_key_that_a_preset_names_as_a_server_password_is_flagged() {
+        let presets = Presets {
+            presets: crate::plan::presets::built_in(),
+            config_error: None,
+        };
+        let keys: Vec<(String, &str)> = server_keys(&presets, "app-secrets")
+            .into_iter()
+            .map(|k| (k.key, k.system))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("postgres-password".to_string(), "PostgreSQL"),
+                ("redis-password".to_string(), "Redis")
+            ]
+        );
+        assert!(server_keys(&presets, "other").is_empty());
+    }
+
+    #[test]
+    fn a_bad_timeout_says_what_a_good_one_looks_like() {
+        assert_eq!(timeout("90s").unwrap(), std::time::Duration::from_secs(90));
+        let err = timeout("soon").unwrap_err();
+        assert!(
+            err.to_string().starts_with("invalid --timeout \"soon\": "),
+            "{err}"
+        );
+        assert!(err.to_string().ends_with("; use e.g. 5m or 90s"), "{err}");
+    }
 }

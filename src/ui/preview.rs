@@ -24,43 +24,63 @@ pub struct PreviewContext<'a> {
     pub restart_heading: Option<&'static str>,
 }
 
+/// One styled line of the preview.
+type Line = (Style, String);
+
+/// The preview's lines, section after section.
 pub fn render(
     data: &DataPlan,
     restarts: &RestartPlan,
     context: &PreviewContext<'_>,
 ) -> Vec<(Style, String)> {
-    let mut lines = Vec::new();
     let object = format!("Secret {}/{}", data.namespace, data.secret);
-    lines.push((
+    let mut lines = headline(&object, context);
+    lines.extend(keys(data, &object, context.show_secrets));
+    lines.extend(annotations(data));
+    lines.push((Style::Plain, String::new()));
+    lines.push((Style::Plain, backup(data, context)));
+    lines.extend(restarted(restarts, context.restart_heading));
+    lines.extend(not_restarted(restarts));
+    lines.extend(steps(context.steps));
+    lines.extend(warnings(data, restarts));
+    lines
+}
+
+/// What the run does to which Secret, and the notes under it (a preset's downtime and impact).
+fn headline(object: &str, context: &PreviewContext<'_>) -> Vec<Line> {
+    let mut lines = vec![(
         Style::Bold,
         format!(
             "{} {object}  (run {})",
             capitalize(context.action),
             context.rotation_id
         ),
-    ));
+    )];
     for note in context.notes {
         lines.push((Style::Plain, format!("  {note}")));
     }
-    lines.push((Style::Plain, String::new()));
-    lines.push((Style::Bold, format!("--- {object} (live)")));
-    lines.push((Style::Bold, format!("+++ {object} (after)")));
-    lines.push((Style::Plain, "  data:".into()));
+    lines
+}
+
+/// The diff's header and each changed key: before (unless new) and after, masked by default.
+fn keys(data: &DataPlan, object: &str, show_secrets: bool) -> Vec<Line> {
+    let mut lines = vec![
+        (Style::Plain, String::new()),
+        (Style::Bold, format!("--- {object} (live)")),
+        (Style::Bold, format!("+++ {object} (after)")),
+        (Style::Plain, "  data:".into()),
+    ];
     let width = data.keys.iter().map(|k| k.key.len()).max().unwrap_or(0);
     for key in &data.keys {
         if let Some(before) = &key.before {
-            let shown = shown(
-                context.show_secrets,
-                key.before_value.as_ref(),
-                "*** (before)",
-            );
+            let shown = shown(show_secrets, key.before_value.as_ref(), "*** (before)");
             let shown = format!("{shown:12}");
             lines.push((
                 Style::Bad,
                 format!("-   {:width$}  {shown}  {}", key.key, summary(before)),
             ));
         }
-        let shown = shown(context.show_secrets, Some(&key.after_value), "*** (after)");
+        let shown = shown(show_secrets, Some(&key.after_value), "*** (after)");
         let shown = format!("{shown:12}");
         let marker = if key.before.is_some() {
             ""
@@ -76,7 +96,12 @@ pub fn render(
             ),
         ));
     }
-    lines.push((Style::Plain, "  metadata.annotations:".into()));
+    lines
+}
+
+/// The annotation changes; the rotations record shows only the changed keys' new records.
+fn annotations(data: &DataPlan) -> Vec<Line> {
+    let mut lines = vec![(Style::Plain, "  metadata.annotations:".into())];
     for change in &data.annotations {
         match change {
             AnnotationChange::Set { name, value }
@@ -108,80 +133,101 @@ pub fn render(
             }
         }
     }
-    lines.push((Style::Plain, String::new()));
-    lines.push((
+    lines
+}
+
+/// Where the old value is saved first, or why nothing is.
+fn backup(data: &DataPlan, context: &PreviewContext<'_>) -> String {
+    if context.backup.is_empty() {
+        "Backup: no backup needed: the key is new".to_string()
+    } else {
+        format!(
+            "Backup: the old value is saved first in Secret {}/{}",
+            data.namespace, context.backup
+        )
+    }
+}
+
+/// The workloads to restart and how each uses the key (or `Restart: none`).
+fn restarted(restarts: &RestartPlan, heading: Option<&str>) -> Vec<Line> {
+    if restarts.restart.is_empty() {
+        return vec![(Style::Plain, "Restart: none".into())];
+    }
+    let mut lines = vec![(
         Style::Plain,
-        if context.backup.is_empty() {
-            "Backup: no backup needed: the key is new".to_string()
+        if let Some(heading) = heading {
+            heading.replace("{}", &restarts.restart.len().to_string())
         } else {
             format!(
-                "Backup: the old value is saved first in Secret {}/{}",
-                data.namespace, context.backup
+                "Restart ({}), in parallel, then watch the rollouts:",
+                restarts.restart.len()
             )
         },
-    ));
+    )];
+    let width = restarts
+        .restart
+        .iter()
+        .map(|r| r.reference().len())
+        .max()
+        .unwrap_or(0);
+    for restart in &restarts.restart {
+        let how = if restart.usages.is_empty() {
+            "(named with --restart)".to_string()
+        } else {
+            restart.usages.join(", ")
+        };
+        lines.push((
+            Style::Plain,
+            format!("  {:width$}   {how}", restart.reference()),
+        ));
+    }
+    lines
+}
 
-    if restarts.restart.is_empty() {
-        lines.push((Style::Plain, "Restart: none".into()));
-    } else {
+/// The consumers left alone, and why (none: no lines).
+fn not_restarted(restarts: &RestartPlan) -> Vec<Line> {
+    if restarts.not_restarted.is_empty() {
+        return Vec::new();
+    }
+    let mut lines = vec![(Style::Plain, "Not restarted:".into())];
+    for skipped in &restarts.not_restarted {
+        let how = if skipped.usages.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", skipped.usages.join(", "))
+        };
         lines.push((
-            Style::Plain,
-            if let Some(heading) = context.restart_heading {
-                heading.replace("{}", &restarts.restart.len().to_string())
-            } else {
-                format!(
-                    "Restart ({}), in parallel, then watch the rollouts:",
-                    restarts.restart.len()
-                )
-            },
+            Style::Dim,
+            format!("  {}{how}: {}", skipped.reference(), skipped.why),
         ));
-        let width = restarts
-            .restart
-            .iter()
-            .map(|r| r.reference().len())
-            .max()
-            .unwrap_or(0);
-        for restart in &restarts.restart {
-            let how = if restart.usages.is_empty() {
-                "(named with --restart)".to_string()
-            } else {
-                restart.usages.join(", ")
-            };
-            lines.push((
-                Style::Plain,
-                format!("  {:width$}   {how}", restart.reference()),
-            ));
-        }
     }
-    if !restarts.not_restarted.is_empty() {
-        lines.push((Style::Plain, "Not restarted:".into()));
-        for skipped in &restarts.not_restarted {
-            let how = if skipped.usages.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", skipped.usages.join(", "))
-            };
-            lines.push((
-                Style::Dim,
-                format!("  {}{how}: {}", skipped.reference(), skipped.why),
-            ));
-        }
+    lines
+}
+
+/// The run's numbered steps (none: no lines).
+fn steps(steps: &[String]) -> Vec<Line> {
+    if steps.is_empty() {
+        return Vec::new();
     }
-    if !context.steps.is_empty() {
-        lines.push((
-            Style::Plain,
-            "Steps (each journaled; resumable and undoable):".into(),
-        ));
-        for (i, step) in context.steps.iter().enumerate() {
-            lines.push((Style::Plain, format!("  {}. {step}", i + 1)));
-        }
+    let mut lines = vec![(
+        Style::Plain,
+        "Steps (each journaled; resumable and undoable):".into(),
+    )];
+    for (i, step) in steps.iter().enumerate() {
+        lines.push((Style::Plain, format!("  {}. {step}", i + 1)));
     }
+    lines
+}
+
+/// The data plan's and the restart plan's warnings, after a blank line (none: no lines).
+fn warnings(data: &DataPlan, restarts: &RestartPlan) -> Vec<Line> {
     let warnings: Vec<&String> = data.warnings.iter().chain(&restarts.warnings).collect();
-    if !warnings.is_empty() {
-        lines.push((Style::Plain, String::new()));
-        for warning in warnings {
-            lines.push((Style::Warning, format!("warning: {warning}")));
-        }
+    if warnings.is_empty() {
+        return Vec::new();
+    }
+    let mut lines = vec![(Style::Plain, String::new())];
+    for warning in warnings {
+        lines.push((Style::Warning, format!("warning: {warning}")));
     }
     lines
 }
@@ -315,6 +361,54 @@ mod tests {
         );
         assert!(!rendered.contains("c2stb2xkLWtleQ"), "{rendered}");
         insta::assert_snapshot!(rendered);
+    }
+
+    #[test]
+    fn a_new_key_needs_no_backup_and_an_old_one_names_where_it_goes() {
+        let (data, _) = plans();
+        let mut context = PreviewContext {
+            action: "rotate",
+            rotation_id: "r",
+            backup: "",
+            show_secrets: false,
+            notes: &[],
+            steps: &[],
+            restart_heading: None,
+        };
+        assert_eq!(
+            backup(&data, &context),
+            "Backup: no backup needed: the key is new"
+        );
+        context.backup = "b";
+        assert_eq!(
+            backup(&data, &context),
+            "Backup: the old value is saved first in Secret prod/b"
+        );
+    }
+
+    #[test]
+    fn no_restart_says_none_and_a_heading_gets_the_count() {
+        let (_, mut restarts) = plans();
+        let heading = restarted(&restarts, Some("Stop the {} consumers:"));
+        assert_eq!(heading[0].1, "Stop the 2 consumers:");
+        let heading = restarted(&restarts, None);
+        assert_eq!(
+            heading[0].1,
+            "Restart (2), in parallel, then watch the rollouts:"
+        );
+        restarts.restart.clear();
+        assert_eq!(text(&restarted(&restarts, None)), "Restart: none");
+    }
+
+    #[test]
+    fn empty_sections_add_no_lines() {
+        let (mut data, mut restarts) = plans();
+        assert_eq!(not_restarted(&restarts).len(), 2);
+        restarts.not_restarted.clear();
+        data.warnings.clear();
+        assert!(not_restarted(&restarts).is_empty());
+        assert!(steps(&[]).is_empty());
+        assert!(warnings(&data, &restarts).is_empty());
     }
 
     #[test]
