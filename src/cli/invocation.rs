@@ -122,9 +122,7 @@ fn secret_options(
 /// The keys of `secret` that a PostgreSQL or Redis preset names as its server's password.
 fn server_keys(presets: &Presets, secret: &str) -> Vec<commands::secret::ServerKey> {
     presets
-        .presets
-        .iter()
-        .filter(|p| p.secret == secret)
+        .of_secret(secret)
         .filter_map(|p| {
             let (system, server) = match (&p.postgres, &p.redis) {
                 (Some(pg), _) => ("PostgreSQL", pg.server.clone()),
@@ -197,22 +195,19 @@ fn verify_options(
         .as_deref()
         .map(commands::verify::parse_health)
         .transpose()?;
-    let of_secret = || presets.presets.iter().filter(|p| p.secret == args.secret);
     // A preset knows what its key holds (an OpenAI key, a Fernet key): use that.
-    let kinds = of_secret().map(|p| (p.key.clone(), p.kind)).collect();
-    let encryption = of_secret()
-        .filter_map(|p| p.encryption.clone().map(|e| (p.key.clone(), e)))
+    let kinds = presets
+        .of_secret(&args.secret)
+        .map(|p| (p.key.clone(), p.kind))
         .collect();
     Ok(commands::verify::VerifyOptions {
-        databases: presets.databases_of(&args.secret),
-        redis: presets.redis_of(&args.secret),
+        homes: presets.homes_of(&args.secret),
         secret: args.secret,
         keys: args.keys,
         logs,
         health,
         output: args.output,
         kinds,
-        encryption,
         strict: args.strict,
     })
 }

@@ -25,12 +25,9 @@ pub struct VerifyOptions {
     pub output: OutputFormat,
     /// Known kinds of keys (from a preset); others are guessed from the key's name.
     pub kinds: Vec<(String, KeyKind)>,
-    /// Keys that are PostgreSQL passwords (from a preset): checked by logging in.
-    pub databases: Vec<(String, crate::plan::presets::PostgresSettings)>,
-    /// Keys a Redis preset describes: checked by logging in.
-    pub redis: Vec<(String, crate::plan::presets::RedisSettings)>,
-    /// Keys a data encryption key preset describes: every row must decrypt with them.
-    pub encryption: Vec<(String, crate::plan::presets::EncryptionSettings)>,
+    /// Where the keys live besides the Secret (from presets): each system checks its own
+    /// (a PostgreSQL or Redis login, the rows a data encryption key decrypts).
+    pub homes: crate::plan::presets::KeyHomes,
     /// Fail when some consumers cannot be checked (a kind you may not list), instead of warning.
     pub strict: bool,
 }
@@ -44,17 +41,6 @@ pub struct VerifyReport {
     pub secret: String,
     pub passed: bool,
     pub checks: Vec<Check>,
-}
-
-impl VerifyOptions {
-    /// The systems the keys live in besides the Secret, for `systems::verify`.
-    fn homes(&self) -> crate::plan::presets::KeyHomes {
-        crate::plan::presets::KeyHomes {
-            postgres: self.databases.clone(),
-            redis: self.redis.clone(),
-            encryption: self.encryption.clone(),
-        }
-    }
 }
 
 /// Parses `--health PORT/PATH` (`8000/health`, `http/healthz`).
@@ -128,8 +114,7 @@ pub async fn run(
         namespace: &namespace,
         data: &data,
     };
-    let servers =
-        crate::systems::verify::check_keys(&cx, &keys, &options.homes(), &mut checks).await;
+    let servers = crate::systems::verify::check_keys(&cx, &keys, &options.homes, &mut checks).await;
 
     let records = secret_meta::rotation_records(&secret).unwrap_or_default();
     let crate::plan::consumers::Inventory {

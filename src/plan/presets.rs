@@ -1159,6 +1159,23 @@ impl Presets {
         }
     }
 
+    /// The presets that describe keys of `secret`.
+    pub fn of_secret<'a>(&'a self, secret: &'a str) -> impl Iterator<Item = &'a Preset> + 'a {
+        self.presets.iter().filter(move |p| p.secret == secret)
+    }
+
+    /// Where the keys of `secret` live besides the Secret, as its presets describe them.
+    pub fn homes_of(&self, secret: &str) -> KeyHomes {
+        KeyHomes {
+            postgres: self.databases_of(secret),
+            redis: self.redis_of(secret),
+            encryption: self
+                .of_secret(secret)
+                .filter_map(|p| p.encryption.clone().map(|e| (p.key.clone(), e)))
+                .collect(),
+        }
+    }
+
     /// The keys of `secret` that a PostgreSQL preset describes, with its settings (rolled back
     /// in the database too; verified by logging in).
     pub fn databases_of(&self, secret: &str) -> Vec<(String, PostgresSettings)> {
