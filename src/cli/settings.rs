@@ -2,7 +2,7 @@
 //!
 //! This is the "resolve" step between parsing (`cli.rs`) and executing (`commands/`). It decides
 //! which kubeconfig files are read (kubectl's rules), the request timeout, and whether stdout and
-//! stderr get colour. Nothing here opens a connection; `cluster.rs` does that with these values.
+//! stderr get colour. Nothing here opens a connection; `cluster::connect` does that with these values.
 
 use std::path::PathBuf;
 use std::time::Duration;

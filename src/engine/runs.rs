@@ -13,7 +13,7 @@ use crate::plan::backup;
 use crate::plan::journal::{self, Journal};
 use crate::ui::Printer;
 
-/// The journals of runs (`journal.rs`), finished or not (the finished ones are kept,
+/// The journals of runs (`plan::journal`), finished or not (the finished ones are kept,
 /// without values, up to each Secret's backup retention).
 pub async fn list_runs(
     cluster: &Cluster,

@@ -1,7 +1,7 @@
 //! How the plugin reaches an HTTPS server, the way kubectl does: directly or through the proxy
 //! kubectl would use (`proxy.rs`: the kubeconfig's `proxy-url`, else `HTTPS_PROXY`/`NO_PROXY`),
 //! over http, https or socks5 proxies, with server verification as Go's `crypto/x509` does it
-//! (`verify.rs`). The API server client (`cluster.rs`) and the OpenAI key check (`openai.rs`)
+//! (`verify.rs`). The API server client (`cluster::connect`) and the OpenAI key check (`systems::openai`)
 //! share it; CONNECT and SOCKS5 are hyper-util's.
 
 pub mod proxy;

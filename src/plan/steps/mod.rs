@@ -1,6 +1,9 @@
 //! Pure: a change as an ordered list of steps (plan as data). Each step is plain, serializable
-//! data that the journal records and the engine (`engine.rs`) runs; the systems at the edge
-//! (`systems/`) know how to apply it, check that it took effect, and undo it.
+//! data that the journal records and the engine (`engine::runner`) runs; the systems at the edge
+//! (`systems/`) know how to apply it and check that it took effect. Each system's steps, their
+//! words and their undo live in its own file here (`secret`, `workloads`, `postgres`, `redis`,
+//! `encryption`); this file holds the one list of systems (`Step`), the order of a rotation and
+//! the order of an undo.
 //!
 //! A rotation is "back up", "patch the Secret", "restart the consumers", "watch the rollouts";
 //! a database password adds its own steps around the patch (`plan_rotation`). Undoing a run is
