@@ -240,6 +240,30 @@ pub fn portforward_needs(pods: &[String], namespace: &str, system: &str) -> Vec<
         .collect()
 }
 
+/// Reading the PostgreSQL admin's password from its Secret.
+pub fn admin_secret_need(secret: &str, namespace: &str) -> access::Need {
+    access::Need::new(
+        "get",
+        "",
+        "secrets",
+        Some(secret),
+        namespace,
+        "to read the PostgreSQL admin's password",
+    )
+}
+
+/// An image's name without its registry, tag or digest (`docker.io/library/redis:7` is
+/// `redis`): how a server's pod is told from its clients.
+pub fn image_name(image: &str) -> &str {
+    image
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .split([':', '@'])
+        .next()
+        .unwrap_or_default()
+}
+
 /// What a preset needs to reach its server, asked before its preflight logs in anywhere, so that
 /// every missing permission is refused at once with the rules to add (instead of one refused
 /// request at a time): the Service and its Endpoints, the pod and the ReplicaSet that tell the

@@ -38,13 +38,15 @@ impl Scaled {
     }
 }
 
-fn scaled_list(workloads: &[Scaled]) -> String {
+/// `kind/name (N replicas), ...`, for the preview.
+pub fn scaled_list(workloads: &[Scaled]) -> String {
     workloads
         .iter()
         .map(|w| format!("{} ({} replicas)", w.workload().reference(), w.replicas))
         .collect::<Vec<_>>()
         .join(", ")
 }
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum WorkloadStep {

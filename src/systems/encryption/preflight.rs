@@ -247,11 +247,7 @@ fn downtime(scaled: &[Scaled], tokens: u64) -> String {
     if scaled.is_empty() {
         return "none: no consumer uses the key".into();
     }
-    let stopped = scaled
-        .iter()
-        .map(|s| format!("{} ({} replicas)", s.workload().reference(), s.replicas))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let stopped = crate::plan::steps::workloads::scaled_list(scaled);
     format!(
         "{stopped} are scaled to 0 from before the migration until they are back with the new key: the \
                  re-encryption of {tokens} tokens (one transaction) and the rollout (the runbook plans 30+ minutes)"
@@ -369,7 +365,6 @@ pub async fn preflight(
     (current, new): (&SecretValue, &SecretValue),
     dump: bool,
 ) -> Result<Preflight> {
-    use crate::cluster::access::Need;
     let client = &cluster.client;
     let server = crate::plan::server::parse_server(&db.server)?.with_tls(&db.tls);
     if !crate::systems::reach::server_exists(client, namespace, &server).await? {
@@ -386,13 +381,9 @@ pub async fn preflight(
         .admin
         .as_ref()
         .ok_or_else(|| anyhow!("the preset names no admin login (encryption.admin)"))?;
-    found.needs.push(Need::new(
-        "get",
-        "",
-        "secrets",
-        Some(&admin.secret),
+    found.needs.push(crate::systems::reach::admin_secret_need(
+        &admin.secret,
         namespace,
-        "to read the PostgreSQL admin's password",
     ));
     found.server_workloads =
         crate::systems::postgres::server_workloads(client, namespace, &server).await?;

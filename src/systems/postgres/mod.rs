@@ -775,14 +775,7 @@ pub async fn server_workloads(
 /// tag) that declares port 5432: a server, not a client such as an exporter.
 pub fn looks_like_postgres(pod: &Pod) -> bool {
     pod.spec.iter().flat_map(|s| &s.containers).any(|c| {
-        let image = c.image.as_deref().unwrap_or_default();
-        let name = image
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .split([':', '@'])
-            .next()
-            .unwrap_or_default();
+        let name = crate::systems::reach::image_name(c.image.as_deref().unwrap_or_default());
         (name == "postgres" || name == "postgresql")
             && c.ports.iter().flatten().any(|p| p.container_port == 5432)
     })

@@ -61,7 +61,6 @@ pub async fn preflight(
     change: &crate::plan::steps::DatabaseChange,
     current_password: &SecretValue,
 ) -> Result<Preflight> {
-    use crate::cluster::access::Need;
     use crate::plan::steps::DatabaseChange;
     let client = &cluster.client;
     let (db, role) = match change {
@@ -105,13 +104,9 @@ pub async fn preflight(
     ));
     found.server_workloads = server_workloads(client, namespace, &server).await?;
     if let Some(admin) = &db.admin {
-        found.needs.push(Need::new(
-            "get",
-            "",
-            "secrets",
-            Some(&admin.secret),
+        found.needs.push(crate::systems::reach::admin_secret_need(
+            &admin.secret,
             namespace,
-            "to read the PostgreSQL admin's password",
         ));
     }
     let login = Credentials {

@@ -515,14 +515,7 @@ pub fn reads_key(pod: &Pod, secret: &str, key: &str) -> bool {
 /// registry or tag) that declares port 6379: a server, not a client such as an exporter.
 pub fn looks_like_redis(pod: &Pod) -> bool {
     pod.spec.iter().flat_map(|s| &s.containers).any(|c| {
-        let image = c.image.as_deref().unwrap_or_default();
-        let name = image
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .split([':', '@'])
-            .next()
-            .unwrap_or_default();
+        let name = crate::systems::reach::image_name(c.image.as_deref().unwrap_or_default());
         matches!(name, "redis" | "redis-stack-server" | "valkey")
             && c.ports.iter().flatten().any(|p| p.container_port == 6379)
     })
