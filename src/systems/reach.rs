@@ -297,7 +297,7 @@ pub async fn refuse_unreachable(
             .map(|(pod, _)| pod),
     };
     let needs = needs_to_reach(&server, pod.as_deref(), &reach, namespace);
-    let lacking = access::missing(&cluster.client, namespace, &needs).await?;
+    let lacking = crate::cluster::review::missing(&cluster.client, namespace, &needs).await?;
     if lacking.is_empty() {
         return Ok(());
     }

@@ -34,8 +34,12 @@ pub(super) async fn refuse_before_writing(
     refuse_unhealthy(change, &planned.object, options.force, printer)?;
     refuse_unlisted(change, &planned.object, options.strict)?;
     if options.dry_run.reads_cluster() {
-        let lacking =
-            access::missing(&cluster.client, &planned.namespace, &needs(change, planned)).await?;
+        let lacking = crate::cluster::review::missing(
+            &cluster.client,
+            &planned.namespace,
+            &needs(change, planned),
+        )
+        .await?;
         if !lacking.is_empty() {
             return Err(access::refusal(&planned.object, &lacking));
         }
