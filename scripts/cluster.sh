@@ -497,9 +497,12 @@ cmd_up() {
   wait_for "etcd to be healthy" etcd etcd_healthy
 
   log "starting kube-apiserver on https://127.0.0.1:$APISERVER_PORT"
+  # --endpoint-reconciler-type=none: the `kubernetes` Service's endpoints are not kept, which
+  # nothing here reads; newer releases (seen: 1.37) refuse to reconcile a loopback
+  # --advertise-address and exit. 1.20 knows the flag too.
   start kube-apiserver "${BIN[kube-apiserver]}" \
     --etcd-servers="http://127.0.0.1:$etcd_port" --secure-port="$APISERVER_PORT" \
-    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 \
+    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --endpoint-reconciler-type=none \
     --tls-cert-file="$DIR/pki/serving.crt" --tls-private-key-file="$DIR/pki/serving.key" \
     --tls-sni-cert-key="$DIR/pki/shapes/selfsigned.crt,$DIR/pki/shapes/selfsigned.key:selfsigned.rotate.test" \
     --tls-sni-cert-key="$DIR/pki/shapes/pinned.crt,$DIR/pki/shapes/pinned.key:pinned.rotate.test" \
