@@ -20,7 +20,9 @@
 # Binaries: $ETCD, $KUBE_APISERVER, $KUBE_CONTROLLER_MANAGER, $FAKE_KUBELET when set; otherwise
 # $KUBEBUILDER_ASSETS/<name> when present; otherwise etcd from PATH and the others from
 # ${KUBECTL_ROTATE_CACHE:-~/.cache/kubectl-rotate}/k8s-bin (see scripts/provision.sh); the fake
-# kubelet defaults to target/debug/fake-kubelet of this repository.
+# kubelet defaults to target/debug/fake-kubelet of this repository. $KUBELET_STREAMS: the fake
+# kubelet's exec/attach/port-forward server (tools/kubernetes/kubelet-streams); default: built
+# or found in the cache by scripts/kubelet-streams.sh.
 # $DEMO_APP: the demo app binary the fake kubelet runs for pods of image
 # kubectl-rotate.io/demo-app (its --demo-app); defaults to demo-app next to the fake kubelet's
 # binary when that exists, else such pods are simulated like any other. The app processes' files
@@ -429,6 +431,11 @@ cmd_up() {
   resolve_bin KUBE_APISERVER kube-apiserver
   resolve_bin KUBE_CONTROLLER_MANAGER kube-controller-manager
   resolve_bin FAKE_KUBELET fake-kubelet
+  if [ -n "${KUBELET_STREAMS:-}" ]; then
+    resolve_bin KUBELET_STREAMS kubelet-streams
+  elif ! BIN[kubelet-streams]=$("$REPO_ROOT/scripts/kubelet-streams.sh"); then
+    MISSING+=("kubelet-streams: scripts/kubelet-streams.sh could not build it (run: scripts/provision.sh)")
+  fi
   if [ "${#MISSING[@]}" -gt 0 ]; then
     log "error: missing control-plane binaries:"
     printf '    %s\n' "${MISSING[@]}" >&2
@@ -527,7 +534,7 @@ cmd_up() {
   start kube-controller-manager "${BIN[kube-controller-manager]}" \
     --kubeconfig="$DIR/components/kube-controller-manager.kubeconfig" \
     --service-account-private-key-file="$DIR/pki/sa.key" --root-ca-file="$DIR/pki/ca.crt" \
-    --controllers=deployment,replicaset,statefulset,daemonset,job,endpoint,garbagecollector,namespace,serviceaccount,serviceaccount-token \
+    --controllers=deployment,replicaset,statefulset,daemonset,job,cronjob,endpoint,endpointslice,garbagecollector,namespace,serviceaccount,serviceaccount-token \
     --leader-elect=false --bind-address=127.0.0.1 --secure-port=0 "${insecure_port[@]}"
   # The fake kubelet inherits the block's exclusive lock and holds it while it runs.
   claim_block
@@ -540,7 +547,7 @@ cmd_up() {
   start fake-kubelet "${BIN[fake-kubelet]}" --kubeconfig "$DIR/components/fake-kubelet.kubeconfig" \
     --pod-network "$BLOCK" --netns "/var/run/netns/kubectl-rotate-$BLOCK_INDEX" --node-name fake-node \
     --tls-cert-file "$DIR/pki/kubelet.crt" --tls-private-key-file "$DIR/pki/kubelet.key" \
-    --state-dir "$DIR/fake-kubelet" "${app_args[@]}"
+    --state-dir "$DIR/fake-kubelet" --kubelet-streams "${BIN[kubelet-streams]}" "${app_args[@]}"
   exec {BLOCK_LOCK_FD}<&-
   # The controllers are working once the serviceaccount controller has filled in `default`.
   wait_for "the controller manager (ServiceAccount default/default)" kube-controller-manager \

@@ -494,6 +494,8 @@ fn demo_stack_serves_tenants_and_its_servers_are_reachable_by_exec_and_port_forw
         })?;
     let answer = String::from_utf8_lossy(&answer);
     ensure!(answer.starts_with("-NOAUTH"), "Redis answered {answer:?}");
+    // And with real kubectl: port-forward to the Service and psql, exec -it, cp.
+    crate::stream::real_kubectl_reaches_the_demo_database(&env)?;
 
     // The servers' logs are the container logs, without any value.
     for (pod, line) in [

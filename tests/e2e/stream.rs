@@ -1,11 +1,14 @@
-//! `pods/exec` and `pods/portforward` over WebSocket, through the API server to the fake
-//! kubelet (tools/fake-kubelet/src/stream.rs), which runs the command on the host with the
-//! container's environment and dials the pod's IP (local to this machine).
+//! `pods/exec`, `pods/attach` and `pods/portforward` through the API server to the fake kubelet,
+//! whose streams are served by the kubelet's own code (tools/kubernetes/kubelet-streams, on
+//! k8s.io/cri-streaming): it runs the command on the host with the container's environment and
+//! dials the pod's IP (in the cluster's network namespace).
 //!
-//! Exec goes through real kubectl 1.37 (WebSocket, `v5.channel.k8s.io`). Port-forward goes
-//! through kube-rs's WebSocket client (`v4.channel.k8s.io`, `?ports=`): kubectl's port-forward
-//! tunnels SPDY inside the WebSocket (or falls back to plain SPDY), which the fake kubelet does
-//! not speak. The forwarded port is a listener this test binds on the pod's IP.
+//! Clients: real kubectl 1.37 (exec over WebSocket `v5.channel.k8s.io`; port-forward tunnelling
+//! SPDY inside WebSocket) and kube-rs (the plugin's own WebSocket port-forward,
+//! `v4.channel.k8s.io`). Whatever the client speaks, an API server from 1.30 on speaks SPDY/3.1
+//! to the kubelet, as to a real one. The forwarded port is a listener this test binds on the
+//! pod's IP; `real_kubectl_reaches_the_demo_database` (run by the demo-stack test in `app`)
+//! does the same with the demo's PostgreSQL.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -17,7 +20,7 @@ use kube::api::Api;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::TestFn;
-use crate::support::TestEnv;
+use crate::support::{TestEnv, assert_no_values};
 
 pub fn tests() -> Vec<(&'static str, TestFn)> {
     vec![
@@ -315,4 +318,97 @@ pub fn forward_exchange(
             .await
             .context("port-forward took over 30 s")?
     })
+}
+
+/// What a person does with the demo's database and real kubectl: `kubectl port-forward
+/// svc/postgres :5432` and the machine's psql through it, as the app's role; `kubectl exec -it`
+/// on a real terminal (a pseudo-terminal in the pod, as its `tty` says); `kubectl cp` out of the
+/// pod. The password goes to psql in its environment, and nothing printed holds a value.
+pub fn real_kubectl_reaches_the_demo_database(env: &TestEnv) -> Result<()> {
+    let ns = env.namespace.as_str();
+    let values = env.secret_values("app-secrets")?;
+    let password = String::from_utf8(values["postgres-password"].clone())?;
+
+    let mut forward = env
+        .command("kubectl")
+        .args(["port-forward", "-n", ns, "svc/postgres", ":5432"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("starting kubectl port-forward")?;
+    let stdout = forward.stdout.take().expect("stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let answer = (|| -> Result<crate::support::Run> {
+        // "Forwarding from 127.0.0.1:PORT -> 5432"
+        let port = loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(30))
+                .context("kubectl port-forward printed no local port within 30 s")?;
+            if let Some(rest) = line.strip_prefix("Forwarding from 127.0.0.1:") {
+                break rest.split(' ').next().unwrap_or_default().to_string();
+            }
+        };
+        let started = std::time::Instant::now();
+        let output = std::process::Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "ai_agents",
+                "-d",
+                "ai_agents",
+            ])
+            .args([
+                "-tAc",
+                "SELECT current_user || ' ' || count(*) FROM tenant_configs",
+            ])
+            .env("PGPASSWORD", &password)
+            .env("PGCONNECT_TIMEOUT", "20")
+            .output()
+            .context("running psql (the postgresql package)")?;
+        Ok(crate::support::Run::from(output, started.elapsed()))
+    })();
+    let _ = forward.kill();
+    let _ = forward.wait();
+    let answer = answer?;
+    answer.success()?;
+    ensure!(
+        answer.stdout.trim() == "ai_agents 3",
+        "psql through kubectl port-forward: {:?}",
+        answer.stdout
+    );
+    assert_no_values(&answer, &values)?;
+
+    let command = format!(
+        "kubectl exec -it postgres-0 -n {ns} -- sh -c 'tty; psql -P pager=off -U postgres -d ai_agents -tAc \"SELECT 40 + 2\"'"
+    );
+    let shown = env.run_with_terminal(&command, b"")?;
+    shown.success()?;
+    ensure!(
+        shown.stdout.contains("/dev/pts/") && shown.stdout.contains("42"),
+        "kubectl exec -it showed {:?}",
+        shown.stdout
+    );
+    assert_no_values(&shown, &values)?;
+
+    // "The container" is the machine: what kubectl cp brings out is the machine's file.
+    let out = tempfile::tempdir()?;
+    let copy = out.path().join("os-release");
+    // (/usr/lib/os-release: /etc/os-release is a relative link, which tar copies as a link)
+    let from = format!("{ns}/postgres-0:/usr/lib/os-release");
+    env.kubectl(&["cp", &from, copy.to_str().context("UTF-8 path")?])?
+        .success()?;
+    ensure!(
+        std::fs::read(&copy)? == std::fs::read("/usr/lib/os-release")?,
+        "kubectl cp brought another file"
+    );
+    Ok(())
 }

@@ -159,7 +159,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(output: Output, elapsed: Duration) -> Self {
+    pub fn from(output: Output, elapsed: Duration) -> Self {
         Run {
             code: output.status.code(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -226,7 +226,7 @@ impl TestEnv {
         Ok(env)
     }
 
-    fn command(&self, program: &str) -> Command {
+    pub fn command(&self, program: &str) -> Command {
         let mut command = Command::new(program);
         command
             .env_clear()
@@ -502,7 +502,20 @@ impl TestEnv {
             stdin.write_all(line)?;
             stdin.flush()?;
         }
-        let status = child.wait()?;
+        // Bounded: a program that never ends fails the test instead of hanging the run.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                let text = String::from_utf8_lossy(&shown.lock().expect("lock")).into_owned();
+                bail!("{command:?} did not end within 120 s; the terminal showed:\n{text}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
         drop(stdin);
         let _ = reader.join();
         let shown = String::from_utf8_lossy(&shown.lock().expect("lock")).into_owned();

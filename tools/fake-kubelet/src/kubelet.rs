@@ -7,8 +7,8 @@
 //! HTTPS with the certificate `scripts/cluster.sh` signs with the cluster's CA; it asks for no
 //! client certificate (the API server checks no kubelet certificate either unless given
 //! `--kubelet-certificate-authority`). It serves `/containerLogs/...` (see `logs`) and
-//! `/healthz`, and `exec` and `portforward` over WebSocket (see `stream`); not attach, SPDY,
-//! metrics or stats.
+//! `/healthz`, and `exec`, `attach` and `portforward` over SPDY/3.1 or WebSocket (see `streams`);
+//! not metrics or stats.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -26,7 +26,7 @@ use tokio_rustls::rustls::{self, pki_types::pem::PemObject};
 
 use crate::http::{self, Request, Response};
 use crate::logs;
-use crate::stream;
+use crate::streams::{Streams, Target};
 
 /// The kubelet's usual port. Listening on it at a block's node IP is also how a fake kubelet
 /// claims that block (see `network`).
@@ -103,15 +103,19 @@ pub async fn register_node(client: &Client, node: &Value) -> Result<()> {
     Ok(())
 }
 
+/// What the endpoint's requests need: the API client, the Service proxies (an exec's service
+/// environment), the node's name, the state directory and the streaming helper.
+#[derive(Clone)]
+pub struct Endpoint {
+    pub client: Client,
+    pub services: Arc<crate::services::Proxies>,
+    pub name: String,
+    pub state_dir: std::path::PathBuf,
+    pub streams: Option<Arc<Streams>>,
+}
+
 /// Serves the endpoint on `listener` until the process ends.
-pub async fn serve(
-    listener: TcpListener,
-    tls: TlsAcceptor,
-    client: Client,
-    services: std::sync::Arc<crate::services::Proxies>,
-    node_name: String,
-    state_dir: std::path::PathBuf,
-) {
+pub async fn serve(listener: TcpListener, tls: TlsAcceptor, node: Endpoint) {
     loop {
         let tcp = match listener.accept().await {
             Ok((tcp, _)) => tcp,
@@ -121,8 +125,7 @@ pub async fn serve(
                 continue;
             }
         };
-        let (tls, client, node_name) = (tls.clone(), client.clone(), node_name.clone());
-        let (state_dir, services) = (state_dir.clone(), services.clone());
+        let (tls, node) = (tls.clone(), node.clone());
         tokio::spawn(async move {
             let Ok(Ok(stream)) =
                 tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)).await
@@ -134,167 +137,106 @@ pub async fn serve(
                 return;
             };
             if std::env::var_os("FAKE_KUBELET_LOG_REQUESTS").is_some() {
-                eprintln!("fake-kubelet: kubelet request:\n{}", head.trim_end());
+                // The request line and header names only: the spec header is never logged.
+                let names: Vec<&str> = head
+                    .lines()
+                    .skip(1)
+                    .filter_map(|l| l.split(':').next())
+                    .collect();
+                eprintln!(
+                    "fake-kubelet: kubelet request: {} ({})",
+                    head.lines().next().unwrap_or(""),
+                    names.join(", ")
+                );
             }
-            if let Some(upgrade) = streaming_upgrade(&head) {
-                let node = (client, services, node_name, state_dir);
-                serve_stream(stream, &head, upgrade, node).await;
+            if let Some(target) = Target::of_upgrade(&head) {
+                serve_stream(stream, &head, target, &node).await;
                 return;
             }
             http::answer(stream, &head, |request| {
-                handle(client, node_name, state_dir, request)
+                handle(node.client, node.name, node.state_dir, request)
             })
             .await;
         });
     }
 }
 
-/// A WebSocket upgrade to `/exec/...` or `/portforward/...`: (path, raw query).
-fn streaming_upgrade(head: &str) -> Option<(String, String)> {
-    let target = head.lines().next()?.split(' ').nth(1)?;
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let upgrade = stream::header(head, "Upgrade")?;
-    (upgrade.eq_ignore_ascii_case("websocket")
-        && (path.starts_with("/exec/")
-            || path.starts_with("/portforward/")
-            || path.starts_with("/portForward/")))
-    .then(|| (path.to_string(), query.to_string()))
-}
-
-/// Answers a streaming upgrade: refuses it with a plain HTTP error, or switches protocols and
-/// runs the exec or the port-forward.
-async fn serve_stream<S>(
-    mut stream: S,
-    head: &str,
-    (path, query): (String, String),
-    (client, services, node_name, state_dir): (
-        Client,
-        std::sync::Arc<crate::services::Proxies>,
-        String,
-        std::path::PathBuf,
-    ),
-) where
+/// Answers a streaming upgrade: refuses it with a plain HTTP error, or hands it to
+/// `kubelet-streams` with what it needs to know of the pod (see `streams`).
+async fn serve_stream<S>(mut stream: S, head: &str, target: Target, node: &Endpoint)
+where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     use tokio::io::AsyncWriteExt;
-    let refuse = |status: u16, message: String| {
-        http::render_response(&Response::error(status, &message), false)
-    };
-    let protocol = stream::header(head, "Sec-WebSocket-Protocol").and_then(stream::choose_protocol);
-    let key = stream::header(head, "Sec-WebSocket-Key");
-    let (Some(protocol), Some(key)) = (protocol, key) else {
-        let _ = stream
-            .write_all(&refuse(400, "websocket: no supported subprotocol (v5.channel.k8s.io, v4.channel.k8s.io) or no key".into()))
-            .await;
-        let _ = stream.shutdown().await;
-        return;
-    };
-    let segments: Vec<&str> = path.split('/').skip(1).collect();
-    let (namespace, pod_name) = match segments.as_slice() {
-        ["exec", ns, pod, _] | ["portforward" | "portForward", ns, pod] => {
-            (ns.to_string(), pod.to_string())
+    match stream_spec(&target, node).await {
+        Ok(spec) => {
+            let Some(streams) = &node.streams else {
+                let refusal = "fake-kubelet: started without --kubelet-streams: exec, attach and port-forward are not served";
+                let _ = stream.write_all(&refuse(501, refusal)).await;
+                return;
+            };
+            if let Err(err) = streams.hand_over(stream, head, &spec).await {
+                eprintln!("fake-kubelet: {err:#}");
+            }
         }
-        _ => {
-            let _ = stream
-                .write_all(&refuse(404, "404 page not found".into()))
-                .await;
-            return;
+        Err((status, message)) => {
+            let _ = stream.write_all(&refuse(status, &message)).await;
+            let _ = stream.shutdown().await;
         }
-    };
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-    let pod = match pods.get_opt(&pod_name).await {
+    }
+}
+
+fn refuse(status: u16, message: &str) -> Vec<u8> {
+    http::render_response(&Response::error(status, message), false)
+}
+
+/// What `kubelet-streams` needs to serve `target`: the pod's IP, an exec's environment, an
+/// attach's log file. Or the kubelet's answer when the pod is not one it serves.
+async fn stream_spec(target: &Target, node: &Endpoint) -> Result<Value, (u16, String)> {
+    let (namespace, pod_name) = target.pod();
+    let pods: Api<Pod> = Api::namespaced(node.client.clone(), namespace);
+    let pod = match pods.get_opt(pod_name).await {
         Ok(Some(found))
-            if found.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(&node_name) =>
+            if found.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(&node.name) =>
         {
             found
         }
         Ok(_) => {
-            let message = format!("pod {namespace}/{pod_name} is not on node {node_name}");
-            let _ = stream.write_all(&refuse(404, message)).await;
-            return;
+            return Err((
+                404,
+                format!("pod {namespace}/{pod_name} is not on node {}", node.name),
+            ));
         }
-        Err(err) => {
-            let message = format!("reading pod {namespace}/{pod_name}: {err}");
-            let _ = stream.write_all(&refuse(500, message)).await;
-            return;
-        }
+        Err(err) => return Err((500, format!("reading pod {namespace}/{pod_name}: {err}"))),
     };
-    let pod_ip: Option<Ipv4Addr> = pod
+    let pod_ip: Ipv4Addr = pod
         .status
         .as_ref()
         .and_then(|s| s.pod_ip.as_deref())
-        .and_then(|ip| ip.parse().ok());
-    let Some(pod_ip) = pod_ip else {
-        let message = format!("pod {namespace}/{pod_name} has no IP yet");
-        let _ = stream.write_all(&refuse(400, message)).await;
-        return;
-    };
-    match segments.as_slice() {
-        ["exec", _, _, container] => {
-            let env = if crate::app::pod_image(&pod).is_some() {
-                let exec_env =
-                    crate::app::exec_env(&client, &services, &state_dir, &pod, container, pod_ip);
-                match exec_env.await {
-                    Ok(env) => env,
-                    Err(why) => {
-                        let _ = stream.write_all(&refuse(500, why)).await;
-                        return;
-                    }
-                }
-            } else {
-                Default::default()
-            };
-            let command = stream::query_values(&query, "command");
-            // The API server asks the kubelet for `input`; `stdin` is the client's spelling.
-            let want_stdin = ["input", "stdin"].iter().any(|name| {
-                stream::query_values(&query, name)
-                    .first()
-                    .is_some_and(|v| v == "true" || v == "1")
-            });
-            if stream
-                .write_all(&stream::upgrade_response(key, protocol))
-                .await
-                .is_err()
-            {
-                return;
-            }
-            let ws = stream::accept(stream).await;
-            stream::exec(ws, protocol.starts_with("v5"), command, env, want_stdin).await;
+        .and_then(|ip| ip.parse().ok())
+        .ok_or_else(|| (400, format!("pod {namespace}/{pod_name} has no IP yet")))?;
+    let is_app = crate::app::pod_image(&pod).is_some();
+    let mut spec = json!({"podIP": pod_ip.to_string(), "env": {}, "logFile": ""});
+    match target {
+        Target::Exec { container, .. } if is_app => {
+            let env = crate::app::exec_env(
+                &node.client,
+                &node.services,
+                &node.state_dir,
+                &pod,
+                container,
+                pod_ip,
+            );
+            spec["env"] = json!(env.await.map_err(|why| (500, why))?);
         }
-        _ => {
-            let mut ports = Vec::new();
-            for value in stream::query_values(&query, "ports")
-                .into_iter()
-                .chain(stream::query_values(&query, "port"))
-            {
-                for port in value.split(',').filter(|p| !p.is_empty()) {
-                    match port.trim().parse::<u16>() {
-                        Ok(port) if port != 0 => ports.push(port),
-                        _ => {
-                            let message = format!("invalid port {port:?}");
-                            let _ = stream.write_all(&refuse(400, message)).await;
-                            return;
-                        }
-                    }
-                }
-            }
-            if ports.is_empty() || ports.len() > 64 {
-                let _ = stream
-                    .write_all(&refuse(400, "ports: one to 64 ports required".into()))
-                    .await;
-                return;
-            }
-            if stream
-                .write_all(&stream::upgrade_response(key, protocol))
-                .await
-                .is_err()
-            {
-                return;
-            }
-            let ws = stream::accept(stream).await;
-            stream::portforward(ws, pod_ip, ports).await;
+        Target::Attach { container, .. } if is_app => {
+            let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+            let log = crate::app::log_path(&node.state_dir, uid, container, false);
+            spec["logFile"] = json!(log.display().to_string());
         }
+        _ => {}
     }
+    Ok(spec)
 }
 
 async fn handle(

@@ -40,7 +40,7 @@ mod pod_http;
 mod require;
 mod services;
 mod status;
-mod stream;
+mod streams;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -88,12 +88,13 @@ struct Args {
     demo_app: Option<PathBuf>,
     state_dir: PathBuf,
     netns: Option<PathBuf>,
+    kubelet_streams: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args> {
     const USAGE: &str = "usage: fake-kubelet --kubeconfig PATH --pod-network CIDR \
         --tls-cert-file PEM --tls-private-key-file PEM [--node-name NAME] [--demo-app PATH] \
-        [--state-dir DIR] [--netns PATH]";
+        [--state-dir DIR] [--netns PATH] [--kubelet-streams PATH]";
     let mut values: HashMap<String, String> = HashMap::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -113,7 +114,8 @@ fn parse_args() -> Result<Args> {
             | "--node-name"
             | "--demo-app"
             | "--state-dir"
-            | "--netns" => values.insert(name, value),
+            | "--netns"
+            | "--kubelet-streams" => values.insert(name, value),
             _ => bail!("unexpected argument {arg:?}\n{USAGE}"),
         };
     }
@@ -130,6 +132,7 @@ fn parse_args() -> Result<Args> {
         node_name: take("--node-name").unwrap_or_else(|_| "fake-node".into()),
         demo_app: take("--demo-app").ok().map(PathBuf::from),
         netns: take("--netns").ok().map(PathBuf::from),
+        kubelet_streams: take("--kubelet-streams").ok().map(PathBuf::from),
         state_dir: take("--state-dir").map(PathBuf::from).unwrap_or_else(|_| {
             std::env::temp_dir().join(format!("fake-kubelet-{}", std::process::id()))
         }),
@@ -179,13 +182,31 @@ async fn run() -> Result<()> {
     let pool = Arc::new(Mutex::new(IpPool::new(block)));
     let services = services::Proxies::new(client.clone(), pool.clone());
     tokio::spawn(services.clone().follow());
+    // exec, attach and port-forward: served by kubelet-streams (see `streams`); it lives as
+    // long as this process (killed with it), and if it dies the streams fail with a word here.
+    let streams = match &args.kubelet_streams {
+        Some(binary) => {
+            let (streams, mut child) = streams::Streams::start(binary, &args.state_dir).await?;
+            tokio::spawn(async move {
+                let status = child.wait().await;
+                eprintln!(
+                    "fake-kubelet: error: kubelet-streams exited ({status:?}); exec, attach and port-forward fail from now on"
+                );
+            });
+            Some(Arc::new(streams))
+        }
+        None => None,
+    };
     tokio::spawn(kubelet::serve(
         listener,
         tls,
-        client.clone(),
-        services.clone(),
-        args.node_name.clone(),
-        args.state_dir.clone(),
+        kubelet::Endpoint {
+            client: client.clone(),
+            services: services.clone(),
+            name: args.node_name.clone(),
+            state_dir: args.state_dir.clone(),
+            streams,
+        },
     ));
     eprintln!(
         "fake-kubelet: node {} at {node_ip}, kubelet https://{node_ip}:{}, pod IPs from {block}",
