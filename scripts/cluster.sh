@@ -273,10 +273,9 @@ select_release() {
   mapfile -t releases < <(k8s_releases | cut -d' ' -f1)
   [ "${#releases[@]}" -gt 0 ] || die "no tools/kubernetes*/go.mod in $REPO_ROOT"
   K8S_RELEASE=${KUBECTL_ROTATE_K8S:-${releases[0]}}
-  local r
+  local r accepted="${releases[0]} (the default)"
   for r in "${releases[@]}"; do [ "$r" = "$K8S_RELEASE" ] && return 0; done
-  local accepted
-  accepted="${releases[0]} (the default)$(printf ', %s' "${releases[@]:1}")"
+  for r in "${releases[@]:1}"; do accepted+=", $r"; done
   die "KUBECTL_ROTATE_K8S=$KUBECTL_ROTATE_K8S is not a Kubernetes release this repository builds; accepted: $accepted"
 }
 
