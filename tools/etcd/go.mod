@@ -1,6 +1,8 @@
 // The etcd of the local control plane: etcd's server built from go.etcd.io (scripts/provision.sh,
 // cached by version). To move to another release, change the version here, run `go mod tidy`,
-// and provision rebuilds.
+// and provision rebuilds. 3.6 serves both Kubernetes releases the tests run: 1.37's API server
+// uses etcd's v3.7.0 client and kubeadm 1.37 accepts an external etcd from 3.5.24 (its default is
+// 3.7.0); 1.34's uses the v3.6.4 client.
 module kubectl-rotate.local/etcd
 
 go 1.26.0
