@@ -17,12 +17,16 @@
 #   scripts/cluster.sh down DIR     stop it (idempotent)
 #   scripts/cluster.sh status DIR   exit 0 if every process of the cluster is running
 #
+# Kubernetes release: the current one (tools/kubernetes/go.mod, 1.37) unless $KUBECTL_ROTATE_K8S
+# names another that this repository builds (tools/kubernetes-<minor>/go.mod: 1.34), as
+# major.minor; any other value is refused, naming those accepted.
 # Binaries: $ETCD, $KUBE_APISERVER, $KUBE_CONTROLLER_MANAGER, $FAKE_KUBELET when set; otherwise
-# $KUBEBUILDER_ASSETS/<name> when present; otherwise etcd from PATH and the others from
-# ${KUBECTL_ROTATE_CACHE:-~/.cache/kubectl-rotate}/k8s-bin (see scripts/provision.sh); the fake
-# kubelet defaults to target/debug/fake-kubelet of this repository. $KUBELET_STREAMS: the fake
-# kubelet's exec/attach/port-forward server (tools/kubernetes/kubelet-streams); default: built
-# or found in the cache by scripts/kubelet-streams.sh.
+# $KUBEBUILDER_ASSETS/<name> when present; otherwise the builds scripts/provision.sh caches in
+# ${KUBECTL_ROTATE_CACHE:-~/.cache/kubectl-rotate}: etcd-current/etcd (go.etcd.io, tools/etcd)
+# and k8s-<major.minor>/ for the release; the fake kubelet defaults to target/debug/fake-kubelet
+# of this repository. $KUBELET_STREAMS: the fake kubelet's exec/attach/port-forward server
+# (tools/kubernetes/kubelet-streams); default: built or found in the cache by
+# scripts/kubelet-streams.sh.
 # $DEMO_APP: the demo app binary the fake kubelet runs for pods of image
 # kubectl-rotate.io/demo-app (its --demo-app); defaults to demo-app next to the fake kubelet's
 # binary when that exists, else such pods are simulated like any other. The app processes' files
@@ -181,7 +185,7 @@ for line in sys.stdin:
 
 block_lock() { printf '/tmp/kubectl-rotate-block-%s.lock' "$1"; }
 
-# Claims a free block: sets BLOCK_INDEX, BLOCK, NODE_IP and BLOCK_LOCK_FD (an fd holding the
+# Claims a free block: sets BLOCK_INDEX, BLOCK and BLOCK_LOCK_FD (an fd holding the
 # block's exclusive lock, for the fake kubelet to inherit).
 claim_block() {
   local info count n fd
@@ -191,7 +195,7 @@ claim_block() {
     (umask 022 && : >>"$(block_lock "$n")")
     exec {fd}<"$(block_lock "$n")"
     if flock -xn "$fd"; then
-      read -r BLOCK NODE_IP _ <<<"$(block_info "$n")"
+      read -r BLOCK _ _ <<<"$(block_info "$n")"
       BLOCK_INDEX=$n
       BLOCK_LOCK_FD=$fd
       return 0
@@ -232,8 +236,8 @@ make_netns() {
 # Removes DIR's namespace, unless its block was claimed again by a running cluster.
 remove_netns() {
   [ -s "$DIR/netns" ] || return 0
-  local n ns block fd
-  read -r n ns block <"$DIR/netns"
+  local n ns fd
+  read -r n ns _ <"$DIR/netns"
   if [ -e "$(block_lock "$n")" ]; then
     exec {fd}<"$(block_lock "$n")"
     if ! flock -xn "$fd"; then
@@ -253,9 +257,34 @@ remove_netns() {
 declare -A BIN
 MISSING=()
 
+# The Kubernetes releases this repository builds, as "major.minor module-directory" lines, the
+# current one (tools/kubernetes) first.
+k8s_releases() {
+  local module version minor
+  for module in "$REPO_ROOT/tools/kubernetes" "$REPO_ROOT"/tools/kubernetes-*; do
+    [ -f "$module/go.mod" ] || continue
+    version=$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "$module/go.mod")
+    minor=${version#v}; minor=${minor%.*}
+    printf '%s %s\n' "$minor" "$module"
+  done
+}
+
+# Sets K8S_RELEASE (major.minor) from $KUBECTL_ROTATE_K8S, or the current release by default.
+select_release() {
+  local releases
+  mapfile -t releases < <(k8s_releases | cut -d' ' -f1)
+  [ "${#releases[@]}" -gt 0 ] || die "no tools/kubernetes*/go.mod in $REPO_ROOT"
+  K8S_RELEASE=${KUBECTL_ROTATE_K8S:-${releases[0]}}
+  local r accepted="${releases[0]} (the default)"
+  for r in "${releases[@]}"; do [ "$r" = "$K8S_RELEASE" ] && return 0; done
+  for r in "${releases[@]:1}"; do accepted+=", $r"; done
+  die "KUBECTL_ROTATE_K8S=$KUBECTL_ROTATE_K8S is not a Kubernetes release this repository builds; accepted: $accepted"
+}
+
 # resolve_bin VAR NAME: sets BIN[NAME] to the binary's path, or records NAME as missing.
 resolve_bin() {
-  local var=$1 name=$2 explicit=${!1:-}
+  local var=$1 name=$2 explicit=${!1:-} cached
+  if [ "$name" = etcd ]; then cached=$CACHE/etcd-current; else cached=$CACHE/k8s-$K8S_RELEASE; fi
   if [ -n "$explicit" ]; then
     [ -x "$explicit" ] && { BIN[$name]=$explicit; return; }
     MISSING+=("$name: \$$var=$explicit is not an executable file")
@@ -264,16 +293,38 @@ resolve_bin() {
     MISSING+=("fake-kubelet: $REPO_ROOT/target/debug/fake-kubelet is not built (run: cargo build -p fake-kubelet)")
   elif [ -n "${KUBEBUILDER_ASSETS:-}" ] && [ -x "$KUBEBUILDER_ASSETS/$name" ]; then
     BIN[$name]=$KUBEBUILDER_ASSETS/$name
-  elif [ "$name" = etcd ] && command -v etcd >/dev/null; then
-    BIN[$name]=$(command -v etcd)
-  elif [ -x "$CACHE/k8s-bin/$name" ]; then
-    BIN[$name]=$CACHE/k8s-bin/$name
+  elif [ -x "$cached/$name" ]; then
+    BIN[$name]=$cached/$name
   else
-    MISSING+=("$name: not in \$KUBEBUILDER_ASSETS, PATH or $CACHE/k8s-bin (run: scripts/provision.sh)")
+    MISSING+=("$name: not in \$KUBEBUILDER_ASSETS or $cached (run: scripts/provision.sh)")
   fi
 }
 
 # --- up -----------------------------------------------------------------------------------
+
+# The controllers kube-controller-manager runs: those that make the objects the plugin reads and
+# restarts behave as on a real cluster (names as in `kube-controller-manager --help`, 1.34 and
+# 1.37). Not run: the node lifecycle and taint eviction controllers (the fake kubelet is the only
+# node), the scheduler's (pods name their node: the fake kubelet binds them), volumes, quotas,
+# certificates, disruption budgets and the rest, which nothing here uses.
+CONTROLLERS=(
+  deployment-controller replicaset-controller statefulset-controller daemonset-controller
+  # CronJobs start Jobs, Jobs start pods; finished Jobs with a ttlSecondsAfterFinished go.
+  cronjob-controller job-controller ttl-after-finished-controller
+  # Services: EndpointSlices (what current clients read, kube-apiserver's Service proxy among
+  # them), the Endpoints they replace (still served; the plugin falls back to them), and slices
+  # for Endpoints written by hand (the mirroring controller).
+  endpointslice-controller endpoints-controller endpointslice-mirroring-controller
+  # No metrics API here (no metrics-server), so an HPA never scales on its metrics (it reports
+  # ScalingActive=False, FailedGetResourceMetric). It still does what the plugin must not fight:
+  # holds the workload's replicas within minReplicas..maxReplicas, and leaves alone one scaled to
+  # zero (autoscaling off until it is scaled up again).
+  horizontal-pod-autoscaler-controller
+  garbage-collector-controller namespace-controller
+  # Every namespace's `default` ServiceAccount, token Secrets, and the kube-root-ca.crt
+  # ConfigMap that projected service account token volumes read.
+  serviceaccount-controller serviceaccount-token-controller root-ca-certificate-publisher-controller
+)
 
 free_ports() {
   # Bind all at once so the kernel hands out distinct ports; they are released on exit and
@@ -427,6 +478,7 @@ fail_with_log() {
 }
 
 cmd_up() {
+  select_release
   resolve_bin ETCD etcd
   resolve_bin KUBE_APISERVER kube-apiserver
   resolve_bin KUBE_CONTROLLER_MANAGER kube-controller-manager
@@ -496,17 +548,17 @@ cmd_up() {
     "rules:" "- level: Metadata" >"$DIR/pki/audit-policy.yaml"
 
   log "starting etcd on 127.0.0.1:$etcd_port"
-  start etcd "${BIN[etcd]}" --name default --data-dir "$DIR/etcd" \
+  start etcd "${BIN[etcd]}" --name local --data-dir "$DIR/etcd" \
     --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
     --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
-    --initial-cluster "default=http://127.0.0.1:$peer_port"
+    --initial-cluster "local=http://127.0.0.1:$peer_port"
   ETCD_PORT=$etcd_port
   wait_for "etcd to be healthy" etcd etcd_healthy
 
-  log "starting kube-apiserver on https://127.0.0.1:$APISERVER_PORT"
+  log "starting $("${BIN[kube-apiserver]}" --version | sed 's/^Kubernetes /kube-apiserver /') on https://127.0.0.1:$APISERVER_PORT"
   # --endpoint-reconciler-type=none: the `kubernetes` Service's endpoints are not kept, which
-  # nothing here reads; newer releases (seen: 1.37) refuse to reconcile a loopback
-  # --advertise-address and exit. 1.20 knows the flag too.
+  # nothing here reads; current releases (seen: 1.37) refuse to reconcile a loopback
+  # --advertise-address and exit.
   start kube-apiserver "${BIN[kube-apiserver]}" \
     --etcd-servers="http://127.0.0.1:$etcd_port" --secure-port="$APISERVER_PORT" \
     --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --endpoint-reconciler-type=none \
@@ -524,18 +576,12 @@ cmd_up() {
 
   write_kubeconfig "$DIR/components/kube-controller-manager.kubeconfig" kube-controller-manager
   write_kubeconfig "$DIR/components/fake-kubelet.kubeconfig" fake-kubelet
-  # --port=0 turns off 1.20's insecure port; newer releases (KUBEBUILDER_ASSETS) removed the flag.
-  # (The help is read in full first: `grep -q` in a pipe would end it early, and under
-  # pipefail the SIGPIPE would sometimes drop --port=0 and leave port 10252 taken.)
-  local insecure_port=() kcm_help
-  kcm_help=$("${BIN[kube-controller-manager]}" --help 2>&1 || true)
-  if grep -qE '^ +--port int' <<<"$kcm_help"; then insecure_port=(--port=0); fi
   log "starting kube-controller-manager and fake-kubelet"
   start kube-controller-manager "${BIN[kube-controller-manager]}" \
     --kubeconfig="$DIR/components/kube-controller-manager.kubeconfig" \
     --service-account-private-key-file="$DIR/pki/sa.key" --root-ca-file="$DIR/pki/ca.crt" \
-    --controllers=deployment,replicaset,statefulset,daemonset,job,cronjob,endpoint,endpointslice,garbagecollector,namespace,serviceaccount,serviceaccount-token \
-    --leader-elect=false --bind-address=127.0.0.1 --secure-port=0 "${insecure_port[@]}"
+    --controllers="$(IFS=,; echo "${CONTROLLERS[*]}")" \
+    --leader-elect=false --bind-address=127.0.0.1 --secure-port=0
   # The fake kubelet inherits the block's exclusive lock and holds it while it runs.
   claim_block
   make_netns

