@@ -574,10 +574,10 @@ async fn start_pod(
         return; // never closed
     };
 
-    if spec.node_name.is_none() {
-        if let Err(outcome) = bind(&pods, &namespace, &name, &node_name).await {
-            return done.send(outcome);
-        }
+    if spec.node_name.is_none()
+        && let Err(outcome) = bind(&pods, &namespace, &name, &node_name).await
+    {
+        return done.send(outcome);
     }
 
     if let Some((runner, stop)) = app {
