@@ -8,7 +8,7 @@
 #
 # The pod network: the API server will not proxy to loopback, so node and pod IPs come from
 # $CLUSTER_POD_NETWORK (default 198.18.0.0/16, RFC 2544's benchmarking range, used by no real
-# network here). Each cluster takes its own /22 of it and puts those addresses, and the pods'
+# network here). Each cluster takes its own /20 of it and puts those addresses, and the pods'
 # processes, in a network namespace of its own joined to this machine by a veth pair (needs
 # root or CAP_NET_ADMIN; refused when a route or address of the machine overlaps the range).
 # `up` makes the namespace, `down` removes it. Details: "the pod network" below.
@@ -32,7 +32,7 @@
 # binary when that exists, else such pods are simulated like any other. The app processes' files
 # (Secret volumes, logs) are under DIR/fake-kubelet/.
 # $CLUSTER_UP_TIMEOUT (seconds, default 90) bounds the wait for readiness.
-# $CLUSTER_POD_NETWORK (an IPv4 CIDR, /22 or larger) replaces the pod network.
+# $CLUSTER_POD_NETWORK (an IPv4 CIDR, /20 or larger) replaces the pod network.
 #
 # Files in DIR: kubeconfig (contexts `admin`, current, and `nobody`, a user with no rights),
 # admin.kubeconfig, env (`export KUBECONFIG=...`), pids (`name pid` lines), logs/<name>.log,
@@ -140,7 +140,7 @@ start() {
 
 # --- the pod network: one network namespace per cluster -----------------------------------
 #
-# Each cluster takes one /22 block of POD_NETWORK (index N): a network namespace
+# Each cluster takes one /20 block of POD_NETWORK (4093 pod IPs) (index N): a network namespace
 # kubectl-rotate-N holds its node and pod IPs (local there: `ip route add local BLOCK dev lo`
 # inside it) and the processes that stand for its pods (the fake kubelet starts them there); a
 # veth pair joins it to this machine (krot-hN here, krot-nN inside). The machine routes BLOCK
@@ -150,14 +150,14 @@ start() {
 # fake kubelet inherits and holds while it runs; a namespace left by a cluster that died
 # without `down` is replaced when its block is claimed again.
 
-# block_info N: prints "BLOCK NODE_IP COUNT" for the Nth /22 of POD_NETWORK (COUNT: blocks).
+# block_info N: prints "BLOCK NODE_IP COUNT" for the Nth /20 of POD_NETWORK (COUNT: blocks).
 block_info() {
   python3 - "$POD_NETWORK" "$1" <<'PY'
 import ipaddress, sys
 net = ipaddress.ip_network(sys.argv[1], strict=False)
-if net.version != 4 or net.prefixlen > 22:
+if net.version != 4 or net.prefixlen > 20:
     sys.exit(1)
-blocks = list(net.subnets(new_prefix=22))
+blocks = list(net.subnets(new_prefix=20))
 n = int(sys.argv[2])
 block = blocks[min(n, len(blocks) - 1)]
 print(block, block.network_address + 1, len(blocks))
@@ -183,26 +183,44 @@ for line in sys.stdin:
 ' "$POD_NETWORK"
 }
 
+# other_clusters_routes BLOCK N: the routes into other clusters' namespaces (devices krot-hM,
+# M != N) that overlap BLOCK; only a cluster made with another block size has such a route.
+other_clusters_routes() {
+  ip -4 route show | python3 -c '
+import ipaddress, sys
+block, own = ipaddress.ip_network(sys.argv[1]), "krot-h" + sys.argv[2]
+for line in sys.stdin:
+    words = line.split()
+    dev = words[words.index("dev") + 1] if "dev" in words else ""
+    if dev.startswith("krot-h") and dev != own and ipaddress.ip_network(words[0], strict=False).overlaps(block):
+        print(line.strip())
+' "$1" "$2"
+}
+
 block_lock() { printf '/tmp/kubectl-rotate-block-%s.lock' "$1"; }
 
 # Claims a free block: sets BLOCK_INDEX, BLOCK and BLOCK_LOCK_FD (an fd holding the
 # block's exclusive lock, for the fake kubelet to inherit).
 claim_block() {
   local info count n fd
-  info=$(block_info 0) || die "CLUSTER_POD_NETWORK=$POD_NETWORK is not an IPv4 network of /22 or larger"
+  info=$(block_info 0) || die "CLUSTER_POD_NETWORK=$POD_NETWORK is not an IPv4 network of /20 or larger"
   count=${info##* }
   for ((n = 0; n < count; n++)); do
     (umask 022 && : >>"$(block_lock "$n")")
     exec {fd}<"$(block_lock "$n")"
     if flock -xn "$fd"; then
       read -r BLOCK _ _ <<<"$(block_info "$n")"
+      if [ -n "$(other_clusters_routes "$BLOCK" "$n")" ]; then
+        exec {fd}<&- # a cluster of another block size (an older checkout: /22) has part of it
+        continue
+      fi
       BLOCK_INDEX=$n
       BLOCK_LOCK_FD=$fd
       return 0
     fi
     exec {fd}<&-
   done
-  die "every /22 block of $POD_NETWORK is in use by a running cluster ($count clusters)"
+  die "every /20 block of $POD_NETWORK is in use by a running cluster ($count clusters)"
 }
 
 # Makes the namespace of the claimed block (replacing a stale one) and records it in DIR/netns.
@@ -211,7 +229,7 @@ make_netns() {
   local gw=169.254.77.$((BLOCK_INDEX + 1)) overlap err
   overlap=$(overlapping_routes) || die "CLUSTER_POD_NETWORK=$POD_NETWORK is not an IPv4 network"
   if [ -n "$overlap" ]; then
-    die "the pod network $POD_NETWORK overlaps this machine's route(s): $overlap; set CLUSTER_POD_NETWORK to an unused IPv4 range (/22 or larger)"
+    die "the pod network $POD_NETWORK overlaps this machine's route(s): $overlap; set CLUSTER_POD_NETWORK to an unused IPv4 range (/20 or larger)"
   fi
   ip netns del "$ns" 2>/dev/null || true
   ip link del "$host" 2>/dev/null || true
@@ -324,6 +342,8 @@ CONTROLLERS=(
   # Every namespace's `default` ServiceAccount, token Secrets, and the kube-root-ca.crt
   # ConfigMap that projected service account token volumes read.
   serviceaccount-controller serviceaccount-token-controller root-ca-certificate-publisher-controller
+  # Taints a Node whose kubelet stops renewing its Lease (the fake kubelet renews fake-node's).
+  node-lifecycle-controller
 )
 
 free_ports() {

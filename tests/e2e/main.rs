@@ -20,6 +20,7 @@ mod encryption_rotation;
 mod fault_proxy;
 mod faults;
 mod krew;
+mod kubelet;
 mod pg_rotation;
 mod postgres;
 mod presets;
@@ -71,6 +72,7 @@ fn main() -> ExitCode {
         krew::tests(),
         app::tests(),
         stream::tests(),
+        kubelet::tests(),
         postgres::tests(),
         pg_rotation::tests(),
         redis::tests(),

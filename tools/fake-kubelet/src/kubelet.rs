@@ -53,7 +53,7 @@ pub fn tls_acceptor(cert_file: &Path, key_file: &Path) -> Result<TlsAcceptor> {
 /// The Node object of a fake kubelet at `ip`:`port`, Ready since `now` (RFC 3339).
 pub fn node_object(name: &str, ip: Ipv4Addr, port: u16, now: &str) -> Value {
     // No scheduler reads the capacity; `kubectl describe node` and DaemonSets like to see one.
-    let capacity = json!({"cpu": "16", "memory": "64Gi", "pods": "1021"});
+    let capacity = json!({"cpu": "16", "memory": "64Gi", "pods": "4093"}); // the pod IPs of a block
     json!({
         "apiVersion": "v1",
         "kind": "Node",
@@ -75,8 +75,8 @@ pub fn node_object(name: &str, ip: Ipv4Addr, port: u16, now: &str) -> Value {
     })
 }
 
-/// Creates the Node, or brings an existing one up to date. Nothing marks it NotReady later
-/// (the controller manager runs no node lifecycle controller), so no heartbeat is needed.
+/// Creates the Node, or brings an existing one up to date. Its Lease and status heartbeats
+/// (see `lease`) keep the node lifecycle controller from marking it NotReady later.
 pub async fn register_node(client: &Client, node: &Value) -> Result<()> {
     let nodes: Api<Node> = Api::all(client.clone());
     let typed: Node = serde_json::from_value(node.clone()).context("building the Node")?;
@@ -87,8 +87,8 @@ pub async fn register_node(client: &Client, node: &Value) -> Result<()> {
             done.with_context(|| format!("creating Node {name}"))?;
         }
     }
-    // The API server taints a new node not-ready until the node lifecycle controller (not run
-    // here) sees it Ready; DaemonSets would place no pod on it.
+    // The API server taints a new node not-ready until the node lifecycle controller sees it
+    // Ready; DaemonSets would place no pod on it meanwhile.
     let params = PatchParams::default();
     let untaint = json!({"spec": {"taints": null}});
     nodes

@@ -33,11 +33,13 @@
 mod app;
 mod http;
 mod kubelet;
+mod lease;
 mod logs;
 mod netns;
 mod network;
 mod pod_http;
 mod require;
+mod resync;
 mod services;
 mod status;
 mod streams;
@@ -49,7 +51,7 @@ use std::path::{Path, PathBuf};
 use std::pin::pin;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
@@ -62,10 +64,12 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 use network::{Cidr, IpPool};
 use pod_http::HttpApp;
+use resync::Known;
 use status::Fate;
 
 #[tokio::main]
@@ -179,6 +183,11 @@ async fn run() -> Result<()> {
     let node_ip = block.node_ip();
     let node = kubelet::node_object(&args.node_name, node_ip, kubelet::PORT, &now());
     kubelet::register_node(&client, &node).await?;
+    tokio::spawn(lease::heartbeat(
+        client.clone(),
+        args.node_name.clone(),
+        node,
+    ));
     let pool = Arc::new(Mutex::new(IpPool::new(block)));
     let services = services::Proxies::new(client.clone(), pool.clone());
     tokio::spawn(services.clone().follow());
@@ -214,7 +223,9 @@ async fn run() -> Result<()> {
         kubelet::PORT
     );
 
-    let mut node = Kubelet {
+    let (reports, reported) = mpsc::unbounded_channel();
+    let (resync, pages) = resync::spawn(client.clone());
+    let node = Kubelet {
         client: client.clone(),
         node_name: args.node_name,
         node_ip,
@@ -224,33 +235,62 @@ async fn run() -> Result<()> {
         terminating: HashSet::new(),
         demo_app: args.demo_app,
         state_dir: args.state_dir,
+        reports,
+        resync,
+        starting: Arc::new(Semaphore::new(STARTING_AT_ONCE)),
+        backoff: resync::Backoff::default(),
+        deleted: resync::Deleted::default(),
+        no_ip: HashSet::new(),
     };
+    follow_pods(node, client, reported, pages).await
+}
+
+/// How many pods are being bound and given their status at once: enough to keep the API server
+/// busy, few enough that a burst of thousands reuses a few connections.
+const STARTING_AT_ONCE: usize = 32;
+
+/// The node's main loop: pod events from the watch, outcomes of the pods' starts, and the
+/// periodic lists that catch what the watch missed (see `resync`).
+async fn follow_pods(
+    mut node: Kubelet,
+    client: Client,
+    mut reported: mpsc::UnboundedReceiver<Report>,
+    mut pages: mpsc::Receiver<Vec<Pod>>,
+) -> Result<()> {
     let mut events = pin!(
         watcher::watcher(Api::<Pod>::all(client), watcher::Config::default()).default_backoff()
     );
     // Pods seen while the watch (re)lists them: any other pod we know of was deleted meanwhile.
     let mut listed: HashSet<String> = HashSet::new();
     let mut announced = false;
-    while let Some(event) = events.next().await {
-        match event {
-            Ok(Event::Apply(pod)) => node.on_pod(&pod),
-            Ok(Event::InitApply(pod)) => {
-                listed.extend(pod.uid());
-                node.on_pod(&pod);
-            }
-            Ok(Event::Delete(pod)) => node.forget(&pod.uid().unwrap_or_default()),
-            Ok(Event::Init) => listed.clear(),
-            Ok(Event::InitDone) => {
-                node.forget_all_but(&listed);
-                if !announced {
-                    eprintln!("fake-kubelet: ready");
-                    announced = true;
+    loop {
+        tokio::select! {
+            event = events.next() => match event {
+                Some(Ok(Event::Apply(pod))) => node.on_pod(&pod),
+                Some(Ok(Event::InitApply(pod))) => {
+                    listed.extend(pod.uid());
+                    node.on_pod(&pod);
                 }
-            }
-            Err(err) => eprintln!("fake-kubelet: pod watch failed, retrying: {err}"),
+                Some(Ok(Event::Delete(pod))) => node.deleted(&pod.uid().unwrap_or_default()),
+                Some(Ok(Event::Init)) => listed.clear(),
+                Some(Ok(Event::InitDone)) => {
+                    node.forget_all_but(&listed);
+                    if !announced {
+                        eprintln!("fake-kubelet: ready");
+                        announced = true;
+                    }
+                }
+                Some(Err(err)) => {
+                    // The watcher relists by itself; a list of our own meanwhile costs little.
+                    eprintln!("fake-kubelet: pod watch failed, retrying: {err}");
+                    node.resync.after(Duration::ZERO);
+                }
+                None => bail!("the pod watch ended"),
+            },
+            Some(report) = reported.recv() => node.on_report(report),
+            Some(page) = pages.recv() => node.on_listed(&page),
         }
     }
-    bail!("the pod watch ended")
 }
 
 /// Claims the first free block of `network` by listening at its node IP on the kubelet port.
@@ -300,6 +340,34 @@ struct Kubelet {
     /// The demo app's binary, for pods of its image (see `app`).
     demo_app: Option<PathBuf>,
     state_dir: PathBuf,
+    /// Where the pods' start tasks say how it went.
+    reports: mpsc::UnboundedSender<Report>,
+    /// Asks for a list of every pod sooner than usual (see `resync`).
+    resync: resync::Trigger,
+    /// Permits to be binding or writing the status of a pod (`STARTING_AT_ONCE`).
+    starting: Arc<Semaphore>,
+    /// Pods whose start failed, retried later.
+    backoff: resync::Backoff,
+    /// Pods known to be gone, so a list older than the watch does not bring them back.
+    deleted: resync::Deleted,
+    /// Pods waiting for a free pod IP, by uid.
+    no_ip: HashSet<String>,
+}
+
+/// How a pod's start went, from its task to the main loop.
+struct Report {
+    uid: String,
+    outcome: Outcome,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Outcome {
+    /// Bound and given its status (or handed to its app).
+    Started,
+    /// The pod was deleted meanwhile.
+    Gone,
+    /// A request failed: the pod is left for a later list to retry.
+    Failed,
 }
 
 struct Started {
@@ -350,15 +418,18 @@ impl Kubelet {
             if node_name.is_some() && self.terminating.insert(uid.clone()) {
                 tokio::spawn(finish_deletion(self.client.clone(), pod.clone(), uid));
             }
-        } else if needs_start(pod) && !self.started.contains_key(&uid) {
+        } else if resync::needs_start(pod) && !self.started.contains_key(&uid) {
             let namespace = pod.namespace().unwrap_or_default();
             let Some(pod_ip) = self.pool.lock().expect("not poisoned").allocate() else {
-                eprintln!(
-                    "{namespace}/{}: no free pod IP; left pending",
-                    pod.name_any()
-                );
+                if self.no_ip.insert(uid) {
+                    eprintln!(
+                        "{namespace}/{}: no free pod IP; left pending until one is freed",
+                        pod.name_any()
+                    );
+                }
                 return;
             };
+            self.no_ip.remove(&uid);
             let (stop, app) = match (&self.demo_app, app::pod_image(pod)) {
                 (Some(binary), Some(image)) => {
                     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -376,6 +447,11 @@ impl Kubelet {
                 }
                 _ => (None, None),
             };
+            let done = Done {
+                uid: uid.clone(),
+                reports: self.reports.clone(),
+                starting: self.starting.clone(),
+            };
             let task = tokio::spawn(start_pod(
                 self.client.clone(),
                 pod.clone(),
@@ -383,6 +459,7 @@ impl Kubelet {
                 self.node_ip,
                 pod_ip,
                 app,
+                done,
             ));
             self.started.insert(
                 uid,
@@ -400,12 +477,72 @@ impl Kubelet {
         if let Some(started) = self.started.remove(uid) {
             started.task.abort();
             self.pool.lock().expect("not poisoned").release(started.ip);
+            if !self.no_ip.is_empty() {
+                self.resync.after(Duration::ZERO); // a pod waits for this IP
+            }
         }
     }
 
     fn forget(&mut self, uid: &str) {
         self.stop(uid);
         self.terminating.remove(uid);
+        self.backoff.clear(uid);
+        self.no_ip.remove(uid);
+    }
+
+    /// The pod is gone for good.
+    fn deleted(&mut self, uid: &str) {
+        self.forget(uid);
+        self.deleted.insert(uid.to_string(), Instant::now());
+    }
+
+    fn on_report(&mut self, report: Report) {
+        let uid = report.uid.as_str();
+        match report.outcome {
+            Outcome::Started => self.backoff.clear(uid),
+            Outcome::Gone => self.deleted(uid),
+            // Unless it was deleted meanwhile (then `started` no longer has it).
+            Outcome::Failed if self.started.contains_key(uid) => {
+                self.stop(uid);
+                let delay = self.backoff.fail(uid, Instant::now());
+                self.resync.after(delay);
+            }
+            Outcome::Failed => {}
+        }
+    }
+
+    /// A page of a fresh list of every pod: handles those the node missed.
+    fn on_listed(&mut self, pods: &[Pod]) {
+        let now = Instant::now();
+        self.deleted.prune(now);
+        for pod in pods {
+            let Some(uid) = pod.uid() else { continue };
+            let known = self.known(&uid, now);
+            if resync::missed(pod, &self.node_name, known) {
+                if known == Known::Unknown && !self.no_ip.contains(&uid) {
+                    eprintln!(
+                        "{}/{}: not handled yet; handling it now (resync)",
+                        pod.namespace().unwrap_or_default(),
+                        pod.name_any()
+                    );
+                }
+                self.on_pod(pod);
+            }
+        }
+    }
+
+    fn known(&self, uid: &str, now: Instant) -> Known {
+        if self.deleted.contains(uid) {
+            Known::Deleted
+        } else if self.terminating.contains(uid) {
+            Known::Terminating
+        } else if self.started.contains_key(uid) {
+            Known::Started
+        } else if self.backoff.waiting(uid, now) {
+            Known::BackingOff
+        } else {
+            Known::Unknown
+        }
     }
 
     fn forget_all_but(&mut self, listed: &HashSet<String>) {
@@ -417,22 +554,27 @@ impl Kubelet {
             .cloned()
             .collect();
         for uid in gone {
-            self.forget(&uid);
+            self.deleted(&uid);
         }
     }
 }
 
-/// A pod the kubelet has not started yet, and that is not on its way out.
-fn needs_start(pod: &Pod) -> bool {
-    let status = pod.status.as_ref();
-    let has_containers = status
-        .and_then(|s| s.container_statuses.as_ref())
-        .is_some_and(|c| !c.is_empty());
-    !has_containers && pod.metadata.deletion_timestamp.is_none() && pod.spec.is_some()
+/// Where a start task reports, and the permit it needs to talk to the API server.
+struct Done {
+    uid: String,
+    reports: mpsc::UnboundedSender<Report>,
+    starting: Arc<Semaphore>,
 }
 
-/// Binds the pod, decides its fate, opens its port, writes its status, then serves the port
-/// until the pod stops (the task is aborted).
+impl Done {
+    fn send(&self, outcome: Outcome) {
+        let uid = self.uid.clone();
+        let _ = self.reports.send(Report { uid, outcome });
+    }
+}
+
+/// Binds the pod, decides its fate, opens its port, writes its status, reports how that went,
+/// then serves the port until the pod stops (the task is aborted).
 async fn start_pod(
     client: Client,
     pod: Pod,
@@ -440,6 +582,7 @@ async fn start_pod(
     node_ip: Ipv4Addr,
     pod_ip: Ipv4Addr,
     app: Option<(app::Runner, tokio::sync::oneshot::Receiver<()>)>,
+    done: Done,
 ) {
     // The watch is over namespaced pods, so the namespace is always set.
     let namespace = pod.namespace().unwrap_or_default();
@@ -448,30 +591,19 @@ async fn start_pod(
         return;
     };
     let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+    let Ok(permit) = done.starting.clone().acquire_owned().await else {
+        return; // never closed
+    };
 
-    if spec.node_name.is_none() {
-        let binding = json!({
-            "apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
-            "target": {"apiVersion": "v1", "kind": "Node", "name": node_name},
-        });
-        let params = PostParams::default();
-        let bound = with_retries(|| {
-            pods.create_subresource::<_, serde_json::Value>("binding", &name, &params, &binding)
-        });
-        match bound.await {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.is_not_found() => return, // deleted meanwhile
-            Err(err) => {
-                eprintln!(
-                    "{namespace}/{name}: binding to node {node_name} failed: {}",
-                    describe(&err)
-                );
-                return;
-            }
-        }
+    if spec.node_name.is_none()
+        && let Err(outcome) = bind(&pods, &namespace, &name, &node_name).await
+    {
+        return done.send(outcome);
     }
 
     if let Some((runner, stop)) = app {
+        drop(permit);
+        done.send(Outcome::Started);
         app::run(runner, pod, stop).await;
         return;
     }
@@ -495,10 +627,6 @@ async fn start_pod(
             }
         }
     }
-    match &fate {
-        Fate::Ready => eprintln!("{namespace}/{name} ready at {pod_ip}"),
-        Fate::CrashLoop { reason } => eprintln!("{namespace}/{name} crash-loop: {reason}"),
-    }
 
     let patch = status::status_patch(
         spec,
@@ -509,19 +637,58 @@ async fn start_pod(
         &now(),
     );
     let (params, patch) = (PatchParams::default(), Patch::Merge(&patch));
-    match with_retries(|| pods.patch_status(&name, &params, &patch)).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(status)) if status.is_not_found() => return, // deleted meanwhile
+    let outcome = match with_retries(|| pods.patch_status(&name, &params, &patch)).await {
+        Ok(_) => Outcome::Started,
+        Err(kube::Error::Api(status)) if status.is_not_found() => Outcome::Gone,
         Err(err) => {
             eprintln!(
-                "{namespace}/{name}: writing pod status failed: {}",
+                "{namespace}/{name}: writing pod status failed, will retry: {}",
                 describe(&err)
             );
-            return;
+            Outcome::Failed
         }
+    };
+    drop(permit);
+    done.send(outcome);
+    if outcome != Outcome::Started {
+        return;
+    }
+    match &fate {
+        Fate::Ready => eprintln!("{namespace}/{name} ready at {pod_ip}"),
+        Fate::CrashLoop { reason } => eprintln!("{namespace}/{name} crash-loop: {reason}"),
     }
     if let Some((listener, app)) = port {
         serve_app(listener, app).await;
+    }
+}
+
+/// Binds the pod to the node (there is no scheduler); how it failed if it did.
+async fn bind(
+    pods: &Api<Pod>,
+    namespace: &str,
+    name: &str,
+    node_name: &str,
+) -> Result<(), Outcome> {
+    let binding = json!({
+        "apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": node_name},
+    });
+    let params = PostParams::default();
+    let bound = with_retries(|| {
+        pods.create_subresource::<_, serde_json::Value>("binding", name, &params, &binding)
+    });
+    match bound.await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.is_not_found() => Err(Outcome::Gone),
+        // Bound already (a retry of a binding that went through): the next list shows to which
+        // node, and the pod is started from there if it is ours.
+        Err(err) => {
+            eprintln!(
+                "{namespace}/{name}: binding to node {node_name} failed, will retry: {}",
+                describe(&err)
+            );
+            Err(Outcome::Failed)
+        }
     }
 }
 

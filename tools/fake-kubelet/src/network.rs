@@ -11,8 +11,9 @@
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
-/// Prefix length of the block one fake kubelet takes: 1021 pod IPs, 64 blocks in a /16.
-pub const BLOCK_PREFIX: u8 = 22;
+/// Prefix length of the block one fake kubelet takes: 4093 pod IPs (a burst of 2,000 pods and
+/// the Services' addresses fit), 16 blocks in a /16.
+pub const BLOCK_PREFIX: u8 = 20;
 
 /// An IPv4 network, `198.18.0.0/16`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -124,34 +125,34 @@ mod tests {
     }
 
     #[test]
-    fn a_slash_16_holds_64_blocks_each_with_its_node_ip_first() {
+    fn a_slash_16_holds_16_blocks_each_with_its_node_ip_first() {
         let blocks: Vec<Cidr> = Cidr::parse("198.18.0.0/16")
             .expect("valid")
             .blocks()
             .collect();
-        assert_eq!(blocks.len(), 64);
-        assert_eq!(blocks[0].to_string(), "198.18.0.0/22");
-        assert_eq!(blocks[1].to_string(), "198.18.4.0/22");
-        assert_eq!(blocks[63].to_string(), "198.18.252.0/22");
-        assert_eq!(blocks[1].node_ip(), Ipv4Addr::new(198, 18, 4, 1));
-        let small = Cidr::parse("198.18.0.0/24").expect("valid");
+        assert_eq!(blocks.len(), 16);
+        assert_eq!(blocks[0].to_string(), "198.18.0.0/20");
+        assert_eq!(blocks[1].to_string(), "198.18.16.0/20");
+        assert_eq!(blocks[15].to_string(), "198.18.240.0/20");
+        assert_eq!(blocks[1].node_ip(), Ipv4Addr::new(198, 18, 16, 1));
+        let small = Cidr::parse("198.18.0.0/21").expect("valid");
         assert_eq!(small.blocks().count(), 0);
     }
 
     #[test]
     fn pod_ips_skip_the_node_and_broadcast_and_are_reused_last() {
-        let block = Cidr::parse("198.18.4.0/22").expect("valid");
+        let block = Cidr::parse("198.18.16.0/20").expect("valid");
         let mut pool = IpPool::new(block);
         let first = pool.allocate().expect("free");
-        assert_eq!(first, Ipv4Addr::new(198, 18, 4, 2));
-        assert_eq!(pool.allocate(), Some(Ipv4Addr::new(198, 18, 4, 3)));
+        assert_eq!(first, Ipv4Addr::new(198, 18, 16, 2));
+        assert_eq!(pool.allocate(), Some(Ipv4Addr::new(198, 18, 16, 3)));
         pool.release(first);
         // Released, but the pool moves on before coming back to it.
-        assert_eq!(pool.allocate(), Some(Ipv4Addr::new(198, 18, 4, 4)));
+        assert_eq!(pool.allocate(), Some(Ipv4Addr::new(198, 18, 16, 4)));
 
-        // A /22 has 1024 addresses; minus network, node and broadcast, 1021 pod IPs.
+        // A /20 has 4096 addresses; minus network, node and broadcast, 4093 pod IPs.
         let rest: Vec<Ipv4Addr> = std::iter::from_fn(|| pool.allocate()).collect();
-        assert_eq!(rest.len(), 1021 - 2);
+        assert_eq!(rest.len(), 4093 - 2);
         let last = *rest.last().expect("some");
         assert_eq!(last, first, "the released IP comes back last");
         assert_eq!(pool.allocate(), None);
