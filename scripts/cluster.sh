@@ -527,7 +527,7 @@ cmd_up() {
   start kube-controller-manager "${BIN[kube-controller-manager]}" \
     --kubeconfig="$DIR/components/kube-controller-manager.kubeconfig" \
     --service-account-private-key-file="$DIR/pki/sa.key" --root-ca-file="$DIR/pki/ca.crt" \
-    --controllers=deployment,replicaset,statefulset,daemonset,job,endpoint,garbagecollector,namespace,serviceaccount,serviceaccount-token \
+    --controllers=deployment,replicaset,statefulset,daemonset,job,endpoint,endpointslice,cronjob,garbagecollector,namespace,serviceaccount,serviceaccount-token \
     --leader-elect=false --bind-address=127.0.0.1 --secure-port=0 "${insecure_port[@]}"
   # The fake kubelet inherits the block's exclusive lock and holds it while it runs.
   claim_block
