@@ -11,7 +11,7 @@ pub enum WorkloadKind {
     StatefulSet,
     DaemonSet,
     CronJob,
-    /// A Job of its own (not a CronJob's) that has not finished.
+    /// A Job that has not finished: its own, or a CronJob's.
     Job,
     /// A pod without a controller, not finished.
     Pod,

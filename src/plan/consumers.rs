@@ -1,10 +1,11 @@
 //! Pure consumer discovery: which workloads use a Secret, and which of its keys.
 //!
-//! A pod template can reach a Secret's keys five ways (Stakater Reloader's rules, in containers
-//! and init containers alike): `env[].valueFrom.secretKeyRef` (one key), `envFrom[].secretRef`
+//! A pod template can reach a Secret's keys five ways (Stakater Reloader's rules, in containers,
+//! init containers and native sidecars alike): `env[].valueFrom.secretKeyRef` (one key), `envFrom[].secretRef`
 //! (every key), a `secret` volume and a `projected` volume's `secret` source (every key, or only
 //! the keys listed under `items`). Deployments, StatefulSets and DaemonSets can be restarted;
-//! CronJobs are reported (their next Job reads the new value) but never restarted.
+//! CronJobs and unfinished Jobs (their own or a CronJob's) are reported (a CronJob's next Job
+//! reads the new value) but never restarted.
 //!
 //! Everything here works on k8s-openapi types built by hand in tests; no cluster I/O.
 
@@ -18,7 +19,7 @@ use serde::Serialize;
 
 /// A kind of workload the API server refused to list (Forbidden): whether any of its objects
 /// consumes the Secret is unknown. Only kinds that are reported, never restarted (CronJobs,
-/// Jobs of their own, pods without a controller), end up here; a refused list of a kind that a
+/// Jobs, pods without a controller), end up here; a refused list of a kind that a
 /// run restarts is an error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Unlisted {
@@ -53,7 +54,7 @@ impl Unlisted {
     /// and the rule to add.
     pub fn warning(&self) -> String {
         let which = match self.kind {
-            WorkloadKind::Job => "a Job of its own",
+            WorkloadKind::Job => "a Job",
             WorkloadKind::Pod => "a pod without a controller",
             WorkloadKind::CronJob => "a CronJob",
             _ => "one",
@@ -113,6 +114,8 @@ pub struct Workload {
     pub paused: bool,
     /// How it rolls out, and whether it is healthy now (read from its spec and status).
     pub rollout: RolloutFacts,
+    /// The CronJob that created a Job (`cronjob/report`), which creates the next one.
+    pub created_by: Option<String>,
 }
 
 /// What a restart of a workload depends on, read from its spec and status.
@@ -217,15 +220,16 @@ impl Workload {
         Self::new(WorkloadKind::CronJob, &c.metadata, pod_spec, suspended)
     }
 
-    /// A Job that is its own (not a CronJob's: that one is reported) and has not finished;
-    /// `None` otherwise.
+    /// A Job that has not finished (its running pods hold the value they started with), its
+    /// own or a CronJob's; `None` once it has.
     pub fn from_job(j: &k8s_openapi::api::batch::v1::Job) -> Option<Self> {
-        let owned_by_cronjob = j
+        let cronjob = j
             .metadata
             .owner_references
             .iter()
             .flatten()
-            .any(|o| o.kind == "CronJob");
+            .find(|o| o.kind == "CronJob")
+            .map(|o| format!("{}/{}", WorkloadKind::CronJob.short(), o.name));
         let finished = j
             .status
             .as_ref()
@@ -233,11 +237,13 @@ impl Workload {
             .into_iter()
             .flatten()
             .any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True");
-        if owned_by_cronjob || finished {
+        if finished {
             return None;
         }
         let pod_spec = j.spec.as_ref().and_then(|s| s.template.spec.clone());
-        Some(Self::new(WorkloadKind::Job, &j.metadata, pod_spec, false))
+        let mut workload = Self::new(WorkloadKind::Job, &j.metadata, pod_spec, false);
+        workload.created_by = cronjob;
+        Some(workload)
     }
 
     /// A pod that no controller owns and that has not ended; `None` otherwise (a controller's
@@ -279,6 +285,7 @@ impl Workload {
             pod_spec: pod_spec.unwrap_or_default(),
             paused,
             rollout: RolloutFacts::default(),
+            created_by: None,
         }
     }
 
@@ -335,6 +342,10 @@ pub enum Usage {
     Env {
         container: String,
         init_container: bool,
+        /// A native sidecar: an init container with `restartPolicy: Always`, which runs beside
+        /// the app for the pod's life (Kubernetes 1.28+).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        sidecar: bool,
         variable: String,
         key: String,
     },
@@ -343,6 +354,9 @@ pub enum Usage {
     EnvFrom {
         container: String,
         init_container: bool,
+        /// A native sidecar (see [`Usage::Env`]).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        sidecar: bool,
         #[serde(skip_serializing_if = "Option::is_none")]
         prefix: Option<String>,
     },
@@ -374,30 +388,34 @@ impl Usage {
         }
     }
 
-    /// A short phrase for people: `env OPENAI_API_KEY in app`, `envFrom in init container x`.
+    /// A short phrase for people: `env OPENAI_API_KEY in app`, `envFrom in init container x`,
+    /// `env TOKEN in sidecar proxy`.
     pub fn describe(&self) -> String {
-        let container = |name: &str, init: bool| {
-            if init {
-                format!("init container {name}")
-            } else {
-                name.to_string()
-            }
+        let container = |name: &str, init: bool, sidecar: bool| match (init, sidecar) {
+            (true, true) => format!("sidecar {name}"),
+            (true, false) => format!("init container {name}"),
+            _ => name.to_string(),
         };
         match self {
             Usage::Env {
                 container: c,
                 init_container,
+                sidecar,
                 variable,
                 ..
             } => {
-                format!("env {variable} in {}", container(c, *init_container))
+                format!(
+                    "env {variable} in {}",
+                    container(c, *init_container, *sidecar)
+                )
             }
             Usage::EnvFrom {
                 container: c,
                 init_container,
+                sidecar,
                 ..
             } => {
-                format!("envFrom in {}", container(c, *init_container))
+                format!("envFrom in {}", container(c, *init_container, *sidecar))
             }
             Usage::Volume { volume, .. } => format!("volume {volume}"),
             Usage::ProjectedVolume { volume, .. } => format!("projected volume {volume}"),
@@ -483,7 +501,11 @@ fn usages_in(spec: &PodSpec, secret: &str) -> Vec<Usage> {
     usages
 }
 
+/// How `container` reads the Secret. An init container counts as well as the app's: a restart
+/// runs it again and it reads the new value; a native sidecar (`restartPolicy: Always`) reads it
+/// for as long as the pod runs.
 fn container_usages(container: &Container, init_container: bool, secret: &str) -> Vec<Usage> {
+    let sidecar = init_container && container.restart_policy.as_deref() == Some("Always");
     let mut usages = Vec::new();
     for env in container.env.iter().flatten() {
         if let Some(key_ref) = env
@@ -495,6 +517,7 @@ fn container_usages(container: &Container, init_container: bool, secret: &str) -
             usages.push(Usage::Env {
                 container: container.name.clone(),
                 init_container,
+                sidecar,
                 variable: env.name.clone(),
                 key: key_ref.key.clone(),
             });
@@ -507,6 +530,7 @@ fn container_usages(container: &Container, init_container: bool, secret: &str) -
             usages.push(Usage::EnvFrom {
                 container: container.name.clone(),
                 init_container,
+                sidecar,
                 prefix: from.prefix.clone(),
             });
         }
@@ -535,6 +559,7 @@ mod tests {
             pod_spec: spec,
             paused: false,
             rollout: crate::plan::consumers::RolloutFacts::default(),
+            created_by: None,
         }
     }
 
@@ -706,6 +731,46 @@ mod tests {
     }
 
     #[test]
+    fn a_native_sidecar_is_a_consumer_named_as_such_and_its_workload_restartable() {
+        let spec = PodSpec {
+            init_containers: Some(vec![
+                Container {
+                    restart_policy: Some("Always".into()),
+                    env_from: Some(vec![env_from("app-secrets")]),
+                    ..container("proxy")
+                },
+                Container {
+                    env: Some(vec![env_ref("KEY", "app-secrets", "redis-password")]),
+                    ..container("migrate")
+                },
+            ]),
+            containers: vec![container("app")],
+            ..PodSpec::default()
+        };
+        let workloads = vec![workload(WorkloadKind::Deployment, "api", spec)];
+        let consumers = find_consumers("prod", "app-secrets", &workloads);
+        assert_eq!(consumers.len(), 1);
+        assert!(consumers[0].workload.kind.restartable());
+        let described: Vec<String> = consumers[0].usages.iter().map(Usage::describe).collect();
+        assert_eq!(
+            described,
+            [
+                "envFrom in sidecar proxy",
+                "env KEY in init container migrate"
+            ]
+        );
+        // `sidecar` appears in -o json only when true: an ordinary init container's usage keeps
+        // its documented shape.
+        assert_eq!(
+            serde_json::to_value(&consumers[0].usages).unwrap(),
+            serde_json::json!([
+                {"type": "envFrom", "container": "proxy", "initContainer": true, "sidecar": true},
+                {"type": "env", "container": "migrate", "initContainer": true, "variable": "KEY", "key": "redis-password"},
+            ])
+        );
+    }
+
+    #[test]
     fn a_workload_that_uses_no_secret_or_another_namespace_is_not_a_consumer() {
         let uses = PodSpec {
             containers: vec![Container {
@@ -864,8 +929,13 @@ mod tests {
         assert!(!running.kind.restartable());
         let done = serde_json::json!([{"type": "Complete", "status": "True"}]);
         assert!(Workload::from_job(&job(serde_json::json!([]), done)).is_none());
+        assert_eq!(running.created_by, None);
+        // A CronJob's Job that runs is listed too, with its CronJob: its pods hold the old value.
         let cron = serde_json::json!([{"apiVersion": "batch/v1", "kind": "CronJob", "name": "report", "uid": "u", "controller": true}]);
-        assert!(Workload::from_job(&job(cron, serde_json::json!([]))).is_none());
+        let spawned = Workload::from_job(&job(cron.clone(), serde_json::json!([]))).unwrap();
+        assert_eq!(spawned.created_by.as_deref(), Some("cronjob/report"));
+        let done = serde_json::json!([{"type": "Failed", "status": "True"}]);
+        assert!(Workload::from_job(&job(cron, done)).is_none());
     }
 
     #[test]

@@ -642,6 +642,13 @@ fn not_restartable(workload: &Workload) -> Option<String> {
         WorkloadKind::CronJob => {
             return Some("a CronJob's next Job reads the new value".to_string());
         }
+        WorkloadKind::Job if workload.created_by.is_some() => {
+            return Some(format!(
+                "a Job of {}: its running pods keep the old value until they end (restarting a Job would run it \
+                 again); the CronJob's next Job reads the new value",
+                workload.created_by.as_deref().unwrap_or_default()
+            ));
+        }
         WorkloadKind::Job => {
             return Some(format!(
                 "a Job: its running pods keep the old value until they end (restarting a Job would run it again); \
@@ -1000,6 +1007,7 @@ mod tests {
                 },
                 paused: false,
                 rollout: crate::plan::consumers::RolloutFacts::default(),
+                created_by: None,
             }
         }
 
@@ -1162,11 +1170,13 @@ mod tests {
                     crate::plan::consumers::Usage::EnvFrom {
                         container: "c".into(),
                         init_container: false,
+                        sidecar: false,
                         prefix: None,
                     },
                     crate::plan::consumers::Usage::Env {
                         container: "c".into(),
                         init_container: false,
+                        sidecar: false,
                         variable: "B".into(),
                         key: "b".into(),
                     },

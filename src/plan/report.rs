@@ -311,6 +311,7 @@ mod tests {
             },
             paused: false,
             rollout: crate::plan::consumers::RolloutFacts::default(),
+            created_by: None,
         }
     }
 

@@ -5,15 +5,19 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use k8s_openapi::api::core::v1::{Endpoints, Pod};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
 
 use crate::cluster::Cluster;
 use crate::cluster::access;
 use crate::plan::change::Change;
-use crate::plan::server::Server;
+use crate::plan::server::{
+    Lookup, SERVICE_NAME_LABEL, Server, ready_pod_of_endpoints, ready_pod_of_slices,
+};
 
-/// The pod and port behind `server` in `namespace` (a Service: the first Ready address of its
-/// Endpoints that names a pod, at the endpoint's port for the Service's `port`).
+/// The pod and port behind `server` in `namespace` (a Service: the first Ready endpoint of its
+/// EndpointSlices that names a pod, at the endpoint's port for the Service's `port`; its
+/// Endpoints on a server that serves no slices).
 pub async fn resolve_pod(
     client: &kube::Client,
     namespace: &str,
@@ -23,53 +27,73 @@ pub async fn resolve_pod(
         Server::Pod { name, port } => Ok(Some((name.clone(), *port))),
         Server::Direct { .. } => Ok(None),
         Server::Service { name, port } => {
-            let endpoints: Api<Endpoints> = Api::namespaced(client.clone(), namespace);
-            let found = endpoints
-                .get_opt(name)
-                .await
-                .map_err(|e| {
-                    anyhow!(
-                        "cannot read the Endpoints of service {namespace}/{name}: {}",
-                        crate::cluster::short_error(&e)
-                    )
-                })?
-                .ok_or_else(|| anyhow!("service {namespace}/{name} has no Endpoints object"))?;
-            ready_pod(&found, *port).map(Some).ok_or_else(|| {
+            let (lookup, found) = match service_slices(client, namespace, name).await? {
+                Some(slices) => (Lookup::Slices, ready_pod_of_slices(&slices, *port)),
+                None => (
+                    Lookup::Endpoints,
+                    service_endpoints(client, namespace, name)
+                        .await?
+                        .and_then(|e| ready_pod_of_endpoints(&e, *port)),
+                ),
+            };
+            found.map(Some).ok_or_else(|| {
                 anyhow!(
-                    "service {namespace}/{name} has no Ready pod for port {port}; check `kubectl \
-                     get endpoints {name} -n {namespace}` and the database's pods"
+                    "service {namespace}/{name} has no Ready pod for port {port}; check `{}` and the \
+                     database's pods",
+                    lookup.kubectl_get(name, namespace)
                 )
             })
         }
     }
 }
 
-/// The first Ready address of `endpoints` that names a pod, with its port. The Service's
-/// `port` is matched by number against the endpoint ports when several are listed; a single
-/// endpoint port is the target port of the Service's only port.
-pub fn ready_pod(endpoints: &Endpoints, port: u16) -> Option<(String, u16)> {
-    for subset in endpoints.subsets.iter().flatten() {
-        let ports: Vec<u16> = subset
-            .ports
-            .iter()
-            .flatten()
-            .filter_map(|p| u16::try_from(p.port).ok())
-            .collect();
-        let target = match ports.as_slice() {
-            [only] => *only,
-            many => *many.iter().find(|p| **p == port)?,
-        };
-        for address in subset.addresses.iter().flatten() {
-            let pod = address
-                .target_ref
-                .as_ref()
-                .filter(|r| r.kind.as_deref() == Some("Pod"));
-            if let Some(name) = pod.and_then(|r| r.name.clone()) {
-                return Some((name, target));
-            }
-        }
+/// The EndpointSlices of Service `name`, by their `kubernetes.io/service-name` label; `None`
+/// on a server that does not serve `discovery.k8s.io/v1` (before Kubernetes 1.21).
+async fn service_slices(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Vec<EndpointSlice>>> {
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), namespace);
+    let params = kube::api::ListParams::default().labels(&format!("{SERVICE_NAME_LABEL}={name}"));
+    match slices.list(&params).await {
+        Ok(list) => Ok(Some(list.items)),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+        Err(err) => Err(anyhow!(
+            "cannot list the EndpointSlices of service {namespace}/{name}: {}",
+            crate::cluster::short_error(&err)
+        )),
     }
-    None
+}
+
+/// The Endpoints of Service `name` (only read on a server without EndpointSlices: from
+/// Kubernetes 1.33 reading them draws a deprecation warning).
+async fn service_endpoints(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Endpoints>> {
+    let endpoints: Api<Endpoints> = Api::namespaced(client.clone(), namespace);
+    endpoints.get_opt(name).await.map_err(|e| {
+        anyhow!(
+            "cannot read the Endpoints of service {namespace}/{name}: {}",
+            crate::cluster::short_error(&e)
+        )
+    })
+}
+
+/// Where this server keeps the pods behind a Service: EndpointSlices when it serves
+/// `discovery.k8s.io/v1` (asked of its discovery, which every user may read), else Endpoints.
+pub async fn service_lookup(client: &kube::Client) -> Result<Lookup> {
+    match client.list_api_group_resources("discovery.k8s.io/v1").await {
+        Ok(list) if list.resources.iter().any(|r| r.name == "endpointslices") => Ok(Lookup::Slices),
+        Ok(_) => Ok(Lookup::Endpoints),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(Lookup::Endpoints),
+        Err(err) => Err(anyhow!(
+            "cannot ask the API server whether it serves discovery.k8s.io/v1 EndpointSlices: {}",
+            crate::cluster::short_error(&err)
+        )),
+    }
 }
 
 /// A byte stream to `pod`'s `port` through the API server (kube-rs's WebSocket port-forward).
@@ -209,20 +233,24 @@ pub async fn server_workloads(
     Ok(owners)
 }
 
-/// Reading the Endpoints of the Service `server` names, to find `what` behind it (none for a
-/// pod or a host): the first permission a preflight checks.
-pub fn endpoints_need(server: &Server, namespace: &str, what: &str) -> Option<access::Need> {
+/// Reading the pods behind the Service `server` names (its EndpointSlices, or its Endpoints on
+/// a server without slices), to find `what` behind it (none for a pod or a host): the first
+/// permission a preflight checks.
+pub async fn service_need(
+    client: &kube::Client,
+    server: &Server,
+    namespace: &str,
+    what: &str,
+) -> Result<Option<access::Need>> {
     let Server::Service { name, .. } = server else {
-        return None;
+        return Ok(None);
     };
-    Some(access::Need::new(
-        "get",
-        "",
-        "endpoints",
-        Some(name),
+    let lookup = service_lookup(client).await?;
+    Ok(Some(lookup.need(
+        name,
         namespace,
         &format!("to find {what} behind its Service"),
-    ))
+    )))
 }
 
 /// A port-forward to each of `pods` through the API server, to reach `system`: a WebSocket
@@ -266,7 +294,7 @@ pub fn image_name(image: &str) -> &str {
 
 /// What a preset needs to reach its server, asked before its preflight logs in anywhere, so that
 /// every missing permission is refused at once with the rules to add (instead of one refused
-/// request at a time): the Service and its Endpoints, the pod and the ReplicaSet that tell the
+/// request at a time): the Service and its EndpointSlices, the pod and the ReplicaSet that tell the
 /// server's own workload (never restarted), a port-forward to the pod, the admin's password
 /// Secret, and for pg_dump an exec into the pod.
 pub struct Reach<'a> {
@@ -287,7 +315,8 @@ pub async fn refuse_unreachable(
     let Ok(server) = parse_server(reach.server) else {
         return Ok(()); // the preflight says what is wrong with it
     };
-    // The pod, when the Endpoints can be read now; else any pod of the namespace.
+    let lookup = service_lookup(&cluster.client).await?;
+    // The pod, when the Service's slices can be read now; else any pod of the namespace.
     let pod = match &server {
         Server::Direct { .. } => None,
         _ => resolve_pod(&cluster.client, namespace, &server)
@@ -296,7 +325,7 @@ pub async fn refuse_unreachable(
             .flatten()
             .map(|(pod, _)| pod),
     };
-    let needs = needs_to_reach(&server, pod.as_deref(), &reach, namespace);
+    let needs = needs_to_reach(&server, pod.as_deref(), &reach, namespace, lookup);
     let lacking = crate::cluster::review::missing(&cluster.client, namespace, &needs).await?;
     if lacking.is_empty() {
         return Ok(());
@@ -308,12 +337,13 @@ pub async fn refuse_unreachable(
 }
 
 /// Every permission reaching `server` needs (see [`Reach`]), `pod` being its pod when known
-/// (else the rules name any pod of the namespace). Pure.
+/// (else the rules name any pod of the namespace), a Service's pods read by `lookup`. Pure.
 fn needs_to_reach(
     server: &Server,
     pod: Option<&str>,
     reach: &Reach<'_>,
     namespace: &str,
+    lookup: Lookup,
 ) -> Vec<access::Need> {
     let mut needs = Vec::new();
     if let Some(secret) = reach.admin_secret {
@@ -337,11 +367,8 @@ fn needs_to_reach(
                 namespace,
                 "to find the server's Service",
             ));
-            needs.push(access::Need::new(
-                "get",
-                "",
-                "endpoints",
-                Some(name),
+            needs.push(lookup.need(
+                name,
                 namespace,
                 "to find the server's pod behind its Service",
             ));
@@ -380,21 +407,31 @@ fn needs_to_reach(
             subresources.push("pods/exec");
         }
         for subresource in subresources {
-            // A WebSocket upgrade is authorized as get, and from Kubernetes 1.35 also as create.
-            for verb in ["get", "create"] {
-                needs.push(access::Need::new(
-                    verb,
-                    "",
-                    subresource,
-                    pod,
-                    namespace,
-                    if subresource == "pods/exec" {
-                        "to run pg_dump in the database's pod (as kubectl exec)"
-                    } else {
-                        &why
-                    },
-                ));
-            }
+            let what = if subresource == "pods/exec" {
+                "to run pg_dump in the database's pod (as kubectl exec)"
+            } else {
+                &why
+            };
+            // A WebSocket upgrade is authorized as get, and from Kubernetes 1.35 also as create:
+            // a Role written for an older release lacks create, so its why says so.
+            needs.push(access::Need::new(
+                "get",
+                "",
+                subresource,
+                pod,
+                namespace,
+                what,
+            ));
+            needs.push(access::Need::new(
+                "create",
+                "",
+                subresource,
+                pod,
+                namespace,
+                &format!(
+                    "{what}; from Kubernetes 1.35 a WebSocket upgrade is also authorized as create"
+                ),
+            ));
         }
     }
     needs
@@ -403,29 +440,10 @@ fn needs_to_reach(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
-    fn a_service_resolves_to_a_ready_pod_at_the_endpoint_port() {
-        let endpoints: Endpoints = serde_json::from_value(json!({
-            "metadata": {"name": "postgres"},
-            "subsets": [{
-                "addresses": [{"ip": "198.18.0.5", "targetRef": {"kind": "Pod", "name": "postgres-0"}}],
-                "notReadyAddresses": [{"ip": "198.18.0.6", "targetRef": {"kind": "Pod", "name": "postgres-1"}}],
-                "ports": [{"name": "postgres", "port": 5432}],
-            }],
-        }))
-        .unwrap();
-        assert_eq!(
-            ready_pod(&endpoints, 5432),
-            Some(("postgres-0".into(), 5432))
-        );
-        let none: Endpoints = serde_json::from_value(json!({"metadata": {"name": "x"}})).unwrap();
-        assert_eq!(ready_pod(&none, 5432), None);
-    }
-
-    #[test]
-    fn reaching_a_service_for_a_dump_needs_its_endpoints_the_admin_secret_and_exec_into_its_pod() {
+    fn reaching_a_service_for_a_dump_needs_its_endpoint_slices_the_admin_secret_and_exec_into_its_pod()
+     {
         let server = Server::Service {
             name: "postgres".into(),
             port: 5432,
@@ -435,7 +453,7 @@ mod tests {
             admin_secret: Some("postgres-admin"),
             dump: true,
         };
-        let needs = needs_to_reach(&server, Some("postgres-0"), &reach, "prod");
+        let needs = needs_to_reach(&server, Some("postgres-0"), &reach, "prod", Lookup::Slices);
         let rules: Vec<String> = needs
             .iter()
             .map(|n| format!("{} {} {:?}", n.verb, n.resource, n.name))
@@ -445,7 +463,7 @@ mod tests {
             [
                 r#"get secrets Some("postgres-admin")"#,
                 r#"get services Some("postgres")"#,
-                r#"get endpoints Some("postgres")"#,
+                "list endpointslices None",
                 r#"get pods Some("postgres-0")"#,
                 "get replicasets None",
                 r#"get pods/portforward Some("postgres-0")"#,
@@ -453,6 +471,15 @@ mod tests {
                 r#"get pods/exec Some("postgres-0")"#,
                 r#"create pods/exec Some("postgres-0")"#,
             ]
+        );
+        let create = needs
+            .iter()
+            .find(|n| n.verb == "create" && n.resource == "pods/portforward")
+            .unwrap();
+        assert_eq!(
+            create.why,
+            "to reach service/postgres:5432 through the API server; from Kubernetes 1.35 a WebSocket upgrade \
+             is also authorized as create"
         );
         let direct = Server::Direct {
             host: "db.example".into(),
@@ -464,6 +491,14 @@ mod tests {
             admin_secret: None,
             ..reach
         };
-        assert!(needs_to_reach(&direct, None, &reach, "prod").is_empty());
+        assert!(needs_to_reach(&direct, None, &reach, "prod", Lookup::Slices).is_empty());
+        // On a server without EndpointSlices, the Service's Endpoints by name.
+        let old = needs_to_reach(&server, None, &reach, "prod", Lookup::Endpoints);
+        assert!(
+            old.iter().any(|n| n.verb == "get"
+                && n.resource == "endpoints"
+                && n.name.as_deref() == Some("postgres")),
+            "{old:?}"
+        );
     }
 }

@@ -80,6 +80,7 @@ mod tests {
         let env_from = Usage::EnvFrom {
             container: "api".into(),
             init_container: false,
+            sidecar: false,
             prefix: None,
         };
         let report = StatusReport {
@@ -109,6 +110,7 @@ mod tests {
                                         Usage::Env {
                                             container: "worker".into(),
                                             init_container: false,
+                                            sidecar: false,
                                             variable: "OPENAI_API_KEY".into(),
                                             key: "openai-api-key".into(),
                                         },

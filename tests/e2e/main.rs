@@ -16,6 +16,7 @@ mod app;
 mod backup;
 mod completion;
 mod connections;
+mod current;
 mod encryption_rotation;
 mod fault_proxy;
 mod faults;
@@ -59,7 +60,7 @@ fn trial(name: &'static str, test: TestFn) -> Trial {
 
 fn main() -> ExitCode {
     let args = Arguments::from_args();
-    let trials = [
+    let tests: Vec<(&'static str, TestFn)> = [
         status::tests(),
         secret::tests(),
         backup::tests(),
@@ -80,19 +81,19 @@ fn main() -> ExitCode {
         reencrypt::tests(),
         encryption_rotation::tests(),
         rbac::tests(),
+        current::tests(),
     ]
     .into_iter()
     .flatten()
-    .map(|(name, f)| trial(name, f))
-    .collect::<Vec<_>>();
+    .collect();
 
     // Listing tests (and filters that select none) need no control plane.
-    let wanted = trials.iter().any(|t| {
+    let wanted = tests.iter().any(|(name, _)| {
         args.filter.as_deref().is_none_or(|f| {
             if args.exact {
-                t.name() == f
+                *name == f
             } else {
-                t.name().contains(f)
+                name.contains(f)
             }
         })
     });
@@ -112,6 +113,23 @@ fn main() -> ExitCode {
             }
         }
     };
+    // A test of what only a newer release serves is ignored, named as such, on an older one.
+    let server = plane
+        .as_ref()
+        .and_then(|p| support::server_minor(&p.kubeconfig).ok());
+    let needs = support::minimum_releases();
+    let trials = tests
+        .into_iter()
+        .map(|(name, f)| {
+            let needed = needs.get(name).copied();
+            match (needed, server) {
+                (Some(minor), Some(running)) if running < minor => trial(name, f)
+                    .with_kind(format!("needs Kubernetes 1.{minor}"))
+                    .with_ignored_flag(true),
+                _ => trial(name, f),
+            }
+        })
+        .collect::<Vec<_>>();
     let conclusion = libtest_mimic::run(&args, trials);
     drop(plane);
     conclusion.exit_code()

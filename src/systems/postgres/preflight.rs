@@ -91,11 +91,10 @@ pub async fn preflight(
         ));
     }
     let pod = resolve_pod(client, namespace, &server).await?;
-    found.needs.extend(crate::systems::reach::endpoints_need(
-        &server,
-        namespace,
-        "the database's pod",
-    ));
+    found.needs.extend(
+        crate::systems::reach::service_need(client, &server, namespace, "the database's pod")
+            .await?,
+    );
     let pods: Vec<String> = pod.iter().map(|(pod, _)| pod.clone()).collect();
     found.needs.extend(crate::systems::reach::portforward_needs(
         &pods,

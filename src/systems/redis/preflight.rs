@@ -133,11 +133,9 @@ pub async fn preflight(
         );
     }
     let mut found = Preflight::default();
-    found.needs.extend(crate::systems::reach::endpoints_need(
-        &server,
-        namespace,
-        "the Redis pod",
-    ));
+    found.needs.extend(
+        crate::systems::reach::service_need(client, &server, namespace, "the Redis pod").await?,
+    );
     let user = redis.user.as_str();
     let credentials = Credentials {
         user: login_user(user),

@@ -12,7 +12,7 @@ use crate::model::workload::WorkloadKind;
 use crate::plan::consumers::{Inventory, Unlisted, Workload};
 
 /// Every workload that could consume a Secret: Deployments, StatefulSets, DaemonSets,
-/// CronJobs, unfinished Jobs of their own and pods without a controller. A server that does
+/// CronJobs, unfinished Jobs (their own and CronJobs') and pods without a controller. A server that does
 /// not serve batch/v1 CronJobs (before Kubernetes 1.21) simply has none to report.
 ///
 /// CronJobs, Jobs and bare pods are only reported, never restarted: a list of them that

@@ -70,18 +70,7 @@ pub fn status_patch(
         .init_containers
         .iter()
         .flatten()
-        .map(|c| {
-            let image = c.image.clone().unwrap_or_default();
-            json!({
-                "name": c.name, "image": image, "imageID": format!("fake://{image}"),
-                "containerID": container_id(&c.name),
-                "ready": true, "restartCount": 0,
-                "state": {"terminated": {
-                    "exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now,
-                    "containerID": container_id(&c.name),
-                }},
-            })
-        })
+        .map(|c| init_container_status(c, &container_id(&c.name), now))
         .collect();
 
     let unready: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
@@ -119,6 +108,30 @@ pub fn status_patch(
         );
     }
     json!({"status": status})
+}
+
+/// The status of init container `c`: a native sidecar (`restartPolicy: Always`) keeps running
+/// beside the app, started and ready, as a kubelet reports it; any other has completed.
+fn init_container_status(
+    c: &k8s_openapi::api::core::v1::Container,
+    container_id: &str,
+    now: &str,
+) -> Value {
+    let image = c.image.clone().unwrap_or_default();
+    let state = if c.restart_policy.as_deref() == Some("Always") {
+        json!({"started": true, "state": {"running": {"startedAt": now}}})
+    } else {
+        json!({"started": false, "state": {"terminated": {
+            "exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now,
+            "containerID": container_id,
+        }}})
+    };
+    let mut status = json!({
+        "name": c.name, "image": image, "imageID": format!("fake://{image}"),
+        "containerID": container_id, "ready": true, "restartCount": 0,
+    });
+    merge_into(&mut status, state);
+    status
 }
 
 /// Copies the top-level fields of `extra` into `target`; both are JSON objects by construction.
@@ -202,6 +215,31 @@ mod tests {
         assert_eq!(init["name"], "migrate");
         assert_eq!(init["state"]["terminated"]["reason"], "Completed");
         assert_eq!(init["state"]["terminated"]["exitCode"], 0);
+    }
+
+    #[test]
+    fn a_native_sidecar_is_reported_running_and_ready_beside_the_app() {
+        let mut spec = spec(&["app"], &["migrate", "proxy"]);
+        if let Some(init) = spec.init_containers.as_mut() {
+            init[1].restart_policy = Some("Always".into());
+        }
+        let patch = status_patch(
+            &spec,
+            "uid-1",
+            &Fate::Ready,
+            "198.18.0.2",
+            "198.18.0.1",
+            NOW,
+        );
+        let init = &patch["status"]["initContainerStatuses"];
+        assert_eq!(init[0]["state"]["terminated"]["reason"], "Completed");
+        assert_eq!(init[1]["name"], "proxy");
+        assert_eq!(init[1]["state"]["running"]["startedAt"], NOW);
+        assert_eq!(
+            (&init[1]["ready"], &init[1]["started"]),
+            (&json!(true), &json!(true))
+        );
+        assert_eq!(condition(&patch, "Ready")["status"], "True");
     }
 
     #[test]
