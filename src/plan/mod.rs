@@ -4,7 +4,8 @@
 //! (`patch`), consumer discovery (`consumers`), kubectl's rollout rules (`rollout`), where a
 //! server is (`server`), the formats kept in the cluster (`backup`, `journal`, `secret_meta`),
 //! the status report (`report`), `verify`'s checks (`checks`), what a database rotation changes
-//! (`database`) and the presets table (`presets`).
+//! (`database`), the security context of the pods it creates (`pod_security`) and the presets
+//! table (`presets`).
 //!
 //! Imports point down only: to `cluster` (RBAC rules), `model` and `values`; never to the
 //! systems, the engine, the commands or the command line. Most tests of the crate live here and
@@ -17,6 +18,7 @@ pub mod consumers;
 pub mod database;
 pub mod journal;
 pub mod patch;
+pub mod pod_security;
 pub mod presets;
 pub mod report;
 pub mod rollout;

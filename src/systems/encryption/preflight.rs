@@ -44,6 +44,21 @@ pub async fn attach_encryption(
     let namespace = change.data.namespace.clone();
     let db = database(settings);
     let new = new_value(change, key)?;
+    // The Job first: a namespace that would not run it stops the run before the database is
+    // reached.
+    let job = settings.job.clone().filter(|_| !keyring);
+    let job = job.map(|job| (job_name(&change.data.secret, &change.record.id), job));
+    if let Some((name, spec)) = &job {
+        let journal = crate::plan::journal::journal_name(&change.data.secret, &change.record.id);
+        for warning in
+            encryption::admission::refuse_inadmissible(cluster, &namespace, (name, &journal), spec)
+                .await?
+        {
+            change
+                .notes
+                .push(format!("Job {name}: the API server warns: {warning}"));
+        }
+    }
     let found = preflight(
         cluster,
         &namespace,
@@ -97,7 +112,6 @@ pub async fn attach_encryption(
     change.notes.push(rollback_note(keyring).into());
     change.notes.extend(found.notes);
     change.extra_needs = found.needs;
-    let job = settings.job.clone().filter(|_| !keyring);
     if job.is_some() {
         change.extra_needs.extend(job_needs(&namespace));
     }
@@ -114,7 +128,7 @@ pub async fn attach_encryption(
         } else {
             Vec::new()
         },
-        job: job.map(|job| (job_name(&change.data.secret, &change.record.id), job)),
+        job,
     });
     Ok(())
 }
