@@ -38,6 +38,7 @@ mod netns;
 mod network;
 mod pod_http;
 mod require;
+mod security;
 mod services;
 mod status;
 mod stream;
