@@ -3,7 +3,7 @@
 //! one file per system with its steps' words and undo), the JSON Patch and the restarts
 //! (`patch`), consumer discovery (`consumers`), kubectl's rollout rules (`rollout`), where a
 //! server is (`server`), the formats kept in the cluster (`backup`, `journal`, `secret_meta`),
-//! the status report (`report`), `verify`'s checks (`checks`), what a database rotation changes
+//! the status report (`report`), the autoscalers of a scale-down (`autoscaling`), `verify`'s checks (`checks`), what a database rotation changes
 //! (`database`), the security context of the pods it creates (`pod_security`) and the presets
 //! table (`presets`).
 //!
@@ -11,6 +11,7 @@
 //! systems, the engine, the commands or the command line. Most tests of the crate live here and
 //! need no server.
 
+pub mod autoscaling;
 pub mod backup;
 pub mod change;
 pub mod checks;

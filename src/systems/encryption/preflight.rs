@@ -78,13 +78,14 @@ pub async fn attach_encryption(
     } else {
         consumers_to_stop(cluster, change, key).await?
     };
-    for (hpa, target) in
-        crate::systems::workloads::inventory::autoscalers_of(cluster, &namespace, &scaled).await
-    {
-        change.notes.push(format!(
-            "HPA {hpa} scales {target}: at 0 replicas it stops acting; it resumes once the recorded count is back"
-        ));
+    let autoscalers =
+        crate::systems::workloads::inventory::autoscalers_of(cluster, &namespace, &scaled).await;
+    if let Some(why) = crate::plan::autoscaling::refusal(&namespace, &autoscalers) {
+        bail!(why);
     }
+    change
+        .notes
+        .extend(autoscalers.iter().map(crate::plan::autoscaling::note));
     let (key_file, dump_file) = backup_targets(
         files,
         (&change.data.secret, &change.record.id),
