@@ -45,7 +45,17 @@ export DEMO_APP_PYTHON="${DEMO_APP_PYTHON:-$CACHE/venv/bin/python}"
 # A snapshot that differs fails its test and writes nothing (insta's `no`; its default writes a
 # `.snap.new` outside CI).
 export INSTA_UPDATE=no
-cargo test --workspace --locked "$@"
+# Tests that need the current release (tests/e2e/current-release-tests.txt says why) are left
+# out of the 1.20 pass; arguments select tests as given.
+first=("$@")
+if [ "$#" -eq 0 ]; then
+  first=(-- --exact)
+  while IFS= read -r name; do
+    case "$name" in '' | '#'*) continue ;; esac
+    first+=(--skip "$name")
+  done <tests/e2e/current-release-tests.txt
+fi
+cargo test --workspace --locked "${first[@]}"
 leftover="$(leftover_snapshots)"
 if [ -n "$leftover" ]; then snapshots_to_review "left by the tests" "$leftover"; fi
 

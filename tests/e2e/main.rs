@@ -16,6 +16,7 @@ mod app;
 mod backup;
 mod completion;
 mod connections;
+mod encryption_admission;
 mod encryption_rotation;
 mod fault_proxy;
 mod faults;
@@ -77,6 +78,7 @@ fn main() -> ExitCode {
         redis_rotation::tests(),
         reencrypt::tests(),
         encryption_rotation::tests(),
+        encryption_admission::tests(),
         rbac::tests(),
     ]
     .into_iter()
