@@ -46,19 +46,7 @@ pub async fn attach_encryption(
     let new = new_value(change, key)?;
     // The Job first: a namespace that would not run it stops the run before the database is
     // reached.
-    let job = settings.job.clone().filter(|_| !keyring);
-    let job = job.map(|job| (job_name(&change.data.secret, &change.record.id), job));
-    if let Some((name, spec)) = &job {
-        let journal = crate::plan::journal::journal_name(&change.data.secret, &change.record.id);
-        for warning in
-            encryption::admission::refuse_inadmissible(cluster, &namespace, (name, &journal), spec)
-                .await?
-        {
-            change
-                .notes
-                .push(format!("Job {name}: the API server warns: {warning}"));
-        }
-    }
+    let job = admitted_job(cluster, change, settings.job.clone().filter(|_| !keyring)).await?;
     let found = preflight(
         cluster,
         &namespace,
@@ -320,6 +308,31 @@ fn rollback_note(keyring: bool) -> &'static str {
          key; a failure after it re-encrypts the rows back with the old key (they are intact, and it keeps any \
          row written since), restores the key and scales back up; the dump is the last resort"
     }
+}
+
+/// The app's own migration Job with its name, once its dry-run create says the namespace runs
+/// it (`admission`); the API server's other warnings go to the preview.
+async fn admitted_job(
+    cluster: &Cluster,
+    change: &mut Change,
+    job: Option<steps::JobSpec>,
+) -> Result<Option<(String, steps::JobSpec)>> {
+    let Some(spec) = job else {
+        return Ok(None);
+    };
+    let (secret, id) = (&change.data.secret, &change.record.id);
+    let name = job_name(secret, id);
+    let journal = crate::plan::journal::journal_name(secret, id);
+    let namespace = change.data.namespace.clone();
+    let warnings =
+        encryption::admission::refuse_inadmissible(cluster, &namespace, (&name, &journal), &spec)
+            .await?;
+    for warning in warnings {
+        change
+            .notes
+            .push(format!("Job {name}: the API server warns: {warning}"));
+    }
+    Ok(Some((name, spec)))
 }
 
 /// The permissions the app's own migration Job needs: the Job, and its temporary keys Secret.
