@@ -428,7 +428,7 @@ struct EncryptionConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct JobConfig {
     image: String,
     #[serde(default)]
@@ -438,6 +438,10 @@ struct JobConfig {
     /// Kubernetes `EnvVar`s, as a container spec writes them.
     #[serde(default)]
     env: Vec<serde_json::Value>,
+    /// The container's `SecurityContext`, as a container spec writes it.
+    security_context: Option<serde_json::Value>,
+    /// The pod's `PodSecurityContext`, as a pod spec writes it.
+    pod_security_context: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -879,11 +883,14 @@ fn migration_job(
             if job.image.is_empty() {
                 return Err(anyhow!("{}: name the image", at("encryption.job.image")));
             }
+            check_security_contexts(&job, at)?;
             Some(crate::plan::steps::JobSpec {
                 image: job.image,
                 command: job.command,
                 args: job.args,
                 env: job.env,
+                security_context: job.security_context,
+                pod_security_context: job.pod_security_context,
             })
         }
         None => before.and_then(|b| b.job.clone()),
@@ -896,6 +903,20 @@ fn migration_job(
         ));
     }
     Ok(job)
+}
+
+/// The Job's security contexts read as Kubernetes reads them: an error names the field.
+fn check_security_contexts(job: &JobConfig, at: &dyn Fn(&str) -> String) -> Result<()> {
+    use k8s_openapi::api::core::v1::{PodSecurityContext, SecurityContext};
+    if let Some(value) = &job.security_context {
+        serde_json::from_value::<SecurityContext>(value.clone())
+            .map_err(|e| anyhow!("{}: {e}", at("encryption.job.securityContext")))?;
+    }
+    if let Some(value) = &job.pod_security_context {
+        serde_json::from_value::<PodSecurityContext>(value.clone())
+            .map_err(|e| anyhow!("{}: {e}", at("encryption.job.podSecurityContext")))?;
+    }
+    Ok(())
 }
 
 /// TLS to a server reached directly: the config's mode and CA file, each else the preset's,
@@ -1504,6 +1525,8 @@ mod tests {
             command: vec!["migrate".into()],
             args: Vec::new(),
             env: Vec::new(),
+            security_context: None,
+            pod_security_context: None,
         };
         let spec = migration_job(Some(job("app:1")), None, Strategy::ScaleDown, &at)
             .unwrap()
@@ -1521,6 +1544,36 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("here: encryption.job: "), "{err}");
+        let root = JobConfig {
+            security_context: Some(serde_json::json!({"runAsUser": 0})),
+            pod_security_context: Some(
+                serde_json::json!({"seccompProfile": {"type": "RuntimeDefault"}}),
+            ),
+            ..job("app:1")
+        };
+        let spec = migration_job(Some(root), None, Strategy::ScaleDown, &at)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            spec.security_context,
+            Some(serde_json::json!({"runAsUser": 0}))
+        );
+        assert!(spec.pod_security_context.is_some());
+        let err = migration_job(
+            Some(JobConfig {
+                security_context: Some(serde_json::json!({"runAsUser": "root"})),
+                ..job("app:1")
+            }),
+            None,
+            Strategy::ScaleDown,
+            &at,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("here: encryption.job.securityContext: "),
+            "{err}"
+        );
     }
 
     #[test]

@@ -69,11 +69,11 @@ pub fn tests() -> Vec<(&'static str, TestFn)> {
 
 /// Tenants added to the seed's 3, so that the migration reads and writes several batches.
 const EXTRA: usize = 1200;
-const ROWS: usize = EXTRA + 3;
+pub(crate) const ROWS: usize = EXTRA + 3;
 
 /// The demo stack in a fresh namespace, with `EXTRA` more tenants encrypted with the Secret's
 /// key, and `api` (2 replicas) and `worker` (2) serving.
-fn start(kubeconfig: &Path, label: &str) -> Result<TestEnv> {
+pub(crate) fn start(kubeconfig: &Path, label: &str) -> Result<TestEnv> {
     let env = TestEnv::new(kubeconfig, label)?;
     env.create_demo_secrets()?;
     env.apply_demo_stack(&["postgres", "redis", "seed-tenants"])?;
@@ -140,7 +140,7 @@ fn tokens(env: &TestEnv) -> Result<Vec<String>> {
 }
 
 /// Every row decrypts with `key` alone (and none with `other`).
-fn rows_readable_with(env: &TestEnv, key: &[u8], other: &[u8]) -> Result<()> {
+pub(crate) fn rows_readable_with(env: &TestEnv, key: &[u8], other: &[u8]) -> Result<()> {
     let (key, other) = (fernet_of(key)?, fernet_of(other)?);
     let tokens = tokens(env)?;
     ensure!(tokens.len() == ROWS, "{} rows, not {ROWS}", tokens.len());
@@ -153,7 +153,7 @@ fn rows_readable_with(env: &TestEnv, key: &[u8], other: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn replicas(env: &TestEnv, deployment: &str) -> Result<i64> {
+pub(crate) fn replicas(env: &TestEnv, deployment: &str) -> Result<i64> {
     Ok(env.get_json("deployment", deployment)?["spec"]["replicas"]
         .as_i64()
         .unwrap_or(-1))
@@ -161,7 +161,7 @@ fn replicas(env: &TestEnv, deployment: &str) -> Result<i64> {
 
 /// The recorded replica counts are back, every pod serves, and a request that decrypts a
 /// tenant's config through the app succeeds.
-fn app_back_and_serving(env: &TestEnv) -> Result<()> {
+pub(crate) fn app_back_and_serving(env: &TestEnv) -> Result<()> {
     env.wait_rolled_out(&["deployment/api", "deployment/worker"])?;
     for name in ["api", "worker"] {
         ensure!(replicas(env, name)? == 2, "{name} is back at 2 replicas");
@@ -664,7 +664,7 @@ fn encryption_key_keyring_run_killed_after_the_online_migration_is_undone_in_pha
 
 /// The app team's own migration (demo-app's `reencrypt`, row by row as such scripts are), as
 /// the preset's `encryption.job`.
-const JOB_CONFIG: &str = r#"
+pub(crate) const JOB_CONFIG: &str = r#"
 presets:
   encryption-key:
     encryption:

@@ -17,6 +17,7 @@ mod backup;
 mod completion;
 mod connections;
 mod current;
+mod encryption_admission;
 mod encryption_rotation;
 mod fault_proxy;
 mod faults;
@@ -80,6 +81,7 @@ fn main() -> ExitCode {
         redis_rotation::tests(),
         reencrypt::tests(),
         encryption_rotation::tests(),
+        encryption_admission::tests(),
         rbac::tests(),
         current::tests(),
     ]

@@ -27,7 +27,7 @@ impl std::fmt::Display for Column {
 
 /// The app team's own migration, run as a Job: its container (the keys come from a temporary
 /// Secret, as `OLD_KEY` and `NEW_KEY`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobSpec {
     pub image: String,
@@ -38,6 +38,14 @@ pub struct JobSpec {
     /// Kubernetes `EnvVar`s (e.g. the app's database login from its Secret).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<serde_json::Value>,
+    /// The container's Kubernetes `SecurityContext`, as the preset gives it (the fields it
+    /// leaves unset are filled in as Pod Security's `restricted` level asks:
+    /// `plan::pod_security`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<serde_json::Value>,
+    /// The pod's Kubernetes `PodSecurityContext`, as the preset gives it (filled in likewise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_security_context: Option<serde_json::Value>,
 }
 
 /// A data encryption key's rotation with a migration (the runbook's encryption-key

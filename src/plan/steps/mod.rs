@@ -991,8 +991,7 @@ mod tests {
             JobSpec {
                 image: "registry.example/migrate:1".into(),
                 command: vec!["migrate".into()],
-                args: Vec::new(),
-                env: Vec::new(),
+                ..JobSpec::default()
             },
         ));
         let forward = plan_reencryption(Some("b"), &change, "T", None);

@@ -52,7 +52,7 @@ fn post_params() -> PostParams {
 }
 
 /// The labels of the Secret, the Job and its pods: this tool's, and the run's (its journal).
-fn run_labels(journal: &str) -> serde_json::Value {
+pub(super) fn run_labels(journal: &str) -> serde_json::Value {
     serde_json::json!({
         "app.kubernetes.io/managed-by": "kubectl-rotate",
         crate::plan::journal::RUN_OF_LABEL: journal,
@@ -112,17 +112,26 @@ async fn write_keys_secret(
 }
 
 /// The Job running the preset's container once (`backoffLimit: 0`, `restartPolicy: Never`),
-/// with the keys from `keys_secret` and no service account token.
-fn job_manifest(
+/// with the keys from `keys_secret`, no service account token, and the security context
+/// Pod Security's `restricted` level asks for wherever the preset set none
+/// (`plan::pod_security`).
+pub(super) fn job_manifest(
     name: &str,
     job: &JobSpec,
     keys_secret: &str,
     labels: &serde_json::Value,
 ) -> Result<Job, String> {
+    let invalid =
+        |e: serde_json::Error| format!("the preset's encryption.job is not a valid container: {e}");
+    let (pod_context, context) = crate::plan::pod_security::restricted(
+        read(&job.pod_security_context).map_err(invalid)?,
+        read(&job.security_context).map_err(invalid)?,
+    );
     let mut container = serde_json::json!({
         "name": "migrate",
         "image": job.image,
         "envFrom": [{"secretRef": {"name": keys_secret}}],
+        "securityContext": context,
     });
     if !job.command.is_empty() {
         container["command"] = serde_json::json!(job.command);
@@ -144,12 +153,20 @@ fn job_manifest(
                 "spec": {
                     "restartPolicy": "Never",
                     "automountServiceAccountToken": false,
+                    "securityContext": pod_context,
                     "containers": [container],
                 },
             },
         },
     }))
-    .map_err(|e| format!("the preset's encryption.job is not a valid container: {e}"))
+    .map_err(invalid)
+}
+
+/// A security context as the preset wrote it, read as its Kubernetes type.
+fn read<T: serde::de::DeserializeOwned>(
+    value: &Option<serde_json::Value>,
+) -> Result<Option<T>, serde_json::Error> {
+    value.clone().map(serde_json::from_value).transpose()
 }
 
 /// Where a Job stands, from its conditions.
@@ -244,7 +261,7 @@ mod tests {
             image: "app:1.2".into(),
             command: Vec::new(),
             args: vec!["migrate-keys".into()],
-            env: Vec::new(),
+            ..JobSpec::default()
         }
     }
 
@@ -275,6 +292,45 @@ mod tests {
             job.metadata.labels.unwrap()["app.kubernetes.io/managed-by"],
             "kubectl-rotate"
         );
+    }
+
+    #[test]
+    fn the_jobs_pod_passes_restricted_unless_the_preset_set_a_field_against_it() {
+        let labels = run_labels("rotate-journal-x");
+        let pod = |spec: &JobSpec| {
+            job_manifest("j", spec, "j-keys", &labels)
+                .unwrap()
+                .spec
+                .unwrap()
+                .template
+                .spec
+                .unwrap()
+        };
+        let plain = pod(&spec());
+        let context = plain.security_context.unwrap();
+        assert_eq!(
+            (context.run_as_non_root, context.run_as_user),
+            (Some(true), Some(crate::plan::pod_security::NON_ROOT_UID))
+        );
+        assert_eq!(context.seccomp_profile.unwrap().type_, "RuntimeDefault");
+        let container = plain.containers[0].security_context.clone().unwrap();
+        assert_eq!(container.allow_privilege_escalation, Some(false));
+        assert_eq!(container.capabilities.unwrap().drop.unwrap(), ["ALL"]);
+        let root = pod(&JobSpec {
+            security_context: Some(serde_json::json!({"runAsUser": 0, "privileged": true})),
+            ..spec()
+        });
+        let container = root.containers[0].security_context.clone().unwrap();
+        assert_eq!(
+            (container.run_as_user, container.privileged),
+            (Some(0), Some(true))
+        );
+        assert_eq!(root.security_context.unwrap().run_as_user, None);
+        let broken = JobSpec {
+            pod_security_context: Some(serde_json::json!({"runAsUser": "root"})),
+            ..spec()
+        };
+        assert!(job_manifest("j", &broken, "j-keys", &labels).is_err());
     }
 
     #[test]

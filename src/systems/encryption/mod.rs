@@ -12,8 +12,10 @@
 //!
 //! This file holds the step functions the runner calls (and their checks); the work behind
 //! them is in `files` (the copies kept private and out of git), `dump`, `job` (the app's own
-//! migration Job), `reencrypt` (the rows), and `preflight` (before anything is written).
+//! migration Job, and `admission`: its dry run before anything is written), `reencrypt` (the
+//! rows), and `preflight` (before anything is written).
 
+pub mod admission;
 mod dump;
 mod files;
 mod job;

@@ -44,6 +44,9 @@ pub async fn attach_encryption(
     let namespace = change.data.namespace.clone();
     let db = database(settings);
     let new = new_value(change, key)?;
+    // The Job first: a namespace that would not run it stops the run before the database is
+    // reached.
+    let job = admitted_job(cluster, change, settings.job.clone().filter(|_| !keyring)).await?;
     let found = preflight(
         cluster,
         &namespace,
@@ -63,13 +66,14 @@ pub async fn attach_encryption(
     } else {
         consumers_to_stop(cluster, change, key).await?
     };
-    for (hpa, target) in
-        crate::systems::workloads::inventory::autoscalers_of(cluster, &namespace, &scaled).await
-    {
-        change.notes.push(format!(
-            "HPA {hpa} scales {target}: at 0 replicas it stops acting; it resumes once the recorded count is back"
-        ));
+    let autoscalers =
+        crate::systems::workloads::inventory::autoscalers_of(cluster, &namespace, &scaled).await;
+    if let Some(why) = crate::plan::autoscaling::refusal(&namespace, &autoscalers) {
+        bail!(why);
     }
+    change
+        .notes
+        .extend(autoscalers.iter().map(crate::plan::autoscaling::note));
     let (key_file, dump_file) = backup_targets(
         files,
         (&change.data.secret, &change.record.id),
@@ -97,7 +101,6 @@ pub async fn attach_encryption(
     change.notes.push(rollback_note(keyring).into());
     change.notes.extend(found.notes);
     change.extra_needs = found.needs;
-    let job = settings.job.clone().filter(|_| !keyring);
     if job.is_some() {
         change.extra_needs.extend(job_needs(&namespace));
     }
@@ -114,7 +117,7 @@ pub async fn attach_encryption(
         } else {
             Vec::new()
         },
-        job: job.map(|job| (job_name(&change.data.secret, &change.record.id), job)),
+        job,
     });
     Ok(())
 }
@@ -305,6 +308,31 @@ fn rollback_note(keyring: bool) -> &'static str {
          key; a failure after it re-encrypts the rows back with the old key (they are intact, and it keeps any \
          row written since), restores the key and scales back up; the dump is the last resort"
     }
+}
+
+/// The app's own migration Job with its name, once its dry-run create says the namespace runs
+/// it (`admission`); the API server's other warnings go to the preview.
+async fn admitted_job(
+    cluster: &Cluster,
+    change: &mut Change,
+    job: Option<steps::JobSpec>,
+) -> Result<Option<(String, steps::JobSpec)>> {
+    let Some(spec) = job else {
+        return Ok(None);
+    };
+    let (secret, id) = (&change.data.secret, &change.record.id);
+    let name = job_name(secret, id);
+    let journal = crate::plan::journal::journal_name(secret, id);
+    let namespace = change.data.namespace.clone();
+    let warnings =
+        encryption::admission::refuse_inadmissible(cluster, &namespace, (&name, &journal), &spec)
+            .await?;
+    for warning in warnings {
+        change
+            .notes
+            .push(format!("Job {name}: the API server warns: {warning}"));
+    }
+    Ok(Some((name, spec)))
 }
 
 /// The permissions the app's own migration Job needs: the Job, and its temporary keys Secret.

@@ -97,39 +97,17 @@ pub async fn list_workloads(cluster: &Cluster, scope: &Scope) -> Result<Inventor
     Ok(found)
 }
 
-/// The HorizontalPodAutoscalers that scale any of `workloads`: (HPA name, `kind/name`).
-/// Empty when they cannot be listed (reported as "none": an HPA only matters as a note).
+/// The HorizontalPodAutoscalers that scale any of `workloads` (`plan::autoscaling`).
+/// Empty when they cannot be listed (reported as "none"; the permission review asks for it).
 pub async fn autoscalers_of(
     cluster: &Cluster,
     namespace: &str,
     workloads: &[crate::plan::steps::Scaled],
-) -> Vec<(String, String)> {
+) -> Vec<crate::plan::autoscaling::Autoscaler> {
     use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
     let api: Api<HorizontalPodAutoscaler> = Api::namespaced(cluster.client.clone(), namespace);
-    let Ok(list) = api.list(&kube::api::ListParams::default()).await else {
-        return Vec::new();
-    };
-    list.items
-        .iter()
-        .filter_map(|hpa| {
-            let target = &hpa.spec.as_ref()?.scale_target_ref;
-            let scaled = workloads.iter().find(|w| {
-                w.name == target.name
-                    && matches!(
-                        (w.kind, target.kind.as_str()),
-                        (
-                            crate::model::workload::WorkloadKind::Deployment,
-                            "Deployment"
-                        ) | (
-                            crate::model::workload::WorkloadKind::StatefulSet,
-                            "StatefulSet"
-                        )
-                    )
-            })?;
-            Some((
-                hpa.metadata.name.clone().unwrap_or_default(),
-                scaled.workload().reference(),
-            ))
-        })
-        .collect()
+    match api.list(&kube::api::ListParams::default()).await {
+        Ok(list) => crate::plan::autoscaling::targeting(&list.items, workloads),
+        Err(_) => Vec::new(),
+    }
 }

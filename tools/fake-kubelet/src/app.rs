@@ -44,6 +44,9 @@
 //!   after the pod's grace period (at most 10 s), then the pod's files are removed. Aborting the task (the pod vanished) kills the process at once and
 //!   removes the files too.
 //!
+//! - **`runAsNonRoot`** is checked as a kubelet does (`security`): a container that would run as
+//!   root under it is not started (`CreateContainerConfigError`).
+//!
 //! Secret values go only to the child's environment and the 0600 files; never to argv or logs.
 
 use std::collections::BTreeMap;
@@ -346,6 +349,7 @@ async fn start(
     dir: &Path,
     work: &Path,
 ) -> Result<Child, String> {
+    crate::security::verify_run_as_non_root(pod, container)?;
     let namespace = pod.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(runner.client.clone(), &namespace);
     let config_maps: Api<ConfigMap> = Api::namespaced(runner.client.clone(), &namespace);

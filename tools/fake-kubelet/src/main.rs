@@ -40,6 +40,7 @@ mod network;
 mod pod_http;
 mod require;
 mod resync;
+mod security;
 mod services;
 mod status;
 mod streams;
