@@ -309,13 +309,16 @@ fn encryption_key_preview_shows_the_hpa_of_api_and_refuses_only_one_that_scales_
     // Once it scaled `api` up again (the condition goes False on its next rescale), it stops
     // acting at 0 replicas: shown in the preview, and the run goes ahead.
     set_scaled_to_zero(&env, "False")?;
-    let preview = env.rotate(&["encryption-key", "--dry-run"])?;
+    let dir = files.path().join("run");
+    let dir_arg = dir.to_str().context("UTF-8 path")?;
+    // (a backup directory outside the repository, where `cargo test` runs: the preview checks
+    // it as the run would)
+    let preview = env.rotate(&["encryption-key", "--dry-run", "--backup-dir", dir_arg])?;
     preview.success()?;
     let note = "HPA api scales deployment/api: at 0 replicas it stops acting; it resumes once the recorded \
                 count is back";
     let text = format!("{}{}", preview.stdout, preview.stderr);
     ensure!(text.contains(note), "the preview names the HPA:\n{text}");
-    let dir = files.path().join("run");
     env.rotate(&[
         "encryption-key",
         "-y",
