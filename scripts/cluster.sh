@@ -281,7 +281,7 @@ k8s_releases() {
   local module version minor
   for module in "$REPO_ROOT/tools/kubernetes" "$REPO_ROOT"/tools/kubernetes-*; do
     [ -f "$module/go.mod" ] || continue
-    version=$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "$module/go.mod")
+    version=$(awk '($1 == "require" && $2 == "k8s.io/kubernetes") || ($1 == "k8s.io/kubernetes" && NF >= 2 && $2 != "=>") {print ($1 == "require" ? $3 : $2); exit}' "$module/go.mod")
     minor=${version#v}; minor=${minor%.*}
     printf '%s %s\n' "$minor" "$module"
   done

@@ -79,7 +79,7 @@ if [ "${#compat[@]}" -gt 0 ]; then
   exit 1
 fi
 for module in tools/kubernetes-*/; do
-  version=$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "$module/go.mod")
+  version=$(awk '($1 == "require" && $2 == "k8s.io/kubernetes") || ($1 == "k8s.io/kubernetes" && NF >= 2 && $2 != "=>") {print ($1 == "require" ? $3 : $2); exit}' "$module/go.mod")
   release=${version#v}; release=${release%.*}
   echo "test: compatibility pass: the $((listed - ${#others[@]} / 2)) end-to-end tests of" \
     "tests/e2e/compat-tests.txt on" \
