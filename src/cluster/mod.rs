@@ -93,7 +93,7 @@ impl Cluster {
             .get(name)
             .await
             .map_err(|e| self.explain(e, &format!("read Deployment {namespace}/{name}")))?;
-        Ok(found.spec.and_then(|s| s.replicas).unwrap_or(1))
+        Ok(found.spec.replicas.unwrap_or(1))
     }
 
     /// The replicas StatefulSet `name` asks for.
@@ -104,7 +104,7 @@ impl Cluster {
             .get(name)
             .await
             .map_err(|e| self.explain(e, &format!("read StatefulSet {namespace}/{name}")))?;
-        Ok(found.spec.and_then(|s| s.replicas).unwrap_or(1))
+        Ok(found.spec.replicas.unwrap_or(1))
     }
 
     /// Whether namespace `name` exists: `None` when this user may not read namespaces (then

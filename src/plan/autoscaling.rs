@@ -28,7 +28,7 @@ pub struct Autoscaler {
 pub fn targeting(hpas: &[HorizontalPodAutoscaler], workloads: &[Scaled]) -> Vec<Autoscaler> {
     hpas.iter()
         .filter_map(|hpa| {
-            let target = &hpa.spec.as_ref()?.scale_target_ref;
+            let target = &hpa.spec.scale_target_ref;
             let scaled = workloads.iter().find(|w| {
                 w.name == target.name
                     && matches!(

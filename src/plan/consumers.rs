@@ -137,16 +137,16 @@ pub struct RolloutFacts {
 
 impl Workload {
     pub fn from_deployment(d: &Deployment) -> Self {
-        let spec = d.spec.as_ref();
+        let spec = &d.spec;
         let mut workload = Self::new(
             WorkloadKind::Deployment,
             &d.metadata,
-            spec.and_then(|s| s.template.spec.clone()),
-            spec.and_then(|s| s.paused).unwrap_or(false),
+            spec.template.spec.clone(),
+            spec.paused.unwrap_or(false),
         );
         workload.rollout = RolloutFacts {
-            replicas: spec.and_then(|s| s.replicas),
-            selector: spec.and_then(|s| selector_string(&s.selector)),
+            replicas: spec.replicas,
+            selector: selector_string(&spec.selector),
             unhealthy: unhealthy(crate::plan::rollout::deployment_state(d).0),
             ..RolloutFacts::default()
         };
@@ -154,10 +154,10 @@ impl Workload {
     }
 
     pub fn from_statefulset(s: &StatefulSet) -> Self {
-        let spec = s.spec.as_ref();
-        let pod_spec = spec.and_then(|s| s.template.spec.clone());
+        let spec = &s.spec;
+        let pod_spec = spec.template.spec.clone();
         let mut workload = Self::new(WorkloadKind::StatefulSet, &s.metadata, pod_spec, false);
-        let strategy = spec.and_then(|s| s.update_strategy.clone());
+        let strategy = spec.update_strategy.clone();
         let on_delete = strategy
             .as_ref()
             .and_then(|u| u.type_.as_deref())
@@ -168,11 +168,11 @@ impl Workload {
                 .and_then(|u| u.rolling_update)
                 .and_then(|r| r.partition)
                 .filter(|p| *p > 0),
-            replicas: spec.and_then(|s| s.replicas),
-            selector: spec.and_then(|s| selector_string(&s.selector)),
+            replicas: spec.replicas,
+            selector: selector_string(&spec.selector),
             unhealthy: if on_delete {
                 on_delete_unhealthy(
-                    spec.and_then(|s| s.replicas).unwrap_or(1),
+                    spec.replicas.unwrap_or(1),
                     s.status
                         .as_ref()
                         .and_then(|st| st.ready_replicas)
@@ -186,17 +186,18 @@ impl Workload {
     }
 
     pub fn from_daemonset(d: &DaemonSet) -> Self {
-        let spec = d.spec.as_ref();
-        let pod_spec = spec.and_then(|s| s.template.spec.clone());
+        let spec = &d.spec;
+        let pod_spec = spec.template.spec.clone();
         let mut workload = Self::new(WorkloadKind::DaemonSet, &d.metadata, pod_spec, false);
         let on_delete = spec
-            .and_then(|s| s.update_strategy.as_ref())
+            .update_strategy
+            .as_ref()
             .and_then(|u| u.type_.as_deref())
             .is_some_and(|t| t == "OnDelete");
         let status = d.status.clone().unwrap_or_default();
         workload.rollout = RolloutFacts {
             on_delete,
-            selector: spec.and_then(|s| selector_string(&s.selector)),
+            selector: selector_string(&spec.selector),
             unhealthy: if on_delete {
                 on_delete_unhealthy(
                     status.desired_number_scheduled,
@@ -213,10 +214,11 @@ impl Workload {
     pub fn from_cronjob(c: &CronJob) -> Self {
         let pod_spec = c
             .spec
+            .job_template
+            .spec
             .as_ref()
-            .and_then(|s| s.job_template.spec.as_ref())
             .and_then(|j| j.template.spec.clone());
-        let suspended = c.spec.as_ref().and_then(|s| s.suspend).unwrap_or(false);
+        let suspended = c.spec.suspend.unwrap_or(false);
         Self::new(WorkloadKind::CronJob, &c.metadata, pod_spec, suspended)
     }
 
@@ -603,6 +605,7 @@ mod tests {
                     key: (*k).into(),
                     path: (*k).into(),
                     mode: None,
+                    user: None,
                 })
                 .collect(),
         )
@@ -832,7 +835,7 @@ mod tests {
                 namespace: Some("prod".into()),
                 ..ObjectMeta::default()
             },
-            spec: Some(CronJobSpec {
+            spec: CronJobSpec {
                 schedule: "0 * * * *".into(),
                 job_template: JobTemplateSpec {
                     spec: Some(JobSpec {
@@ -851,7 +854,7 @@ mod tests {
                     ..JobTemplateSpec::default()
                 },
                 ..CronJobSpec::default()
-            }),
+            },
             ..CronJob::default()
         };
         let workloads = vec![Workload::from_cronjob(&cronjob)];
@@ -872,7 +875,7 @@ mod tests {
                 ),
                 ..ObjectMeta::default()
             },
-            spec: Some(DeploymentSpec {
+            spec: DeploymentSpec {
                 paused: Some(true),
                 template: PodTemplateSpec {
                     spec: Some(PodSpec {
@@ -882,7 +885,7 @@ mod tests {
                     ..PodTemplateSpec::default()
                 },
                 ..DeploymentSpec::default()
-            }),
+            },
             ..Deployment::default()
         };
         let w = Workload::from_deployment(&deployment);

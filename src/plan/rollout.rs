@@ -39,7 +39,7 @@ pub struct Counts {
 pub fn deployment_state(d: &Deployment) -> (RolloutState, Counts) {
     let name = d.metadata.name.as_deref().unwrap_or_default();
     let status = d.status.clone().unwrap_or_default();
-    let desired = d.spec.as_ref().and_then(|s| s.replicas);
+    let desired = d.spec.replicas;
     let counts = Counts {
         desired: desired.unwrap_or(1),
         updated: status.updated_replicas.unwrap_or(0),
@@ -53,7 +53,8 @@ pub fn deployment_state(d: &Deployment) -> (RolloutState, Counts) {
         );
     }
     if status.conditions.iter().flatten().any(|c| {
-        c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+        c.type_.as_deref() == Some("Progressing")
+            && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
     }) {
         return (
             RolloutState::Failed(format!(
@@ -100,7 +101,7 @@ pub fn deployment_state(d: &Deployment) -> (RolloutState, Counts) {
 
 /// kubectl's StatefulSetStatusViewer.
 pub fn statefulset_state(s: &StatefulSet) -> (RolloutState, Counts) {
-    let spec = s.spec.clone().unwrap_or_default();
+    let spec = s.spec.clone();
     let status = s.status.clone().unwrap_or_default();
     let counts = Counts {
         desired: spec.replicas.unwrap_or(1),
@@ -183,11 +184,7 @@ pub fn daemonset_state(d: &DaemonSet) -> (RolloutState, Counts) {
         updated: status.updated_number_scheduled.unwrap_or(0),
         ready: status.number_available.unwrap_or(0),
     };
-    let strategy = d
-        .spec
-        .as_ref()
-        .and_then(|s| s.update_strategy.clone())
-        .unwrap_or_default();
+    let strategy = d.spec.update_strategy.clone().unwrap_or_default();
     if strategy
         .type_
         .as_deref()
@@ -411,10 +408,10 @@ mod tests {
     fn deployment(generation: i64, replicas: i32, status: DeploymentStatus) -> Deployment {
         Deployment {
             metadata: meta(generation),
-            spec: Some(DeploymentSpec {
+            spec: DeploymentSpec {
                 replicas: Some(replicas),
                 ..DeploymentSpec::default()
-            }),
+            },
             status: Some(status),
         }
     }
@@ -460,8 +457,8 @@ mod tests {
         ));
         let mut stuck = dstatus(3, 3, 1, 2);
         stuck.conditions = Some(vec![DeploymentCondition {
-            type_: "Progressing".into(),
-            status: "False".into(),
+            type_: Some("Progressing".into()),
+            status: Some("False".into()),
             reason: Some("ProgressDeadlineExceeded".into()),
             ..DeploymentCondition::default()
         }]);
@@ -478,7 +475,7 @@ mod tests {
     ) -> StatefulSet {
         StatefulSet {
             metadata: meta(generation),
-            spec: Some(StatefulSetSpec {
+            spec: StatefulSetSpec {
                 replicas: Some(replicas),
                 update_strategy: Some(StatefulSetUpdateStrategy {
                     type_: Some("RollingUpdate".into()),
@@ -488,7 +485,7 @@ mod tests {
                     }),
                 }),
                 ..StatefulSetSpec::default()
-            }),
+            },
             status: Some(status),
         }
     }
@@ -557,7 +554,7 @@ mod tests {
             RolloutState::Done(_)
         ));
         let mut on_delete = statefulset(2, 3, None, sstatus(2, 3, 3, "b", "b"));
-        on_delete.spec.as_mut().unwrap().update_strategy = Some(StatefulSetUpdateStrategy {
+        on_delete.spec.update_strategy = Some(StatefulSetUpdateStrategy {
             type_: Some("OnDelete".into()),
             rolling_update: None,
         });
@@ -576,13 +573,13 @@ mod tests {
     ) -> DaemonSet {
         DaemonSet {
             metadata: meta(generation),
-            spec: Some(DaemonSetSpec {
+            spec: DaemonSetSpec {
                 update_strategy: Some(DaemonSetUpdateStrategy {
                     type_: Some("RollingUpdate".into()),
                     rolling_update: None,
                 }),
                 ..DaemonSetSpec::default()
-            }),
+            },
             status: Some(DaemonSetStatus {
                 observed_generation: Some(observed),
                 desired_number_scheduled: desired,

@@ -148,7 +148,7 @@ pub fn ready_pod_of_slices(slices: &[EndpointSlice], port: u16) -> Option<(Strin
         let Some(target) = target_port(&ports, port) else {
             continue;
         };
-        for endpoint in &slice.endpoints {
+        for endpoint in slice.endpoints.iter().flatten() {
             let conditions = endpoint.conditions.clone().unwrap_or_default();
             if conditions.ready == Some(false) || conditions.terminating == Some(true) {
                 continue;

@@ -258,7 +258,7 @@ async fn replicas_of(ctx: &Ctx<'_>, workload: &Scaled) -> Result<Option<(i32, Op
             .get_opt(&workload.name)
             .await
             .map(|d| {
-                d.and_then(|d| d.spec).map(|s| {
+                d.map(|d| d.spec).map(|s| {
                     (
                         s.replicas.unwrap_or(1),
                         crate::plan::rollout::template_restarted_at(
@@ -272,7 +272,7 @@ async fn replicas_of(ctx: &Ctx<'_>, workload: &Scaled) -> Result<Option<(i32, Op
             .get_opt(&workload.name)
             .await
             .map(|d| {
-                d.and_then(|d| d.spec).map(|s| {
+                d.map(|d| d.spec).map(|s| {
                     (
                         s.replicas.unwrap_or(1),
                         crate::plan::rollout::template_restarted_at(

@@ -86,19 +86,22 @@ pub async fn current_restarted_at(
             .get(&target.name)
             .await?
             .spec
-            .and_then(|s| s.template.metadata)
+            .template
+            .metadata
             .and_then(|m| m.annotations),
         WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(client.clone(), namespace)
             .get(&target.name)
             .await?
             .spec
-            .and_then(|s| s.template.metadata)
+            .template
+            .metadata
             .and_then(|m| m.annotations),
         WorkloadKind::DaemonSet => Api::<DaemonSet>::namespaced(client.clone(), namespace)
             .get(&target.name)
             .await?
             .spec
-            .and_then(|s| s.template.metadata)
+            .template
+            .metadata
             .and_then(|m| m.annotations),
         WorkloadKind::CronJob | WorkloadKind::Job | WorkloadKind::Pod => None,
     };
