@@ -3,12 +3,14 @@
 //! `autoscaling/v2` HorizontalPodAutoscalers on the consumers it scales down. These tests need
 //! a server that has both (1.23+: `tests/e2e/newer-release-tests.txt`).
 //!
-//! No HPA controller runs on the local control plane (scripts/cluster.sh starts
-//! kube-controller-manager without `horizontalpodautoscaling`, and there is no metrics server):
-//! the HPA tests show what the plugin reads and does (the preview, the refusal, the HPA left
-//! untouched, the recorded counts restored); what the controller does at 0 replicas is the
-//! source's (`plan::autoscaling` cites it), and the `ScaledToZero` condition it would have
-//! written is written here through the status subresource.
+//! The local control plane runs the HPA controller but no metrics API (scripts/cluster.sh): it
+//! keeps replicas within min..max and leaves a workload at 0 replicas alone, but never computes
+//! a scale from metrics, so it never writes `ScaledToZero` (which needs `minReplicas: 0` and an
+//! Object or External metric). The tests show what the plugin reads and does (the preview, the
+//! refusal, the HPA left untouched, the recorded counts restored); what the controller does at
+//! 0 replicas is the source's (`plan::autoscaling` cites it), and the `ScaledToZero` condition it
+//! would have written is written here through the status subresource, just before the plugin
+//! reads it (the controller rewrites an HPA's conditions on its 15 s resync).
 
 use std::path::Path;
 
