@@ -323,7 +323,8 @@ pub fn forward_exchange(
 /// What a person does with the demo's database and real kubectl: `kubectl port-forward
 /// svc/postgres :5432` and the machine's psql through it, as the app's role; `kubectl exec -it`
 /// on a real terminal (a pseudo-terminal in the pod, as its `tty` says); `kubectl cp` out of the
-/// pod. The password goes to psql in its environment, and nothing printed holds a value.
+/// pod; `kubectl attach` to its output. The password goes to psql in its environment, and
+/// nothing printed holds a value.
 pub fn real_kubectl_reaches_the_demo_database(env: &TestEnv) -> Result<()> {
     let ns = env.namespace.as_str();
     let values = env.secret_values("app-secrets")?;
@@ -409,6 +410,59 @@ pub fn real_kubectl_reaches_the_demo_database(env: &TestEnv) -> Result<()> {
     ensure!(
         std::fs::read(&copy)? == std::fs::read("/usr/lib/os-release")?,
         "kubectl cp brought another file"
+    );
+
+    // kubectl attach follows the container's output: a login as a role that does not exist,
+    // made meanwhile, shows up as the server's log line.
+    let mut attach = env
+        .command("kubectl")
+        .args(["attach", "-n", ns, "postgres-0"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("starting kubectl attach")?;
+    let stdout = attach.stdout.take().expect("stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let seen = (|| -> Result<String> {
+        std::thread::sleep(Duration::from_secs(2)); // attached before the line is written
+        let login = [
+            "exec",
+            "postgres-0",
+            "-n",
+            ns,
+            "--",
+            "psql",
+            "-U",
+            "no_such_role",
+            "-d",
+        ];
+        let refused = env.kubectl(&[&login[..], &["ai_agents", "-c", "SELECT 1"]].concat())?;
+        ensure!(refused.code != Some(0), "a login as no_such_role succeeded");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .context("kubectl attach showed no log line of the refused login within 20 s")?;
+            if line.contains("no_such_role") {
+                return Ok(line);
+            }
+        }
+    })();
+    let _ = attach.kill();
+    let _ = attach.wait();
+    let seen = seen?;
+    ensure!(
+        !values
+            .values()
+            .any(|v| seen.as_bytes().windows(v.len()).any(|w| w == v.as_slice())),
+        "the attached output holds a value"
     );
     Ok(())
 }
