@@ -9,7 +9,6 @@ use clap::{ArgMatches, FromArgMatches};
 use crate::cli::settings;
 use crate::cli::{self, Cli, Command, GlobalArgs, PresetArgs};
 use crate::engine::pipeline;
-use crate::engine::pipeline::DryRun;
 use crate::model::environment::Environment;
 use crate::plan::presets::{Preset, Presets};
 use crate::ui::Printer;
@@ -165,10 +164,10 @@ fn rollback_options(
     })
 }
 
-/// `resume`'s run options: never a dry run, never forced, never strict.
+/// `resume`'s run options: never forced, never strict (the run goes on as its journal says).
 fn resume_options(args: &cli::ResumeArgs) -> Result<pipeline::RunOptions> {
     Ok(pipeline::RunOptions {
-        dry_run: DryRun::None,
+        dry_run: args.dry_run,
         yes: args.yes,
         output: args.output,
         show_secrets: false,

@@ -344,8 +344,9 @@ pub struct RunArgs {
     pub timeout: String,
 
     /// `client`: preview only, nothing sent. `server`: the API server validates the change and
-    /// stores nothing.
-    #[arg(long, value_enum, value_name = "MODE", default_value_t = DryRun::None, num_args = 0..=1, default_missing_value = "client")]
+    /// stores nothing. The value is given with `=` only, as kubectl's (`--dry-run` alone is
+    /// `client`).
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = DryRun::None, num_args = 0..=1, require_equals = true, default_missing_value = "client")]
     pub dry_run: DryRun,
 
     /// Do not ask for confirmation.
@@ -396,7 +397,13 @@ pub struct RollbackArgs {
 
     /// Undo the unfinished run RUN (its id, as `kubectl rotate status` shows it): every applied
     /// step, in reverse.
-    #[arg(long = "run", value_name = "RUN", conflicts_with_all = ["to", "from_file", "keys"])]
+    /// A run is undone as its journal recorded it: --restart, --force, --strict and
+    /// --show-secrets do not apply and are refused.
+    #[arg(
+        long = "run",
+        value_name = "RUN",
+        conflicts_with_all = ["to", "from_file", "keys", "restart", "force", "strict", "show_secrets"]
+    )]
     pub run_id: Option<String>,
 
     #[command(flatten)]
@@ -424,6 +431,12 @@ pub struct ResumeArgs {
     /// How many backups of the Secret to keep once the run succeeds.
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub keep: u32,
+
+    /// `client`: show the steps it would run, nothing sent. `server`: also send the journal's
+    /// update with dryRun=All; nothing is stored, no lock taken. The value is given with `=`
+    /// only (`--dry-run` alone is `client`).
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = DryRun::None, num_args = 0..=1, require_equals = true, default_missing_value = "client")]
+    pub dry_run: DryRun,
 }
 
 #[derive(Debug, Args)]
@@ -745,6 +758,83 @@ mod tests {
         };
         assert_eq!(args.rotation.run.dry_run, DryRun::Client);
         assert_eq!(args.source.generate, Some(GenerateKind::Fernet));
+    }
+
+    #[test]
+    fn dry_run_takes_its_value_only_with_an_equals_sign_as_kubectl_does() {
+        // `--dry-run` alone is `client`, and the word after it is the next argument.
+        let cli = Cli::try_parse_from([
+            "kubectl-rotate",
+            "secret",
+            "--dry-run",
+            "app-secrets",
+            "k",
+            "--generate",
+            "password",
+        ])
+        .expect("valid");
+        let Command::Secret(args) = cli.command else {
+            panic!("secret parsed as another verb")
+        };
+        assert_eq!(args.rotation.run.dry_run, DryRun::Client);
+        assert_eq!(
+            (args.secret.as_str(), args.key.as_str()),
+            ("app-secrets", "k")
+        );
+        for (flag, mode) in [
+            ("--dry-run=server", DryRun::Server),
+            ("--dry-run=client", DryRun::Client),
+            ("--dry-run=none", DryRun::None),
+        ] {
+            let cli = Cli::try_parse_from(["kubectl-rotate", "resume", flag, "app-secrets"])
+                .expect("valid");
+            let Command::Resume(args) = cli.command else {
+                panic!("resume parsed as another verb")
+            };
+            assert_eq!((args.dry_run, args.secret.as_str()), (mode, "app-secrets"));
+        }
+        // `--dry-run server` is `--dry-run` then a SECRET named server: one too many here.
+        let err = Cli::try_parse_from(["kubectl-rotate", "resume", "--dry-run", "server", "s"])
+            .expect_err("server is not taken as the value");
+        assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument);
+    }
+
+    #[test]
+    fn undoing_a_run_refuses_the_flags_it_would_ignore() {
+        for flag in [
+            &["--force"][..],
+            &["--strict"],
+            &["--show-secrets"],
+            &["--restart", "none"],
+        ] {
+            let mut argv = vec!["kubectl-rotate", "rollback", "s", "--run", "r1"];
+            argv.extend_from_slice(flag);
+            let err = Cli::try_parse_from(&argv).expect_err("ignored flag refused");
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{flag:?}"
+            );
+            assert_eq!(err.exit_code(), 2);
+        }
+        let cli = Cli::try_parse_from([
+            "kubectl-rotate",
+            "rollback",
+            "s",
+            "--run",
+            "r1",
+            "--dry-run=client",
+            "-y",
+            "--timeout",
+            "1m",
+            "--keep",
+            "3",
+        ])
+        .expect("the flags an undo honours");
+        let Command::Rollback(args) = cli.command else {
+            panic!("rollback parsed as another verb")
+        };
+        assert_eq!(args.run.dry_run, DryRun::Client);
     }
 
     #[test]

@@ -212,7 +212,129 @@ pub fn tests() -> Vec<(&'static str, TestFn)> {
             "sigterm_during_the_watch_stops_the_run_like_ctrl_c",
             sigterm_during_the_watch_stops_the_run_like_ctrl_c,
         ),
+        (
+            "dry_runs_of_resume_and_rollback_of_a_killed_run_change_nothing",
+            dry_runs_of_resume_and_rollback_of_a_killed_run_change_nothing,
+        ),
     ]
+}
+
+/// Every Secret, Deployment and Lease of the namespace with its resourceVersion: a write to any
+/// of them (even one that leaves the data alone) changes its resourceVersion.
+fn resource_versions(env: &TestEnv) -> Result<Vec<(String, String)>> {
+    let run = env.kubectl(&[
+        "get",
+        "secrets,deployments,leases",
+        "-n",
+        &env.namespace,
+        "-o",
+        "json",
+    ])?;
+    run.success()?;
+    let list: Value = serde_json::from_str(&run.stdout)?;
+    let mut versions: Vec<(String, String)> = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|item| {
+            (
+                format!(
+                    "{}/{}",
+                    item["kind"].as_str().unwrap_or_default(),
+                    item["metadata"]["name"].as_str().unwrap_or_default()
+                ),
+                item["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    versions.sort();
+    Ok(versions)
+}
+
+/// A dry run writes nothing: `secret --dry-run SECRET KEY` (the value-less flag, as kubectl's,
+/// is `client` and does not swallow SECRET), then, on a run killed after its patch,
+/// `rollback --run ID --dry-run=client` and `resume --dry-run=server` show the steps they would
+/// run and leave every Secret, Deployment and Lease (the dead run's lock) as they were, the run
+/// still unfinished; flags an undo would ignore are refused (exit 2).
+fn dry_runs_of_resume_and_rollback_of_a_killed_run_change_nothing(kubeconfig: &Path) -> Result<()> {
+    let env = TestEnv::new(kubeconfig, "dryrun")?;
+    env.seed_demo_app()?;
+    let before = resource_versions(&env)?;
+    let dry = env.rotate(&[
+        "secret",
+        "--dry-run",
+        "app-secrets",
+        "redis-password",
+        "--generate",
+        "password",
+    ])?;
+    dry.success()?;
+    ensure!(
+        dry.stdout.contains("Dry run (client): nothing was sent"),
+        "{}\n{}",
+        dry.stdout,
+        dry.stderr
+    );
+    ensure!(
+        resource_versions(&env)? == before,
+        "secret --dry-run changed an object"
+    );
+
+    let journal = env.kill_rotate_at(ROTATE_REDIS, "after:patch")?;
+    let id = journal["id"].as_str().context("a run id")?.to_string();
+    let killed = resource_versions(&env)?;
+    ensure!(
+        killed.iter().any(|(name, _)| name.starts_with("Lease/")),
+        "the dead run's lock is among the objects compared: {killed:?}"
+    );
+    let undo = env.rotate(&[
+        "rollback",
+        "app-secrets",
+        "--run",
+        &id,
+        "--dry-run=client",
+        "-y",
+    ])?;
+    undo.success()?;
+    let said = format!("{}{}", undo.stdout, undo.stderr);
+    for expected in [
+        format!("Would undo run {id}"),
+        "Dry run (client): nothing was written".to_string(),
+    ] {
+        ensure!(said.contains(&expected), "{expected}:\n{said}");
+    }
+    ensure!(
+        resource_versions(&env)? == killed,
+        "rollback --run --dry-run=client changed an object"
+    );
+    let resume = env.rotate(&["resume", "app-secrets", "--dry-run=server", "-y"])?;
+    resume.success()?;
+    let said = format!("{}{}", resume.stdout, resume.stderr);
+    for expected in [
+        format!("Would finish run {id}"),
+        "Dry run (server): the API server accepted".to_string(),
+    ] {
+        ensure!(said.contains(&expected), "{expected}:\n{said}");
+    }
+    ensure!(
+        resource_versions(&env)? == killed,
+        "resume --dry-run=server changed an object"
+    );
+    for flag in [&["--force"][..], &["--restart", "none"]] {
+        let mut args = vec!["rollback", "app-secrets", "--run", &id, "-y"];
+        args.extend_from_slice(flag);
+        env.rotate(&args)?.failure(2)?;
+    }
+    let (journal, _) = only_journal(&env)?;
+    ensure!(journal["state"] == "running", "{journal}");
+    ensure!(
+        resource_versions(&env)? == killed,
+        "a refused rollback changed an object"
+    );
+    Ok(())
 }
 
 const ROTATE_REDIS: &[&str] = &[

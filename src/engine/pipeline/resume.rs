@@ -11,15 +11,17 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
+use kube::api::PostParams;
 
-use super::RunOptions;
 use super::conclude::conclude;
 use super::prompt::{ask, note};
+use super::{DryRun, RunOptions};
 use crate::cluster::Cluster;
 use crate::engine::lock::{self, Holder};
 use crate::engine::runner::{self, Ending, Engine};
 use crate::interrupt::Interrupt;
 use crate::plan::journal::{self, Journal};
+use crate::plan::steps::{self, Step, StepStatus};
 use crate::ui::Printer;
 
 /// What to do with an unfinished run.
@@ -76,6 +78,9 @@ pub async fn continue_run(
         return Ok(crate::exit::SUCCESS);
     }
     runner::print_unfinished(&journal, false, printer);
+    if options.dry_run != DryRun::None {
+        return dry_run(&target, &stored, &journal, &how, options, printer).await;
+    }
     if !options.yes {
         confirm(printer, &how, &journal, &target.object)?;
     }
@@ -233,6 +238,106 @@ async fn take_over<'a>(
     )?))
 }
 
+/// A dry run of continuing the run in `journal` (read from `stored`): the steps it would run,
+/// then, for `server`, the journal's update sent with `dryRun=All`; no lock is taken, nothing
+/// is stored, no database or Redis server is reached.
+async fn dry_run(
+    target: &Target<'_>,
+    stored: &Secret,
+    journal: &Journal,
+    how: &Continue,
+    options: &RunOptions,
+    printer: &mut Printer,
+) -> Result<u8> {
+    for line in would_do(journal, how) {
+        note(printer, options, &line);
+    }
+    if options.dry_run == DryRun::Server {
+        let name = journal::journal_name(target.secret, &journal.id);
+        let params = PostParams {
+            dry_run: true,
+            field_manager: Some(crate::model::names::FIELD_MANAGER.to_string()),
+        };
+        target
+            .api
+            .replace(&name, &params, stored)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "the API server refused an update of the journal Secret {}/{name} (sent with dryRun=All): {}; \
+                     a real {} of the run would fail the same way",
+                    target.namespace,
+                    crate::cluster::short_error(&e),
+                    how.verb()
+                )
+            })?;
+    }
+    note(printer, options, closing_line(options.dry_run));
+    Ok(crate::exit::SUCCESS)
+}
+
+/// What continuing the run in `journal` would run, in words: for an undo not begun yet, the
+/// undo of every step that may have been applied, in reverse; otherwise the steps of the
+/// current phase that are not done (the one it stopped in is checked first).
+fn would_do(journal: &Journal, how: &Continue) -> Vec<String> {
+    let keys = journal.key_names();
+    let (title, planned): (String, Vec<Step>) = match how {
+        Continue::Undo { .. } if !journal.undoing => {
+            let forward: Vec<_> = journal
+                .steps
+                .iter()
+                .map(|s| (s.step.clone(), s.status))
+                .collect();
+            let now = crate::model::clock::now_rfc3339_millis();
+            (
+                format!(
+                    "\nWould undo run {} (every step that may have been applied, in reverse):",
+                    journal.id
+                ),
+                steps::plan_undo(&forward, journal.backup.as_deref(), &now),
+            )
+        }
+        _ => (
+            format!(
+                "\nWould {} run {} from {}:",
+                if journal.undoing {
+                    "go on undoing"
+                } else {
+                    "finish"
+                },
+                journal.id,
+                journal.where_stopped()
+            ),
+            journal
+                .steps_of(journal.phase())
+                .iter()
+                .filter(|s| s.status != StepStatus::Done)
+                .map(|s| s.step.clone())
+                .collect(),
+        ),
+    };
+    let mut lines = vec![title];
+    lines.extend(
+        planned
+            .iter()
+            .enumerate()
+            .map(|(i, step)| format!("  {}. {}", i + 1, step.describe(&journal.secret, &keys))),
+    );
+    lines
+}
+
+/// The last line of a dry run of a continued run: what it touched.
+fn closing_line(mode: DryRun) -> &'static str {
+    match mode {
+        DryRun::Server => {
+            "\nDry run (server): the API server accepted an update of the run's journal; nothing was stored, no lock taken."
+        }
+        _ => {
+            "\nDry run (client): nothing was written; the API server was only read (the run's journal)."
+        }
+    }
+}
+
 /// The line that starts the continued run's progress.
 fn heading(journal: &Journal) -> String {
     format!(
@@ -339,6 +444,92 @@ mod tests {
             "refusing to undo run 20261126-040000-ab12 of Secret prod/app-secrets without confirmation: \
              there is no terminal to ask on; review the steps above, then pass -y/--yes"
         );
+    }
+
+    /// The fixture's run stopped in its second step: the first done, the second started.
+    fn stopped_in_the_second_step() -> Journal {
+        let mut journal = fixtures::journal();
+        journal.state = RunState::Interrupted;
+        for (i, record) in journal.steps.iter_mut().enumerate() {
+            record.status = match i {
+                0 => StepStatus::Done,
+                1 => StepStatus::Started,
+                _ => StepStatus::Pending,
+            };
+        }
+        journal
+    }
+
+    #[test]
+    fn a_dry_run_of_resume_lists_the_steps_not_done_from_where_it_stopped() {
+        let journal = stopped_in_the_second_step();
+        let keys = journal.key_names();
+        let lines = would_do(&journal, &Continue::Finish);
+        assert_eq!(
+            lines[0],
+            format!(
+                "\nWould finish run {} from {}:",
+                journal.id,
+                journal.where_stopped()
+            )
+        );
+        let expected: Vec<String> = journal.steps[1..]
+            .iter()
+            .enumerate()
+            .map(|(i, r)| format!("  {}. {}", i + 1, r.step.describe("app-secrets", &keys)))
+            .collect();
+        assert!(expected.len() >= 2, "{expected:?}");
+        assert_eq!(lines[1..], expected[..]);
+    }
+
+    #[test]
+    fn a_dry_run_of_an_undo_lists_the_undo_of_the_steps_that_may_have_been_applied() {
+        let journal = stopped_in_the_second_step();
+        let keys = journal.key_names();
+        let lines = would_do(&journal, &Continue::Undo { id: "x".into() });
+        assert_eq!(
+            lines[0],
+            format!(
+                "\nWould undo run {} (every step that may have been applied, in reverse):",
+                journal.id
+            )
+        );
+        let forward: Vec<_> = journal
+            .steps
+            .iter()
+            .map(|s| (s.step.clone(), s.status))
+            .collect();
+        let undo = steps::plan_undo(&forward, journal.backup.as_deref(), "T");
+        assert!(!undo.is_empty());
+        assert_eq!(lines.len(), 1 + undo.len());
+        for (line, step) in lines[1..].iter().zip(&undo) {
+            assert!(
+                line.ends_with(&step.describe("app-secrets", &keys)),
+                "{line}"
+            );
+        }
+        // An undo already begun goes on with its own steps not done.
+        let mut begun = journal.clone();
+        begun.undoing = true;
+        begun.undo = undo.into_iter().map(journal::StepRecord::pending).collect();
+        begun.undo[0].status = StepStatus::Done;
+        let lines = would_do(&begun, &Continue::Undo { id: "x".into() });
+        assert!(
+            lines[0].starts_with("\nWould go on undoing run "),
+            "{}",
+            lines[0]
+        );
+        assert_eq!(lines.len(), begun.undo.len());
+    }
+
+    #[test]
+    fn a_dry_run_says_what_it_touched() {
+        assert!(closing_line(DryRun::Client).contains("nothing was written"));
+        assert!(
+            closing_line(DryRun::Server).contains("dryRun")
+                || closing_line(DryRun::Server).contains("nothing was stored")
+        );
+        assert_ne!(closing_line(DryRun::Client), closing_line(DryRun::Server));
     }
 
     #[test]
