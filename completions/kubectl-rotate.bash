@@ -856,7 +856,7 @@ _kubectl__rotate() {
             return 0
             ;;
         kubectl__rotate__subcmd__resume)
-            opts="-y -o -n -h -V --timeout --yes --output --keep --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version"
+            opts="-y -o -n -h -V --timeout --yes --output --keep --dry-run --namespace --context --kubeconfig --cluster --user --as --as-group --request-timeout --config --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -876,6 +876,10 @@ _kubectl__rotate() {
                     ;;
                 --keep)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dry-run)
+                    COMPREPLY=($(compgen -W "none client server" -- "${cur}"))
                     return 0
                     ;;
                 --namespace)

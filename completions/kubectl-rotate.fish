@@ -78,7 +78,7 @@ complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand secret" -l
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand secret" -l length -d 'With --generate: bytes of randomness (characters for `token`)' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand secret" -l restart -d 'Which workloads to restart: `auto` (every consumer of the key), `none`, or a comma-separated list such as deployment/api,statefulset/db' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand secret" -l timeout -d 'How long to wait for the restarted workloads to roll out' -r
-complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand secret" -l dry-run -d '`client`: preview only, nothing sent. `server`: the API server validates the change and stores nothing' -r -f -a "none\t''
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand secret" -l dry-run -d '`client`: preview only, nothing sent. `server`: the API server validates the change and stores nothing. The value is given with `=` only, as kubectl\'s (`--dry-run` alone is `client`)' -r -f -a "none\t''
 client\t''
 server\t''"
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand secret" -s o -l output -d 'Output format of the result' -r -f -a "text\t'A table for people'
@@ -108,10 +108,10 @@ complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand secret" -s
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand secret" -s V -l version -d 'Print version'
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -l to -d 'The backup to restore from (default: the newest backup of SECRET)' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -l from-file -d 'Restore from a backup file written by `kubectl rotate backup --to-file`' -r -F
-complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -l run -d 'Undo the unfinished run RUN (its id, as `kubectl rotate status` shows it): every applied step, in reverse' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -l run -d 'Undo the unfinished run RUN (its id, as `kubectl rotate status` shows it): every applied step, in reverse. A run is undone as its journal recorded it: --restart, --force, --strict and --show-secrets do not apply and are refused' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -l restart -d 'Which workloads to restart: `auto` (every consumer of the key), `none`, or a comma-separated list such as deployment/api,statefulset/db' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -l timeout -d 'How long to wait for the restarted workloads to roll out' -r
-complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -l dry-run -d '`client`: preview only, nothing sent. `server`: the API server validates the change and stores nothing' -r -f -a "none\t''
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -l dry-run -d '`client`: preview only, nothing sent. `server`: the API server validates the change and stores nothing. The value is given with `=` only, as kubectl\'s (`--dry-run` alone is `client`)' -r -f -a "none\t''
 client\t''
 server\t''"
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand rollback" -s o -l output -d 'Output format of the result' -r -f -a "text\t'A table for people'
@@ -139,6 +139,9 @@ complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand resume" -l
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand resume" -s o -l output -d 'Output format of the result' -r -f -a "text\t'A table for people'
 json\t'A stable JSON object for scripts (documented in the README)'"
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand resume" -l keep -d 'How many backups of the Secret to keep once the run succeeds' -r
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand resume" -l dry-run -d '`client`: show the steps it would run, nothing sent. `server`: also send the journal\'s update with dryRun=All; nothing is stored, no lock taken. The value is given with `=` only (`--dry-run` alone is `client`)' -r -f -a "none\t''
+client\t''
+server\t''"
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand resume" -s n -l namespace -d 'Namespace to work in (default: the context\'s namespace, else "default")' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand resume" -l context -d 'The kubeconfig context to use (default: the current context)' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand resume" -l kubeconfig -d 'Path to the kubeconfig file; only this file is loaded (default: $KUBECONFIG, else ~/.kube/config)' -r -F
@@ -249,7 +252,7 @@ complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l length -d 'With --generate: bytes of randomness (characters for `token`)' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l restart -d 'Which workloads to restart: `auto` (every consumer of the key), `none`, or a comma-separated list such as deployment/api,statefulset/db' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l timeout -d 'How long to wait for the restarted workloads to roll out' -r
-complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l dry-run -d '`client`: preview only, nothing sent. `server`: the API server validates the change and stores nothing' -r -f -a "none\t''
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -l dry-run -d '`client`: preview only, nothing sent. `server`: the API server validates the change and stores nothing. The value is given with `=` only, as kubectl\'s (`--dry-run` alone is `client`)' -r -f -a "none\t''
 client\t''
 server\t''"
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand openai" -s o -l output -d 'Output format of the result' -r -f -a "text\t'A table for people'
@@ -298,7 +301,7 @@ complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" 
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -l length -d 'With --generate: bytes of randomness (characters for `token`)' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -l restart -d 'Which workloads to restart: `auto` (every consumer of the key), `none`, or a comma-separated list such as deployment/api,statefulset/db' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -l timeout -d 'How long to wait for the restarted workloads to roll out' -r
-complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -l dry-run -d '`client`: preview only, nothing sent. `server`: the API server validates the change and stores nothing' -r -f -a "none\t''
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -l dry-run -d '`client`: preview only, nothing sent. `server`: the API server validates the change and stores nothing. The value is given with `=` only, as kubectl\'s (`--dry-run` alone is `client`)' -r -f -a "none\t''
 client\t''
 server\t''"
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand postgres" -s o -l output -d 'Output format of the result' -r -f -a "text\t'A table for people'
@@ -347,7 +350,7 @@ complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l 
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l length -d 'With --generate: bytes of randomness (characters for `token`)' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l restart -d 'Which workloads to restart: `auto` (every consumer of the key), `none`, or a comma-separated list such as deployment/api,statefulset/db' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l timeout -d 'How long to wait for the restarted workloads to roll out' -r
-complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l dry-run -d '`client`: preview only, nothing sent. `server`: the API server validates the change and stores nothing' -r -f -a "none\t''
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -l dry-run -d '`client`: preview only, nothing sent. `server`: the API server validates the change and stores nothing. The value is given with `=` only, as kubectl\'s (`--dry-run` alone is `client`)' -r -f -a "none\t''
 client\t''
 server\t''"
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand redis" -s o -l output -d 'Output format of the result' -r -f -a "text\t'A table for people'
@@ -396,7 +399,7 @@ complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l length -d 'With --generate: bytes of randomness (characters for `token`)' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l restart -d 'Which workloads to restart: `auto` (every consumer of the key), `none`, or a comma-separated list such as deployment/api,statefulset/db' -r
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l timeout -d 'How long to wait for the restarted workloads to roll out' -r
-complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l dry-run -d '`client`: preview only, nothing sent. `server`: the API server validates the change and stores nothing' -r -f -a "none\t''
+complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -l dry-run -d '`client`: preview only, nothing sent. `server`: the API server validates the change and stores nothing. The value is given with `=` only, as kubectl\'s (`--dry-run` alone is `client`)' -r -f -a "none\t''
 client\t''
 server\t''"
 complete -c kubectl-rotate -n "__fish_kubectl_rotate_using_subcommand encryption-key" -s o -l output -d 'Output format of the result' -r -f -a "text\t'A table for people'

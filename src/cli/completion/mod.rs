@@ -323,6 +323,8 @@ fn read_flag<'c>(line: &mut Line<'c>, word: &str) -> Option<&'c Arg> {
                 line.flags.push(arg, value);
                 None
             }
+            // `--dry-run` takes its value only as `--dry-run=MODE`: the next word is not it.
+            (true, None) if arg.is_require_equals_set() => None,
             (true, None) => Some(arg),
             (false, _) => None,
         };
@@ -758,6 +760,15 @@ mod tests {
         assert_eq!(flags.last("namespace"), Some("prod"));
         assert_eq!(flags.last("context"), Some("staging"));
         assert_eq!(flags.last("kubeconfig"), Some("/k"));
+    }
+
+    #[test]
+    fn the_word_after_a_bare_dry_run_is_the_secret_not_the_mode() {
+        let lookup = FakeLookup::default().with(&Query::Secrets, &["app-secrets", "db"]);
+        let completion = run(&["secret", "--dry-run", "a"], &lookup);
+        assert_eq!(values_of(&completion), ["app-secrets"]);
+        let asked = lookup.asked.borrow();
+        assert_eq!(asked[0].0, Query::Secrets);
     }
 
     #[test]
