@@ -402,14 +402,7 @@ async fn start(
         .process_group(0)
         .kill_on_drop(true);
     crate::netns::enter(&mut command);
-    // SAFETY: prctl(2) is async-signal-safe. The app gets SIGTERM if the fake kubelet dies
-    // (`scripts/cluster.sh down` stops it with SIGTERM), so no app outlives its cluster.
-    unsafe {
-        command.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            Ok(())
-        });
-    }
+    end_with_this_process(&mut command);
     command
         .spawn()
         .map_err(|e| format!("starting {}: {e}", runner.binary.display()))
@@ -885,6 +878,18 @@ async fn patch(
             pod.namespace().unwrap_or_default(),
             crate::describe(&err)
         );
+    }
+}
+
+/// Makes `command`'s process get SIGTERM when the fake kubelet dies, however it dies
+/// (`scripts/cluster.sh down` stops it with SIGTERM), so nothing it started outlives its cluster.
+pub fn end_with_this_process(command: &mut tokio::process::Command) {
+    // SAFETY: prctl(2) is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
     }
 }
 

@@ -134,13 +134,7 @@ impl Streams {
             .stdin(Stdio::null())
             .kill_on_drop(true);
         crate::netns::enter(&mut command);
-        // SAFETY: prctl(2) is async-signal-safe. It ends with this process, however it ends.
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
-        }
+        crate::app::end_with_this_process(&mut command);
         let mut child = command
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
